@@ -1,0 +1,183 @@
+"""The one configuration schema: a TOML file validated into typed, frozen objects.
+
+Every section forbids unknown keys so a typo is refused at start, and every error
+names the dotted key that was wrong. Validation is pure: it never touches the
+disk or the network; directories are created by the code that uses them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_SAMPLES_DIR = PROJECT_ROOT / "samples"
+
+DeviceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(_Section):
+    """Who this device is and where it keeps its state."""
+
+    id: DeviceId = "cam-demo-01"
+    """Device identifier: lower-case letters, digits and dashes; part of every MQTT topic."""
+    state_dir: Path = Path("/var/lib/raqib")
+    """Outbox, watchlist cache, evidence. Under systemd this is StateDirectory=."""
+
+
+class CaptureConfig(_Section):
+    """Where frames come from."""
+
+    source: Literal["file", "images", "v4l2", "rtsp", "picamera2"] = "file"
+    uri: str = str(DEFAULT_SAMPLES_DIR / "street_clip.mp4")
+    """File path, image folder, /dev/videoN (or index), rtsp:// URL; ignored for picamera2."""
+    width: int = Field(1280, ge=160, le=3840)
+    height: int = Field(720, ge=120, le=2160)
+    fps: float = Field(25.0, gt=0, le=120)
+    realtime: bool = False
+    """Replay files at their recorded speed (True) or as fast as the reader keeps up."""
+    loop: bool = False
+    """Replay the file again when it ends (bench and soak runs)."""
+    queue_size: int = Field(4, ge=1, le=256)
+    """Frames held between capture and reader; the oldest is dropped when full."""
+    reconnect_s: float = Field(2.0, gt=0, le=300)
+    """Wait before reopening a live source that failed."""
+
+
+class ReaderConfig(_Section):
+    """The on-device plate reader (detector + recogniser, int8 TFLite)."""
+
+    models_dir: Path = DEFAULT_MODELS_DIR
+    num_threads: int = Field(1, ge=1, le=8)
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    """Reads below this confidence are discarded before tracking."""
+    every_nth_frame: int = Field(1, ge=1, le=30)
+
+
+class TrackerConfig(_Section):
+    """Multi-frame voting: one vehicle passing makes one read."""
+
+    gap_s: float = Field(1.0, gt=0, le=30)
+    """A track closes when its plate has not been seen for this long."""
+    min_reads: int = Field(2, ge=1, le=100)
+    """A track needs this many frame reads before it may raise a hit."""
+    retention_s: float = Field(300.0, ge=0, le=86400)
+    """Non-matching reads are kept in memory this long, then forgotten (privacy)."""
+
+
+class WatchlistConfig(_Section):
+    """The list of wanted vehicles cached on the device."""
+
+    path: Path = DEFAULT_SAMPLES_DIR / "watchlist.csv"
+    fuzzy: bool = True
+    fuzzy_min_confidence: float = Field(0.8, ge=0.0, le=1.0)
+    """A fuzzy (OCR-confusion) match needs a read at least this confident."""
+
+
+class MqttConfig(_Section):
+    """Connection to the HQ broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("raqib/v1", pattern=r"^[a-z0-9_/-]+[a-z0-9_-]$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    ack_timeout_s: float = Field(10.0, gt=0, le=600)
+    """A message not acknowledged by HQ within this time is sent again."""
+    reconnect_max_s: float = Field(30.0, ge=1, le=3600)
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MqttConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
+class AlertConfig(_Section):
+    """How the officer is told about a hit."""
+
+    adapter: Literal["simulated", "gpio"] = "simulated"
+    gpio_led: int = Field(17, ge=0, le=40)
+    gpio_buzzer: int = Field(27, ge=0, le=40)
+
+
+class HqConfig(_Section):
+    """The HQ side (ingest, admin, audit)."""
+
+    database_url: str = "sqlite:////var/lib/raqib-hq/hq.sqlite"
+    workers: int = Field(1, ge=1, le=64)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "text"
+
+
+class RaqibConfig(_Section):
+    """The whole configuration; each section may be omitted to take its defaults."""
+
+    device: DeviceConfig = DeviceConfig()
+    capture: CaptureConfig = CaptureConfig()
+    reader: ReaderConfig = ReaderConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
+    mqtt: MqttConfig = MqttConfig()
+    alert: AlertConfig = AlertConfig()
+    hq: HqConfig = HqConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> RaqibConfig:
+    """Validate an already-parsed mapping; raises ConfigError naming each bad key."""
+    try:
+        return RaqibConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_describe(exc)}") from exc
+
+
+def load_config(path: Path | None) -> RaqibConfig:
+    """Read and validate a TOML config file; ``None`` gives the defaults (the demo)."""
+    if path is None:
+        return RaqibConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def with_overrides(config: RaqibConfig, **sections: dict[str, Any]) -> RaqibConfig:
+    """Return a copy with some keys of some sections replaced, re-validated."""
+    data = config.model_dump()
+    for name, values in sections.items():
+        data[name] = {**data[name], **values}
+    return parse_config(data)

@@ -1,0 +1,72 @@
+"""Plate reads, watchlist matches and hits: the values the pipeline hands along."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PlateFormat = Literal["MA", "FR", "EU", "UNKNOWN"]
+MatchKind = Literal["exact", "fuzzy"]
+Box = tuple[int, int, int, int]
+"""x, y, width, height in pixels of the frame, top-left origin."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    """One plate read in one frame, text already in canonical form (see agent.reader.plate_text)."""
+
+    text: str
+    format: PlateFormat
+    confidence: float
+    box: Box
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistEntry:
+    """A wanted vehicle: canonical plate and why it is wanted."""
+
+    plate: str
+    reason: str
+    case_ref: str = ""
+    priority: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A read matched a watchlist entry, exactly or under OCR confusion."""
+
+    entry: WatchlistEntry
+    kind: MatchKind
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedRead:
+    """The voted read of one vehicle passing: many frame reads, one best text."""
+
+    text: str
+    format: PlateFormat
+    confidence: float
+    first_seen: float
+    last_seen: float
+    n_reads: int
+    box: Box
+    frame_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class GnssFix:
+    lat: float
+    lon: float
+    accuracy_m: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A tracked read that matched the watchlist: what the officer and HQ are told."""
+
+    device_id: str
+    read: TrackedRead
+    match: Match
+    gnss: GnssFix | None = None
+    crop_jpeg: bytes = field(default=b"", repr=False)
