@@ -51,6 +51,7 @@ class TrackedRead:
     n_reads: int
     box: Box
     frame_index: int
+    track_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,36 @@
+# The two commands of the quick start are `make demo` and `make test`; each sets itself up.
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-work
+
+.PHONY: setup setup-train demo test lint bench models sample clean
+
+setup:
+	@scripts/setup.sh dev
+
+setup-train:
+	@scripts/setup.sh dev,train
+
+demo: setup
+	rm -rf $(DEMO_DIR)
+	$(BIN)/raqib demo --workdir $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/raqib bench
+
+models: setup-train
+	$(BIN)/python models/train_recogniser.py --out models/
+
+sample: setup
+	$(BIN)/python scripts/render_sample_clip.py --out samples/
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,172 @@
+"""The `raqib` command: run the agent, the demo, benchmarks and the HQ services."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.config import RaqibConfig, load_config
+from agent.errors import RaqibError
+from agent.logs import setup_logging
+
+log = logging.getLogger("raqib")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _cmd_run(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.daemon import Agent
+
+    agent = Agent(config)
+    agent.install_signal_handlers()
+    agent.start()
+    try:
+        agent.run(until_end=args.until_end)
+    finally:
+        agent.shutdown()
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.demo import run_demo
+
+    result = run_demo(config, args.workdir)
+    print(result.summary(), flush=True)
+    return EXIT_OK if result.lost == 0 and result.sent > 0 else EXIT_ERROR
+
+
+def _cmd_bench(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.bench import SECTIONS, machine_description, run_bench
+
+    if args.section and args.section not in SECTIONS:
+        print(
+            f"unknown bench section {args.section!r}; choose from {', '.join(SECTIONS)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    figures = run_bench(config, args.section)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"machine: {machine_description()}")
+        for name, value in figures.items():
+            print(f"{name:>24}: {value}")
+    return EXIT_OK
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _cmd_hq_ingest(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.hq.db import HqDatabase
+    from agent.hq.ingest import IngestService
+
+    db = HqDatabase(config.hq.database_url)
+    services = [
+        IngestService(config.mqtt, db, client_id=f"hq-ingest-{i}") for i in range(args.workers)
+    ]
+    for service in services:
+        service.start()
+    log.info("hq ingest running", extra={"workers": len(services)})
+    try:
+        _wait_for_signal()
+    finally:
+        for service in services:
+            service.stop()
+        db.close()
+    return EXIT_OK
+
+
+def _cmd_hq_hits(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.hq.db import HqDatabase
+
+    db = HqDatabase(config.hq.database_url)
+    try:
+        for row in db.list_hits(device_id=args.device, limit=args.limit):
+            row.pop("crop_jpeg", None)
+            print(json.dumps(row, default=str))
+    finally:
+        db.close()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    common.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=argparse.SUPPRESS,
+        help="override logging.format",
+    )
+    parser = argparse.ArgumentParser(prog="raqib", description=__doc__, parents=[common])
+    parser.set_defaults(config=None, log_format=None)
+    parser.add_argument("--version", action="version", version=f"raqib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser
+
+    def sub_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        return add(name, help=help_text, parents=[common])
+
+    run = sub_parser("run", "run the device agent")
+    run.add_argument("--until-end", action="store_true", help="exit when a file source ends")
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub_parser("demo", "broker + HQ ingest + agent on the sample clip")
+    demo.add_argument("--workdir", type=Path, help="keep all demo state here (default: temp dir)")
+    demo.set_defaults(handler=_cmd_demo)
+
+    bench = sub_parser("bench", "measure speed; prints figures")
+    bench.add_argument("section", nargs="?", help="one section (default: all)")
+    bench.add_argument("--json", action="store_true", help="one JSON object of figures")
+    bench.set_defaults(handler=_cmd_bench)
+
+    hq = sub_parser("hq", "headquarters services").add_subparsers(dest="hq_command", required=True)
+    ingest = hq.add_parser("ingest", help="store hits arriving over MQTT", parents=[common])
+    ingest.add_argument("--workers", type=int, default=None, help="default: hq.workers")
+    ingest.set_defaults(handler=_cmd_hq_ingest)
+    hits = hq.add_parser("hits", help="list stored hits as JSON lines", parents=[common])
+    hits.add_argument("--device", help="only this device")
+    hits.add_argument("--limit", type=int, default=100)
+    hits.set_defaults(handler=_cmd_hq_hits)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # `raqib --config F run` and `raqib run --config F` both work.
+    try:
+        config = load_config(args.config)
+    except RaqibError as exc:
+        print(f"raqib: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(config.logging.level, args.log_format or config.logging.format)
+    if getattr(args, "workers", 0) is None:
+        args.workers = config.hq.workers
+    handler: Callable[[argparse.Namespace, RaqibConfig], int] = args.handler
+    try:
+        return handler(args, config)
+    except RaqibError as exc:
+        log.error("%s", exc)
+        print(f"raqib: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Frame → plate reads → tracks → watchlist hits: the pure core of the agent.
+
+No threads, sockets or files here: the daemon feeds frames in and takes hits
+out, and the benchmark drives exactly the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import cv2
+
+from agent.errors import FrameError
+from agent.frames import Frame, Image
+from agent.reader.base import PlateReader
+from agent.reads import Box, Hit, TrackedRead
+from agent.tracking import Tracker
+from agent.watchlist.matcher import Matcher
+
+log = logging.getLogger(__name__)
+
+MAX_REMEMBERED_TRACKS = 4096
+CROP_JPEG_QUALITY = 85
+
+
+def crop_jpeg(image: Image, box: Box, margin: float = 0.15) -> bytes:
+    """JPEG of the plate with a margin, for the HQ operator to see what was read."""
+    x, y, w, h = box
+    dx, dy = int(w * margin), int(h * margin)
+    height, width = image.shape[:2]
+    x0, y0 = max(0, x - dx), max(0, y - dy)
+    x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
+    if x1 <= x0 or y1 <= y0:
+        return b""
+    ok, buffer = cv2.imencode(
+        ".jpg", image[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
+    )
+    return buffer.tobytes() if ok else b""
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    frames: int = 0
+    skipped: int = 0
+    bad_frames: int = 0
+    reads: int = 0
+    tracks: int = 0
+    hits: int = 0
+
+
+class Pipeline:
+    """Reads plates in frames and turns each wanted vehicle passing into one Hit."""
+
+    def __init__(
+        self,
+        reader: PlateReader,
+        tracker: Tracker,
+        matcher: Matcher,
+        device_id: str,
+        every_nth_frame: int = 1,
+    ) -> None:
+        self.reader = reader
+        self.tracker = tracker
+        self.matcher = matcher
+        self.device_id = device_id
+        self._every_nth = every_nth_frame
+        self._hit_tracks: OrderedDict[int, None] = OrderedDict()
+        self.stats = PipelineStats()
+
+    def replace_matcher(self, matcher: Matcher) -> None:
+        """Swap in a new watchlist atomically (a reference assignment)."""
+        self.matcher = matcher
+
+    def process(self, frame: Frame) -> list[Hit]:
+        """Hits newly raised by this frame; a frame the reader refuses is counted and skipped."""
+        self.stats.frames += 1
+        if frame.index % self._every_nth:
+            self.stats.skipped += 1
+            return []
+        try:
+            reads = self.reader.read(frame.image)
+        except FrameError as exc:
+            self.stats.bad_frames += 1
+            log.warning("reader: skipping bad frame: %s", exc, extra={"frame": frame.index})
+            return []
+        self.stats.reads += len(reads)
+        hits = []
+        for tracked in self.tracker.observe(reads, frame.timestamp, frame.index):
+            hit = self._check(tracked, frame)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+    def _check(self, tracked: TrackedRead, frame: Frame) -> Hit | None:
+        if tracked.track_id in self._hit_tracks:
+            return None
+        self.stats.tracks += 1
+        match = self.matcher.match(tracked.text, tracked.confidence)
+        if match is None:
+            return None
+        self._hit_tracks[tracked.track_id] = None
+        if len(self._hit_tracks) > MAX_REMEMBERED_TRACKS:
+            self._hit_tracks.popitem(last=False)
+        self.stats.hits += 1
+        return Hit(self.device_id, tracked, match, crop_jpeg=crop_jpeg(frame.image, tracked.box))

@@ -1,0 +1,133 @@
+"""Multi-frame tracking and voting: one vehicle passing makes one read.
+
+Frame reads whose texts agree up to OCR confusion and one edit, seen within
+``gap_s`` of each other, belong to one track. A track is *confirmed* as soon as
+it has ``min_reads`` reads (so the officer is alerted while the car is still in
+view, not after it has gone), and its voted text is the one with the largest
+summed confidence; should later frames change the vote, the track is reported
+again with the same ``track_id`` so a late correct read still counts. Closed
+tracks are kept ``retention_s`` for "what did we just pass?" and then
+forgotten: unmatched reads never leave the device.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from agent.reads import Box, PlateFormat, PlateRead, TrackedRead
+from agent.watchlist.confusion import fold
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """True when a and b differ by at most one substitution, insertion or deletion."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    key: str
+    first_seen: float
+    last_seen: float
+    votes: dict[str, float] = field(default_factory=dict)
+    formats: dict[str, PlateFormat] = field(default_factory=dict)
+    best_box: Box = (0, 0, 0, 0)
+    best_conf: float = 0.0
+    frame_index: int = 0
+    n_reads: int = 0
+    reported_text: str = ""
+
+    def add(self, read: PlateRead, timestamp: float, frame_index: int) -> None:
+        self.votes[read.text] = self.votes.get(read.text, 0.0) + read.confidence
+        self.formats[read.text] = read.format
+        self.last_seen = timestamp
+        self.n_reads += 1
+        if read.confidence >= self.best_conf:
+            self.best_conf, self.best_box, self.frame_index = read.confidence, read.box, frame_index
+
+    def leading_text(self) -> str:
+        return max(self.votes, key=self.votes.__getitem__)
+
+    def voted(self) -> TrackedRead:
+        text = self.leading_text()
+        confidence = self.votes[text] / self.n_reads
+        return TrackedRead(
+            text=text,
+            format=self.formats[text],
+            confidence=confidence,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            n_reads=self.n_reads,
+            box=self.best_box,
+            frame_index=self.frame_index,
+            track_id=self.track_id,
+        )
+
+
+class Tracker:
+    """Groups frame reads into vehicle tracks; pure logic, time passed in."""
+
+    def __init__(self, gap_s: float = 1.0, min_reads: int = 2, retention_s: float = 300.0) -> None:
+        self._gap_s = gap_s
+        self._min_reads = min_reads
+        self._retention_s = retention_s
+        self._open: list[_Track] = []
+        self._next_id = 1
+        self._recent: deque[tuple[float, TrackedRead]] = deque()
+
+    def observe(
+        self, reads: list[PlateRead], timestamp: float, frame_index: int
+    ) -> list[TrackedRead]:
+        """Add one frame's reads; returns tracks confirmed, or whose vote changed, in this frame."""
+        self._close_stale(timestamp)
+        changed = []
+        for read in reads:
+            track = self._find(read.text)
+            if track is None:
+                track = _Track(self._next_id, fold(read.text), timestamp, timestamp)
+                self._next_id += 1
+                self._open.append(track)
+            track.add(read, timestamp, frame_index)
+            if track.n_reads >= self._min_reads and track.leading_text() != track.reported_text:
+                track.reported_text = track.leading_text()
+                changed.append(track.voted())
+        return changed
+
+    def _find(self, text: str) -> _Track | None:
+        key = fold(text)
+        for track in self._open:
+            if within_one_edit(track.key, key):
+                return track
+        return None
+
+    def _close_stale(self, now: float) -> None:
+        still_open = []
+        for track in self._open:
+            if now - track.last_seen > self._gap_s:
+                self._recent.append((track.last_seen, track.voted()))
+            else:
+                still_open.append(track)
+        self._open = still_open
+        while self._recent and now - self._recent[0][0] > self._retention_s:
+            self._recent.popleft()
+
+    def flush(self, now: float) -> None:
+        """Close every open track (end of footage)."""
+        self._close_stale(now + self._gap_s + 1e-6)
+
+    def recent(self, now: float) -> list[TrackedRead]:
+        """Vehicles passed within the retention window, newest first."""
+        self._close_stale(now)
+        return [read for _, read in reversed(self._recent)] + [t.voted() for t in self._open]
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self._open)

@@ -1,0 +1,1 @@
+"""Board-specific adapters (Pi camera, GPIO alert, GNSS, watchdog), each with a simulator."""

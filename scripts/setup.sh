@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, then .venv with raqib.
+# Usage: scripts/setup.sh [EXTRAS]   (EXTRAS defaults to "dev"; e.g. "dev,train")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${1:-dev}"
+python="${PYTHON:-python3.11}"
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+stamp=".venv/.installed-${extras//,/-}"
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $python"
+    "$python" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing raqib[$extras] into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[$extras]"
+    touch "$stamp"
+fi
+.venv/bin/raqib --version
