@@ -113,6 +113,17 @@ class AlertConfig(_Section):
     gpio_buzzer: int = Field(27, ge=0, le=40)
 
 
+class GnssConfig(_Section):
+    """Where the position attached to each hit comes from."""
+
+    adapter: Literal["none", "replay", "serial", "gpsd"] = "replay"
+    path: Path = DEFAULT_SAMPLES_DIR / "route.nmea"
+    """NMEA log to replay (simulator) or serial device of the receiver."""
+    gpsd_port: int = Field(2947, ge=1, le=65535)
+    max_age_s: float = Field(10.0, gt=0, le=3600)
+    """A fix older than this is not attached to a hit."""
+
+
 class HqConfig(_Section):
     """The HQ side (ingest, admin, audit)."""
 
@@ -135,6 +146,7 @@ class RaqibConfig(_Section):
     watchlist: WatchlistConfig = WatchlistConfig()
     mqtt: MqttConfig = MqttConfig()
     alert: AlertConfig = AlertConfig()
+    gnss: GnssConfig = GnssConfig()
     hq: HqConfig = HqConfig()
     logging: LoggingConfig = LoggingConfig()
 

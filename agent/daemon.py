@@ -8,6 +8,7 @@ the network: with no broker the agent keeps reading and queues its hits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -21,7 +22,7 @@ from agent.alerts import Alerter, make_alert_adapter
 from agent.capture.factory import open_source
 from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
-from agent.config import RaqibConfig
+from agent.config import GnssConfig, RaqibConfig
 from agent.envelope import encode_message
 from agent.errors import StorageError, WatchlistError
 from agent.messages import HIT_KIND, hit_body
@@ -35,6 +36,7 @@ from agent.transport.topics import Topics
 from agent.transport.uplink import Uplink
 from agent.watchlist.matcher import Matcher
 from agent.watchlist.plain import load_plain_watchlist
+from firmware_glue.gnss import GnssAdapter, GpsdGnss, NmeaReplayGnss, NmeaSerialGnss
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,16 @@ def load_matcher(config: RaqibConfig) -> Matcher:
         entries = []
     log.info("watchlist loaded", extra={"entries": len(entries)})
     return Matcher(entries, config.watchlist.fuzzy, config.watchlist.fuzzy_min_confidence)
+
+
+def make_gnss(config: GnssConfig) -> GnssAdapter | None:
+    if config.adapter == "replay":
+        return NmeaReplayGnss(config.path, max_age_s=config.max_age_s)
+    if config.adapter == "serial":
+        return NmeaSerialGnss(config.path, max_age_s=config.max_age_s)
+    if config.adapter == "gpsd":
+        return GpsdGnss(port=config.gpsd_port, max_age_s=config.max_age_s)
+    return None
 
 
 def make_reader(config: RaqibConfig) -> PlateReader:
@@ -89,6 +101,9 @@ class Agent:
             reader, tracker, load_matcher(cfg), cfg.device.id, cfg.reader.every_nth_frame
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
+        self.gnss = make_gnss(cfg.gnss)
+        if self.gnss is not None:
+            self.gnss.start()
         self.outbox = Outbox(state_dir / "outbox.sqlite")
         self.uplink = Uplink(cfg.mqtt, cfg.device.id, self.outbox)
         self.uplink.start()
@@ -130,6 +145,8 @@ class Agent:
         self.pipeline.tracker.flush(time.time())
 
     def _on_hit(self, hit: Hit) -> None:
+        if self.gnss is not None:
+            hit = dataclasses.replace(hit, gnss=self.gnss.latest())
         self.stats.hits_raised += 1
         self.alerter.alert(hit)
         self._save(hit)
@@ -175,6 +192,8 @@ class Agent:
         self.uplink.stop(timeout=5.0)
         self.outbox.close()
         self.alerter.close()
+        if self.gnss is not None:
+            self.gnss.stop()
         log.info("agent stopped", extra=self.status())
 
     def status(self) -> dict[str, object]:

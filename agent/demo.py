@@ -69,6 +69,7 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
     with LocalBroker(workdir=workdir / "broker") as broker:
         config = demo_config(base, workdir, broker.port)
         db = HqDatabase(config.hq.database_url)
+        before = db.count_hits()  # a reused work directory keeps earlier runs' hits
         ingest = IngestService(config.mqtt, db, on_stored=_print_hit)
         ingest.start()
         try:
@@ -82,7 +83,7 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
                 agent.shutdown()
         finally:
             ingest.stop()
-        stored = db.count_hits()
+        stored = db.count_hits() - before
         db.close()
     print(f"demo: work directory {workdir}", flush=True)
     return DemoResult(

@@ -23,7 +23,8 @@ def write_video(path: Path, n_frames: int = N_FRAMES, fragmented: bool = False) 
     """An H.264 MP4 whose frame i is filled with grey level 5*i (so order is checkable)."""
     options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast", "g": "10"})
+        codec_options = {"preset": "ultrafast", "g": "10"}
+        stream = container.add_stream("libx264", rate=25, options=codec_options)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for i in range(n_frames):
             image = np.full((240, 320, 3), 5 * i, np.uint8)
@@ -161,3 +162,34 @@ def test_worker_loops_a_file_when_asked(video: Path) -> None:
         time.sleep(0.05)
     worker.stop()
     assert queue.stats().put > 2 * N_FRAMES
+
+
+def test_absent_usb_camera_is_a_capture_error() -> None:
+    from agent.capture.live import V4l2Source
+
+    with pytest.raises(CaptureError, match="cannot open camera"):
+        list(V4l2Source("/dev/video99", 640, 480, 25).frames())
+
+
+def test_rtsp_source_refuses_a_non_rtsp_url_and_hides_credentials() -> None:
+    from agent.capture.live import RtspSource
+
+    with pytest.raises(CaptureError, match="not an RTSP URL"):
+        RtspSource("http://camera/stream")
+    assert "secret" not in RtspSource("rtsp://admin:secret@10.1.2.3/stream").name
+
+
+def test_unreachable_rtsp_camera_is_a_capture_error() -> None:
+    from agent.capture.live import RtspSource
+
+    with pytest.raises(CaptureError, match="cannot open"):
+        list(RtspSource("rtsp://127.0.0.1:9/none", timeout_s=1.0).frames())
+
+
+def test_pi_camera_adapter_says_picamera2_is_missing_off_the_pi() -> None:
+    from firmware_glue.camera import Picamera2Source, picamera2_available
+
+    if picamera2_available():
+        pytest.skip("running on a Pi with picamera2")  # the real camera is tested on the board
+    with pytest.raises(CaptureError, match="picamera2 is not installed"):
+        list(Picamera2Source(1280, 720, 25).frames())

@@ -88,3 +88,8 @@ def test_config_is_immutable() -> None:
     config = parse_config({})
     with pytest.raises(ValueError, match="frozen"):
         config.capture.queue_size = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["agent.example.toml", "hq.example.toml"])
+def test_shipped_example_configs_are_valid(name: str) -> None:
+    load_config(Path(__file__).resolve().parent.parent / "deploy" / name)

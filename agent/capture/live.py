@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import av
 import av.error
 import cv2
 
 from agent.errors import CaptureError
-from agent.frames import Frame
+from agent.frames import Frame, Image
 
 
 class V4l2Source:
@@ -46,7 +47,7 @@ class V4l2Source:
                 if not ok or image is None:
                     raise CaptureError(f"camera {self._device} stopped delivering frames")
                 pts_s = time.monotonic() - start
-                yield Frame(index, time.time(), pts_s, image)
+                yield Frame(index, time.time(), pts_s, cast(Image, image))
                 index += 1
         finally:
             self.close()
@@ -84,7 +85,7 @@ class RtspSource:
                     index,
                     time.time(),
                     time.monotonic() - start,
-                    av_frame.to_ndarray(format="bgr24"),
+                    cast(Image, av_frame.to_ndarray(format="bgr24")),
                 )
                 index += 1
         except av.error.FFmpegError as exc:

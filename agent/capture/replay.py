@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import av
 import av.error
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from agent.errors import CaptureError, FrameError
-from agent.frames import Frame
+from agent.frames import Frame, Image
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class VideoFileSource:
             for av_frame in container.decode(stream):
                 pts_s = float(av_frame.time) if av_frame.time is not None else index / rate
                 pacer.wait(pts_s)
-                image = av_frame.to_ndarray(format="bgr24")
+                image = cast(Image, av_frame.to_ndarray(format="bgr24"))
                 yield Frame(index=index, timestamp=epoch + pts_s, pts_s=pts_s, image=image)
                 index += 1
         except (av.error.FFmpegError, ValueError) as exc:

@@ -37,7 +37,7 @@ def load_plain_watchlist(path: Path) -> list[WatchlistEntry]:
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise WatchlistError(f"{path}: missing column(s) {', '.join(missing)}")
-            entries = []
+            entries: list[WatchlistEntry] = []
             for line, row in enumerate(reader, start=2):
                 if len(entries) >= MAX_ENTRIES:
                     raise WatchlistError(f"{path}: more than {MAX_ENTRIES} entries")
