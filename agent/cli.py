@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -61,6 +62,30 @@ def _cmd_bench(args: argparse.Namespace, config: RaqibConfig) -> int:
         for name, value in figures.items():
             print(f"{name:>24}: {value}")
     return EXIT_OK
+
+
+STATUS_STALE_S = 30.0
+
+
+def _cmd_status(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from agent.metrics import read_status
+
+    status = read_status(Path(config.device.state_dir))
+    if status is None:
+        print(
+            f"raqib: no status in {config.device.state_dir}: is the agent running?", file=sys.stderr
+        )
+        return EXIT_ERROR
+    written = status.pop("written_at", 0.0)
+    age = time.time() - float(written) if isinstance(written, int | float) else float("inf")
+    status["status_age_s"] = round(age, 1)
+    status["agent_running"] = age < STATUS_STALE_S
+    if args.json:
+        print(json.dumps(status))
+    else:
+        for name, value in status.items():
+            print(f"{name:>20}: {value}")
+    return EXIT_OK if status["agent_running"] else EXIT_ERROR
 
 
 def _wait_for_signal() -> None:
@@ -128,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub_parser("demo", "broker + HQ ingest + agent on the sample clip")
     demo.add_argument("--workdir", type=Path, help="keep all demo state here (default: temp dir)")
     demo.set_defaults(handler=_cmd_demo)
+
+    status = sub_parser("status", "local health of the agent on this device")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(handler=_cmd_status)
 
     bench = sub_parser("bench", "measure speed; prints figures")
     bench.add_argument("section", nargs="?", help="one section (default: all)")

@@ -131,6 +131,15 @@ class HqConfig(_Section):
     workers: int = Field(1, ge=1, le=64)
 
 
+class StatusConfig(_Section):
+    """Local health reporting: the status file and the Prometheus endpoint."""
+
+    interval_s: float = Field(5.0, gt=0, le=3600)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535)
+    """Prometheus endpoint port on ``metrics_host``; 0 turns it off."""
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "text"
@@ -148,6 +157,7 @@ class RaqibConfig(_Section):
     alert: AlertConfig = AlertConfig()
     gnss: GnssConfig = GnssConfig()
     hq: HqConfig = HqConfig()
+    status: StatusConfig = StatusConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -26,6 +27,7 @@ from agent.config import GnssConfig, RaqibConfig
 from agent.envelope import encode_message
 from agent.errors import StorageError, WatchlistError
 from agent.messages import HIT_KIND, hit_body
+from agent.metrics import MetricsServer, write_status
 from agent.pipeline import Pipeline
 from agent.reader.base import PlateReader
 from agent.reads import Hit
@@ -42,6 +44,13 @@ log = logging.getLogger(__name__)
 
 FRAME_WAIT_S = 0.2
 MAX_UNSAVED_HITS = 1000
+
+
+def disk_free_mb(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free // 2**20
+    except OSError:
+        return -1
 
 
 def load_matcher(config: RaqibConfig) -> Matcher:
@@ -89,6 +98,7 @@ class Agent:
         self.stats = AgentStats()
         self.notifier = SystemdNotifier()
         self.topics = Topics(config.mqtt.topic_prefix, config.device.id)
+        self._fps_mark = (time.monotonic(), 0)
 
     def start(self) -> None:
         """Bring the agent up in order; only a missing model or state dir is fatal."""
@@ -112,8 +122,21 @@ class Agent:
             lambda: open_source(cfg.capture), self.queue, cfg.capture.loop, cfg.capture.reconnect_s
         )
         self.capture.start()
+        self.metrics = self._start_metrics()
         self.notifier.ready(f"reading plates from {cfg.capture.source}")
         log.info("agent started", extra={"device": cfg.device.id, "source": cfg.capture.source})
+
+    def _start_metrics(self) -> MetricsServer | None:
+        cfg = self.config.status
+        if cfg.metrics_port == 0:
+            return None
+        try:
+            server = MetricsServer(self.status, cfg.metrics_host, cfg.metrics_port)
+        except OSError as exc:
+            log.error("metrics endpoint not started: %s", exc, extra={"port": cfg.metrics_port})
+            return None
+        server.start()
+        return server
 
     def stop(self) -> None:
         """Ask the main loop to finish (signal-safe)."""
@@ -129,7 +152,7 @@ class Agent:
 
     def run(self, until_end: bool = False) -> None:
         """Main loop: frames to hits until stopped, or until the source ends if ``until_end``."""
-        next_ping = 0.0
+        next_ping = next_status = 0.0
         while not self._stop.is_set():
             frame = self.queue.get(FRAME_WAIT_S)
             if frame is not None:
@@ -142,6 +165,9 @@ class Agent:
             if self.notifier.watchdog_interval_s is not None and now >= next_ping:
                 self.notifier.watchdog()
                 next_ping = now + self.notifier.watchdog_interval_s
+            if now >= next_status:
+                write_status(Path(self.config.device.state_dir), self.status())
+                next_status = now + self.config.status.interval_s
         self.pipeline.tracker.flush(time.time())
 
     def _on_hit(self, hit: Hit) -> None:
@@ -188,6 +214,8 @@ class Agent:
     def shutdown(self) -> None:
         """Stop threads and close storage; safe to call once after start."""
         self.notifier.stopping()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.capture.stop()
         self.uplink.stop(timeout=5.0)
         self.outbox.close()
@@ -196,16 +224,26 @@ class Agent:
             self.gnss.stop()
         log.info("agent stopped", extra=self.status())
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, float | int | bool | str | None]:
+        """Local health figures: status file, Prometheus endpoint, final log line."""
         q = self.queue.stats()
         p = self.pipeline.stats
+        now = time.monotonic()
+        fps = (p.frames - self._fps_mark[1]) / max(1e-6, now - self._fps_mark[0])
+        self._fps_mark = (now, p.frames)
         return {
+            "device": self.config.device.id,
             "frames": p.frames,
+            "camera_fps": round(fps, 1),
             "frames_dropped": q.dropped,
             "bad_frames": p.bad_frames,
             "reads": p.reads,
+            "reader_ms": round(p.read_ms_ema, 2),
             "hits": self.stats.hits_raised,
             "hits_unsaved": len(self._unsaved),
             "capture_errors": self.capture.errors,
+            "watchlist_entries": len(self.pipeline.matcher),
+            "outbox_depth": self.outbox.depth(),
             "mqtt_connected": self.uplink.connected,
+            "disk_free_mb": disk_free_mb(Path(self.config.device.state_dir)),
         }

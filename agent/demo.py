@@ -53,6 +53,7 @@ def demo_config(base: RaqibConfig, workdir: Path, broker_port: int) -> RaqibConf
         device={"state_dir": str(workdir / "device")},
         mqtt={"host": "127.0.0.1", "port": broker_port},
         hq={"database_url": f"sqlite:///{workdir / 'hq' / 'hq.sqlite'}"},
+        status={"metrics_port": 0},
     )
 
 

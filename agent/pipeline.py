@@ -7,6 +7,7 @@ out, and the benchmark drives exactly the same code.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class PipelineStats:
     reads: int = 0
     tracks: int = 0
     hits: int = 0
+    read_ms_ema: float = 0.0
 
 
 class Pipeline:
@@ -79,6 +81,7 @@ class Pipeline:
         if frame.index % self._every_nth:
             self.stats.skipped += 1
             return []
+        started = time.perf_counter()
         try:
             reads = self.reader.read(frame.image)
         except FrameError as exc:
@@ -86,6 +89,8 @@ class Pipeline:
             log.warning("reader: skipping bad frame: %s", exc, extra={"frame": frame.index})
             return []
         self.stats.reads += len(reads)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.stats.read_ms_ema += 0.05 * (elapsed_ms - self.stats.read_ms_ema)
         hits = []
         for tracked in self.tracker.observe(reads, frame.timestamp, frame.index):
             hit = self._check(tracked, frame)

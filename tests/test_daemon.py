@@ -1,0 +1,250 @@
+"""The agent end to end on real parts: sample clip, shipped models, Mosquitto, SQLite HQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.broker import LocalBroker
+from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config
+from agent.daemon import Agent
+from agent.hq.db import HqDatabase
+from agent.hq.ingest import IngestService
+from firmware_glue.alert import SimulatedAlert
+
+CLIP = DEFAULT_SAMPLES_DIR / "street_clip.mp4"
+TRUTH = json.loads((DEFAULT_SAMPLES_DIR / "street_clip.truth.json").read_text(encoding="utf-8"))
+WATCHLIST = DEFAULT_SAMPLES_DIR / "watchlist.csv"
+
+
+def watchlisted_plates_in_clip() -> set[str]:
+    listed = {line.split(",")[0] for line in WATCHLIST.read_text(encoding="utf-8").splitlines()[1:]}
+    return {v["plate"] for v in TRUTH["vehicles"]} & listed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def agent_config(tmp_path: Path, port: int, **capture: object) -> RaqibConfig:
+    return parse_config(
+        {
+            "device": {"id": "cam-test-01", "state_dir": str(tmp_path / "device")},
+            "capture": {"uri": str(CLIP), **capture},
+            "mqtt": {"port": port, "ack_timeout_s": 2.0, "reconnect_max_s": 1.0},
+            "hq": {"database_url": f"sqlite:///{tmp_path / 'hq.sqlite'}"},
+            "status": {"metrics_port": 0, "interval_s": 0.5},
+        }
+    )
+
+
+def write_toml(path: Path, config: RaqibConfig) -> Path:
+    lines = []
+    for section, values in config.model_dump(mode="json").items():
+        lines.append(f"[{section}]")
+        lines += [
+            f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    with LocalBroker(workdir=tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture
+def hq(tmp_path: Path, broker: LocalBroker) -> Iterator[HqDatabase]:
+    config = agent_config(tmp_path, broker.port)
+    db = HqDatabase(config.hq.database_url)
+    ingest = IngestService(config.mqtt, db)
+    ingest.start()
+    yield db
+    ingest.stop()
+    db.close()
+
+
+@pytest.mark.broker
+def test_sample_clip_hits_reach_hq_once_each(
+    tmp_path: Path, broker: LocalBroker, hq: HqDatabase
+) -> None:
+    agent = Agent(agent_config(tmp_path, broker.port))
+    agent.start()
+    try:
+        agent.run(until_end=True)
+        assert agent.wait_delivered(20)
+    finally:
+        agent.shutdown()
+    stored = {row["plate"] for row in hq.list_hits()}
+    assert stored == watchlisted_plates_in_clip()
+    assert hq.count_hits() == agent.stats.hits_raised == len(stored)
+    assert isinstance(agent.alerter.adapter, SimulatedAlert)
+    assert len(agent.alerter.adapter.events) == len(stored)
+    rows = hq.list_hits()
+    assert all(row["crop_jpeg"][:2] == b"\xff\xd8" for row in rows)  # a JPEG of the plate
+
+
+@pytest.mark.broker
+def test_broker_absent_at_start_agent_keeps_reading_and_delivers_later(tmp_path: Path) -> None:
+    port = free_port()
+    agent = Agent(agent_config(tmp_path, port))
+    agent.start()
+    try:
+        agent.run(until_end=True)  # the whole clip is read with no broker at all
+        assert agent.stats.hits_raised == len(watchlisted_plates_in_clip())
+        assert agent.outbox.depth() == agent.stats.hits_raised
+        assert not agent.uplink.connected
+        with LocalBroker(port=port, workdir=tmp_path / "broker") as broker:
+            config = agent_config(tmp_path, broker.port)
+            db = HqDatabase(config.hq.database_url)
+            ingest = IngestService(config.mqtt, db)
+            ingest.start()
+            try:
+                assert agent.wait_delivered(30)
+                assert db.count_hits() == agent.stats.hits_raised
+            finally:
+                ingest.stop()
+                db.close()
+    finally:
+        agent.shutdown()
+
+
+@pytest.mark.broker
+def test_broken_watchlist_file_runs_with_an_empty_list(tmp_path: Path) -> None:
+    bad = tmp_path / "list.csv"
+    bad.write_bytes(b"\x00\xff not a csv")
+    config = agent_config(tmp_path, free_port())
+    config = parse_config({**config.model_dump(), "watchlist": {"path": str(bad)}})
+    agent = Agent(config)
+    agent.start()
+    try:
+        agent.run(until_end=True)
+    finally:
+        agent.shutdown()
+    assert agent.pipeline.stats.reads > 0
+    assert agent.stats.hits_raised == 0
+
+
+def start_agent_process(
+    config_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class LogWatcher:
+    """Collects a child process's output on a thread so tests can wait for a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._process = process
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def text(self) -> str:
+        self._thread.join(5)
+        return "".join(self.lines)
+
+
+def test_sigterm_stops_the_agent_cleanly(tmp_path: Path) -> None:
+    config = agent_config(tmp_path, free_port(), loop=True, realtime=True)
+    process = start_agent_process(write_toml(tmp_path / "raqib.toml", config))
+    watcher = LogWatcher(process)
+    try:
+        assert watcher.wait_for("agent started"), watcher.text()
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+    output = watcher.text()
+    assert "signal received, stopping" in output
+    assert "agent stopped" in output
+
+
+def test_corrupt_video_is_reported_and_the_daemon_keeps_running(tmp_path: Path) -> None:
+    data = bytearray(CLIP.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 4000] = b"\xff" * 4000
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(bytes(data))
+    config = agent_config(tmp_path, free_port(), uri=str(corrupt))
+    process = start_agent_process(write_toml(tmp_path / "raqib.toml", config))
+    watcher = LogWatcher(process)
+    try:
+        assert watcher.wait_for("corrupt or truncated"), watcher.text()
+        time.sleep(1.0)
+        assert process.poll() is None  # still running after the bad file
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+    assert "agent stopped" in watcher.text()
+
+
+def test_systemd_gets_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(30)
+        config = agent_config(tmp_path, free_port(), loop=True, realtime=True)
+        env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
+        process = start_agent_process(write_toml(tmp_path / "raqib.toml", config), env)
+        watcher = LogWatcher(process)
+        messages: list[str] = []
+        try:
+            while not any("WATCHDOG=1" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            process.send_signal(signal.SIGTERM)
+            while not any("STOPPING=1" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            assert process.wait(timeout=20) == 0
+        finally:
+            process.kill()
+            watcher.text()
+    assert messages[0].startswith("READY=1")
+
+
+def test_bad_config_exits_with_usage_error_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "raqib.toml"
+    path.write_text("[capture]\nqueue_size = -1\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "capture.queue_size" in result.stderr
