@@ -1,0 +1,1 @@
+"""Device-to-HQ transport: topic scheme, durable outbox and the MQTT uplink."""
