@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -139,18 +140,6 @@ def test_broken_watchlist_file_runs_with_an_empty_list(tmp_path: Path) -> None:
     assert agent.stats.hits_raised == 0
 
 
-def start_agent_process(
-    config_path: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
 class LogWatcher:
     """Collects a child process's output on a thread so tests can wait for a line."""
 
@@ -178,17 +167,34 @@ class LogWatcher:
         return "".join(self.lines)
 
 
+@contextlib.contextmanager
+def agent_process(
+    config_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], LogWatcher]]:
+    """`raqib run --config` as a child process; killed and reaped on exit."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    ) as process:
+        watcher = LogWatcher(process)
+        try:
+            yield process, watcher
+        finally:
+            process.kill()
+            process.wait(10)
+            watcher.text()
+
+
 def test_sigterm_stops_the_agent_cleanly(tmp_path: Path) -> None:
     config = agent_config(tmp_path, free_port(), loop=True, realtime=True)
-    process = start_agent_process(write_toml(tmp_path / "raqib.toml", config))
-    watcher = LogWatcher(process)
-    try:
+    with agent_process(write_toml(tmp_path / "raqib.toml", config)) as (process, watcher):
         assert watcher.wait_for("agent started"), watcher.text()
         time.sleep(1.0)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-    finally:
-        process.kill()
     output = watcher.text()
     assert "signal received, stopping" in output
     assert "agent stopped" in output
@@ -200,16 +206,12 @@ def test_corrupt_video_is_reported_and_the_daemon_keeps_running(tmp_path: Path) 
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(bytes(data))
     config = agent_config(tmp_path, free_port(), uri=str(corrupt))
-    process = start_agent_process(write_toml(tmp_path / "raqib.toml", config))
-    watcher = LogWatcher(process)
-    try:
+    with agent_process(write_toml(tmp_path / "raqib.toml", config)) as (process, watcher):
         assert watcher.wait_for("corrupt or truncated"), watcher.text()
         time.sleep(1.0)
         assert process.poll() is None  # still running after the bad file
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-    finally:
-        process.kill()
     assert "agent stopped" in watcher.text()
 
 
@@ -220,19 +222,15 @@ def test_systemd_gets_ready_watchdog_and_stopping(tmp_path: Path) -> None:
         sock.settimeout(30)
         config = agent_config(tmp_path, free_port(), loop=True, realtime=True)
         env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
-        process = start_agent_process(write_toml(tmp_path / "raqib.toml", config), env)
-        watcher = LogWatcher(process)
         messages: list[str] = []
-        try:
+        config_path = write_toml(tmp_path / "raqib.toml", config)
+        with agent_process(config_path, env) as (process, _watcher):
             while not any("WATCHDOG=1" in m for m in messages):
                 messages.append(sock.recv(4096).decode())
             process.send_signal(signal.SIGTERM)
             while not any("STOPPING=1" in m for m in messages):
                 messages.append(sock.recv(4096).decode())
             assert process.wait(timeout=20) == 0
-        finally:
-            process.kill()
-            watcher.text()
     assert messages[0].startswith("READY=1")
 
 

@@ -1,0 +1,107 @@
+"""The on-device plate reader: detector -> crop -> recogniser -> canonical text.
+
+``ModelPlateReader`` implements :class:`agent.reader.base.PlateReader`. For each
+plate the detector finds, the crop (box plus a small margin, the margins the
+recogniser was trained with) is read by the int8 CTC recogniser, the raw tokens
+are canonicalised (agent.reader.plate_text), and the read is kept only if its
+confidence reaches ``min_confidence`` and its text is a valid plate of a known
+format (``UNKNOWN`` reads are dropped unless ``keep_unknown``). One text is
+reported once per frame (the most confident box).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.config import ReaderConfig
+from agent.errors import FrameError
+from agent.frames import Image
+from agent.reader.detector import ContourDetector, Detector
+from agent.reader.plate_text import canonicalize, is_valid
+from agent.reader.recogniser import Recogniser
+from agent.reads import Box, PlateRead
+
+RECOGNISER_FILE = "recogniser.tflite"
+MARGIN_X = 0.05
+"""Crop margin on each side, as a share of the box width."""
+MARGIN_Y = 0.12
+"""Crop margin above and below, as a share of the box height."""
+MIN_FRAME_SIDE = 16
+MAX_PLATES_PER_FRAME = 8
+
+
+def check_frame(image: Any) -> Image:
+    """Return ``image`` if it is an H x W x 3 uint8 array, else raise ``FrameError``."""
+    if not isinstance(image, np.ndarray):
+        raise FrameError(f"frame must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise FrameError(f"frame must be uint8 BGR, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise FrameError(f"frame must be H x W x 3 (BGR), got shape {image.shape}")
+    if image.shape[0] < MIN_FRAME_SIDE or image.shape[1] < MIN_FRAME_SIDE:
+        raise FrameError(f"frame is too small: {image.shape[1]}x{image.shape[0]}")
+    return image
+
+
+def crop_box(image: Image, box: Box) -> tuple[Image, Box]:
+    """The crop of ``box`` widened by the recogniser's margins, clipped to the image."""
+    x, y, w, h = box
+    mx, my = round(w * MARGIN_X), round(h * MARGIN_Y)
+    x0, y0 = max(x - mx, 0), max(y - my, 0)
+    x1, y1 = min(x + w + mx, image.shape[1]), min(y + h + my, image.shape[0])
+    return image[y0:y1, x0:x1], (x0, y0, x1 - x0, y1 - y0)
+
+
+class ModelPlateReader:
+    """Reads plates with the shipped models in ``models_dir``.
+
+    Raises ``ModelError`` at construction if a model file is missing or corrupt.
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        num_threads: int = 1,
+        min_confidence: float = 0.5,
+        *,
+        detector: Detector | None = None,
+        keep_unknown: bool = False,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.min_confidence = min_confidence
+        self.keep_unknown = keep_unknown
+        self.detector: Detector = detector if detector is not None else ContourDetector()
+        self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
+
+    @classmethod
+    def from_config(cls, config: ReaderConfig) -> ModelPlateReader:
+        """A reader built from the ``[reader]`` configuration section."""
+        return cls(config.models_dir, config.num_threads, config.min_confidence)
+
+    def read(self, image: Image) -> list[PlateRead]:
+        """Every plate read in the BGR frame, most confident first."""
+        frame = check_frame(image)
+        best: dict[str, PlateRead] = {}
+        for box, _score in self.detector.detect(frame)[:MAX_PLATES_PER_FRAME]:
+            crop, _ = crop_box(frame, box)
+            if crop.shape[0] < 2 or crop.shape[1] < 2:
+                continue
+            raw, confidence = self.recogniser.read(crop)
+            if confidence < self.min_confidence:
+                continue
+            text, fmt = canonicalize(raw)
+            if not is_valid(text, fmt) or (fmt == "UNKNOWN" and not self.keep_unknown):
+                continue
+            previous = best.get(text)
+            if previous is None or previous.confidence < confidence:
+                best[text] = PlateRead(text, fmt, confidence, box)
+        return sorted(best.values(), key=lambda r: r.confidence, reverse=True)
+
+
+def from_config(config: ReaderConfig) -> ModelPlateReader:
+    """Same as :meth:`ModelPlateReader.from_config`."""
+    return ModelPlateReader.from_config(config)

@@ -1,0 +1,230 @@
+"""The shipped int8 models read plates: real inference, no mocks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from agent.config import ReaderConfig
+from agent.errors import FrameError, ModelError
+from agent.frames import Image
+from agent.reader.backend import QuantizedModel, load_interpreter
+from agent.reader.ctc import greedy_decode
+from agent.reader.detector import ContourDetector
+from agent.reader.pipeline import ModelPlateReader, crop_box
+from agent.reader.plate_text import canonicalize
+from agent.reader.recogniser import Recogniser
+from agent.reads import PlateFormat
+from agent.synth.plates import random_plate_text, render_plate
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(scope="module")
+def reader() -> ModelPlateReader:
+    return ModelPlateReader(MODELS)
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> list[Image]:
+    with av.open(str(SAMPLES / "street_clip.mp4")) as container:
+        return [
+            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
+        ]
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict[str, object]:
+    data: dict[str, object] = json.loads(
+        (SAMPLES / "street_clip.truth.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _plate_on_car(text: str, rng: np.random.Generator) -> tuple[Image, tuple[int, int, int, int]]:
+    """A freshly rendered plate on a dark bumper: the crop a detector box gives."""
+    plate = render_plate(text, rng, height=int(rng.integers(28, 48)))
+    h, w = plate.shape[:2]
+    scene = np.full((h * 3, w * 2, 3), 40, np.uint8)
+    y, x = h, w // 2
+    scene[y : y + h, x : x + w] = plate
+    return scene, (x, y, w, h)
+
+
+def test_recogniser_reads_freshly_rendered_plates(reader: ModelPlateReader) -> None:
+    rng = np.random.default_rng(2024)
+    formats: list[PlateFormat] = ["MA", "FR"]
+    correct = 0
+    for i in range(50):
+        text = random_plate_text(rng, formats[i % 2])
+        scene, box = _plate_on_car(text, rng)
+        crop, _ = crop_box(scene, box)
+        raw, _confidence = reader.recogniser.read(crop)
+        correct += canonicalize(raw)[0] == text
+    assert correct >= 45, f"read {correct}/50 plates exactly"
+
+
+def test_reader_finds_a_rendered_plate_in_a_frame_with_its_box(reader: ModelPlateReader) -> None:
+    rng = np.random.default_rng(7)
+    frame = np.full((720, 1280, 3), 80, np.uint8)
+    plate = render_plate("48213-D-27", rng, height=40)
+    frame[380:460, 500:740] = 30  # plate recess
+    frame[400:440, 531:720] = plate
+    reads = reader.read(frame)
+    assert [(r.text, r.format) for r in reads] == [("48213-D-27", "MA")]
+    x, y, w, h = reads[0].box
+    assert abs(x - 531) <= 3 and abs(y - 400) <= 3 and abs(w - 189) <= 6 and abs(h - 40) <= 4
+    assert 0.5 <= reads[0].confidence <= 1.0
+
+
+def test_reading_the_sample_clip_finds_every_watchlisted_plate_in_it(
+    reader: ModelPlateReader, clip_frames: list[Image], truth: dict[str, object]
+) -> None:
+    with (SAMPLES / "watchlist.csv").open(encoding="utf-8") as fh:
+        listed = {row["plate"] for row in csv.DictReader(fh)}
+    vehicles = truth["vehicles"]
+    assert isinstance(vehicles, list)
+    in_clip = {v["plate"] for v in vehicles}
+    wanted = listed & in_clip
+    assert len(wanted) == 3
+    counts: dict[str, int] = {}
+    for frame in clip_frames[::3]:
+        for read in reader.read(frame):
+            counts[read.text] = counts.get(read.text, 0) + 1
+    assert all(counts.get(plate, 0) >= 3 for plate in wanted), counts
+    assert not (listed - in_clip) & counts.keys()  # the other listed plates are never read
+    true_reads = sum(n for text, n in counts.items() if text in in_clip)
+    assert true_reads >= 0.9 * sum(counts.values()), counts
+
+
+def test_detector_finds_the_clip_plates_quickly(
+    clip_frames: list[Image], truth: dict[str, object]
+) -> None:
+    detector = ContourDetector()
+    vehicles = truth["vehicles"]
+    assert isinstance(vehicles, list)
+    found = total = 0
+    start = time.perf_counter()
+    for index in range(0, len(clip_frames), 2):
+        boxes = [b for b, _ in detector.detect(clip_frames[index])]
+        for v in vehicles:
+            gt = v["boxes"].get(str(index))
+            if gt is None:
+                continue
+            total += 1
+            found += any(_iou(b, gt) >= 0.5 for b in boxes)
+    per_frame_ms = (time.perf_counter() - start) * 1000 / len(clip_frames[::2])
+    assert found >= 0.95 * total, f"recall {found}/{total}"
+    assert per_frame_ms < 10
+
+
+def _iou(a: tuple[int, int, int, int], b: list[int]) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
+
+
+def test_reader_is_built_from_the_reader_config() -> None:
+    reader = ModelPlateReader.from_config(ReaderConfig(min_confidence=0.9))
+    assert reader.min_confidence == 0.9
+
+
+def test_an_empty_road_gives_no_reads(reader: ModelPlateReader) -> None:
+    assert reader.read(np.full((720, 1280, 3), 80, np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((720, 1280, 3), np.float32),
+        np.zeros((720, 1280, 3), np.uint16),
+        np.zeros((720, 1280), np.uint8),
+        np.zeros((720, 1280, 4), np.uint8),
+        np.zeros((8, 8, 3), np.uint8),
+        [[0, 0, 0]],
+    ],
+    ids=["float32", "uint16", "gray", "bgra", "tiny", "list"],
+)
+def test_a_frame_of_wrong_dtype_or_shape_raises_frame_error(
+    reader: ModelPlateReader, frame: object
+) -> None:
+    with pytest.raises(FrameError):
+        reader.read(frame)  # type: ignore[arg-type]
+
+
+def test_a_missing_model_raises_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        ModelPlateReader(tmp_path)
+
+
+def test_a_corrupt_model_raises_model_error(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "recogniser.json", tmp_path / "recogniser.json")
+    (tmp_path / "recogniser.tflite").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        ModelPlateReader(tmp_path)
+
+
+def test_a_truncated_model_raises_model_error(tmp_path: Path) -> None:
+    data = (MODELS / "recogniser.tflite").read_bytes()
+    (tmp_path / "m.tflite").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelError):
+        load_interpreter(tmp_path / "m.tflite", 1)
+
+
+def test_model_metadata_without_charset_raises_model_error(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "recogniser.tflite", tmp_path / "recogniser.tflite")
+    (tmp_path / "recogniser.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ModelError, match="charset"):
+        Recogniser(tmp_path / "recogniser.tflite")
+
+
+def test_quantized_model_takes_uint8_and_returns_float_logits() -> None:
+    model = QuantizedModel(MODELS / "recogniser.tflite")
+    meta = json.loads((MODELS / "recogniser.json").read_text(encoding="utf-8"))
+    assert model.input_shape == (1, meta["input"]["height"], meta["input"]["width"], 1)
+    assert model.input_dtype == np.uint8
+    out = model.invoke(np.zeros(model.input_shape, np.uint8))
+    assert out.dtype == np.float32
+    assert out.shape == (1, meta["output"]["time_steps"], len(meta["charset"]) + 1)
+    with pytest.raises(ValueError, match="uint8"):
+        model.invoke(np.zeros(model.input_shape, np.float32))
+
+
+def test_greedy_ctc_merges_repeats_drops_blanks_and_multiplies_peaks() -> None:
+    # classes: 0 blank, 1 "A", 2 "B"; path A A _ A B _ -> "AAB"
+    probs = np.array(
+        [
+            [0.1, 0.8, 0.1],
+            [0.1, 0.9, 0.0],
+            [0.9, 0.05, 0.05],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.1, 0.8],
+            [0.98, 0.01, 0.01],
+        ],
+        np.float32,
+    )
+    text, confidence = greedy_decode(np.log(probs + 1e-9), "AB")
+    assert text == "AAB"
+    assert confidence == pytest.approx(0.9 * 0.7 * 0.8, rel=1e-3)
+
+
+def test_greedy_ctc_of_all_blank_output_is_empty_with_zero_confidence() -> None:
+    logits = np.zeros((6, 3), np.float32)
+    logits[:, 0] = 5.0
+    assert greedy_decode(logits, "AB") == ("", 0.0)
+
+
+def test_greedy_ctc_refuses_scores_that_do_not_match_the_charset() -> None:
+    with pytest.raises(ValueError, match="charset"):
+        greedy_decode(np.zeros((6, 4), np.float32), "AB")
