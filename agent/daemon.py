@@ -119,7 +119,10 @@ class Agent:
         self.uplink.start()
         self.queue = FrameQueue(cfg.capture.queue_size)
         self.capture = CaptureWorker(
-            lambda: open_source(cfg.capture), self.queue, cfg.capture.loop, cfg.capture.reconnect_s
+            lambda: open_source(cfg.capture),
+            self.queue,
+            loop=cfg.capture.loop,
+            reconnect_s=cfg.capture.reconnect_s,
         )
         self.capture.start()
         self.metrics = self._start_metrics()

@@ -193,3 +193,14 @@ def test_pi_camera_adapter_says_picamera2_is_missing_off_the_pi() -> None:
         pytest.skip("running on a Pi with picamera2")  # the real camera is tested on the board
     with pytest.raises(CaptureError, match="picamera2 is not installed"):
         list(Picamera2Source(1280, 720, 25).frames())
+
+
+def test_every_sink_gets_every_frame_and_a_slow_one_drops_only_its_own(video: Path) -> None:
+    reader_queue, recorder_queue = FrameQueue(2), FrameQueue(10_000)
+    worker = CaptureWorker(lambda: VideoFileSource(video), reader_queue, recorder_queue)
+    worker.start()
+    assert worker.wait(timeout=20)
+    assert recorder_queue.stats().depth == N_FRAMES
+    assert recorder_queue.stats().dropped == 0
+    assert reader_queue.stats().depth == 2
+    assert reader_queue.stats().dropped == N_FRAMES - 2

@@ -1,4 +1,7 @@
-"""The capture thread: pulls frames from a source into the bounded queue.
+"""The capture thread: pulls frames from a source into bounded queues.
+
+Each frame goes to every sink queue (the plate reader's, the recorder's); a
+slow consumer loses its own oldest frames, never another consumer's.
 
 Failures never escape: a live source is reopened after a pause, a file source
 that is corrupt part way is reported and ends (its good frames were already
@@ -25,11 +28,12 @@ class CaptureWorker:
         self,
         make_source: Callable[[], FrameSource],
         queue: FrameQueue,
+        *extra_sinks: FrameQueue,
         loop: bool = False,
         reconnect_s: float = 2.0,
     ) -> None:
         self._make_source = make_source
-        self._queue = queue
+        self._sinks = (queue, *extra_sinks)
         self._loop = loop
         self._reconnect_s = reconnect_s
         self._stop = threading.Event()
@@ -63,7 +67,8 @@ class CaptureWorker:
                 if failed:
                     self._stop.wait(self._reconnect_s)
         finally:
-            self._queue.close()
+            for sink in self._sinks:
+                sink.close()
 
     def _pump(self, source: FrameSource) -> bool:
         """Feed frames until the source ends; True if it failed (reported and counted)."""
@@ -71,7 +76,8 @@ class CaptureWorker:
             for frame in source.frames():
                 if self._stop.is_set():
                     return False
-                self._queue.put(frame)
+                for sink in self._sinks:
+                    sink.put(frame)
         except (FrameError, CaptureError) as exc:
             self.errors += 1
             self.last_error = str(exc)
