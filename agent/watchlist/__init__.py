@@ -1,1 +1,5 @@
-"""The watchlist cached on the device and the matcher that checks reads against it."""
+"""The signed watchlist: format, verification, device cache, matcher and admin tools.
+
+See docs/watchlist.md. The device uses :class:`agent.watchlist.manager.WatchlistManager`;
+admins use ``raqib watchlist ...`` (:mod:`agent.watchlist.cli`).
+"""

@@ -1,0 +1,234 @@
+"""The device's watchlist: trusted root + cache + the current matcher, and update handling.
+
+:meth:`WatchlistManager.handle_update` is what the MQTT subscription calls with
+a payload. It never raises for bad input: every refusal is logged once with its
+reason, recorded in the cache for the status report, and returned as an
+:class:`UpdateResult` for the caller to publish to HQ; the current list stays.
+An accepted update is indexed in memory first, then stored in one
+transaction, then the matcher is swapped in one assignment: a reader never
+sees half a list, and a failure before the swap changes nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.errors import StorageError, WatchlistError
+from agent.watchlist.cache import WatchlistCache
+from agent.watchlist.content import EntryTable
+from agent.watchlist.errors import CacheTamperedError, ReplayError, WatchlistRefusedError
+from agent.watchlist.format import Metadata, Root, decode_bundle
+from agent.watchlist.matcher import EditPolicy, Matcher
+from agent.watchlist.verify import CurrentState, verify_update
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """What became of one update payload; ``reason`` is ``"applied"`` or a refusal name."""
+
+    applied: bool
+    reason: str
+    detail: str
+    version: int | None
+    """The version the device holds after handling the payload."""
+    offered_version: int | None = None
+    kind: str | None = None
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WatchlistManager:
+    """Holds the verified list and its matcher; thread-safe for one updater and many readers."""
+
+    def __init__(
+        self,
+        cache: WatchlistCache,
+        *,
+        fuzzy: bool = True,
+        fuzzy_min_confidence: float = 0.8,
+        edits: EditPolicy = "malformed",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cache = cache
+        self._fuzzy = fuzzy
+        self._fuzzy_min_confidence = fuzzy_min_confidence
+        self._edits: EditPolicy = edits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._matcher = Matcher((), fuzzy, fuzzy_min_confidence, edits=edits, clock=clock)
+        self._tampered: str | None = None
+
+    def _index(self, table: EntryTable) -> Matcher:
+        return Matcher.from_table(
+            table,
+            self._fuzzy,
+            self._fuzzy_min_confidence,
+            edits=self._edits,
+            clock=self._clock,
+        )
+
+    @classmethod
+    def open(cls, path: Path, anchor: Root, **options: Any) -> WatchlistManager:
+        """Open the cache at ``path`` and load it (see :meth:`load`); raises StorageError."""
+        manager = cls(WatchlistCache(path, anchor), **options)
+        manager.load()
+        return manager
+
+    def close(self) -> None:
+        self._cache.close()
+
+    @property
+    def matcher(self) -> Matcher:
+        """The current matcher; replaced (never mutated) when an update is applied."""
+        return self._matcher
+
+    @property
+    def cache(self) -> WatchlistCache:
+        return self._cache
+
+    def load(self) -> bool:
+        """Load the cached list into the matcher; False (and logged) if the cache was tampered.
+
+        A tampered cache leaves an empty list, reported by :meth:`status` until a
+        valid full list arrives. Raises StorageError if the database cannot be read.
+        """
+        with self._lock:
+            try:
+                loaded = self._cache.load()
+            except CacheTamperedError as exc:
+                self._tampered = str(exc)
+                log.error("watchlist cache refused: %s", exc)
+                self._cache.record_refusal(exc.reason, str(exc), self._clock())
+                return False
+            if loaded is not None:
+                self._matcher = self._index(loaded.table)
+                release_free_memory()
+                log.info(
+                    "watchlist v%d loaded: %d entries",
+                    loaded.metadata.version,
+                    len(loaded.table),
+                )
+            return True
+
+    def _current_state(self) -> CurrentState | None:
+        current = self._cache.current
+        if current is None:
+            return None
+        return CurrentState(current.metadata.version, current.table, current.header_sha256)
+
+    def handle_update(self, payload: bytes, now: float) -> UpdateResult:
+        """Verify and apply one update payload at time ``now``; never raises for bad input."""
+        start = time.perf_counter()
+        with self._lock:
+            held = self._cache.current
+            held_version = held.metadata.version if held else None
+            del held
+            try:
+                meta = self._verify_and_apply(payload, now)
+            except (WatchlistError, StorageError) as exc:
+                return self._refused(exc, payload, held_version, now, start)
+            except Exception as exc:  # a bug must not take the daemon down with it
+                log.exception("watchlist update failed unexpectedly")
+                return self._refused(exc, payload, held_version, now, start)
+        if meta.kind == "full":
+            release_free_memory()  # the old list and the build temporaries are gone now
+        elapsed = (time.perf_counter() - start) * 1000
+        log.info(
+            "watchlist v%d (%s) applied: %d entries in %.1f ms",
+            meta.version,
+            meta.kind,
+            meta.entry_count,
+            elapsed,
+        )
+        return UpdateResult(True, "applied", "", meta.version, meta.version, meta.kind, elapsed)
+
+    def _verify_and_apply(self, payload: bytes, now: float) -> Metadata:
+        """Verify, index (in memory), store (durable), swap; raises WatchlistError, StorageError."""
+        state = self._current_state()
+        update = verify_update(payload, self._cache.root, state, now)
+        old = self._matcher
+        if update.change is not None and state is not None and old.table is state.table:
+            matcher = old.updated(update.table, update.change)
+        else:
+            matcher = self._index(update.table)
+        self._cache.apply(update, now)
+        self._matcher = matcher
+        self._tampered = None
+        return update.metadata
+
+    def _refused(
+        self, exc: Exception, payload: bytes, held: int | None, now: float, start: float
+    ) -> UpdateResult:
+        reason = _reason(exc)
+        detail = str(exc)
+        duplicate = isinstance(exc, ReplayError) and exc.identical
+        if duplicate:
+            log.info("watchlist update ignored: %s", detail)
+        else:
+            log.warning("watchlist update refused (%s): %s", reason, detail)
+            try:
+                self._cache.record_refusal(reason, detail, now)
+            except StorageError as store_exc:
+                log.error("%s", store_exc)
+        elapsed = (time.perf_counter() - start) * 1000
+        offered, kind = _offered(payload)
+        return UpdateResult(False, reason, detail, held, offered, kind, elapsed)
+
+    def status(self, now: float) -> dict[str, Any]:
+        """Cache status (version, entries, expires_at, stale, last refusal) plus tamper state."""
+        status = self._cache.status(now)
+        status["cache_tampered"] = self._tampered
+        return status
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap back to the OS (glibc ``malloc_trim``); a no-op elsewhere.
+
+    Building a million-entry index frees a few hundred megabytes of temporaries
+    that glibc would otherwise keep as resident memory on a small board.
+    """
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def _offered(payload: bytes) -> tuple[int | None, str | None]:
+    """The version and kind a refused payload claims (unverified, for the report), if readable."""
+    try:
+        meta = decode_bundle(payload).metadata
+    except WatchlistError:
+        return None, None
+    return meta.version, meta.kind
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, WatchlistRefusedError):
+        return exc.reason
+    if isinstance(exc, WatchlistError):
+        return "malformed"
+    if isinstance(exc, StorageError):
+        return "storage_error"
+    return "internal_error"
