@@ -1,0 +1,1 @@
+"""Evidence: segmented encrypted recording, the signed hash-chain ledger, upload and audit."""
