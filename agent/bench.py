@@ -16,10 +16,16 @@ from collections.abc import Callable
 from agent.capture.factory import open_source
 from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
-from agent.config import RaqibConfig
-from agent.daemon import load_matcher, make_reader
+from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig
+from agent.daemon import make_reader
+from agent.evidence.bench import bench_evidence
 from agent.pipeline import Pipeline
+from agent.reader.bench import bench_reader
 from agent.tracking import Tracker
+from agent.transport.bench import bench_transport
+from agent.watchlist.admin import read_csv
+from agent.watchlist.bench import bench_section as bench_watchlist
+from agent.watchlist.matcher import Matcher
 
 Figures = dict[str, float]
 
@@ -34,7 +40,8 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
     cfg = config.capture.model_copy(update={"realtime": False, "loop": False})
     reader = make_reader(config)
     tracker = Tracker(config.tracker.gap_s, config.tracker.min_reads, config.tracker.retention_s)
-    pipeline = Pipeline(reader, tracker, load_matcher(config), config.device.id)
+    matcher = Matcher(read_csv(DEFAULT_SAMPLES_DIR / "watchlist.csv"))
+    pipeline = Pipeline(reader, tracker, matcher, config.device.id)
     queue = FrameQueue(10_000)
     worker = CaptureWorker(lambda: open_source(cfg), queue)
     start = time.perf_counter()
@@ -60,6 +67,10 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
 
 SECTIONS: dict[str, Callable[[RaqibConfig], Figures]] = {
     "pipeline": bench_pipeline,
+    "reader": bench_reader,
+    "transport": bench_transport,
+    "watchlist": bench_watchlist,
+    "evidence": bench_evidence,
 }
 
 

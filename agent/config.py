@@ -33,6 +33,14 @@ class DeviceConfig(_Section):
     """Device identifier: lower-case letters, digits and dashes; part of every MQTT topic."""
     state_dir: Path = Path("/var/lib/raqib")
     """Outbox, watchlist cache, evidence. Under systemd this is StateDirectory=."""
+    keys_dir: Path | None = None
+    """Device signing key (``device.key``, made on first start) and HQ's public keys
+    (``hq-encryption.pub``, ``hq-signing.pub``, put there at enrolment);
+    default ``{state_dir}/keys``."""
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir if self.keys_dir is not None else self.state_dir / "keys"
 
 
 class CaptureConfig(_Section):
@@ -62,6 +70,9 @@ class ReaderConfig(_Section):
     min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     """Reads below this confidence are discarded before tracking."""
     every_nth_frame: int = Field(1, ge=1, le=30)
+    detector: Literal["auto", "model", "contour"] = "auto"
+    """Plate localiser: the trained ``detector.tflite`` ("model"), the classical
+    OpenCV one ("contour"), or "auto": the model when ``models_dir`` has it."""
 
 
 class TrackerConfig(_Section):
@@ -76,12 +87,16 @@ class TrackerConfig(_Section):
 
 
 class WatchlistConfig(_Section):
-    """The list of wanted vehicles cached on the device."""
+    """The signed list of wanted vehicles, cached in ``{state_dir}/watchlist.sqlite``."""
 
-    path: Path = DEFAULT_SAMPLES_DIR / "watchlist.csv"
+    root_path: Path | None = None
+    """Trusted root document installed at enrolment; default ``{keys_dir}/watchlist-root.json``."""
     fuzzy: bool = True
     fuzzy_min_confidence: float = Field(0.8, ge=0.0, le=1.0)
     """A fuzzy (OCR-confusion) match needs a read at least this confident."""
+    edits: Literal["off", "malformed", "always"] = "malformed"
+    """When a one-character insertion/deletion may match: never, only for reads that are not
+    a well-formed plate, or always (more recall, many more false alarms on large lists)."""
 
 
 class MqttConfig(_Section):
@@ -95,8 +110,12 @@ class MqttConfig(_Section):
     """A message not acknowledged by HQ within this time is sent again."""
     reconnect_max_s: float = Field(30.0, ge=1, le=3600)
     tls_ca: Path | None = None
+    """CA certificate of the broker; setting it turns TLS on."""
     tls_cert: Path | None = None
+    """This client's certificate (CN = device id); the broker requires one."""
     tls_key: Path | None = None
+    heartbeat_s: float = Field(60.0, ge=1, le=86400)
+    """How often the device publishes its retained status (battery, storage, queue depth)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> MqttConfig:
@@ -128,7 +147,18 @@ class HqConfig(_Section):
     """The HQ side (ingest, admin, audit)."""
 
     database_url: str = "sqlite:////var/lib/raqib-hq/hq.sqlite"
+    """SQLAlchemy URL: ``sqlite:///PATH`` or ``postgresql://user@host/db`` (psycopg 3)."""
     workers: int = Field(1, ge=1, le=64)
+    """Ingest worker processes sharing the broker subscription."""
+    keys_dir: Path = Path("/var/lib/raqib-hq/keys")
+    """HQ's private message keys and its certificate authority."""
+
+
+class BoardConfig(_Section):
+    """Board health sources."""
+
+    power: Literal["simulated", "sysfs"] = "simulated"
+    """Battery and temperature from the kernel's sysfs (a Pi with a UPS HAT) or a simulator."""
 
 
 class StatusConfig(_Section):
@@ -138,6 +168,41 @@ class StatusConfig(_Section):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)
     """Prometheus endpoint port on ``metrics_host``; 0 turns it off."""
+
+
+class EvidenceConfig(_Section):
+    """Recording footage and the evidence ledger (``docs/evidence.md``)."""
+
+    enabled: bool = True
+    path: Path | None = None
+    """Sealed segments; default ``{state_dir}/evidence``."""
+    segment_s: float = Field(10.0, ge=1, le=600)
+    """Length of one MP4 segment (each gets its own ledger entry)."""
+    pre_event_s: float = Field(30.0, ge=0, le=300)
+    """Encoded footage kept while not recording and saved when recording starts."""
+    post_event_s: float = Field(30.0, ge=0, le=3600)
+    """A recording started by a hit stops this long after the last hit."""
+    record_on_hit: bool = True
+    gop_s: float = Field(1.0, gt=0, le=10)
+    """One keyframe per this many seconds: the granularity of the pre-event ring."""
+    crf: int = Field(26, ge=0, le=51)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast"] = "ultrafast"
+    chunk_kib: int = Field(64, ge=4, le=4096)
+    """Encryption chunk: at most this much footage is lost at a power cut."""
+    max_mb: int = Field(0, ge=0, le=10_000_000)
+    """Size limit of the evidence directory; 0: only the disk's free space counts."""
+    min_free_mb: int = Field(200, ge=0, le=1_000_000)
+    """Recording stops (officer alerted) before the disk has less than this free."""
+    queue_size: int = Field(64, ge=1, le=1024)
+    """Frames held between capture and the encoder; the oldest is dropped when full."""
+    officer: str = Field("", max_length=64)
+    """Badge number of the officer wearing the camera, written into each ledger entry."""
+    button: Literal["none", "simulated", "gpio"] = "simulated"
+    button_gpio: int = Field(22, ge=0, le=40)
+    hq_dir: Path = Path("/var/lib/raqib-hq")
+    """HQ evidence store root for ``raqib upload``: footage goes to ``{hq_dir}/evidence``."""
+    delete_after_upload: bool = True
+    """Delete a local segment once HQ confirmed its hash (else retention deletes it when full)."""
 
 
 class LoggingConfig(_Section):
@@ -158,6 +223,8 @@ class RaqibConfig(_Section):
     gnss: GnssConfig = GnssConfig()
     hq: HqConfig = HqConfig()
     status: StatusConfig = StatusConfig()
+    board: BoardConfig = BoardConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -9,6 +9,7 @@ the network: with no broker the agent keeps reading and queues its hits.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import signal
@@ -19,26 +20,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from agent import __version__
 from agent.alerts import Alerter, make_alert_adapter
 from agent.capture.factory import open_source
 from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
 from agent.config import GnssConfig, RaqibConfig
-from agent.envelope import encode_message
-from agent.errors import StorageError, WatchlistError
+from agent.errors import PayloadError, StorageError, TransportError, WatchlistError
+from agent.evidence.entry import MESSAGE_KIND as LEDGER_KIND
+from agent.evidence.service import EvidenceService
 from agent.messages import HIT_KIND, hit_body
 from agent.metrics import MetricsServer, write_status
 from agent.pipeline import Pipeline
+from agent.pki import DEVICE_KEY, HqPublicKeys, fingerprint, load_or_create_device_key
 from agent.reader.base import PlateReader
 from agent.reads import Hit
 from agent.systemd import SystemdNotifier
 from agent.tracking import Tracker
-from agent.transport.outbox import PRIORITY_HIT, Outbox
+from agent.transport.outbox import PRIORITY_HIT, PRIORITY_LEDGER, Outbox
+from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
 from agent.transport.uplink import Uplink
+from agent.watchlist.manager import UpdateResult, WatchlistManager
 from agent.watchlist.matcher import Matcher
-from agent.watchlist.plain import load_plain_watchlist
+from agent.watchlist.provision import open_device_watchlist
+from agent.watchlist.publish import watchlist_topic
+from agent.watchlist.updater import UpdateWorker
 from firmware_glue.gnss import GnssAdapter, GpsdGnss, NmeaReplayGnss, NmeaSerialGnss
+from firmware_glue.power import PowerMonitor, SimulatedPower, SysfsPower
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +62,27 @@ def disk_free_mb(path: Path) -> int:
         return -1
 
 
-def load_matcher(config: RaqibConfig) -> Matcher:
-    """The watchlist index; a broken list is reported and the agent runs with none."""
+def open_watchlist(config: RaqibConfig) -> WatchlistManager | None:
+    """The verified watchlist cache; None (logged loudly) if the device has none it can trust."""
     try:
-        entries = load_plain_watchlist(config.watchlist.path)
-    except WatchlistError as exc:
-        log.error("watchlist refused, running with an empty list: %s", exc)
-        entries = []
-    log.info("watchlist loaded", extra={"entries": len(entries)})
-    return Matcher(entries, config.watchlist.fuzzy, config.watchlist.fuzzy_min_confidence)
+        return open_device_watchlist(config)
+    except (WatchlistError, StorageError) as exc:
+        log.error("watchlist unavailable, NO WATCHLIST ALERTS until one is installed: %s", exc)
+        return None
+
+
+def model_version(config: RaqibConfig) -> str | None:
+    """The shipped recogniser's version, for the heartbeat (None if unreadable)."""
+    try:
+        meta = json.loads((config.reader.models_dir / "recogniser.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return str(version) if version is not None else None
+
+
+def make_power(config: RaqibConfig) -> PowerMonitor:
+    return SysfsPower() if config.board.power == "sysfs" else SimulatedPower()
 
 
 def make_gnss(config: GnssConfig) -> GnssAdapter | None:
@@ -99,6 +120,11 @@ class Agent:
         self.notifier = SystemdNotifier()
         self.topics = Topics(config.mqtt.topic_prefix, config.device.id)
         self._fps_mark = (time.monotonic(), 0)
+        self.evidence: EvidenceService | None = None
+        self.watchlist: WatchlistManager | None = None
+        self._watchlist_results: deque[UpdateResult] = deque()
+        self._model_version = model_version(config)
+        self.power = make_power(config)
 
     def start(self) -> None:
         """Bring the agent up in order; only a missing model or state dir is fatal."""
@@ -107,20 +133,32 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
         tracker = Tracker(cfg.tracker.gap_s, cfg.tracker.min_reads, cfg.tracker.retention_s)
         reader = self._reader or make_reader(cfg)
+        self.watchlist = open_watchlist(cfg)
+        matcher = self.watchlist.matcher if self.watchlist is not None else Matcher()
         self.pipeline = Pipeline(
-            reader, tracker, load_matcher(cfg), cfg.device.id, cfg.reader.every_nth_frame
+            reader, tracker, matcher, cfg.device.id, cfg.reader.every_nth_frame
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
         self.gnss = make_gnss(cfg.gnss)
         if self.gnss is not None:
             self.gnss.start()
+        self.sealer = self._make_sealer()
         self.outbox = Outbox(state_dir / "outbox.sqlite")
-        self.uplink = Uplink(cfg.mqtt, cfg.device.id, self.outbox)
+        self.uplink = Uplink(
+            cfg.mqtt,
+            self.sealer,
+            self.outbox,
+            status_source=self._heartbeat_status,
+            heartbeat_s=cfg.mqtt.heartbeat_s,
+        )
+        self.watchlist_updates = self._subscribe_watchlist()
         self.uplink.start()
+        self.evidence = self._start_evidence()
         self.queue = FrameQueue(cfg.capture.queue_size)
         self.capture = CaptureWorker(
             lambda: open_source(cfg.capture),
             self.queue,
+            *([self.evidence.frames] if self.evidence is not None else []),
             loop=cfg.capture.loop,
             reconnect_s=cfg.capture.reconnect_s,
         )
@@ -128,6 +166,92 @@ class Agent:
         self.metrics = self._start_metrics()
         self.notifier.ready(f"reading plates from {cfg.capture.source}")
         log.info("agent started", extra={"device": cfg.device.id, "source": cfg.capture.source})
+
+    def _subscribe_watchlist(self) -> UpdateWorker | None:
+        """Fleet and per-device list updates, verified and applied on their own thread."""
+        if self.watchlist is None:
+            return None
+        worker = UpdateWorker(self.watchlist, self._watchlist_results.append)
+        worker.start()
+        prefix = self.config.mqtt.topic_prefix
+        self.uplink.subscribe(watchlist_topic(prefix), worker.offer)
+        self.uplink.subscribe(watchlist_topic(prefix, self.config.device.id), worker.offer)
+        return worker
+
+    def _apply_watchlist_results(self) -> None:
+        """On the main loop: swap in a new list, and put each outcome in the ledger for HQ."""
+        while self._watchlist_results:
+            result = self._watchlist_results.popleft()
+            if result.applied and self.watchlist is not None:
+                self.pipeline.replace_matcher(self.watchlist.matcher)
+            elif result.reason == "replay" and result.offered_version == result.version:
+                continue  # the retained list again, at each reconnect
+            if self.evidence is not None:
+                name = "watchlist_applied" if result.applied else "watchlist_refused"
+                self.evidence.note_action(name, "hq", result.to_dict())
+
+    def _make_sealer(self) -> Sealer:
+        """Device key (made on first start) and HQ's public keys (ConfigError if not enrolled)."""
+        keys_dir = self.config.device.keys_path
+        key = load_or_create_device_key(keys_dir / DEVICE_KEY)
+        log.info("device signing key", extra={"fingerprint": fingerprint(key.public_key())})
+        return Sealer(self.config.device.id, key, HqPublicKeys.load(keys_dir))
+
+    def _start_evidence(self) -> EvidenceService | None:
+        """Recorder (own frame queue and thread), ledger and record button; None if off.
+
+        A broken evidence store is reported to the officer and the agent goes on
+        reading plates without recording.
+        """
+        cfg = self.config
+        if not cfg.evidence.enabled:
+            return None
+        keys_dir = cfg.device.keys_path
+        try:
+            service = EvidenceService(
+                cfg,
+                signing_key=load_or_create_device_key(keys_dir / DEVICE_KEY),
+                hq_key=HqPublicKeys.load(keys_dir).encryption,
+                alert=self.alerter.adapter,
+                gnss=self.gnss.latest if self.gnss is not None else None,
+                publish=self._queue_ledger_entry,
+            )
+            service.start()
+        except (StorageError, TransportError) as exc:
+            log.error("evidence recorder not started, NOT RECORDING: %s", exc)
+            self.alerter.adapter.signal(5, f"NOT RECORDING: {exc}")
+            return None
+        return service
+
+    def _queue_ledger_entry(self, body: dict[str, object]) -> None:
+        """A signed ledger entry into the durable outbox (StorageError: the ledger retries)."""
+        topic = self.topics.ledger
+        self.outbox.put(
+            LEDGER_KIND, topic, self.sealer.maker(LEDGER_KIND, topic, body), PRIORITY_LEDGER
+        )
+        self.uplink.wake()
+
+    def record(self, start: bool, detail: dict[str, object] | None = None) -> bool:
+        """A verified remote command: start or stop recording; False if recording is off."""
+        if self.evidence is None:
+            return False
+        self.evidence.command(start, detail)
+        return True
+
+    def _heartbeat_status(self) -> dict[str, object]:
+        """What the retained MQTT status says about this device (None: cannot tell)."""
+        power = self.power.read()
+        watchlist = self.watchlist.status(time.time()) if self.watchlist is not None else {}
+        return {
+            "battery_pct": power.battery_percent,
+            "storage_free_mb": disk_free_mb(Path(self.config.device.state_dir)),
+            "temperature_c": power.temperature_c,
+            "watchlist_version": watchlist.get("version"),
+            "watchlist_stale": watchlist.get("stale"),
+            "watchlist_last_refusal": watchlist.get("last_refusal"),
+            "model_version": self._model_version,
+            "agent_version": __version__,
+        }
 
     def _start_metrics(self) -> MetricsServer | None:
         cfg = self.config.status
@@ -164,6 +288,7 @@ class Agent:
             elif until_end and self.queue.closed:
                 break
             self._retry_unsaved()
+            self._apply_watchlist_results()
             now = time.monotonic()
             if self.notifier.watchdog_interval_s is not None and now >= next_ping:
                 self.notifier.watchdog()
@@ -171,6 +296,8 @@ class Agent:
             if now >= next_status:
                 write_status(Path(self.config.device.state_dir), self.status())
                 next_status = now + self.config.status.interval_s
+                if self.evidence is not None:
+                    self.evidence.tick()
         self.pipeline.tracker.flush(time.time())
 
     def _on_hit(self, hit: Hit) -> None:
@@ -178,18 +305,23 @@ class Agent:
             hit = dataclasses.replace(hit, gnss=self.gnss.latest())
         self.stats.hits_raised += 1
         self.alerter.alert(hit)
+        if self.evidence is not None:
+            self.evidence.on_hit(hit)
         self._save(hit)
 
     def _save(self, hit: Hit) -> bool:
         body = hit_body(hit)
-        device = self.config.device.id
         try:
             self.outbox.put(
                 HIT_KIND,
                 self.topics.hits,
-                lambda seq: encode_message(HIT_KIND, device, seq, body, time.time()),
+                self.sealer.maker(HIT_KIND, self.topics.hits, body),
                 PRIORITY_HIT,
             )
+        except PayloadError as exc:  # cannot be sealed (e.g. too large): it never could be
+            self.stats.storage_errors += 1
+            log.error("hit cannot be sent to HQ: %s", exc, extra={"plate": hit.read.text})
+            return True
         except StorageError as exc:
             self.stats.storage_errors += 1
             log.error("hit not yet stored, will retry: %s", exc, extra={"plate": hit.read.text})
@@ -220,12 +352,24 @@ class Agent:
         if self.metrics is not None:
             self.metrics.stop()
         self.capture.stop()
+        if self.evidence is not None:
+            self.evidence.stop()  # closes the open segment; its ledger entry goes to the outbox
+        if self.watchlist_updates is not None:
+            self.watchlist_updates.stop()
         self.uplink.stop(timeout=5.0)
+        final = self.status()
         self.outbox.close()
         self.alerter.close()
         if self.gnss is not None:
             self.gnss.stop()
-        log.info("agent stopped", extra=self.status())
+        if self.watchlist is not None:
+            self.watchlist.close()
+        log.info("agent stopped", extra=final)
+
+    def _watchlist_version(self) -> int | None:
+        if self.watchlist is None or self.watchlist.cache.current is None:
+            return None
+        return self.watchlist.cache.current.metadata.version
 
     def status(self) -> dict[str, float | int | bool | str | None]:
         """Local health figures: status file, Prometheus endpoint, final log line."""
@@ -246,7 +390,9 @@ class Agent:
             "hits_unsaved": len(self._unsaved),
             "capture_errors": self.capture.errors,
             "watchlist_entries": len(self.pipeline.matcher),
+            "watchlist_version": self._watchlist_version(),
             "outbox_depth": self.outbox.depth(),
             "mqtt_connected": self.uplink.connected,
             "disk_free_mb": disk_free_mb(Path(self.config.device.state_dir)),
+            **(self.evidence.status() if self.evidence is not None else {}),
         }

@@ -1,26 +1,42 @@
 """`raqib demo`: broker, HQ ingest and agent on the sample clip, all on this machine.
 
-Everything the demo makes stays in one work directory (device state, HQ
-database, broker persistence) so a person can look at it afterwards.
+Everything the demo makes stays in one work directory (device state and keys,
+HQ database, keys and CA, broker persistence and certificates) so a person can
+look at it afterwards. It runs the production shape: the broker listens on TLS
+only and requires client certificates from the demo's own CA, hits are sealed
+to HQ's key and signed by the device key, and HQ's acks are signed.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.broker import LocalBroker
-from agent.config import RaqibConfig, with_overrides
+from agent.broker import LocalBroker, free_port
+from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig, RaqibConfig, with_overrides
 from agent.daemon import Agent
+from agent.evidence.demo import upload_and_audit
 from agent.hq.db import HqDatabase
+from agent.hq.enrol import (
+    enrol_local,
+    issue_device_tls,
+    issue_hq_tls,
+    setup_local_tls,
+    tls_overrides,
+)
 from agent.hq.ingest import IngestService
 from agent.messages import HitRecord
+from agent.pki import HqKeys, TlsFiles
+from agent.watchlist.provision import FleetSigner, provision_watchlist
+from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
 
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_S = 30.0
+SAMPLE_WATCHLIST = DEFAULT_SAMPLES_DIR / "watchlist.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +66,32 @@ def _print_hit(device_id: str, seq: int, record: HitRecord) -> None:
 def demo_config(base: RaqibConfig, workdir: Path, broker_port: int) -> RaqibConfig:
     return with_overrides(
         base,
-        device={"state_dir": str(workdir / "device")},
+        device={"state_dir": str(workdir / "device"), "keys_dir": None},
+        capture={"realtime": True},  # a camera delivers 25 fps; nothing is dropped
         mqtt={"host": "127.0.0.1", "port": broker_port},
-        hq={"database_url": f"sqlite:///{workdir / 'hq' / 'hq.sqlite'}"},
+        hq={
+            "database_url": f"sqlite:///{workdir / 'hq' / 'hq.sqlite'}",
+            "keys_dir": str(workdir / "hq" / "keys"),
+        },
         status={"metrics_port": 0},
+        evidence={"hq_dir": str(workdir), "min_free_mb": 20, "officer": "DEMO-0001"},
     )
+
+
+def sign_and_push_watchlist(config: RaqibConfig, workdir: Path, admin_tls: TlsFiles) -> None:
+    """HQ signs the sample list; the device gets it at enrolment and over MQTT (retained)."""
+    now = time.time()
+    signer = FleetSigner.load_or_create(workdir / "hq" / "watchlist", "demo-fleet", now)
+    bundle = provision_watchlist(config, signer, SAMPLE_WATCHLIST, now)
+    target = BrokerTarget(
+        host=config.mqtt.host,
+        port=config.mqtt.port,
+        tls_ca=admin_tls.ca,
+        tls_cert=admin_tls.cert,
+        tls_key=admin_tls.key,
+    )
+    publish_bundle(bundle, watchlist_topic(config.mqtt.topic_prefix), target)
+    print(f"demo: HQ signed the watchlist ({len(bundle)} bytes), installed, published", flush=True)
 
 
 def run_demo(base: RaqibConfig, workdir: Path | None) -> DemoResult:
@@ -67,17 +104,30 @@ def run_demo(base: RaqibConfig, workdir: Path | None) -> DemoResult:
 
 
 def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
-    with LocalBroker(workdir=workdir / "broker") as broker:
-        config = demo_config(base, workdir, broker.port)
+    port = free_port()
+    config = demo_config(base, workdir, port)
+    ca_dir = workdir / "hq" / "ca"
+    tls = setup_local_tls(ca_dir, workdir / "broker" / "tls", config.mqtt.topic_prefix)
+    device_tls = issue_device_tls(ca_dir, config.device.id, workdir / "device" / "tls")
+    hq_tls = issue_hq_tls(ca_dir, workdir / "hq" / "tls")
+    admin_tls = issue_hq_tls(ca_dir, workdir / "hq" / "admin-tls", user="hq-admin")
+    config = with_overrides(config, mqtt=tls_overrides(device_tls))
+    hq_mqtt = MqttConfig.model_validate({**config.mqtt.model_dump(), **tls_overrides(hq_tls)})
+    with LocalBroker(port=port, workdir=workdir / "broker", tls=tls):
         db = HqDatabase(config.hq.database_url)
+        enrol_local(config, db)
+        sign_and_push_watchlist(config, workdir, admin_tls)
         before = db.count_hits()  # a reused work directory keeps earlier runs' hits
-        ingest = IngestService(config.mqtt, db, on_stored=_print_hit)
+        hq_keys = HqKeys.load(config.hq.keys_dir)
+        ingest = IngestService(hq_mqtt, db, hq_keys, on_stored=_print_hit)
         ingest.start()
         try:
             agent = Agent(config)
             agent.start()
             try:
                 agent.run(until_end=True)
+                if agent.evidence is not None:
+                    agent.evidence.stop()  # seal the last segment; its ledger entry goes to HQ
                 if not agent.wait_delivered(DELIVERY_TIMEOUT_S):
                     log.error("demo: HQ did not acknowledge every hit in time")
             finally:
@@ -86,6 +136,8 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
             ingest.stop()
         stored = db.count_hits() - before
         db.close()
+    if config.evidence.enabled:
+        upload_and_audit(config, workdir)  # footage to DIR/evidence, audited against DIR's HQ db
     print(f"demo: work directory {workdir}", flush=True)
     return DemoResult(
         sent=agent.stats.hits_raised, stored=stored, frames=agent.pipeline.stats.frames

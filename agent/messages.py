@@ -15,7 +15,20 @@ from agent.errors import PayloadError
 from agent.reads import Hit
 
 HIT_KIND = "hit"
+STATUS_KIND = "status"
 MAX_CROP_BYTES = 256 * 1024
+STATUS_FIELDS: dict[str, tuple[type, ...]] = {
+    "online": (bool,),
+    "connected_at": (int, float),
+    "battery_pct": (int, float),
+    "storage_free_mb": (int, float),
+    "temperature_c": (int, float),
+    "watchlist_version": (int, str),
+    "model_version": (str,),
+    "queue_depth": (int,),
+    "agent_version": (str,),
+}
+"""A heartbeat's fields and their JSON types; each may be null when the device cannot tell."""
 
 
 def hit_body(hit: Hit) -> dict[str, Any]:
@@ -110,3 +123,26 @@ def parse_hit_body(body: object) -> HitRecord:
         lon=float(_field(gnss, "lon", number)) if gnss else None,
         crop_jpeg=crop,
     )
+
+
+def status_body(**fields: object) -> dict[str, Any]:
+    """A heartbeat body; raises PayloadError for a field HQ would refuse."""
+    return parse_status_body(dict(fields))
+
+
+def parse_status_body(body: object) -> dict[str, Any]:
+    """Check a heartbeat body: known fields only, each of its type or null."""
+    if not isinstance(body, dict):
+        raise PayloadError("status body is not an object")
+    unknown = set(body) - set(STATUS_FIELDS)
+    if unknown:
+        raise PayloadError(f"status has unknown fields {sorted(unknown)[:5]}")
+    for key, value in body.items():
+        kinds = STATUS_FIELDS[key]
+        if value is None:
+            continue
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            raise PayloadError(f"status field {key!r} of the wrong type")
+    if not isinstance(body.get("online"), bool):
+        raise PayloadError("status field 'online' missing or not a boolean")
+    return dict(body)

@@ -1,63 +1,226 @@
 """Train the plate recogniser (small CTC CNN), quantize it to full int8 TFLite, evaluate it.
 
 Reproducible: everything derives from ``--seed`` (synthetic data from
-agent.synth.plates, weight init, shuffling). Needs the ``train`` extra
-(tensorflow-cpu); the device only needs ai-edge-litert.
+agent.synth.augment, real-crop augmentation, weight init, shuffling). Needs the
+``train`` extra (tensorflow-cpu); the device only needs ai-edge-litert.
 
     python models/train_recogniser.py --out models/
 
-writes ``recogniser.tflite`` (uint8 image in, int8 logits out, batch 1),
-``recogniser.json`` (charset, input size, version, measured figures) and prints the
-held-out synthetic accuracy and the int8 latency that go into the model card.
-Working files go to ``<out>/.work/`` (``models/.work/`` is ignored by git).
+Training data: synthetic field-like crops (agent.synth.augment.field_crop) plus,
+when ``--datasets`` (default ``../shared/datasets``) is present, augmented
+copies of the *training* parts of the real Moroccan crops and of French plates
+cut from their boxes (splits by plate: models/realdata.py). Without the real
+sets it trains on synthetic data only and says so.
+
+Writes ``recogniser.tflite`` (uint8 image in, int8 logits out, batch 1) and
+``recogniser.json`` (charset, input size, version, data, measured figures), and
+prints the held-out synthetic, real Moroccan and real French accuracy and the
+int8 latency that go into the model card. Working files go to ``<out>/.work/``
+(git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import realdata  # models/ is on sys.path when this script runs
 
-from agent.reader.ctc import greedy_decode
+from agent.reader.pipeline import crop_box
 from agent.reader.plate_text import canonicalize, raw_tokens
+from agent.synth.augment import field_crop, field_degrade, random_training_text, rotate_warp
 from agent.synth.plates import random_plate_text, training_crop
 
 ROOT = Path(__file__).resolve().parent.parent
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 INPUT_H, INPUT_W = 32, 128
 DIGITS = "0123456789"
 LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-ARABIC = "\u0623\u0628\u062f\u0647\u0648\u0637\u064a"  # alif-hamza ba dal heh waw tah yeh
+ARABIC = (
+    "\u0623\u0628\u062f\u0647\u0648\u0637\u064a\u0634"  # alif-hamza ba dal heh waw tah yeh sheen
+)
 CHARSET = DIGITS + LATIN + ARABIC
 """Class i+1 is CHARSET[i]; class 0 is the CTC blank."""
-MAX_LABEL = 10
+MAX_LABEL = 12
+INDEX = {ch: i + 1 for i, ch in enumerate(CHARSET)}
+
+Array = np.ndarray[Any, Any]
 
 
-def make_dataset(
-    n: int, seed: int
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], list[str]]:
-    """``n`` crops (uint8, N x H x W), padded labels, label lengths, canonical texts."""
+def tokens_of(text: str) -> str:
+    """The recogniser's target tokens for a canonical text (Arabic letter for MA plates)."""
+    return raw_tokens(text)
+
+
+def _encode(texts: list[str]) -> tuple[Array, Array]:
+    labels = np.zeros((len(texts), MAX_LABEL), np.int32)
+    lengths = np.empty(len(texts), np.int32)
+    for i, text in enumerate(texts):
+        tokens = tokens_of(text)
+        labels[i, : len(tokens)] = [INDEX[ch] for ch in tokens]
+        lengths[i] = len(tokens)
+    return labels, lengths
+
+
+def synthetic_set(n: int, seed: int) -> tuple[Array, list[str]]:
+    """``n`` synthetic field-like crops (uint8, N x H x W) and their canonical texts."""
     rng = np.random.default_rng(seed)
     images = np.empty((n, INPUT_H, INPUT_W), np.uint8)
-    labels = np.zeros((n, MAX_LABEL), np.int32)
-    lengths = np.empty(n, np.int32)
     texts: list[str] = []
-    index = {ch: i + 1 for i, ch in enumerate(CHARSET)}
     for i in range(n):
-        text = random_plate_text(rng, "MA" if rng.random() < 0.55 else "FR")
-        images[i] = training_crop(text, rng, INPUT_H, INPUT_W)
-        tokens = raw_tokens(text)
-        labels[i, : len(tokens)] = [index[ch] for ch in tokens]
-        lengths[i] = len(tokens)
+        text = random_training_text(rng)
+        images[i] = field_crop(text, rng, INPUT_H, INPUT_W)
         texts.append(text)
-    return images, labels, lengths, texts
+    return images, texts
+
+
+def _load(path: Path, max_width: int = 480) -> Array | None:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    if img.shape[1] > max_width:
+        f = max_width / img.shape[1]
+        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+
+def _to_input(bgr: Array) -> Array:
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.resize(gray, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def augment_real_crop(crop: Array, rng: np.random.Generator) -> Array:
+    """A real plate crop, re-framed (trim or pad a little), warped and degraded."""
+    h, w = crop.shape[:2]
+    pad = cv2.copyMakeBorder(crop, h // 4, h // 4, w // 10, w // 10, cv2.BORDER_REPLICATE)
+    x0 = w // 10 + round(w * rng.uniform(-0.06, 0.05))
+    x1 = w // 10 + w - round(w * rng.uniform(-0.06, 0.05))
+    y0 = h // 4 + round(h * rng.uniform(-0.15, 0.1))
+    y1 = h // 4 + h - round(h * rng.uniform(-0.15, 0.1))
+    out = np.ascontiguousarray(pad[y0:y1, x0:x1])
+    if rng.random() < 0.7:
+        out = rotate_warp(out, rng, max_deg=4.0, amount=0.03)
+    if rng.random() < 0.5:  # seen at a smaller size
+        f = float(rng.uniform(0.25, 0.7))
+        small = cv2.resize(out, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        out = np.ascontiguousarray(small) if min(small.shape[:2]) >= 4 else out
+    if rng.random() < 0.5:
+        out = field_degrade(out, rng)
+    return _to_input(out)
+
+
+def french_crop(
+    image: Array, box: tuple[float, float, float, float], rng: np.random.Generator | None
+) -> Array:
+    """The crop the runtime would take for ``box`` (its margins), jittered when ``rng`` is given."""
+    x, y, w, h = box
+    if rng is not None:
+        x += w * rng.uniform(-0.05, 0.05)
+        y += h * rng.uniform(-0.12, 0.12)
+        w *= rng.uniform(0.95, 1.12)
+        h *= rng.uniform(0.9, 1.35)
+    ibox = (round(x), round(y), max(2, round(w)), max(2, round(h)))
+    crop, _ = crop_box(image, ibox)
+    return np.ascontiguousarray(crop)
+
+
+RealCrop = tuple[Array, str, bool, int, tuple[float, float, float, float] | None]
+"""(BGR image, canonical text, held out?, text lines, plate box in the image or None for a crop)"""
+
+
+def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
+    """Decoded real scored rows: ``{"ma": [...], "fr": [...]}`` (French: the car around the box)."""
+    out: dict[str, list[RealCrop]] = {"ma": [], "fr": []}
+    for row in realdata.moroccan_ocr(datasets):
+        if not row.scored:
+            continue
+        img = _load(row.path)
+        if img is not None and all(ch in INDEX for ch in tokens_of(row.text)):
+            out["ma"].append((img, row.text, row.validation, row.lines, None))
+    for row in realdata.french(datasets):
+        if not row.scored or row.box is None:
+            continue
+        img = cv2.imread(str(row.path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        x, y, w, h = row.box  # keep the car around the plate only
+        x0, y0 = max(0, int(x - w)), max(0, int(y - h * 2))
+        x1, y1 = min(img.shape[1], int(x + 2 * w)), min(img.shape[0], int(y + 3 * h))
+        around = np.ascontiguousarray(img[y0:y1, x0:x1])
+        out["fr"].append((around, row.text, row.validation, 1, (x - x0, y - y0, w, h)))
+    return out
+
+
+def make_training_set(
+    args: argparse.Namespace, real: dict[str, list[RealCrop]]
+) -> tuple[Array, Array, Array]:
+    """Synthetic crops plus augmented copies of the real training crops; images, labels, lengths."""
+    rng = np.random.default_rng(args.seed + 2)
+    images: list[Array] = []
+    texts: list[str] = []
+    for img, text, validation, lines, _ in real["ma"]:
+        if validation or lines != 1:
+            continue
+        for _ in range(args.real_copies):
+            images.append(augment_real_crop(img, rng))
+            texts.append(text)
+    for img, text, validation, _, box in real["fr"]:
+        if validation or box is None:
+            continue
+        for _ in range(args.real_copies):
+            crop = french_crop(img, box, rng)
+            images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
+            texts.append(text)
+    n_real = len(images)
+    n_synth = max(args.train_size - n_real, 0)
+    synth, synth_texts = synthetic_set(n_synth, args.seed)
+    print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
+    x = np.concatenate([synth, np.stack(images)]) if images else synth
+    y, ylen = _encode(synth_texts + texts)
+    return x, y, ylen
+
+
+def make_finetune_set(
+    args: argparse.Namespace, real: dict[str, list[RealCrop]]
+) -> tuple[Array, Array, Array]:
+    """Stage 2: real-heavy mix (fresh augmented copies of the real training crops, and
+    synthetic crops two thirds from the clean renderer, one third field-like); images,
+    labels, lengths."""
+    rng = np.random.default_rng(args.seed + 5)
+    images: list[Array] = []
+    texts: list[str] = []
+    for img, text, validation, lines, _ in real["ma"]:
+        if not validation and lines == 1:
+            for _ in range(args.finetune_copies):
+                images.append(augment_real_crop(img, rng))
+                texts.append(text)
+    for img, text, validation, _, box in real["fr"]:
+        if not validation and box is not None:
+            for _ in range(args.finetune_copies):
+                crop = french_crop(img, box, rng)
+                images.append(
+                    augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
+                )
+                texts.append(text)
+    n_synth = max(args.finetune_size - len(images), 0)
+    for i in range(n_synth):
+        if i % 3:
+            text = random_plate_text(rng, "MA" if rng.random() < 0.55 else "FR")
+            images.append(training_crop(text, rng, INPUT_H, INPUT_W))
+        else:
+            text = random_training_text(rng)
+            images.append(field_crop(text, rng, INPUT_H, INPUT_W))
+        texts.append(text)
+    print(f"fine-tune crops: {n_synth} synthetic, {len(images) - n_synth} real", flush=True)
+    y, ylen = _encode(texts)
+    return np.stack(images), y, ylen
 
 
 def build_model(num_classes: int) -> Any:
@@ -72,9 +235,9 @@ def build_model(num_classes: int) -> Any:
 
     inp = keras.Input((INPUT_H, INPUT_W, 1), name="image")  # float 0..255
     x = layers.Rescaling(1.0 / 255.0)(inp)
-    x = block(x, 16)
+    x = block(x, 24)
     x = layers.MaxPooling2D((2, 2))(x)  # 16 x 64
-    x = block(x, 32)
+    x = block(x, 48)
     x = layers.MaxPooling2D((2, 2))(x)  # 8 x 32
     x = block(x, 64)
     x = block(x, 64)
@@ -87,30 +250,33 @@ def build_model(num_classes: int) -> Any:
     x = layers.Conv2D(128, (1, 5), padding="same", use_bias=False)(x)  # context along width
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = layers.Dropout(0.1)(x)
+    x = layers.Dropout(0.15)(x)
     x = layers.Conv2D(num_classes, 1)(x)
     out = layers.Reshape((INPUT_W // 4, num_classes), name="logits")(x)
     return keras.Model(inp, out)
 
 
-def train(args: argparse.Namespace, work: Path) -> Any:
+def train(
+    args: argparse.Namespace,
+    work: Path,
+    data: tuple[Array, Array, Array],
+    *,
+    model: Any = None,
+    epochs: int,
+    lr: float,
+    stage: str,
+) -> Any:
+    """Train ``model`` (a new one if None) on ``data`` with a cosine-decayed Adam; saves it."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(args.seed)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
-    t0 = time.perf_counter()
-    x, y, ylen, _ = make_dataset(args.train_size, args.seed)
-    print(f"generated {len(x)} training crops in {time.perf_counter() - t0:.0f} s", flush=True)
-    num_classes = len(CHARSET) + 1
-    model = build_model(num_classes)
-    model.summary(print_fn=lambda s, **_: print(s))
+    x, y, ylen = data
+    keras.utils.set_random_seed(args.seed + (0 if model is None else 17))
+    if model is None:
+        model = build_model(len(CHARSET) + 1)
+    print(f"{stage}: recogniser parameters {model.count_params()}, {len(x)} crops", flush=True)
     steps_per_epoch = len(x) // args.batch
-    schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr, decay_steps=steps_per_epoch * args.epochs, warmup_target=None
-    )
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs)
     optimizer = keras.optimizers.Adam(schedule)
     time_steps = INPUT_W // 4
 
@@ -131,8 +297,8 @@ def train(args: argparse.Namespace, work: Path) -> Any:
         return loss
 
     step = tf.function(train_step)
-    rng = np.random.default_rng(args.seed + 1)
-    for epoch in range(args.epochs):
+    rng = np.random.default_rng(args.seed + (1 if stage == "stage 1" else 3))
+    for epoch in range(epochs):
         order = rng.permutation(len(x))
         t1, losses = time.perf_counter(), []
         for b in range(steps_per_epoch):
@@ -141,15 +307,15 @@ def train(args: argparse.Namespace, work: Path) -> Any:
             labels, lengths = tf.convert_to_tensor(y[idx]), tf.convert_to_tensor(ylen[idx])
             losses.append(float(step(images, labels, lengths)))
         print(
-            f"epoch {epoch + 1}/{args.epochs} loss {np.mean(losses):.3f} "
+            f"{stage} epoch {epoch + 1}/{epochs} loss {np.mean(losses):.3f} "
             f"({time.perf_counter() - t1:.0f} s)",
             flush=True,
         )
-    model.save(work / "recogniser.keras")
+    model.save(work / f"recogniser-{stage.replace(' ', '')}.keras")
     return model
 
 
-def convert(model: Any, out: Path, seed: int, work: Path) -> None:
+def convert(model: Any, out: Path, calib: Array, work: Path) -> None:
     """Full int8 TFLite of the logits model: batch 1, uint8 image in, int8 logits out.
 
     Goes through a SavedModel of a batch-1 copy (converting a concrete function of
@@ -160,9 +326,8 @@ def convert(model: Any, out: Path, seed: int, work: Path) -> None:
 
     inp = keras.Input((INPUT_H, INPUT_W, 1), batch_size=1, name="image")
     fixed = keras.Model(inp, model(inp, training=False))
-    saved = work / "saved_model"
+    saved = work / "recogniser_saved_model"
     fixed.export(str(saved), format="tf_saved_model", verbose=False)
-    calib, _, _, _ = make_dataset(300, seed + 7)
 
     def representative() -> Any:
         for img in calib:
@@ -177,84 +342,151 @@ def convert(model: Any, out: Path, seed: int, work: Path) -> None:
     out.write_bytes(converter.convert())
 
 
-def evaluate(tflite: Path, n: int, seed: int, threads: int) -> dict[str, float]:
-    """Exact-plate accuracy of the int8 model on fresh held-out synthetic crops, and latency."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(tflite), num_threads=threads)
-    interp.allocate_tensors()
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    scale, zero = outp["quantization"]
-    x, _, _, texts = make_dataset(n, seed)
-    correct, per_fmt, times = 0, {"MA": [0, 0], "FR": [0, 0]}, []
-    for img, text in zip(x, texts, strict=True):
-        t0 = time.perf_counter()
-        interp.set_tensor(inp["index"], img[None, :, :, None])
-        interp.invoke()
-        logits = (interp.get_tensor(outp["index"])[0].astype(np.float32) - zero) * scale
-        times.append(time.perf_counter() - t0)
-        raw, _ = greedy_decode(logits, CHARSET)
-        read, _fmt = canonicalize(raw)
-        ok = read == text
-        correct += ok
-        key = "MA" if text[0].isdigit() else "FR"
-        per_fmt[key][0] += ok
-        per_fmt[key][1] += 1
+def _score(reads: list[str], truths: list[str]) -> dict[str, float]:
+    """Exact-plate and character accuracy (1 - edit distance / length) of canonical texts."""
+    exact = sum(r == t for r, t in zip(reads, truths, strict=True))
+    chars = sum(max(0, len(t) - _edits(r, t)) for r, t in zip(reads, truths, strict=True))
+    total = sum(len(t) for t in truths)
     return {
-        "synthetic_exact_accuracy": correct / n,
-        "synthetic_exact_accuracy_ma": per_fmt["MA"][0] / max(per_fmt["MA"][1], 1),
-        "synthetic_exact_accuracy_fr": per_fmt["FR"][0] / max(per_fmt["FR"][1], 1),
-        "held_out_samples": float(n),
-        "ms_per_plate_median": float(np.median(times) * 1000),
+        "exact": exact / max(len(truths), 1),
+        "chars": chars / max(total, 1),
+        "n": float(len(truths)),
     }
 
 
-def evaluate_real_moroccan(tflite: Path, dataset: Path) -> dict[str, float]:
-    """Exact-plate accuracy on the real Moroccan OCR crops (one-line, label ok, no W18)."""
-    import cv2
-    from ai_edge_litert.interpreter import Interpreter
+def _edits(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
-    interp = Interpreter(model_path=str(tflite), num_threads=1)
-    interp.allocate_tensors()
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    scale, zero = outp["quantization"]
-    n = correct = 0
-    with (dataset / "manifest.csv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["label_status"] != "ok" or row["n_lines"] != "1":
-                continue
-            want, fmt = canonicalize(row["plate_text"])
-            if fmt != "MA":
-                continue
-            img = cv2.imread(str(dataset / row["image"]), cv2.IMREAD_GRAYSCALE)
-            if img is None:
-                continue
-            small = cv2.resize(img, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
-            interp.set_tensor(inp["index"], small[None, :, :, None])
-            interp.invoke()
-            logits = (interp.get_tensor(outp["index"])[0].astype(np.float32) - zero) * scale
-            raw, _ = greedy_decode(logits, CHARSET)
-            n += 1
-            correct += canonicalize(raw)[0] == want
-    return {"real_moroccan_exact_accuracy": correct / max(n, 1), "real_moroccan_samples": float(n)}
+
+def evaluate(
+    tflite: Path, real: dict[str, list[RealCrop]], n_synth: int, seed: int
+) -> dict[str, float]:
+    """Accuracy of the int8 model through the runtime (agent.reader.recogniser) and its latency."""
+    from agent.reader.recogniser import Recogniser
+
+    rec = Recogniser(tflite, num_threads=1)
+    metrics: dict[str, float] = {}
+    x, texts = synthetic_set(n_synth, seed)
+    times, reads = [], []
+    for img in x:
+        t0 = time.perf_counter()
+        raw, _ = rec.read_gray(img)
+        times.append(time.perf_counter() - t0)
+        reads.append(canonicalize(raw)[0])
+    s = _score(reads, texts)
+    metrics |= {
+        "synthetic_field_exact": s["exact"],
+        "synthetic_field_chars": s["chars"],
+        "synthetic_n": s["n"],
+    }
+    clean_reads, clean_texts = [], []
+    rng = np.random.default_rng(seed + 1)
+    for i in range(n_synth):
+        text = random_plate_text(rng, "MA" if i % 2 else "FR")
+        clean_reads.append(canonicalize(rec.read_gray(training_crop(text, rng))[0])[0])
+        clean_texts.append(text)
+    s = _score(clean_reads, clean_texts)
+    metrics |= {"synthetic_clean_exact": s["exact"], "synthetic_clean_chars": s["chars"]}
+    metrics["ms_per_plate_median"] = float(np.median(times) * 1000)
+    metrics["ms_per_plate_p99"] = float(np.percentile(times, 99) * 1000)
+    groups: dict[str, tuple[list[str], list[str]]] = {
+        "real_ma_val_1line": ([], []),
+        "real_ma_val_all": ([], []),
+        "real_ma_train_1line": ([], []),
+        "real_fr_val": ([], []),
+        "real_fr_train": ([], []),
+    }
+    for img, text, validation, lines, _ in real["ma"]:
+        read = canonicalize(rec.read(img)[0])[0]
+        keys = ["real_ma_val_all"] if validation else []
+        if lines == 1:
+            keys.append("real_ma_val_1line" if validation else "real_ma_train_1line")
+        for k in keys:
+            groups[k][0].append(read)
+            groups[k][1].append(text)
+    for img, text, validation, _, box in real["fr"]:
+        if box is None:
+            continue
+        read = canonicalize(rec.read(french_crop(img, box, None))[0])[0]
+        k = "real_fr_val" if validation else "real_fr_train"
+        groups[k][0].append(read)
+        groups[k][1].append(text)
+    for name, (r, t) in groups.items():
+        if t:
+            s = _score(r, t)
+            metrics |= {
+                f"{name}_exact": s["exact"],
+                f"{name}_chars": s["chars"],
+                f"{name}_n": s["n"],
+            }
+    return metrics
+
+
+def fit(
+    args: argparse.Namespace, work: Path, real: dict[str, list[RealCrop]], tflite: Path
+) -> None:
+    """Stage 1 (mostly synthetic), stage 2 (real-heavy fine-tune), int8 conversion."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    t0 = time.perf_counter()
+    if args.convert_only:
+        model = keras.models.load_model(work / "recogniser-stage2.keras")
+    elif args.resume:
+        model = keras.models.load_model(work / "recogniser-stage1.keras")
+    else:
+        data = make_training_set(args, real)
+        print(f"built {len(data[0])} crops in {time.perf_counter() - t0:.0f} s", flush=True)
+        model = train(args, work, data, epochs=args.epochs, lr=args.lr, stage="stage 1")
+    fine = make_finetune_set(args, real)
+    if args.finetune_epochs > 0 and not args.convert_only:
+        model = train(
+            args,
+            work,
+            fine,
+            model=model,
+            epochs=args.finetune_epochs,
+            lr=args.finetune_lr,
+            stage="stage 2",
+        )
+    calib = fine[0][
+        np.random.default_rng(args.seed + 7).choice(
+            len(fine[0]), min(400, len(fine[0])), replace=False
+        )
+    ]
+    convert(model, tflite, calib, work)
+    print(f"trained and converted in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "models")
+    parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--train-size", type=int, default=32000)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train-size", type=int, default=34000)
+    parser.add_argument("--real-copies", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=7)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-size", type=int, default=20000)
+    parser.add_argument("--finetune-copies", type=int, default=20)
+    parser.add_argument(
+        "--resume", action="store_true", help="skip stage 1: fine-tune <out>/.work's stage 1 model"
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-size", type=int, default=2000)
-    parser.add_argument(
-        "--real-moroccan",
-        type=Path,
-        default=None,
-        help="folder of the moroccan-plates-ocr set, for an extra real-data figure",
-    )
+    parser.add_argument("--name", default="recogniser", help="output file stem")
     parser.add_argument("--eval-only", action="store_true", help="evaluate an existing .tflite")
     parser.add_argument(
         "--convert-only",
@@ -267,20 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    tflite = args.out / "recogniser.tflite"
-    if args.convert_only:
-        import keras
-
-        convert(keras.models.load_model(work / "recogniser.keras"), tflite, args.seed, work)
-    elif not args.eval_only:
-        t0 = time.perf_counter()
-        model = train(args, work)
-        convert(model, tflite, args.seed, work)
-        print(f"trained and converted in {time.perf_counter() - t0:.0f} s", flush=True)
-    metrics = evaluate(tflite, args.eval_size, args.seed + 1000, threads=1)
-    if args.real_moroccan is not None:
-        metrics |= evaluate_real_moroccan(tflite, args.real_moroccan)
-    meta = {
+    tflite = args.out / f"{args.name}.tflite"
+    use_real = realdata.available(args.datasets)
+    if not use_real:
+        print(f"no real datasets at {args.datasets}: training on synthetic data only", flush=True)
+    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": []}
+    if not args.eval_only:
+        fit(args, work, real, tflite)
+    # The metadata must exist before the runtime can load the model for evaluation.
+    meta: dict[str, Any] = {
         "name": "raqib-recogniser",
         "version": VERSION,
         "input": {
@@ -302,12 +529,15 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "train_size": args.train_size,
         "epochs": args.epochs,
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
-        "size_bytes": tflite.stat().st_size,
+        "finetune_epochs": args.finetune_epochs,
+        "real_data": sorted([realdata.MA_OCR, realdata.FRENCH]) if use_real else [],
     }
-    (args.out / "recogniser.json").write_text(
-        json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    meta_path = tflite.with_suffix(".json")
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    metrics = evaluate(tflite, real, args.eval_size, args.seed + 1000)
+    meta["metrics"] = {k: round(v, 4) for k, v in metrics.items()}
+    meta["size_bytes"] = tflite.stat().st_size
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(meta["metrics"], indent=2))
     return 0
 

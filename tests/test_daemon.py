@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,7 +21,10 @@ from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config
 from agent.daemon import Agent
 from agent.hq.db import HqDatabase
+from agent.hq.enrol import enrol_local
 from agent.hq.ingest import IngestService
+from agent.pki import HqKeys
+from agent.watchlist.provision import CACHE_FILE, FleetSigner, provision_watchlist
 from firmware_glue.alert import SimulatedAlert
 
 CLIP = DEFAULT_SAMPLES_DIR / "street_clip.mp4"
@@ -40,15 +44,23 @@ def free_port() -> int:
 
 
 def agent_config(tmp_path: Path, port: int, **capture: object) -> RaqibConfig:
-    return parse_config(
+    """The test device's config, enrolled at a test HQ (keys made once per tmp_path)."""
+    config = parse_config(
         {
             "device": {"id": "cam-test-01", "state_dir": str(tmp_path / "device")},
             "capture": {"uri": str(CLIP), **capture},
             "mqtt": {"port": port, "ack_timeout_s": 2.0, "reconnect_max_s": 1.0},
-            "hq": {"database_url": f"sqlite:///{tmp_path / 'hq.sqlite'}"},
+            "hq": {
+                "database_url": f"sqlite:///{tmp_path / 'hq.sqlite'}",
+                "keys_dir": str(tmp_path / "hq-keys"),
+            },
             "status": {"metrics_port": 0, "interval_s": 0.5},
         }
     )
+    enrol_local(config)
+    signer = FleetSigner.load_or_create(tmp_path / "hq-watchlist", "test-fleet", time.time())
+    provision_watchlist(config, signer, WATCHLIST, time.time())
+    return config
 
 
 def write_toml(path: Path, config: RaqibConfig) -> Path:
@@ -72,7 +84,7 @@ def broker(tmp_path: Path) -> Iterator[LocalBroker]:
 def hq(tmp_path: Path, broker: LocalBroker) -> Iterator[HqDatabase]:
     config = agent_config(tmp_path, broker.port)
     db = HqDatabase(config.hq.database_url)
-    ingest = IngestService(config.mqtt, db)
+    ingest = IngestService(config.mqtt, db, HqKeys.load(config.hq.keys_dir))
     ingest.start()
     yield db
     ingest.stop()
@@ -107,12 +119,12 @@ def test_broker_absent_at_start_agent_keeps_reading_and_delivers_later(tmp_path:
     try:
         agent.run(until_end=True)  # the whole clip is read with no broker at all
         assert agent.stats.hits_raised == len(watchlisted_plates_in_clip())
-        assert agent.outbox.depth() == agent.stats.hits_raised
+        assert agent.outbox.depth() >= agent.stats.hits_raised  # hits and ledger entries
         assert not agent.uplink.connected
         with LocalBroker(port=port, workdir=tmp_path / "broker") as broker:
             config = agent_config(tmp_path, broker.port)
             db = HqDatabase(config.hq.database_url)
-            ingest = IngestService(config.mqtt, db)
+            ingest = IngestService(config.mqtt, db, HqKeys.load(config.hq.keys_dir))
             ingest.start()
             try:
                 assert agent.wait_delivered(30)
@@ -125,19 +137,40 @@ def test_broker_absent_at_start_agent_keeps_reading_and_delivers_later(tmp_path:
 
 
 @pytest.mark.broker
-def test_broken_watchlist_file_runs_with_an_empty_list(tmp_path: Path) -> None:
-    bad = tmp_path / "list.csv"
-    bad.write_bytes(b"\x00\xff not a csv")
-    config = agent_config(tmp_path, free_port())
-    config = parse_config({**config.model_dump(), "watchlist": {"path": str(bad)}})
+def run_clip(config: RaqibConfig) -> Agent:
     agent = Agent(config)
     agent.start()
     try:
         agent.run(until_end=True)
     finally:
         agent.shutdown()
+    return agent
+
+
+def test_watchlist_cache_edited_on_disk_is_refused_and_the_agent_keeps_reading(
+    tmp_path: Path,
+) -> None:
+    config = agent_config(tmp_path, free_port())
+    cache = config.device.state_dir / CACHE_FILE
+    with contextlib.closing(sqlite3.connect(cache)) as db, db:
+        db.execute("UPDATE wl_lists SET content = content || x'00'")
+    agent = run_clip(config)
+    assert agent.pipeline.stats.reads > 0  # plates are still read
+    assert agent.stats.hits_raised == 0  # but nothing matches a refused list
+    assert agent.watchlist is not None
+    assert agent.watchlist.status(time.time())["cache_tampered"]
+
+
+def test_device_without_a_trusted_watchlist_root_runs_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = agent_config(tmp_path, free_port())
+    (config.device.keys_path / "watchlist-root.json").unlink()
+    agent = run_clip(config)
+    assert agent.watchlist is None
     assert agent.pipeline.stats.reads > 0
     assert agent.stats.hits_raised == 0
+    assert "NO WATCHLIST ALERTS" in caplog.text
 
 
 class LogWatcher:
@@ -246,3 +279,42 @@ def test_bad_config_exits_with_usage_error_naming_the_key(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert "capture.queue_size" in result.stderr
+
+
+@pytest.mark.broker
+@pytest.mark.security
+def test_watchlist_update_over_mqtt_is_applied_and_a_forged_one_refused(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+
+    config = agent_config(tmp_path, broker.port, loop=True, realtime=True)
+    newer = tmp_path / "v2.csv"
+    newer.write_text(WATCHLIST.read_text(encoding="utf-8") + "AA-111-AA,stolen,T-1,1\n", "utf-8")
+    signer = FleetSigner.load_or_create(tmp_path / "hq-watchlist", "test-fleet", time.time())
+    intruder = FleetSigner.load_or_create(tmp_path / "intruder", "test-fleet", time.time())
+    topic = watchlist_topic(config.mqtt.topic_prefix)
+    target = BrokerTarget(port=broker.port)
+    agent = Agent(config)
+    agent.start()
+    runner = threading.Thread(target=agent.run)
+    runner.start()
+    try:
+        publish_bundle(signer.signed_full_list(newer, 2, time.time(), 7), topic, target)
+        deadline = time.monotonic() + 20
+        while agent.status()["watchlist_version"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert agent.status()["watchlist_version"] == 2
+        assert agent.pipeline.matcher.match("AA-111-AA", 0.9) is not None
+
+        publish_bundle(intruder.signed_full_list(WATCHLIST, 3, time.time(), 7), topic, target)
+        assert agent.watchlist is not None
+        deadline = time.monotonic() + 20
+        while agent.watchlist.status(time.time())["last_refusal"] is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert agent.status()["watchlist_version"] == 2  # the forged list changed nothing
+    finally:
+        agent.stop()
+        runner.join(30)
+        agent.shutdown()

@@ -1,15 +1,11 @@
 """The matcher: exact hits, OCR-confusion and one-edit hits only for confident reads, expiry,
-deltas applied in place, plain CSV lists."""
+deltas applied in place."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import WatchlistError
 from agent.reader.plate_text import is_valid
 from agent.reads import Match, WatchlistEntry
 from agent.watchlist.confusion import fold
@@ -22,7 +18,6 @@ from agent.watchlist.content import (
     parse_full,
 )
 from agent.watchlist.matcher import EditPolicy, Matcher
-from agent.watchlist.plain import load_plain_watchlist
 
 ENTRIES = [
     WatchlistEntry("12345-B-6", "stolen", "C-1", 2),
@@ -60,33 +55,6 @@ def test_a_different_plate_never_matches() -> None:
 def test_fold_maps_each_confusion_class_to_one_key() -> None:
     assert fold("0ODQ") == "0000"
     assert fold("AB-1I8-CD") == fold("4B-118-C0")
-
-
-def test_plain_csv_list_loads_canonical_entries(tmp_path: Path) -> None:
-    path = tmp_path / "list.csv"
-    path.write_text("plate,reason,case_ref,priority\nAB-123-CD,stolen,C-9,2\n", encoding="utf-8")
-    (entry,) = load_plain_watchlist(path)
-    assert entry == WatchlistEntry("AB-123-CD", "stolen", "C-9", 2)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("plate,case_ref\nAB-123-CD,C\n", "missing column"),
-        ("plate,reason\n,stolen\n", ":2: plate and reason are required"),
-        ("plate,reason,priority\nAB-123-CD,stolen,high\n", "priority 'high'"),
-    ],
-)
-def test_broken_csv_list_is_refused_with_the_line(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "list.csv"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(WatchlistError, match=message):
-        load_plain_watchlist(path)
-
-
-def test_missing_list_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(WatchlistError, match="cannot read watchlist"):
-        load_plain_watchlist(tmp_path / "none.csv")
 
 
 # -- the signed-list matcher: expiry, one edit, ranking, deltas, properties ------------

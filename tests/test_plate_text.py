@@ -104,3 +104,15 @@ def test_raw_tokens_is_the_inverse_of_canonicalize_for_generated_plates() -> Non
 def test_raw_tokens_of_moroccan_plate_carries_the_arabic_letter() -> None:
     assert raw_tokens("12345-B-6") == "12345\u06286"
     assert raw_tokens("AB-123-CD") == "AB123CD"
+
+
+@pytest.mark.parametrize("raw", ["599625WW", "599625 WW", "599625-ww", "599625|WW"])
+def test_moroccan_temporary_ww_plate_is_serial_dash_ww(raw: str) -> None:
+    assert canonicalize(raw) == ("599625-WW", "MA")
+    assert is_valid("599625-WW", "MA")
+    assert raw_tokens("599625-WW") == "599625WW"
+
+
+def test_temporary_plate_with_leading_zero_or_seven_digits_is_not_moroccan() -> None:
+    assert not is_valid("0599625-WW", "MA")
+    assert canonicalize("1234567WW")[1] == "UNKNOWN"

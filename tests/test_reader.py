@@ -17,7 +17,7 @@ from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import greedy_decode
-from agent.reader.detector import ContourDetector
+from agent.reader.detector import ContourDetector, ModelDetector
 from agent.reader.pipeline import ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser
@@ -125,6 +125,53 @@ def test_detector_finds_the_clip_plates_quickly(
     per_frame_ms = (time.perf_counter() - start) * 1000 / len(clip_frames[::2])
     assert found >= 0.95 * total, f"recall {found}/{total}"
     assert per_frame_ms < 10
+
+
+def test_trained_detector_finds_the_clip_plates_within_budget(
+    clip_frames: list[Image], truth: dict[str, object]
+) -> None:
+    detector = ModelDetector(MODELS / "detector.tflite", num_threads=1)
+    vehicles = truth["vehicles"]
+    assert isinstance(vehicles, list)
+    found = total = false_boxes = 0
+    frames = range(0, len(clip_frames), 4)
+    start = time.perf_counter()
+    for index in frames:
+        boxes = [b for b, _ in detector.detect(clip_frames[index])]
+        gts = [v["boxes"][str(index)] for v in vehicles if str(index) in v["boxes"]]
+        total += len(gts)
+        found += sum(any(_iou(b, gt) >= 0.5 for b in boxes) for gt in gts)
+        false_boxes += sum(all(_iou(b, gt) < 0.3 for gt in gts) for b in boxes)
+    per_frame_ms = (time.perf_counter() - start) * 1000 / len(frames)
+    assert found >= 0.95 * total, f"recall {found}/{total}"
+    assert false_boxes <= 0.5 * len(frames)  # the recogniser drops what is not a plate
+    assert per_frame_ms < 60  # the 25 ms target is measured by `raqib bench reader`
+
+
+def test_the_reader_uses_the_trained_detector_unless_configured_otherwise() -> None:
+    assert isinstance(ModelPlateReader(MODELS).detector, ModelDetector)
+    config = ReaderConfig(detector="contour")
+    assert isinstance(ModelPlateReader.from_config(config).detector, ContourDetector)
+
+
+def test_detector_metadata_without_decoding_keys_raises_model_error(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "detector.tflite", tmp_path / "detector.tflite")
+    (tmp_path / "detector.json").write_text('{"stride": 4}', encoding="utf-8")
+    with pytest.raises(ModelError, match="lacks"):
+        ModelDetector(tmp_path / "detector.tflite")
+
+
+def test_recogniser_reads_degraded_field_like_crops() -> None:
+    from agent.synth.augment import field_crop, random_training_text
+
+    recogniser = Recogniser(MODELS / "recogniser.tflite")
+    rng = np.random.default_rng(31337)
+    texts = [random_training_text(rng) for _ in range(60)]
+    crops = [field_crop(t, rng, 32, 128) for t in texts]
+    correct = sum(
+        canonicalize(recogniser.read_gray(c)[0])[0] == t for c, t in zip(crops, texts, strict=True)
+    )
+    assert correct >= 42, f"read {correct}/60"  # ~80 % measured: some crops are illegible
 
 
 def _iou(a: tuple[int, int, int, int], b: list[int]) -> float:

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from agent.reader.plate_text import is_valid
+from agent.reader.plate_text import canonicalize, is_valid
 from agent.reads import PlateFormat
 from agent.synth import (
     add_noise,
@@ -113,3 +113,58 @@ def test_shipped_sample_clip_matches_its_truth_and_is_small() -> None:
     assert len(truth["vehicles"]) == 8
     assert {v["format"] for v in truth["vehicles"]} == {"MA", "FR"}
     assert (SAMPLES / "street_clip.mp4").stat().st_size < 3_000_000
+
+
+def test_training_plates_cover_the_special_series_and_are_deterministic() -> None:
+    from agent.synth.augment import random_training_text, render_training_plate
+
+    rng = np.random.default_rng(4)
+    texts = [random_training_text(rng) for _ in range(400)]
+    assert any(t.endswith("-WW") for t in texts)  # temporary series
+    assert any(t[0].isdigit() and canonicalize(t)[1] == "FR" for t in texts)  # old FNI
+    for text in texts[:40]:
+        assert canonicalize(text) == (text, canonicalize(text)[1])
+        assert canonicalize(text)[1] in ("MA", "FR")
+    a = render_training_plate("599625-WW", np.random.default_rng(1), height=40)
+    b = render_training_plate("599625-WW", np.random.default_rng(1), height=40)
+    assert a.dtype == np.uint8 and a.shape[0] == 40 and np.array_equal(a, b)
+
+
+def test_field_degradations_keep_shape_and_dtype() -> None:
+    from agent.synth import augment
+
+    rng = np.random.default_rng(3)
+    img = render_plate("AB-123-CD", rng, height=40)
+    for fn in (
+        augment.rotate_warp,
+        augment.motion_or_defocus,
+        augment.low_light,
+        augment.ir_night,
+        augment.glare,
+        augment.dirt,
+        augment.edge_occlusion,
+        augment.codec,
+        augment.field_degrade,
+    ):
+        out = fn(img, rng)
+        assert out.shape == img.shape, fn.__name__
+        assert out.dtype == np.uint8, fn.__name__
+    crop = augment.field_crop("12345-B-6", rng, 32, 128)
+    assert crop.shape == (32, 128) and crop.dtype == np.uint8
+
+
+def test_street_scene_boxes_lie_inside_the_frame_and_hold_a_plate() -> None:
+    from agent.synth.scenes import paste_plates, street_scene
+
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        frame, boxes = street_scene(rng)
+        assert frame.shape == (720, 1280, 3) and frame.dtype == np.uint8
+        assert 1 <= len(boxes) <= 3
+        for x, y, w, h in boxes:
+            assert x >= 0 and x + w <= 1280 and y >= 0 and y + h <= 720
+            assert 2.5 <= w / h <= 6.5
+    base = np.full((300, 400, 3), 100, np.uint8)
+    pasted, added = paste_plates(base, rng, n=2)
+    assert pasted.shape == base.shape and len(added) >= 1
+    assert not np.array_equal(pasted, base)

@@ -1,16 +1,27 @@
-"""HQ ingest: receive hits from every device, store each once, acknowledge it.
+"""HQ ingest: receive sealed messages from every device, verify, store each once, acknowledge.
 
-Workers share the subscription ``$share/{group}/{prefix}/devices/+/hits``, so
-the broker gives each message to one of them. For each message, in order:
+Workers share the subscriptions ``$share/{group}/{prefix}/devices/+/{hits,ledger,status}``,
+so the broker gives each message to one of them; run several in one process or
+on several machines (``raqib hq ingest --workers N`` starts N processes). For
+each message, in order:
 
-1. the topic must be a device's hits topic, and the envelope's ``device`` must be
-   the device the topic names (a device cannot speak for another);
-2. the envelope and the hit body are decoded and checked (``PayloadError``);
-3. the hit is stored; a duplicate ``(device, seq)`` is recognised and not stored again;
-4. only then an ack naming ``seq`` goes to the device's acks topic at QoS 1, for
-   duplicates too, so a device whose first ack was lost can delete the message.
+1. the topic must be a device's uplink topic and the clear header must name the
+   device the topic names (a device cannot speak for another);
+2. the device must be enrolled and not revoked (the registry is re-read every
+   ``registry_refresh_s`` and whenever an unknown device shows up);
+3. the message is decrypted with HQ's key and the signature verified against the
+   device's enrolled key; the body is checked (``PayloadError`` otherwise);
+   a status updates the device's row if it is newer than the one held;
+4. hits and ledger entries are stored in batches, one transaction per batch; a
+   duplicate ``(device, seq)`` (a resend or a replay) is recognised and not
+   stored again;
+5. only after the commit, one signed ack per device names every stored or
+   duplicate ``seq`` of the batch, so a device whose first ack was lost can
+   delete the message. Heartbeats (``seq`` 0) are not acked: they are not
+   queued; a status that did come through the outbox (``seq`` > 0) is stored,
+   counted in the sequence and acked like any other message.
 
-A bad message is logged with its reason, counted as ``rejected`` and never
+A refused message is logged with its reason, counted as ``rejected`` and never
 acked; a storage failure is logged and not acked, so the device sends it again.
 Nothing a device sends can stop the service.
 """
@@ -18,31 +29,40 @@ Nothing a device sends can stop the service.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import socket
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as paho
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import MqttConfig
-from agent.envelope import Envelope, decode_message, encode_ack
+from agent.envelope import MAX_ACK_SEQS, Envelope, decode_message, encode_ack, open_message
 from agent.errors import PayloadError, StorageError
-from agent.hq.db import HqDatabase
-from agent.messages import HIT_KIND, HitRecord, parse_hit_body
-from agent.transport.topics import Topics, device_id_from_topic, hq_hits_subscription
-from agent.transport.uplink import disable_nagle
+from agent.hq.db import HqDatabase, Incoming
+from agent.messages import HIT_KIND, STATUS_KIND, HitRecord, parse_hit_body, parse_status_body
+from agent.pki import HqKeys
+from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
+from agent.transport.uplink import configure_tls, disable_nagle
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S: Final = 600
-"""The broker keeps a worker's session (and its share of hits) this long across a restart."""
+"""The broker keeps a worker's session (and its share of messages) this long across a restart."""
+BATCH_MAX: Final = 500
+BATCH_WAIT_S: Final = 0.01
+QUEUE_MAX: Final = 5000
+_CHANNEL_KIND: Final = {"hits": HIT_KIND, "ledger": "ledger", "status": STATUS_KIND}
 
 OnStored = Callable[[str, int, HitRecord], None]
 
@@ -53,28 +73,68 @@ def default_client_id(group: str = "hq-ingest") -> str:
     return f"{group}-{host}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    topic: str
+    payload: bytes
+    received_at: float
+
+
+class Registry:
+    """A cached view of the device registry: enrolled keys, revoked devices as ``None``."""
+
+    def __init__(self, db: HqDatabase, refresh_s: float, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._keys: dict[str, Ed25519PublicKey | None] = {}
+        self._loaded_at = float("-inf")
+
+    def key_of(self, device_id: str) -> Ed25519PublicKey:
+        """The device's key; raises PayloadError if it is not enrolled or revoked."""
+        now = self._clock()
+        stale = now - self._loaded_at >= self._refresh_s
+        # an unknown id reloads at most once a second, so junk ids cannot hammer the database
+        if stale or (device_id not in self._keys and now - self._loaded_at >= 1.0):
+            self._keys = self._db.device_keys()
+            self._loaded_at = now
+        if device_id not in self._keys:
+            raise PayloadError(f"device {device_id!r} is not enrolled")
+        key = self._keys[device_id]
+        if key is None:
+            raise PayloadError(f"device {device_id!r} is revoked")
+        return key
+
+
 class IngestService:
-    """One HQ ingest worker: MQTT in, database, acks out."""
+    """One HQ ingest worker: MQTT in, verify and decrypt, database in batches, signed acks out."""
 
     def __init__(
         self,
         mqtt: MqttConfig,
         db: HqDatabase,
+        keys: HqKeys,
+        *,
         group: str = "hq-ingest",
         client_id: str | None = None,
         on_stored: OnStored | None = None,
-        *,
         clock: Callable[[], float] = time.time,
+        registry_refresh_s: float = 5.0,
     ) -> None:
         """Workers of one ``group`` share the load; each needs its own stable ``client_id``."""
         self._config = mqtt
         self._db = db
+        self._keys = keys
         self._prefix = mqtt.topic_prefix
-        self._subscription = hq_hits_subscription(self._prefix, group)
+        self._subscriptions = [
+            hq_hits_subscription(self._prefix, group, channel) for channel in _CHANNEL_KIND
+        ]
+        self._registry = Registry(db, registry_refresh_s, clock)
         self._on_stored = on_stored
         self._clock = clock
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._inbox: queue.Queue[_Raw | None] = queue.Queue(QUEUE_MAX)
         self._counts = {
             "received": 0,
             "stored": 0,
@@ -82,6 +142,8 @@ class IngestService:
             "rejected": 0,
             "storage_errors": 0,
             "acks_sent": 0,
+            "status": 0,
+            "batches": 0,
         }
         self.client_id = client_id or default_client_id(group)
         self._client = paho.Client(
@@ -89,20 +151,24 @@ class IngestService:
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        configure_tls(self._client, mqtt)
         self._client.reconnect_delay_set(1, max(1, round(mqtt.reconnect_max_s)))
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
         self._client.on_socket_open = disable_nagle
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
-        self._started = False
+        self._worker: threading.Thread | None = None
         self._stopping = False
 
     def start(self) -> None:
         """Connect in the background and begin ingesting; never raises if the broker is away."""
-        if self._started:
+        if self._worker is not None:
             raise RuntimeError("ingest service already started")
-        self._started = True
+        self._worker = threading.Thread(target=self._run, name="ingest-store", daemon=True)
+        self._worker.start()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client.connect_async(
@@ -114,9 +180,12 @@ class IngestService:
         )
         self._client.loop_start()
 
-    def stop(self) -> None:
-        """Disconnect; the broker keeps this worker's session for ``SESSION_EXPIRY_S``."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect after storing and acking what arrived; the broker keeps the session."""
         self._stopping = True
+        if self._worker is not None:
+            self._inbox.put(None)
+            self._worker.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -126,15 +195,15 @@ class IngestService:
         return self._connected.is_set()
 
     def stats(self) -> dict[str, int]:
-        """Counters: received, stored, duplicates, rejected, storage_errors, acks_sent."""
+        """Counters: received, stored, duplicates, rejected, storage_errors, acks_sent, status."""
         with self._lock:
             return dict(self._counts)
 
-    def _count(self, key: str) -> None:
+    def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
-            self._counts[key] += 1
+            self._counts[key] += n
 
-    # -- paho callbacks --------------------------------------------------------
+    # -- paho callbacks (network thread) ---------------------------------------
 
     def _on_connect(
         self,
@@ -148,14 +217,13 @@ class IngestService:
             log.warning("ingest: broker refused the connection: %s", reason_code)
             return
         log.info(
-            "ingest: %s connected to %s:%d (session present: %s), subscribing to %s",
+            "ingest: %s connected to %s:%d (session present: %s)",
             self.client_id,
             self._config.host,
             self._config.port,
             flags.session_present,
-            self._subscription,
         )
-        client.subscribe(self._subscription, qos=1)
+        client.subscribe([(sub, 1) for sub in self._subscriptions])
         self._connected.set()
 
     def _on_disconnect(
@@ -180,63 +248,162 @@ class IngestService:
         reason_codes: list[ReasonCode],
         _properties: Properties | None,
     ) -> None:
-        for code in reason_codes:
+        for sub, code in zip(self._subscriptions, reason_codes, strict=False):
             if code.is_failure:
-                log.error("ingest: broker refused subscription %s: %s", self._subscription, code)
+                log.error("ingest: broker refused subscription %s: %s", sub, code)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        # paho's network thread dies with an exception raised here: nothing may escape.
-        try:
-            self._handle(msg)
-        except Exception:
-            log.exception("ingest: unexpected error handling a message (not acked)")
-
-    # -- processing -------------------------------------------------------------
-
-    def _handle(self, msg: paho.MQTTMessage) -> None:
-        self._count("received")
-        try:
-            device_id, envelope, record = self._check(msg)
-        except PayloadError as exc:
-            self._count("rejected")
-            log.warning("ingest: rejected a message on %r: %s", _topic_of(msg), exc)
+        # Blocking here when the store falls behind pushes back on the broker (TCP).
+        raw = _Raw(_topic_of(msg), bytes(msg.payload), self._clock())
+        while not self._stopping:
+            try:
+                self._inbox.put(raw, timeout=0.5)
+            except queue.Full:
+                continue
             return
+
+    # -- store thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch, done = self._collect()
+            if batch:
+                try:
+                    self._process(batch)
+                except Exception:
+                    # The store thread must outlive any bug: nothing here is acked.
+                    log.exception("ingest: unexpected error on a batch (not acked)")
+            if done:
+                return
+
+    def _collect(self) -> tuple[list[_Raw], bool]:
+        first = self._inbox.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            try:
+                item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _process(self, batch: list[_Raw]) -> None:
+        self._count("received", len(batch))
+        verified: list[Incoming] = []
+        for raw in batch:
+            try:
+                item = self._verify(raw)
+            except PayloadError as exc:
+                self._count("rejected")
+                log.warning("ingest: rejected a message on %r: %s", raw.topic, exc)
+                continue
+            if item is not None:
+                verified.append(item)
+        if verified:
+            self._store(verified)
+
+    def _verify(self, raw: _Raw) -> Incoming | None:
+        """The checked message to store, or None for a status (recorded here); or PayloadError."""
+        device_id, channel = channel_from_topic(self._prefix, raw.topic)
+        kind = _CHANNEL_KIND.get(channel)
+        if kind is None:
+            raise PayloadError(f"topic {raw.topic!r} is not a device uplink topic")
+        header = decode_message(raw.payload)
+        if header.device != device_id:
+            raise PayloadError(
+                f"envelope says device {header.device!r} but arrived on {device_id!r}'s topic"
+            )
+        if header.kind != kind:
+            raise PayloadError(f"message kind {header.kind!r} on a {channel} topic")
+        key = self._registry.key_of(device_id)
+        envelope = open_message(header, raw.topic, hq_key=self._keys.encryption, device_key=key)
+        if kind == STATUS_KIND:
+            self._record_status(envelope, raw.received_at)
+            if envelope.seq == 0:
+                return None  # a heartbeat, not queued: nothing to store or ack
+        if kind == HIT_KIND:
+            record = parse_hit_body(envelope.body)
+            return Incoming(
+                device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, record=record
+            )
+        return Incoming(
+            device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, body=envelope.body
+        )
+
+    def _record_status(self, envelope: Envelope, received_at: float) -> None:
+        status = parse_status_body(envelope.body)
         try:
-            stored = self._db.store_hit(device_id, envelope.seq, record, self._clock())
+            fresh = self._db.record_status(
+                envelope.device, status, envelope.sent_at, received_at=received_at
+            )
         except StorageError as exc:
             self._count("storage_errors")
-            log.error("ingest: hit %s/%d not stored, not acked: %s", device_id, envelope.seq, exc)
+            log.error("ingest: status of %s not stored: %s", envelope.device, exc)
             return
-        self._count("stored" if stored else "duplicates")
-        self._ack(device_id, envelope.seq)
-        if stored and self._on_stored is not None:
+        self._count("status")
+        if not fresh:
+            log.info("ingest: ignored a stale or replayed status of %s", envelope.device)
+
+    def _store(self, items: list[Incoming]) -> None:
+        try:
+            results = self._db.store_batch(items)
+        except StorageError as exc:
+            self._count("storage_errors", len(items))
+            log.error("ingest: %d message(s) not stored, not acked: %s", len(items), exc)
+            return
+        stored = sum(1 for r in results if r is True)
+        unknown = sum(1 for r in results if r is None)
+        self._count("stored", stored)
+        self._count("duplicates", len(items) - stored - unknown)
+        self._count("rejected", unknown)
+        self._count("batches")
+        to_ack: dict[str, list[int]] = defaultdict(list)
+        for item, result in zip(items, results, strict=True):
+            if result is None:
+                log.warning("ingest: %s/%d not stored, not acked: device not enrolled", *_id(item))
+                continue
+            to_ack[item.device_id].append(item.seq)
+        for device_id, seqs in to_ack.items():
+            self._ack(device_id, seqs)
+        if self._on_stored is not None:
+            self._notify(items, results)
+
+    def _notify(self, items: list[Incoming], results: list[bool | None]) -> None:
+        assert self._on_stored is not None
+        for item, new in zip(items, results, strict=True):
+            if new is not True or item.record is None:
+                continue
             try:
-                self._on_stored(device_id, envelope.seq, record)
+                self._on_stored(item.device_id, item.seq, item.record)
             except Exception:
                 log.exception(
-                    "ingest: on_stored failed for %s/%d (hit stored)", device_id, envelope.seq
+                    "ingest: on_stored failed for %s/%d (stored)", item.device_id, item.seq
                 )
 
-    def _check(self, msg: paho.MQTTMessage) -> tuple[str, Envelope, HitRecord]:
-        device_id = device_id_from_topic(self._prefix, _topic_of(msg))
-        envelope = decode_message(msg.payload)
-        if envelope.device != device_id:
-            raise PayloadError(
-                f"envelope says device {envelope.device!r} but arrived on {device_id!r}'s topic"
-            )
-        if envelope.kind != HIT_KIND:
-            raise PayloadError(f"message kind {envelope.kind!r} on a hits topic")
-        return device_id, envelope, parse_hit_body(envelope.body)
-
-    def _ack(self, device_id: str, seq: int) -> None:
+    def _ack(self, device_id: str, seqs: list[int]) -> None:
         topic = Topics(self._prefix, device_id).acks
-        info = self._client.publish(topic, encode_ack([seq]), qos=1)
-        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self._count("acks_sent")  # NO_CONN: paho sends it after reconnecting
-        else:
-            log.warning(
-                "ingest: ack of %s/%d not sent: %s", device_id, seq, paho.error_string(info.rc)
-            )
+        for start in range(0, len(seqs), MAX_ACK_SEQS):
+            chunk = seqs[start : start + MAX_ACK_SEQS]
+            payload = encode_ack(device_id, chunk, self._keys.signing)
+            info = self._client.publish(topic, payload, qos=1)
+            if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                self._count("acks_sent", len(chunk))  # NO_CONN: paho sends it on reconnect
+            else:
+                log.warning(
+                    "ingest: ack of %d message(s) of %s not sent: %s",
+                    len(chunk),
+                    device_id,
+                    paho.error_string(info.rc),
+                )
+
+
+def _id(item: Incoming) -> tuple[str, int]:
+    return item.device_id, item.seq
 
 
 def _topic_of(msg: paho.MQTTMessage) -> str:

@@ -1,8 +1,12 @@
-"""Plate localisation: the ``Detector`` interface and a classical OpenCV detector.
+"""Plate localisation: the ``Detector`` interface, the trained int8 detector and a classical one.
+
+``ModelDetector`` runs ``detector.tflite`` (models/train_detector.py): a small
+fully-convolutional CenterNet-style network on the letterboxed, down-scaled
+frame, decoded in numpy (see its docstring for the contract).
 
 ``ContourDetector`` finds light, rectangular, text-bearing regions of plate
-shape; it needs no model and is the stand-in until the trained TFLite detector
-lands. Steps, on a (by default) half-size grayscale frame:
+shape; it needs no model (the fallback when no detector model is shipped, and a
+reference). Steps, on a (by default) half-size grayscale frame:
 
 1. threshold bright pixels at a few levels (plates are white or near-white; a
    higher level separates a plate from a silver or beige body around it);
@@ -24,13 +28,17 @@ probability. Limits: plates on a white body without a dark surround, yellow
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.errors import ModelError
 from agent.frames import Image
+from agent.reader.backend import QuantizedModel
 from agent.reads import Box
 
 
@@ -170,3 +178,138 @@ def _widen_over_blue(image: Image, box: Box) -> Box:
     left = blue_columns(x - 1, x - 1 - limit, -1)
     right = blue_columns(x + w, x + w + limit, 1)
     return (x - left, y, w + left + right, h)
+
+
+class ModelDetector:
+    """The trained int8 plate detector (``detector.tflite`` and ``detector.json``).
+
+    Contract: input ``1 x H x W x 3`` uint8 BGR, the frame scaled by
+    ``s = min(W / frame_w, H / frame_h)`` (area interpolation) into the top-left
+    corner of a canvas filled with ``pad_value``; output ``1 x H/4 x W/4 x 5``,
+    all in [0, 1] (sigmoid): plate-centre heat, centre offset x and y within the
+    4-pixel cell, and log-sizes ``w = min_w * 2 ** (v * octaves)``,
+    ``h = min_h * 2 ** (v * octaves)`` in input pixels.
+
+    Decoding: cells whose heat is a 3x3 local maximum and reaches ``threshold``
+    become boxes, mapped back to the frame by ``1 / s``; overlapping boxes
+    (IoU > 0.3) keep the best. The score is the heat (a plate-centre
+    likelihood, not calibrated).
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        num_threads: int = 1,
+        threshold: float = 0.3,
+        *,
+        refine: bool = True,
+    ) -> None:
+        meta = _load_detector_meta(model_path.with_suffix(".json"))
+        self._model = QuantizedModel(model_path, num_threads)
+        shape = self._model.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            raise ModelError(f"detector {model_path} must take 1 x H x W x 3, takes {shape}")
+        self.stride = int(meta["stride"])
+        out = self._model.output_shape
+        want = (1, shape[1] // self.stride, shape[2] // self.stride, 5)
+        if out != want:
+            raise ModelError(f"detector {model_path} outputs {out}, expected {want}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.threshold = threshold
+        self.version = str(meta.get("version", "unknown"))
+        self.input_size: tuple[int, int] = (shape[1], shape[2])  # height, width
+        self._min_w = float(meta["min_w"])
+        self._min_h = float(meta["min_h"])
+        self._octaves = float(meta["octaves"])
+        self._input = np.full(shape, int(meta.get("pad_value", 0)), np.uint8)
+        self._pad_value = int(meta.get("pad_value", 0))
+        self._last_size: tuple[int, int] = (0, 0)
+        self._kernel = np.ones((3, 3), np.uint8)
+        self._refiner = ContourDetector(scale=1.0, min_width=24) if refine else None
+
+    def letterbox(self, image: Image) -> float:
+        """Write ``image`` scaled into the model input (top-left); returns the scale used."""
+        height, width = self.input_size
+        fh, fw = image.shape[:2]
+        scale = float(min(width / fw, height / fh))
+        nw, nh = max(1, min(width, round(fw * scale))), max(1, min(height, round(fh * scale)))
+        if (nh, nw) != self._last_size:
+            self._input[...] = self._pad_value
+            self._last_size = (nh, nw)
+        target = self._input[0, :nh, :nw]
+        resized = cv2.resize(image, (nw, nh), dst=target, interpolation=cv2.INTER_AREA)
+        if resized is not target and not np.shares_memory(resized, target):
+            np.copyto(target, resized)
+        return scale
+
+    def detect(self, image: Image) -> list[tuple[Box, float]]:
+        """Plate boxes (x, y, w, h in ``image`` pixels) and scores, best first."""
+        scale = self.letterbox(image)
+        out = self._model.invoke(self._input)[0]
+        found = self.decode(out, scale, image.shape[1], image.shape[0])
+        if self._refiner is None:
+            return found
+        return _suppress_overlaps([(self._refine(image, box), score) for box, score in found])
+
+    def _refine(self, image: Image, box: Box) -> Box:
+        """Snap a model box to the plate's own edges when a classical contour finds them.
+
+        The network finds plates where thresholds cannot (white bodies, clutter,
+        night) but its box edges are a few pixels loose at 1/4 resolution, which
+        can cut a character off the crop. Inside a window around the box, the
+        :class:`ContourDetector` looks for a bright plate rectangle; the one that
+        overlaps the model box most (IoU >= 0.3) replaces it, else the box stays.
+        """
+        assert self._refiner is not None
+        x, y, w, h = box
+        x0, y0 = max(0, x - w // 2), max(0, y - h)
+        x1, y1 = min(image.shape[1], x + w + w // 2), min(image.shape[0], y + 2 * h)
+        if x1 - x0 < 16 or y1 - y0 < 8:
+            return box
+        best, best_iou = box, 0.3
+        for (cx, cy, cw, ch), _ in self._refiner.detect(image[y0:y1, x0:x1]):
+            candidate = (cx + x0, cy + y0, cw, ch)
+            overlap = _iou(candidate, box)
+            if overlap >= best_iou:
+                best, best_iou = candidate, overlap
+        return best
+
+    def decode(
+        self, out: npt.NDArray[np.float32], scale: float, frame_w: int, frame_h: int
+    ) -> list[tuple[Box, float]]:
+        """Boxes in frame pixels from the dequantized ``H/4 x W/4 x 5`` output."""
+        heat = np.ascontiguousarray(out[:, :, 0])
+        peaks = (heat >= self.threshold) & (heat >= cv2.dilate(heat, self._kernel))
+        ys, xs = np.nonzero(peaks)
+        if ys.size == 0:
+            return []
+        cell = out[ys, xs]
+        cx = (xs + cell[:, 1]) * self.stride
+        cy = (ys + cell[:, 2]) * self.stride
+        w = self._min_w * np.exp2(cell[:, 3] * self._octaves)
+        h = self._min_h * np.exp2(cell[:, 4] * self._octaves)
+        inv = 1.0 / scale
+        x0 = np.clip((cx - w / 2) * inv, 0, frame_w - 1)
+        y0 = np.clip((cy - h / 2) * inv, 0, frame_h - 1)
+        x1 = np.clip((cx + w / 2) * inv, 0, frame_w)
+        y1 = np.clip((cy + h / 2) * inv, 0, frame_h)
+        found: list[tuple[Box, float]] = []
+        for i in range(ys.size):
+            bw, bh = round(x1[i] - x0[i]), round(y1[i] - y0[i])
+            if bw >= 4 and bh >= 2:
+                found.append(((round(x0[i]), round(y0[i]), bw, bh), float(cell[i, 0])))
+        return _suppress_overlaps(found)
+
+
+def _load_detector_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"model metadata {path} not found") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model metadata {path} is unreadable: {exc}") from exc
+    keys = ("stride", "min_w", "min_h", "octaves")
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int | float) for k in keys):
+        raise ModelError(f"model metadata {path} lacks one of {', '.join(keys)}")
+    return meta

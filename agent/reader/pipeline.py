@@ -1,16 +1,21 @@
 """The on-device plate reader: detector -> crop -> recogniser -> canonical text.
 
-``ModelPlateReader`` implements :class:`agent.reader.base.PlateReader`. For each
-plate the detector finds, the crop (box plus a small margin, the margins the
-recogniser was trained with) is read by the int8 CTC recogniser, the raw tokens
-are canonicalised (agent.reader.plate_text), and the read is kept only if its
-confidence reaches ``min_confidence`` and its text is a valid plate of a known
-format (``UNKNOWN`` reads are dropped unless ``keep_unknown``). One text is
+``ModelPlateReader`` implements :class:`agent.reader.base.PlateReader`. The
+detector is the trained int8 ``detector.tflite`` when it is in ``models_dir``
+(:class:`~agent.reader.detector.ModelDetector`), else the classical
+:class:`~agent.reader.detector.ContourDetector`; ``[reader] detector`` in the
+configuration picks one explicitly. For each plate the detector finds, the
+crop (box plus a small margin, the margins the recogniser was trained with) is
+read by the int8 CTC recogniser, the raw tokens are canonicalised
+(agent.reader.plate_text), and the read is kept only if its confidence reaches
+``min_confidence`` and its text is a valid plate of a known format
+(``UNKNOWN`` reads are dropped unless ``keep_unknown``). One text is
 reported once per frame (the most confident box).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +24,13 @@ import numpy as np
 from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
-from agent.reader.detector import ContourDetector, Detector
+from agent.reader.detector import ContourDetector, Detector, ModelDetector
 from agent.reader.plate_text import canonicalize, is_valid
 from agent.reader.recogniser import Recogniser
-from agent.reads import Box, PlateRead
+from agent.reads import Box, PlateFormat, PlateRead
 
 RECOGNISER_FILE = "recogniser.tflite"
+DETECTOR_FILE = "detector.tflite"
 MARGIN_X = 0.05
 """Crop margin on each side, as a share of the box width."""
 MARGIN_Y = 0.12
@@ -55,10 +61,33 @@ def crop_box(image: Image, box: Box) -> tuple[Image, Box]:
     return image[y0:y1, x0:x1], (x0, y0, x1 - x0, y1 - y0)
 
 
+@dataclass(frozen=True, slots=True)
+class BoxRead:
+    """What the recogniser made of one detected box, before any filtering."""
+
+    box: Box
+    detector_score: float
+    text: str
+    format: PlateFormat
+    confidence: float
+
+    @property
+    def valid(self) -> bool:
+        return is_valid(self.text, self.format)
+
+
+def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
+    """The trained detector if ``models_dir`` ships one, else the classical one."""
+    if (models_dir / DETECTOR_FILE).exists():
+        return ModelDetector(models_dir / DETECTOR_FILE, num_threads)
+    return ContourDetector()
+
+
 class ModelPlateReader:
     """Reads plates with the shipped models in ``models_dir``.
 
-    Raises ``ModelError`` at construction if a model file is missing or corrupt.
+    ``detector`` defaults to :func:`default_detector`. Raises ``ModelError`` at
+    construction if a model file is missing or corrupt.
     """
 
     def __init__(
@@ -74,31 +103,51 @@ class ModelPlateReader:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
-        self.detector: Detector = detector if detector is not None else ContourDetector()
         self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
+        self.detector: Detector = (
+            detector if detector is not None else default_detector(models_dir, num_threads)
+        )
 
     @classmethod
     def from_config(cls, config: ReaderConfig) -> ModelPlateReader:
         """A reader built from the ``[reader]`` configuration section."""
-        return cls(config.models_dir, config.num_threads, config.min_confidence)
+        detector: Detector | None = None
+        if config.detector == "contour":
+            detector = ContourDetector()
+        elif config.detector == "model":
+            detector = ModelDetector(config.models_dir / DETECTOR_FILE, config.num_threads)
+        return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
 
-    def read(self, image: Image) -> list[PlateRead]:
-        """Every plate read in the BGR frame, most confident first."""
+    def read_boxes(self, image: Image) -> list[BoxRead]:
+        """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read."""
         frame = check_frame(image)
-        best: dict[str, PlateRead] = {}
-        for box, _score in self.detector.detect(frame)[:MAX_PLATES_PER_FRAME]:
+        out: list[BoxRead] = []
+        for box, score in self.detector.detect(frame)[:MAX_PLATES_PER_FRAME]:
             crop, _ = crop_box(frame, box)
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
             raw, confidence = self.recogniser.read(crop)
-            if confidence < self.min_confidence:
-                continue
             text, fmt = canonicalize(raw)
-            if not is_valid(text, fmt) or (fmt == "UNKNOWN" and not self.keep_unknown):
+            out.append(BoxRead(box, score, text, fmt, confidence))
+        return out
+
+    def read_crop(self, image: Image) -> tuple[str, PlateFormat, float]:
+        """Canonical text, format and confidence of an image that is already one plate crop."""
+        raw, confidence = self.recogniser.read(check_frame(image))
+        text, fmt = canonicalize(raw)
+        return text, fmt, confidence
+
+    def read(self, image: Image) -> list[PlateRead]:
+        """Every plate read in the BGR frame, most confident first."""
+        best: dict[str, PlateRead] = {}
+        for r in self.read_boxes(image):
+            if r.confidence < self.min_confidence or not r.valid:
                 continue
-            previous = best.get(text)
-            if previous is None or previous.confidence < confidence:
-                best[text] = PlateRead(text, fmt, confidence, box)
+            if r.format == "UNKNOWN" and not self.keep_unknown:
+                continue
+            previous = best.get(r.text)
+            if previous is None or previous.confidence < r.confidence:
+                best[r.text] = PlateRead(r.text, r.format, r.confidence, r.box)
         return sorted(best.values(), key=lambda r: r.confidence, reverse=True)
 
 

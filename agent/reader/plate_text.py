@@ -5,7 +5,8 @@ plates, one Arabic letter (e.g. ``"12345ب6"``). :func:`canonicalize` turns it i
 the canonical text and names the format:
 
 - ``MA`` Moroccan: ``SERIAL-L-REGION``, serial 1-5 digits, region 1-89, the Arabic
-  letter transliterated with :data:`ARABIC_TO_LATIN` (``12345-B-6``).
+  letter transliterated with :data:`ARABIC_TO_LATIN` (``12345-B-6``); and the
+  temporary (W18) series ``NNNNNN WW`` as ``SERIAL-WW`` (``599625-WW``).
 - ``FR`` French: SIV ``AB-123-CD`` (letters without I, O, U; not ``000``) or the
   old FNI ``123-AB-45`` (1-4 digits, 1-3 letters, department 01-95, 2A, 2B, 971-976).
 - ``UNKNOWN``: anything else that has letters or digits, as upper-case
@@ -51,6 +52,7 @@ _ARABIC_VARIANTS: Final[dict[str, str]] = {
 _MA_LETTERS: Final[str] = "|".join(sorted(ARABIC_TO_LATIN.values(), key=len, reverse=True))
 _MA_CANONICAL = re.compile(rf"^(\d{{1,5}})-({_MA_LETTERS})-(\d{{1,2}})$")
 _MA_RAW = re.compile(rf"^(\d{{1,5}})([{''.join(ARABIC_TO_LATIN)}])(\d{{1,2}})$")
+_MA_TEMPORARY = re.compile(r"^(\d{1,6})-?WW$")
 _SIV_LETTERS = "A-HJ-NP-TV-Z"  # no I, O, U
 _SIV = re.compile(rf"^([{_SIV_LETTERS}]{{2}})-?(\d{{3}})-?([{_SIV_LETTERS}]{{2}})$")
 _FNI = re.compile(r"^(\d{1,4})-?([A-Z]{1,3})-?(\d{2}|2A|2B|97[1-6])$")
@@ -89,6 +91,9 @@ def _fni_department_ok(dept: str) -> bool:
 
 def _moroccan(compact: str, dashed: str) -> str | None:
     """Canonical MA text from an Arabic-letter raw string or an already canonical one."""
+    m = _MA_TEMPORARY.match(compact)
+    if m is not None:
+        return f"{int(m.group(1))}-WW" if _serial_ok(m.group(1)) else None
     m = _MA_RAW.match(compact)
     if m is not None:
         serial, letter, region = m.group(1), ARABIC_TO_LATIN[m.group(2)], m.group(3)
@@ -148,6 +153,9 @@ def raw_tokens(text: str) -> str:
 def is_valid(text: str, fmt: PlateFormat) -> bool:
     """True if ``text`` is the canonical spelling of a plate of format ``fmt``."""
     if fmt == "MA":
+        m = _MA_TEMPORARY.match(text)
+        if m is not None:
+            return "-" in text and _serial_ok(m.group(1)) and not m.group(1).startswith("0")
         m = _MA_CANONICAL.match(text)
         return (
             m is not None

@@ -91,13 +91,19 @@ def _background(rng: np.random.Generator) -> Image:
 
 
 def _car_sprite(
-    plate_img: Image, rng: np.random.Generator
+    plate_img: Image,
+    rng: np.random.Generator,
+    colour: tuple[int, int, int] | None = None,
 ) -> tuple[Image, np.ndarray[Any, np.dtype[np.bool_]], tuple[int, int, int, int]]:
-    """A simple car rear view around ``plate_img``; returns image, mask and plate box."""
+    """A simple car rear view around ``plate_img``; returns image, mask and plate box.
+
+    ``colour`` (BGR) is drawn from the clip's palette when not given.
+    """
     ph, pw = plate_img.shape[:2]
     cw = int(pw * rng.uniform(2.6, 3.0))
     ch = int(cw * rng.uniform(0.62, 0.72))
-    colour = _CAR_COLOURS[int(rng.integers(len(_CAR_COLOURS)))]
+    if colour is None:
+        colour = _CAR_COLOURS[int(rng.integers(len(_CAR_COLOURS)))]
     img = np.zeros((ch, cw, 3), np.uint8)
     mask = np.zeros((ch, cw), np.uint8)
     roof_top, body_top, body_bottom = int(ch * 0.05), int(ch * 0.38), int(ch * 0.9)

@@ -241,6 +241,44 @@ class Outbox:
             )
         return seq
 
+    def put_many(
+        self, kind: str, topic: str, makers: Sequence[Callable[[int], bytes]], priority: int
+    ) -> list[int]:
+        """Store several messages in one transaction (one fsync); all or none are stored.
+
+        For bulk producers (ledger backfill, benchmarks, tests). Refuses with
+        StorageError, storing nothing, if they do not all fit under ``max_messages``.
+        """
+        if not makers:
+            return []
+        with self._lock:
+            if self._depth + len(makers) > self.max_messages:
+                raise StorageError(
+                    f"outbox {self.path} is full: {self._depth} waiting, "
+                    f"{len(makers)} more do not fit under {self.max_messages}"
+                )
+            with self._guard("store messages"), self._open_engine().begin() as conn:
+                where = _counters.c.name == _NEXT_SEQ
+                first = int(conn.execute(select(_counters.c.value).where(where)).scalar_one())
+                seqs = list(range(first, first + len(makers)))
+                now = self._clock()
+                rows = [
+                    {
+                        "seq": seq,
+                        "kind": kind,
+                        "topic": topic,
+                        "priority": priority,
+                        "payload": make(seq),
+                        "created_at": now,
+                        "last_sent_at": None,
+                    }
+                    for seq, make in zip(seqs, makers, strict=True)
+                ]
+                conn.execute(insert(_messages), rows)
+                conn.execute(update(_counters).where(where).values(value=first + len(makers)))
+            self._depth += len(makers)
+        return seqs
+
     @staticmethod
     def _take_seq(conn: Connection) -> int:
         where = _counters.c.name == _NEXT_SEQ
@@ -263,15 +301,19 @@ class Outbox:
         conn.execute(delete(_messages).where(_messages.c.seq == victim.seq))
         return int(victim.seq), str(victim.kind)
 
-    def due(self, now: float, resend_after: float, limit: int) -> list[OutboxItem]:
-        """Messages to publish now: never sent, or sent ``resend_after`` seconds ago or more.
+    def due(
+        self, now: float, resend_after: float, limit: int, *, resends_only: bool = False
+    ) -> list[OutboxItem]:
+        """Messages to publish now: never sent, or sent ``resend_after`` seconds ago or more
+        (only the latter with ``resends_only``).
 
         Most important first (priority), then oldest first (seq).
         """
         cutoff = now - resend_after
+        overdue = _messages.c.last_sent_at <= cutoff
         query = (
             select(_messages)
-            .where(or_(_messages.c.last_sent_at.is_(None), _messages.c.last_sent_at <= cutoff))
+            .where(overdue if resends_only else or_(_messages.c.last_sent_at.is_(None), overdue))
             .order_by(_messages.c.priority, _messages.c.seq)
             .limit(limit)
         )

@@ -3,13 +3,15 @@
 Every topic lives under one versioned prefix (``raqib/v1`` by default)::
 
     {prefix}/devices/{device_id}/hits       device -> HQ  hits (QoS 1, outbox)
-    {prefix}/devices/{device_id}/acks       HQ -> device  application acks
-    {prefix}/devices/{device_id}/status     device -> HQ  health
+    {prefix}/devices/{device_id}/ledger     device -> HQ  evidence ledger entries (QoS 1, outbox)
+    {prefix}/devices/{device_id}/acks       HQ -> device  signed application acks
+    {prefix}/devices/{device_id}/status     device -> HQ  heartbeat, retained, last will
     {prefix}/devices/{device_id}/commands   HQ -> device  signed commands
     {prefix}/watchlist                      HQ -> devices signed watchlist updates
 
-The per-device layout is what broker ACLs key on later: a device may publish
-only under its own ``devices/{id}/`` and read its own acks and commands.
+The per-device layout is what the broker ACLs key on
+(``deploy/mosquitto/acl.template``): a device may publish only its own hits,
+ledger and status topics and read only its own acks and commands and the watchlist.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from agent.errors import PayloadError
 DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 """Same rule as ``agent.config.DeviceConfig.id``; it keeps wildcards and slashes out of topics."""
 
-DEVICE_CHANNELS = ("hits", "acks", "status", "commands")
+DEVICE_CHANNELS = ("hits", "ledger", "acks", "status", "commands")
+UPLINK_CHANNELS = ("hits", "ledger", "status")
+"""What devices publish and HQ ingest reads."""
 
 
 def _check_device_id(device_id: str) -> str:
@@ -48,6 +52,10 @@ class Topics:
         return self._device("hits")
 
     @property
+    def ledger(self) -> str:
+        return self._device("ledger")
+
+    @property
     def acks(self) -> str:
         return self._device("acks")
 
@@ -64,9 +72,15 @@ class Topics:
         return f"{self.prefix}/watchlist"
 
 
-def hq_hits_subscription(prefix: str, group: str = "hq-ingest") -> str:
-    """The shared subscription HQ ingest workers use: each hit goes to one worker of ``group``."""
-    return f"$share/{group}/{prefix.rstrip('/')}/devices/+/hits"
+def hq_hits_subscription(prefix: str, group: str = "hq-ingest", channel: str = "hits") -> str:
+    """The shared subscription HQ ingest workers use: each message goes to one worker."""
+    return f"$share/{group}/{prefix.rstrip('/')}/devices/+/{channel}"
+
+
+def channel_from_topic(prefix: str, topic: str) -> tuple[str, str]:
+    """``(device_id, channel)`` of a per-device topic; raises PayloadError if it does not fit."""
+    device_id = device_id_from_topic(prefix, topic)
+    return device_id, topic.rsplit("/", 1)[1]
 
 
 def device_id_from_topic(prefix: str, topic: str) -> str:

@@ -11,8 +11,22 @@ has lost the session (``session_present`` false: restarted without persistence,
 or expired) every sent-but-unacked message is made due at once rather than
 waiting out its timer.
 
-Flow control: paho holds at most ``window`` unacknowledged QoS 1 publishes in
+Acks are signed by HQ (``agent.envelope.decode_ack``): a publisher that is not
+HQ cannot make the device delete a message HQ has not stored.
+
+Health: every ``heartbeat_s`` the uplink publishes a sealed status (battery,
+storage, temperature, list and model versions, queue depth) *directly*, retained,
+QoS 1 and with ``seq`` 0, not through the outbox: only the newest heartbeat
+matters, and queuing stale ones behind an hour of hits would only delay hits.
+The MQTT last will, sealed at start, is the same status with ``online`` false;
+the broker publishes it (retained) if the device vanishes, and a clean stop
+publishes it itself.
+
+Flow control: paho holds at most ``window`` un-PUBACKed QoS 1 publishes in
 memory (``max_queued_messages``); the rest stay in SQLite until there is room.
+And at most ``max_unacked`` messages are out waiting for HQ's ack: when HQ falls
+behind, the device stops adding to its backlog instead of piling up resends
+that HQ would only recognise as duplicates.
 Nothing here raises into the daemon once started: broker absence, refusals and
 malformed acks are logged and counted.
 """
@@ -22,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +49,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import MqttConfig
-from agent.envelope import decode_ack
 from agent.errors import PayloadError, StorageError
+from agent.messages import STATUS_KIND
 from agent.transport.outbox import Outbox
+from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -44,6 +60,23 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 """How long the broker keeps this device's session (subscription, queued acks) while it is away."""
 DEFAULT_WINDOW: Final = 100
+DEFAULT_MAX_UNACKED: Final = 1000
+DEFAULT_HEARTBEAT_S: Final = 60.0
+
+StatusSource = Callable[[], dict[str, Any]]
+
+
+def configure_tls(client: mqtt.Client, config: MqttConfig) -> None:
+    """Turn on TLS (with a client certificate when configured) if ``tls_ca`` is set."""
+    if config.tls_ca is None:
+        return
+    client.tls_set(
+        ca_certs=str(config.tls_ca),
+        certfile=str(config.tls_cert) if config.tls_cert else None,
+        keyfile=str(config.tls_key) if config.tls_key else None,
+        cert_reqs=ssl.CERT_REQUIRED,
+        tls_version=ssl.PROTOCOL_TLS_CLIENT,
+    )
 
 
 def disable_nagle(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
@@ -64,14 +97,23 @@ class Uplink:
     def __init__(
         self,
         config: MqttConfig,
-        device_id: str,
+        sealer: Sealer,
         outbox: Outbox,
         clock: Callable[[], float] = time.time,
         *,
         window: int = DEFAULT_WINDOW,
+        max_unacked: int = DEFAULT_MAX_UNACKED,
+        status_source: StatusSource | None = None,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     ) -> None:
         self._config = config
+        device_id = sealer.device_id
+        self._sealer = sealer
         self._topics = Topics(config.topic_prefix, device_id)
+        self._status_source = status_source
+        self._heartbeat_s = heartbeat_s
+        self._next_heartbeat = 0.0
+        self._since = clock()
         self._outbox = outbox
         self._clock = clock
         self._poll_s = min(1.0, config.ack_timeout_s / 4)
@@ -82,9 +124,22 @@ class Uplink:
         self._pending_acks: list[int] = []
         self._session_lost = False
         self._reachable = True
-        self._counts = {"sent": 0, "resent": 0, "acked": 0, "bad_acks": 0, "storage_errors": 0}
+        self._counts = {
+            "sent": 0,
+            "resent": 0,
+            "acked": 0,
+            "bad_acks": 0,
+            "storage_errors": 0,
+            "heartbeats": 0,
+        }
         self._thread: threading.Thread | None = None
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._window = window
+        self._inflight = 0
+        self._max_unacked = max(max_unacked, window)
+        self._awaiting: set[int] = set()
+        """Sequence numbers published by this uplink and not acked yet (sender thread only)."""
+        """Publishes handed to paho and not yet PUBACKed (paho resends them after a reconnect)."""
         self._client = self._make_client(device_id, window)
 
     def _make_client(self, device_id: str, window: int) -> mqtt.Client:
@@ -93,6 +148,8 @@ class Uplink:
             client_id=device_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        configure_tls(client, self._config)
+        client.will_set(self._topics.status, self._status_payload(online=False), qos=1, retain=True)
         client.reconnect_delay_set(1, max(1, round(self._config.reconnect_max_s)))
         client.max_inflight_messages_set(window)
         client.max_queued_messages_set(window)
@@ -130,9 +187,23 @@ class Uplink:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._connected.is_set():
+            # a clean disconnect sends no last will: say "offline" ourselves
+            info = self._client.publish(
+                self._topics.status, self._status_payload(online=False), qos=1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(min(timeout, 2.0))
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Deliver messages on ``topic`` (e.g. the watchlist) to ``handler``; call before start.
+
+        The handler runs on paho's network thread: it must only hand the payload on.
+        """
+        self._subscriptions[topic] = handler
 
     def wake(self) -> None:
         """Tell the sender a message was just put, so it goes out now, not at the next poll."""
@@ -173,7 +244,9 @@ class Uplink:
             flags.session_present,
         )
         self._reachable = True
-        client.subscribe(self._topics.acks, qos=1)
+        with self._lock:  # what paho still holds and will resend on this connection
+            self._inflight = len(getattr(client, "_out_messages", ()))
+        client.subscribe([(self._topics.acks, 1), *((t, 1) for t in self._subscriptions)])
         if not flags.session_present:
             with self._lock:
                 self._session_lost = True
@@ -210,7 +283,11 @@ class Uplink:
     ) -> None:
         if reason_code.is_failure:
             log.warning("uplink: broker refused publish %d: %s (resent later)", mid, reason_code)
-        self._wake.set()  # room in the window
+        with self._lock:
+            self._inflight = max(0, self._inflight - 1)
+            room = self._inflight <= self._window // 2
+        if room:
+            self._wake.set()  # refill the window in one go, not one message per PUBACK
 
     def _on_subscribe(
         self,
@@ -223,17 +300,22 @@ class Uplink:
         for code in reason_codes:
             if code.is_failure:
                 log.error(
-                    "uplink: broker refused the subscription to %s: %s; no ack can arrive",
+                    "uplink: broker refused a subscription (%s, %s): %s",
                     self._topics.acks,
+                    ", ".join(self._subscriptions),
                     code,
                 )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self._subscriptions.get(msg.topic)
+        if handler is not None:
+            handler(bytes(msg.payload))
+            return
         if msg.topic != self._topics.acks:
             log.warning("uplink: ignored a message on unexpected topic %r", msg.topic)
             return
         try:
-            seqs = decode_ack(msg.payload)
+            seqs = self._sealer.open_ack(msg.payload)
         except PayloadError as exc:
             self._count("bad_acks")
             log.warning("uplink: ignored a malformed ack: %s", exc)
@@ -271,12 +353,41 @@ class Uplink:
         self._reset_if_session_lost()
         if self._connected.is_set() and self._outbox.depth() > 0:
             self._send_due()
+        self._heartbeat()
+
+    # -- status ------------------------------------------------------------------
+
+    def _status_payload(self, *, online: bool) -> bytes:
+        body: dict[str, Any] = {}
+        if online and self._status_source is not None:
+            try:
+                body.update(self._status_source())
+            except Exception:
+                log.exception("uplink: status source failed; heartbeat without its figures")
+        body.update(online=online, connected_at=self._since)
+        if online:
+            body["queue_depth"] = self._outbox.depth()
+        return self._sealer.seal(STATUS_KIND, 0, self._topics.status, body)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if not self._connected.is_set() or now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self._heartbeat_s
+        try:
+            payload = self._status_payload(online=True)
+        except PayloadError as exc:
+            log.error("uplink: heartbeat not sent: %s", exc)
+            return
+        self._publish(self._topics.status, payload, retain=True)
+        self._count("heartbeats")
 
     def _apply_acks(self) -> None:
         with self._lock:
             seqs, self._pending_acks = self._pending_acks, []
         if seqs:
             removed = self._outbox.ack(seqs)
+            self._awaiting.difference_update(seqs)
             self._count("acked", removed)
 
     def _reset_if_session_lost(self) -> None:
@@ -287,12 +398,32 @@ class Uplink:
             if n:
                 log.info("uplink: new broker session; %d unacked message(s) due again", n)
 
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Publish at QoS 1, counting it in flight first (its PUBACK may come at once)."""
+        with self._lock:
+            self._inflight += 1
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            with self._lock:
+                self._inflight -= 1
+        return info
+
     def _send_due(self) -> None:
+        with self._lock:
+            free = self._window - self._inflight
+        if free <= 0:
+            return
         now = self._clock()
-        items = self._outbox.due(now, self._config.ack_timeout_s, self._window)
+        if len(self._awaiting) > self._outbox.depth():
+            self._awaiting.clear()  # some left without an ack (dropped when full): recount
+        room = self._max_unacked - len(self._awaiting)
+        if room > 0:
+            items = self._outbox.due(now, self._config.ack_timeout_s, min(free, room))
+        else:  # HQ is behind: only what is overdue goes out again
+            items = self._outbox.due(now, self._config.ack_timeout_s, free, resends_only=True)
         handed: list[int] = []
         for item in items:
-            info = self._client.publish(item.topic, item.payload, qos=1)
+            info = self._publish(item.topic, item.payload)
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 break  # window full: the next PUBACK wakes us
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
@@ -302,6 +433,7 @@ class Uplink:
                 break
             # NO_CONN: paho keeps it queued and sends it on reconnect
             handed.append(item.seq)
+            self._awaiting.add(item.seq)
             self._count("sent" if item.last_sent_at is None else "resent")
             if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
                 break

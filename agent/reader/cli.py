@@ -1,0 +1,168 @@
+"""``raqib read`` and ``raqib eval``: the plate reader from the command line.
+
+``raqib read PATH... [--json] [--crops]`` reads images or videos (by extension:
+.mp4 .mkv .avi .mov .m4v .ts .h264 are videos, decoded with PyAV). With
+``--json`` it prints one line per image or video frame::
+
+    {"image": "PATH", "plates": [{"text": "12345-B-6", "format": "MA",
+     "confidence": 0.97, "box": [x, y, w, h]}], "ms": 12.3}
+
+(PATH as given; a video frame's line also has ``"frame": N``). ``--crops``
+treats each image as an already cropped plate: recogniser only, one plate per
+image, its box the whole image, reported even when the text is not a valid
+plate (the confidence says how sure it is). A file that cannot be read is
+reported on stderr and the exit status is 1; the other files are still read.
+
+``raqib eval DIR`` prints detection recall, exact-plate accuracy, character
+accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.config import RaqibConfig
+from agent.errors import FrameError
+from agent.frames import Image
+from agent.reader.evaluate import evaluate_folder, load_image
+from agent.reader.pipeline import ModelPlateReader, check_frame
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".h264", ".webm"})
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add ``read`` and ``eval`` to the ``raqib`` sub-command parsers."""
+    read = subparsers.add_parser(
+        "read", help="read plates in images or videos", parents=list(parents)
+    )
+    read.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or video files")
+    read.add_argument("--json", action="store_true", help="one JSON line per image or frame")
+    read.add_argument(
+        "--crops", action="store_true", help="each image is one plate crop (recogniser only)"
+    )
+    read.add_argument("--every", type=int, default=1, help="read every Nth video frame")
+    read.set_defaults(handler=cmd_read)
+    ev = subparsers.add_parser(
+        "eval", help="measure the reader on DIR/manifest.csv", parents=list(parents)
+    )
+    ev.add_argument("dir", type=Path, metavar="DIR", help="images and manifest.csv")
+    ev.add_argument("--json", action="store_true", help="one JSON object of figures")
+    ev.set_defaults(handler=cmd_eval)
+
+
+def _reader(config: RaqibConfig) -> ModelPlateReader:
+    return ModelPlateReader.from_config(config.reader)
+
+
+def _frames(path: Path, every: int) -> Iterator[tuple[int, Image]]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index % every == 0:
+                    yield index, np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+    except (av.FFmpegError, OSError) as exc:
+        raise FrameError(f"cannot decode video {path}: {exc}") from exc
+
+
+def _plates_json(reader: ModelPlateReader, image: Image, crops: bool) -> list[dict[str, Any]]:
+    if crops:
+        text, fmt, confidence = reader.read_crop(image)
+        if not text:
+            return []
+        box = [0, 0, int(image.shape[1]), int(image.shape[0])]
+        return [{"text": text, "format": fmt, "confidence": round(confidence, 4), "box": box}]
+    return [
+        {
+            "text": r.text,
+            "format": r.format,
+            "confidence": round(r.confidence, 4),
+            "box": list(r.box),
+        }
+        for r in reader.read(image)
+    ]
+
+
+def _emit(line: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return
+    where = line["image"] + (f" frame {line['frame']}" if "frame" in line else "")
+    plates = "; ".join(
+        f"{p['text']} ({p['format']}, {p['confidence']:.2f}) at {','.join(map(str, p['box']))}"
+        for p in line["plates"]
+    )
+    sys.stdout.write(f"{where}: {plates or 'no plate'} [{line['ms']} ms]\n")
+
+
+def _read_one(
+    reader: ModelPlateReader, image: Image, crops: bool
+) -> tuple[list[dict[str, Any]], float]:
+    start = time.perf_counter()
+    plates = _plates_json(reader, check_frame(image), crops)
+    return plates, round((time.perf_counter() - start) * 1000, 2)
+
+
+def cmd_read(args: argparse.Namespace, config: RaqibConfig) -> int:
+    """``raqib read``: prints reads; exit 1 if any file could not be read."""
+    if args.every < 1:
+        sys.stderr.write("raqib read: --every must be at least 1\n")
+        return 2
+    reader = _reader(config)
+    status = EXIT_OK
+    for path in args.paths:
+        name = str(path)
+        try:
+            if path.suffix.lower() in VIDEO_SUFFIXES and not args.crops:
+                for index, frame in _frames(path, args.every):
+                    plates, ms = _read_one(reader, frame, False)
+                    _emit({"image": name, "frame": index, "plates": plates, "ms": ms}, args.json)
+            else:
+                plates, ms = _read_one(reader, load_image(path), args.crops)
+                _emit({"image": name, "plates": plates, "ms": ms}, args.json)
+        except FrameError as exc:
+            sys.stderr.write(f"raqib read: {exc}\n")
+            status = EXIT_ERROR
+        sys.stdout.flush()
+    return status
+
+
+def _fmt(value: float, percent: bool) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value * 100:.1f} %" if percent else f"{value:.2f}"
+
+
+def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
+    """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
+    result = evaluate_folder(_reader(config), args.dir)
+    figures = result.figures()
+    for error in result.errors:
+        sys.stderr.write(f"raqib eval: {error}\n")
+    if args.json:
+        clean = {k: (None if math.isnan(v) else round(v, 4)) for k, v in figures.items()}
+        sys.stdout.write(json.dumps(clean) + "\n")
+    else:
+        lines = [
+            f"images: {result.images} ({len(result.errors)} unreadable)",
+            f"detection recall: {_fmt(figures['detection_recall'], True)} "
+            f"({result.detected}/{result.boxes} boxes, IoU >= 0.5)",
+            f"exact-plate accuracy: {_fmt(figures['exact_plate_accuracy'], True)} "
+            f"({result.exact}/{result.plates} plates)",
+            f"character accuracy: {_fmt(figures['character_accuracy'], True)}",
+            f"ms per image: {_fmt(figures['ms_per_image'], False)}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_ERROR if result.errors else EXIT_OK

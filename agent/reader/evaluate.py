@@ -1,0 +1,200 @@
+"""``raqib eval DIR``: measure the reader on a folder of labelled images.
+
+``DIR/manifest.csv`` has the columns ``image,plate_text,x,y,w,h`` (more columns
+are ignored), one row per plate; ``image`` is relative to ``DIR``. A row with an
+empty box says the image *is* the plate crop: it is read by the recogniser
+alone. Rows with an empty ``plate_text`` count for detection only. If the
+manifest has a ``label_status`` column, rows marked ``suspect`` are not scored
+(the convention of the shared datasets).
+
+Figures:
+
+- detection recall: labelled boxes overlapped (IoU >= 0.5) by a detected box;
+- exact-plate accuracy: plates whose canonical read equals the canonical label
+  (the read of a box is the recogniser's text for the best-overlapping detected
+  box, IoU >= 0.3; a missed plate is a wrong read);
+- character accuracy: ``1 - edit distance / label length`` (at least 0),
+  summed over plates and divided by the total label length;
+- ms per image: detector + recogniser wall time (image decoding excluded).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agent.errors import FrameError, InputError
+from agent.frames import Image
+from agent.reader.pipeline import ModelPlateReader
+from agent.reader.plate_text import canonicalize
+from agent.reads import Box
+
+DETECTION_IOU = 0.5
+READ_IOU = 0.3
+
+
+class ManifestError(InputError):
+    """The evaluation folder or its manifest.csv is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    text: str
+    """canonical text, "" when only the box is labelled"""
+    box: Box | None
+    scored: bool = True
+
+
+@dataclass
+class EvalResult:
+    images: int = 0
+    boxes: int = 0
+    detected: int = 0
+    plates: int = 0
+    exact: int = 0
+    chars_right: int = 0
+    chars_total: int = 0
+    ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "images": float(self.images),
+            "labelled_boxes": float(self.boxes),
+            "detection_recall": self.detected / self.boxes if self.boxes else float("nan"),
+            "plates": float(self.plates),
+            "exact_plate_accuracy": self.exact / self.plates if self.plates else float("nan"),
+            "character_accuracy": (
+                self.chars_right / self.chars_total if self.chars_total else float("nan")
+            ),
+            "ms_per_image": float(np.mean(self.ms)) if self.ms else float("nan"),
+            "unreadable_images": float(len(self.errors)),
+        }
+
+
+def iou(a: Box, b: Box) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / float(a[2] * a[3] + b[2] * b[3] - iw * ih)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _box(row: dict[str, str], where: str) -> Box | None:
+    values = [(row.get(k) or "").strip() for k in ("x", "y", "w", "h")]
+    if not any(values):
+        return None
+    try:
+        x, y, w, h = (round(float(v)) for v in values)
+    except ValueError as exc:
+        raise ManifestError(f"{where}: box x,y,w,h must be numbers, got {values}") from exc
+    if w <= 0 or h <= 0:
+        raise ManifestError(f"{where}: box width and height must be positive")
+    return (x, y, w, h)
+
+
+def load_manifest(folder: Path) -> dict[str, list[Truth]]:
+    """``{image: [Truth, ...]}`` from ``folder/manifest.csv``, in file order."""
+    path = folder / "manifest.csv"
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = {"image", "plate_text", "x", "y", "w", "h"} - set(reader.fieldnames or [])
+    if missing:
+        raise ManifestError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+    rows: dict[str, list[Truth]] = {}
+    for n, row in enumerate(reader, start=2):
+        image = (row.get("image") or "").strip()
+        if not image:
+            raise ManifestError(f"{path}:{n}: empty image name")
+        raw = (row.get("plate_text") or "").strip()
+        label = canonicalize(raw)[0] if raw else ""
+        scored = (row.get("label_status") or "").strip() != "suspect"
+        rows.setdefault(image, []).append(Truth(label, _box(row, f"{path}:{n}"), scored))
+    return rows
+
+
+def load_image(path: Path) -> Image:
+    """The BGR image at ``path``; ``FrameError`` if it is missing, unreadable or not an image."""
+    if not path.is_file():
+        raise FrameError(f"image {path} not found")
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise FrameError(f"cannot decode image {path}: not an image, or corrupt")
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def _score_text(result: EvalResult, truth: Truth, read: str) -> None:
+    result.plates += 1
+    result.exact += read == truth.text
+    result.chars_total += len(truth.text)
+    result.chars_right += max(0, len(truth.text) - edit_distance(read, truth.text))
+
+
+def evaluate_image(
+    reader: ModelPlateReader, image: Image, truths: list[Truth], result: EvalResult
+) -> None:
+    """Read one image and add its figures to ``result``."""
+    result.images += 1
+    if any(t.box is None for t in truths):  # the image is a plate crop
+        start = time.perf_counter()
+        text, _fmt, _conf = reader.read_crop(image)
+        result.ms.append((time.perf_counter() - start) * 1000)
+        for t in truths:
+            if t.scored and t.text:
+                _score_text(result, t, text)
+        return
+    start = time.perf_counter()
+    reads = reader.read_boxes(image)
+    result.ms.append((time.perf_counter() - start) * 1000)
+    for t in truths:
+        if not t.scored or t.box is None:
+            continue
+        overlaps = [(iou(r.box, t.box), r) for r in reads]
+        best = max(overlaps, key=lambda o: o[0], default=None)
+        result.boxes += 1
+        result.detected += best is not None and best[0] >= DETECTION_IOU
+        if t.text:
+            read = best[1].text if best is not None and best[0] >= READ_IOU else ""
+            _score_text(result, t, read)
+
+
+def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tuple[str, Path]]:
+    for name in manifest:
+        yield name, folder / name
+
+
+def evaluate_folder(reader: ModelPlateReader, folder: Path) -> EvalResult:
+    """Figures for every image of ``folder/manifest.csv``; unreadable images are listed."""
+    manifest = load_manifest(folder)
+    result = EvalResult()
+    for name, path in iter_images(folder, manifest):
+        try:
+            image = load_image(path)
+        except FrameError as exc:
+            result.errors.append(str(exc))
+            continue
+        evaluate_image(reader, image, manifest[name], result)
+    return result

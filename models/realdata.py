@@ -1,0 +1,135 @@
+"""The real labelled photographs in ``../shared/datasets`` (read in place, never copied).
+
+Splits are fixed and documented here so every script and model card agree:
+
+- ``moroccan-plates-ocr``: split **by plate text**, not by image (the source's own
+  train/val splits share 53 plates). A plate is held out when the first byte of
+  the SHA-256 of its canonical text is below 52 (about 20 %). Rows labelled
+  ``suspect`` are never scored and never trained on. Two-line plates are
+  trained on but scored separately (the recogniser reads one line).
+- ``french-plates``: one car per image; held out by the same plate-text hash
+  (first byte below 64, about 25 %).
+- ``moroccan-plates-detection``: the source's own ``train``/``valid`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.reader.plate_text import canonicalize
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
+
+MA_OCR = "moroccan-plates-ocr"
+MA_DET = "moroccan-plates-detection"
+FRENCH = "french-plates"
+
+
+def _hash_byte(text: str) -> int:
+    return hashlib.sha256(text.encode("utf-8")).digest()[0]
+
+
+def held_out(text: str, share: float) -> bool:
+    """True if the plate ``text`` is in the held-out part (deterministic, by plate)."""
+    return _hash_byte(text) < round(256 * share)
+
+
+@dataclass(frozen=True)
+class Row:
+    path: Path
+    text: str
+    """canonical plate text ("" when only the box is labelled)"""
+    box: tuple[float, float, float, float] | None
+    validation: bool
+    lines: int = 1
+    scored: bool = True
+
+
+def moroccan_ocr(datasets: Path) -> list[Row]:
+    """Moroccan crops, ``validation`` by plate; ``suspect`` rows unscored, not trained on."""
+    folder = datasets / MA_OCR
+    rows: list[Row] = []
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            text, _fmt = canonicalize(r["plate_text"])
+            lines = int(r["n_lines"] or 1)
+            scored = r["label_status"] != "suspect" and "|" not in r["plate_text"]
+            rows.append(Row(folder / r["image"], text, None, held_out(text, 0.2), lines, scored))
+    return rows
+
+
+def _box(r: dict[str, str]) -> tuple[float, float, float, float] | None:
+    if not r["w"]:
+        return None
+    return (float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]))
+
+
+def french(datasets: Path) -> list[Row]:
+    """French cars with plate box and canonical text, ``validation`` by plate."""
+    folder = datasets / FRENCH
+    rows: list[Row] = []
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            text, fmt = canonicalize(r["plate_text"])
+            rows.append(
+                Row(folder / r["image"], text, _box(r), held_out(text, 0.25), scored=fmt == "FR")
+            )
+    return rows
+
+
+def moroccan_detection(datasets: Path) -> list[Row]:
+    """Moroccan scenes with one plate box each; ``validation`` is the source's ``valid`` split."""
+    folder = datasets / MA_DET
+    rows: list[Row] = []
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append(Row(folder / r["image"], "", _box(r), r["split"] != "train"))
+    return rows
+
+
+def available(datasets: Path) -> bool:
+    return all((datasets / name / "manifest.csv").is_file() for name in (MA_OCR, FRENCH, MA_DET))
+
+
+def write_validation_manifests(datasets: Path, out: Path) -> list[Path]:
+    """Folders for ``raqib eval``: one ``manifest.csv`` per set listing only its held-out rows.
+
+    Image paths are absolute (the images stay in ``datasets``; nothing is copied).
+    Moroccan crops: one-line, scored rows (empty box: the image is the crop).
+    """
+    sets: dict[str, list[tuple[Row, str]]] = {
+        "moroccan-ocr-val": [
+            (r, r.text)
+            for r in moroccan_ocr(datasets)
+            if r.validation and r.scored and r.lines == 1
+        ],
+        "french-val": [(r, r.text) for r in french(datasets) if r.validation and r.scored],
+        "moroccan-detection-valid": [(r, "") for r in moroccan_detection(datasets) if r.validation],
+    }
+    folders = []
+    for name, rows in sets.items():
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+            for row, text in rows:
+                box = [f"{v:.1f}" for v in row.box] if row.box else ["", "", "", ""]
+                writer.writerow([str(row.path.resolve()), text, *box])
+        folders.append(folder)
+    return folders
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write raqib-eval folders of the held-out rows")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    args = parser.parse_args()
+    for folder in write_validation_manifests(args.datasets, args.out):
+        print(folder)

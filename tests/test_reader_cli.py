@@ -1,0 +1,186 @@
+"""`raqib read` and `raqib eval` with the shipped models: real inference, no mocks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.cli import main
+from agent.reader.evaluate import ManifestError, edit_distance, load_manifest
+from agent.synth.plates import render_plate
+
+PLATES = ("48213-D-27", "AB-123-CD", "7051-H-6", "FG-904-KL")
+
+
+def _frame(text: str, seed: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 640 x 360 frame with one plate in a dark recess on a grey car body."""
+    rng = np.random.default_rng(seed)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frame[150:330, 120:520] = (120, 60, 30)
+    plate = render_plate(text, rng, height=40)
+    h, w = plate.shape[:2]
+    x, y = 320 - w // 2, 230
+    frame[y - 10 : y + h + 10, x - 14 : x + w + 14] = 25
+    frame[y : y + h, x : x + w] = plate
+    return frame, (x, y, w, h)
+
+
+def _crop(text: str, seed: int) -> np.ndarray:
+    plate = render_plate(text, np.random.default_rng(seed), height=44)
+    h, w = plate.shape[:2]
+    out = np.full((h + 12, w + 16, 3), 40, np.uint8)
+    out[6 : 6 + h, 8 : 8 + w] = plate
+    return out
+
+
+@pytest.fixture
+def manifest_dir(tmp_path: Path) -> Path:
+    rows = []
+    for i, text in enumerate(PLATES[:2]):
+        frame, (x, y, w, h) = _frame(text, i)
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), frame)
+        rows.append([f"frame{i}.png", text, x, y, w, h])
+    for i, text in enumerate(PLATES[2:]):
+        cv2.imwrite(str(tmp_path / f"crop{i}.png"), _crop(text, 10 + i))
+        rows.append([f"crop{i}.png", text.replace("-", " "), "", "", "", ""])
+    with (tmp_path / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+        writer.writerows(rows)
+    return tmp_path
+
+
+def test_eval_prints_recall_accuracy_and_speed(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(manifest_dir), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["images"] == 4
+    assert figures["labelled_boxes"] == 2
+    assert figures["detection_recall"] == 1.0
+    assert figures["plates"] == 4
+    assert figures["exact_plate_accuracy"] >= 0.75
+    assert figures["character_accuracy"] >= 0.9
+    assert 0 < figures["ms_per_image"] < 200
+
+
+def test_eval_text_output_names_every_figure(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(manifest_dir)]) == 0
+    out = capsys.readouterr().out
+    for label in ("detection recall", "exact-plate accuracy", "character accuracy", "ms per image"):
+        assert label in out
+
+
+def test_eval_reports_an_unreadable_image_and_fails(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (manifest_dir / "crop0.png").write_bytes(b"not a png at all")
+    assert main(["eval", str(manifest_dir), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "crop0.png" in captured.err and "corrupt" in captured.err
+    assert json.loads(captured.out)["images"] == 3
+
+
+def test_eval_without_manifest_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(tmp_path)]) == 1
+    assert "manifest.csv not found" in capsys.readouterr().err
+
+
+def test_manifest_with_missing_columns_or_bad_box_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "manifest.csv").write_text("image,plate_text\na.png,1-B-2\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="lacks the column"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.csv").write_text(
+        "image,plate_text,x,y,w,h\na.png,1-B-2,1,2,x,4\n", encoding="utf-8"
+    )
+    with pytest.raises(ManifestError, match="numbers"):
+        load_manifest(tmp_path)
+
+
+def test_suspect_rows_are_not_scored(tmp_path: Path) -> None:
+    (tmp_path / "manifest.csv").write_text(
+        "image,plate_text,x,y,w,h,label_status\na.png,12-B-3,,,,,suspect\nb.png,4-A-5,,,,,ok\n",
+        encoding="utf-8",
+    )
+    rows = load_manifest(tmp_path)
+    assert not rows["a.png"][0].scored
+    assert rows["b.png"][0].scored
+    assert rows["b.png"][0].text == "4-A-5"
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("12345-B-6", "12345-B-6") == 0
+    assert edit_distance("1234-B-6", "12345-B-6") == 1
+    assert edit_distance("", "AB") == 2
+
+
+def test_read_json_lines_have_the_documented_shape(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(manifest_dir / "frame0.png")
+    assert main(["read", path, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert set(line) == {"image", "plates", "ms"}
+    assert line["image"] == path
+    assert isinstance(line["ms"], float)
+    assert [p["text"] for p in line["plates"]] == ["48213-D-27"]
+    plate = line["plates"][0]
+    assert set(plate) == {"text", "format", "confidence", "box"}
+    assert plate["format"] == "MA"
+    assert 0.5 <= plate["confidence"] <= 1.0
+    x, y, w, h = plate["box"]
+    assert abs(x + w / 2 - 320) < 12 and abs(y + h / 2 - 250) < 10
+
+
+def test_read_crops_reads_one_plate_per_image(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [str(manifest_dir / "crop0.png"), str(manifest_dir / "crop1.png")]
+    assert main(["read", *paths, "--json", "--crops"]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert [line["image"] for line in lines] == paths
+    assert [line["plates"][0]["text"] for line in lines] == ["7051-H-6", "FG-904-KL"]
+    crop = cv2.imread(paths[0])
+    assert lines[0]["plates"][0]["box"] == [0, 0, crop.shape[1], crop.shape[0]]
+
+
+def test_read_video_gives_one_line_per_frame_read(capsys: pytest.CaptureFixture[str]) -> None:
+    clip = Path(__file__).resolve().parent.parent / "samples" / "street_clip.mp4"
+    assert main(["read", str(clip), "--json", "--every", "100"]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == list(range(0, 100 * len(lines), 100))
+    assert len(lines) >= 3
+
+
+def test_read_reports_a_corrupt_file_and_reads_the_others(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = manifest_dir / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    good = manifest_dir / "frame1.png"
+    assert main(["read", str(bad), str(manifest_dir / "missing.png"), str(good), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err and "not an image, or corrupt" in captured.err
+    assert "missing.png not found" in captured.err
+    lines = [json.loads(s) for s in captured.out.splitlines()]
+    assert [line["image"] for line in lines] == [str(good)]
+
+
+def test_bench_reader_prints_the_documented_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "reader", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in ("ocr_ms_p50", "ocr_ms_p99", "frame_ms_p50", "frame_ms_p99", "pipeline_fps"):
+        assert figures[key] > 0, key
+    assert figures["ocr_ms_p50"] <= figures["ocr_ms_p99"]
+    assert (figures["frame_width"], figures["frame_height"]) == (1280, 720)
