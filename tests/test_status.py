@@ -42,7 +42,7 @@ def test_status_file_round_trips_and_is_written_atomically(tmp_path: Path) -> No
     status = read_status(tmp_path)
     assert status is not None
     assert status["frames"] == 5
-    assert not list(tmp_path.glob(".*tmp"))
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def run_status(tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -43,7 +43,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
-    event,
     insert,
     select,
 )
@@ -56,6 +55,7 @@ from agent.evidence.errors import LedgerEntryError
 from agent.evidence.sealing import canonical_json
 from agent.evidence.store import PARTIAL, fsync_dir, parse_segment_name, sha256_file
 from agent.hq.db import HqDatabase, device_messages
+from agent.sqlite import make_durable
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +77,13 @@ ledger = Table(
 )
 
 
-def _sqlite_full_sync(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-    finally:
-        cursor.close()
-
-
 def ledger_engine(url: str) -> Engine:
     """An engine on the HQ database with the ``ledger`` table created (the caller disposes it)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_full_sync)
+        make_durable(engine, busy_timeout_ms=30000)
     try:
         metadata.create_all(engine)
     except DBAPIError as exc:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -48,7 +47,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
-    event,
     func,
     insert,
     select,
@@ -61,6 +59,7 @@ from sqlalchemy.pool import StaticPool
 from agent.errors import ConfigError, StorageError
 from agent.messages import HIT_KIND, HitRecord
 from agent.pki import ed25519_public_from_pem, public_pem
+from agent.sqlite import READ_ONLY_OPTION, make_durable
 
 log = logging.getLogger(__name__)
 
@@ -135,29 +134,6 @@ class Incoming:
     body: dict[str, Any] | None = None
 
 
-_READ_ONLY = "raqib_read_only"
-
-
-def _enable_sqlite_durability(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Writes take the write lock at the start (IMMEDIATE), so two workers
-        # never deadlock upgrading a read transaction to a write.
-        reading = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
-
-
 def _engine_for(url: str) -> tuple[Engine, bool, str]:
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
@@ -181,7 +157,7 @@ def _engine_for(url: str) -> tuple[Engine, bool, str]:
         except ImportError as exc:
             raise StorageError(f"HQ database {shown}: driver not installed: {exc}") from exc
     if sqlite:
-        _enable_sqlite_durability(engine)
+        make_durable(engine, busy_timeout_ms=30000, immediate_writes=True)
     return engine, sqlite, shown
 
 
@@ -210,7 +186,7 @@ class HqDatabase:
     @contextmanager
     def _read(self, operation: str) -> Iterator[Connection]:
         with self._lock, self._guard(operation), self._engine.connect() as conn:
-            yield conn.execution_options(**{_READ_ONLY: True})
+            yield conn.execution_options(**{READ_ONLY_OPTION: True})
 
     @contextmanager
     def _guard(self, operation: str) -> Iterator[None]:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import (
     Column,
@@ -42,9 +41,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -55,6 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from agent.errors import StorageError
+from agent.sqlite import sqlite_engine
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +97,6 @@ class OutboxItem:
     payload: bytes
     created_at: float
     last_sent_at: float | None
-
-
-def sqlite_engine(path: Path) -> Engine:
-    """An engine on a SQLite file with WAL, ``synchronous=FULL`` and explicit transactions.
-
-    pysqlite's own transaction handling is switched off and SQLAlchemy's ``begin``
-    emits ``BEGIN`` itself, so every ``engine.begin()`` block is one real SQLite
-    transaction, reads included (SQLAlchemy's documented recipe).
-    """
-    engine = create_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 def create_private_file(path: Path) -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import WatchlistError
+from agent.fsutil import atomic_write
 from agent.reader.plate_text import canonicalize
 from agent.watchlist.content import ListEntry, encode_delta, encode_entries, parse_full
 from agent.watchlist.errors import MalformedError
@@ -34,24 +35,6 @@ from agent.watchlist.format import (
 )
 
 # -- keys ---------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary name, fsync, rename over ``path``, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def generate_key(private_path: Path, public_path: Path) -> PublicKey:
@@ -72,7 +55,7 @@ def generate_key(private_path: Path, public_path: Path) -> PublicKey:
     finally:
         os.close(fd)
     public = PublicKey.of(key)
-    write_atomic(public_path, canonical_json(public.to_dict()) + b"\n")
+    atomic_write(public_path, canonical_json(public.to_dict()) + b"\n")
     return public
 
 

@@ -42,7 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import StorageError
-from agent.transport.outbox import create_private_file, sqlite_engine
+from agent.sqlite import sqlite_engine
+from agent.transport.outbox import create_private_file
 from agent.watchlist.content import EntryTable, apply_delta, parse_delta
 from agent.watchlist.errors import (
     CacheTamperedError,

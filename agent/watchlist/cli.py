@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import RaqibError, WatchlistError
+from agent.fsutil import atomic_write
 from agent.watchlist import admin
 from agent.watchlist.content import parse_delta, parse_full
 from agent.watchlist.errors import WatchlistRefusedError
@@ -83,7 +84,7 @@ def cmd_root(args: argparse.Namespace) -> int:
     )
     for key_path in args.sign or []:
         root = admin.sign_root(root, admin.load_private_key(key_path))
-    admin.write_atomic(args.out, root.to_bytes() + b"\n")
+    atomic_write(args.out, root.to_bytes() + b"\n")
     report: dict[str, Any] = {"root_version": root.version, "revoked": sorted(root.revoked)}
     if previous is not None:  # tell the admin now whether devices would accept it yet
         try:
@@ -106,7 +107,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         expires_at=issued + int(args.expires_in_days * DAY),
         roots=tuple(admin.load_root(p) for p in args.root or []),
     )
-    admin.write_atomic(args.out, bundle)
+    atomic_write(args.out, bundle)
     _out(json.dumps(_summary(bundle)))
     return 0
 
@@ -118,7 +119,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         signed = admin.sign_bundle(data, key)
     else:
         signed = admin.sign_root(Root.from_bytes(data), key).to_bytes() + b"\n"
-    admin.write_atomic(args.out or args.file, signed)
+    atomic_write(args.out or args.file, signed)
     return 0
 
 
@@ -129,7 +130,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         version=args.version,
         roots=tuple(admin.load_root(p) for p in args.root or []),
     )
-    admin.write_atomic(args.out, delta)
+    atomic_write(args.out, delta)
     _out(json.dumps(_summary(delta)))
     return 0
 
