@@ -16,7 +16,7 @@ from agent.config import ReaderConfig
 from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel, load_interpreter
-from agent.reader.ctc import greedy_decode
+from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.reader.pipeline import ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
@@ -154,6 +154,17 @@ def test_the_reader_uses_the_trained_detector_unless_configured_otherwise() -> N
     assert isinstance(ModelPlateReader.from_config(config).detector, ContourDetector)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [np.zeros((720, 1280, 3), np.float32), np.zeros((720, 1280), np.uint8), "frame"],
+    ids=["float32", "gray", "str"],
+)
+def test_trained_detector_refuses_a_frame_of_wrong_dtype_or_shape(frame: object) -> None:
+    detector = ModelDetector(MODELS / "detector.tflite")
+    with pytest.raises(FrameError, match="uint8"):
+        detector.detect(frame)  # type: ignore[arg-type]
+
+
 def test_detector_metadata_without_decoding_keys_raises_model_error(tmp_path: Path) -> None:
     shutil.copy(MODELS / "detector.tflite", tmp_path / "detector.tflite")
     (tmp_path / "detector.json").write_text('{"stride": 4}', encoding="utf-8")
@@ -264,6 +275,21 @@ def test_greedy_ctc_merges_repeats_drops_blanks_and_multiplies_peaks() -> None:
     text, confidence = greedy_decode(np.log(probs + 1e-9), "AB")
     assert text == "AAB"
     assert confidence == pytest.approx(0.9 * 0.7 * 0.8, rel=1e-3)
+
+
+def test_constrained_decoding_finds_the_best_path_that_is_a_plate() -> None:
+    charset = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\u0628"
+    ba = len(charset)  # class of the Arabic letter (blank is 0)
+    steps = [(2, 0.9), (0, 0.9), (3, 0.9), (0, 0.9), (2, 0.55), (0, 0.9), (4, 0.9), (0, 0.9)]
+    probs = np.full((len(steps), len(charset) + 1), 0.001, np.float32)
+    for t, (cls, p) in enumerate(steps):
+        probs[t, cls] = p
+    probs[4, ba] = 0.4  # the letter is the runner-up at step 4: greedy reads "1213"
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert greedy_decode(probs, charset, probabilities=True)[0] == "1213"
+    text, confidence = constrained_decode(probs, charset, PlateGrammar(charset))
+    assert canonicalize(text) == ("12-B-3", "MA")
+    assert 0.0 < confidence < greedy_decode(probs, charset, probabilities=True)[1]
 
 
 def test_greedy_ctc_of_all_blank_output_is_empty_with_zero_confidence() -> None:

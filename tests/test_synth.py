@@ -168,3 +168,23 @@ def test_street_scene_boxes_lie_inside_the_frame_and_hold_a_plate() -> None:
     pasted, added = paste_plates(base, rng, n=2)
     assert pasted.shape == base.shape and len(added) >= 1
     assert not np.array_equal(pasted, base)
+
+
+def test_synthetic_eval_folders_have_manifests_that_raqib_eval_reads(tmp_path: Path) -> None:
+    from agent.reader.evaluate import load_manifest
+    from agent.synth.evalset import write_eval_sets
+    from agent.synth.scenes import labelled_street_scene, street_scene
+
+    folders = write_eval_sets(tmp_path, n=3, seed=5)
+    assert [f.name for f in folders] == ["crops-clean", "crops-field", "scenes"]
+    for folder in folders:
+        manifest = load_manifest(folder)
+        assert len(manifest) == 3
+        for name, truths in manifest.items():
+            assert (folder / name).is_file()
+            assert all(canonicalize(t.text)[1] in ("MA", "FR") for t in truths)
+            assert all((t.box is None) == (folder.name != "scenes") for t in truths)
+    frame_a, boxes_a = street_scene(np.random.default_rng(2))
+    frame_b, boxes_b, texts = labelled_street_scene(np.random.default_rng(2))
+    assert np.array_equal(frame_a, frame_b) and boxes_a == boxes_b
+    assert len(texts) == len(boxes_b)

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from agent.errors import ModelError
+from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel
 from agent.reads import Box
@@ -244,7 +244,22 @@ class ModelDetector:
         return scale
 
     def detect(self, image: Image) -> list[tuple[Box, float]]:
-        """Plate boxes (x, y, w, h in ``image`` pixels) and scores, best first."""
+        """Plate boxes (x, y, w, h in ``image`` pixels) and scores, best first.
+
+        Raises ``FrameError`` for anything but an H x W x 3 uint8 array.
+        """
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or min(image.shape[:2]) < 2
+        ):
+            shape = getattr(image, "shape", None)
+            raise FrameError(
+                f"detector wants an H x W x 3 uint8 BGR frame, got "
+                f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
+            )
         scale = self.letterbox(image)
         out = self._model.invoke(self._input)[0]
         found = self.decode(out, scale, image.shape[1], image.shape[0])

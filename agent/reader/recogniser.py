@@ -5,6 +5,11 @@ by models/train_recogniser.py): input ``1 x H x W x 1`` uint8 grayscale (the
 crop resized with area interpolation, no normalisation: the model rescales),
 output ``1 x T x C`` int8 logits, class 0 the CTC blank, class ``i + 1`` the
 ``i``-th character of ``charset``.
+
+Decoding: greedy best path; when its text is no valid Moroccan or French
+plate, the best path that fits a plate layout (``agent.reader.ctc.
+constrained_decode``) is taken instead, with its own confidence. The
+model's probabilities decide; nothing is guessed from outside them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy.typing as npt
 from agent.errors import ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel
-from agent.reader.ctc import greedy_decode, softmax
+from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode, softmax
+from agent.reader.plate_text import canonicalize, is_valid
 
 
 def _load_meta(path: Path) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def _load_meta(path: Path) -> dict[str, Any]:
 class Recogniser:
     """Reads the characters of one plate crop with the int8 CTC model."""
 
-    def __init__(self, model_path: Path, num_threads: int = 1) -> None:
+    def __init__(self, model_path: Path, num_threads: int = 1, *, constrained: bool = True) -> None:
         meta = _load_meta(model_path.with_suffix(".json"))
         self.charset: str = meta["charset"]
         self.version: str = str(meta.get("version", "unknown"))
@@ -57,6 +63,7 @@ class Recogniser:
         self._input = np.zeros(shape, np.uint8)
         self._resized = self._input[0, :, :, 0]  # a view: resizing writes the model input
         self._probs = np.empty(out[1:], np.float32)
+        self._grammar = PlateGrammar(self.charset) if constrained else None
 
     def read(self, crop: Image) -> tuple[str, float]:
         """Raw token text (digits, Latin and Arabic letters) and confidence of a BGR crop."""
@@ -73,4 +80,15 @@ class Recogniser:
             np.copyto(self._resized, resized)
         logits = self._model.invoke(self._input)
         softmax(logits[0], out=self._probs)
-        return greedy_decode(self._probs, self.charset, probabilities=True)
+        raw, confidence = greedy_decode(self._probs, self.charset, probabilities=True)
+        if self._grammar is None or _is_plate(raw):
+            return raw, confidence
+        # Greedy text fits no plate layout: the best path that does (usually one
+        # dropped or doubled character, or the thin alif read as "1").
+        fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
+        return (fitted, fitted_conf) if fitted else (raw, confidence)
+
+
+def _is_plate(raw: str) -> bool:
+    text, fmt = canonicalize(raw)
+    return fmt in ("MA", "FR") and is_valid(text, fmt)

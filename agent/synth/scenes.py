@@ -65,6 +65,13 @@ def _look(frame: Image, rng: np.random.Generator) -> Image:
 
 def street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF]]:
     """A 1280 x 720 BGR street frame with one to three cars and their plate boxes."""
+    frame, boxes, _texts = labelled_street_scene(rng)
+    return frame, boxes
+
+
+def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], list[str]]:
+    """Same as :func:`street_scene` (same pixels for the same seed), with the plate texts."""
+    texts: list[str] = []
     frame = _background(rng)
     frame = np.ascontiguousarray(np.roll(frame, int(rng.integers(0, WIDTH)), axis=1))
     boxes: list[BoxF] = []
@@ -72,7 +79,8 @@ def street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF]]:
     slots = sorted(rng.permutation(3)[:n_cars])
     for k, slot in enumerate(slots):
         plate_h = int(rng.integers(12, 42 if k == 0 else 30))
-        plate = render_training_plate(random_training_text(rng), rng, height=plate_h)
+        text = random_training_text(rng)
+        plate = render_training_plate(text, rng, height=plate_h)
         colour = _BODY_COLOURS[int(rng.integers(len(_BODY_COLOURS)))]
         sprite, mask, (px, py, pw, ph) = _car_sprite(plate, rng, colour)
         sh, sw = sprite.shape[:2]
@@ -84,7 +92,8 @@ def street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF]]:
         region = frame[y : y + sh, x : x + sw]
         region[mask] = sprite[mask]
         boxes.append((float(x + px), float(y + py), float(pw), float(ph)))
-    return _look(frame, rng), boxes
+        texts.append(text)
+    return _look(frame, rng), boxes, texts
 
 
 def paste_plates(
