@@ -78,7 +78,7 @@ def write_status(state_dir: Path, figures: Figures) -> None:
     """Write the status file atomically; a full disk is logged, not raised."""
     data = json.dumps({"written_at": time.time(), **figures}, default=str).encode()
     try:
-        atomic_write(state_dir / STATUS_FILE, data, mode=0o644)
+        atomic_write(state_dir / STATUS_FILE, data, mode=0o600)
     except StorageError as exc:
         log.warning("status file not written: %s", exc)
 
