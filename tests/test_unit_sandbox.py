@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "raqib-agent.service"
 INSTALL_PREFIX = "/opt/raqib"
 """Where deploy/pi/install.sh puts the code; ExecStart= names it."""
+HIDDEN_BY_SANDBOX = ("/tmp/", "/var/tmp/", "/root/", "/home/")
+"""Paths the sandbox replaces with empty tmpfs (PrivateTmp=, ProtectHome=)."""
 USER = "nobody"
 """Stands in for the unit's User=raqib (no user is created on this machine)."""
 WATCHDOG_USEC = 2_000_000
@@ -50,9 +52,10 @@ WATCHDOG_USEC = 2_000_000
 SANDBOX = r"""
 set -eu
 umask 022
-root=$1; state=$2; pyhome=$3; mask=$4; shift 4
+root=$1; state=$2; pyhome=$3; code=$4; mask=$5; shift 5
 mount --bind "$root" /media                   # kept aside while /tmp is replaced
 if [ -n "$pyhome" ]; then mount --bind "$pyhome" /srv; fi
+if [ -n "$code" ]; then mount --bind "$code" /mnt; fi           # the checkout, if under /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp            # PrivateTmp=true
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /root           # ProtectHome=true
@@ -60,6 +63,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /home
 mkdir -p "$root"
 mount --move /media "$root"
 if [ -n "$pyhome" ]; then mkdir -p "$pyhome"; mount --move /srv "$pyhome"; fi
+if [ -n "$code" ]; then mkdir -p "$code"; mount --move /mnt "$code"; fi
 mount --bind "$state" "$state"                                 # StateDirectory=raqib
 mount --bind /proc/sys /proc/sys                               # ProtectKernelTunables=true
 awk '$6 !~ /^ro/ {print $5}' /proc/self/mountinfo | while read -r m; do
@@ -121,7 +125,15 @@ def python_home() -> str:
     sandbox binds it back read-only, as ``BindReadOnlyPaths=`` would.
     """
     home = Path(os.path.realpath(sys.executable)).parents[1]
-    return str(home) if str(home).startswith(("/root/", "/home/")) else ""
+    return str(home) if str(home).startswith(HIDDEN_BY_SANDBOX) else ""
+
+
+def code_home() -> str:
+    """The checkout, when it lives where the sandbox mounts fresh tmpfs (CI clones under /tmp).
+
+    On the Pi it is /opt/raqib; here it is bound back read-only, as ``BindReadOnlyPaths=``.
+    """
+    return str(REPO) if str(REPO).startswith(HIDDEN_BY_SANDBOX) else ""
 
 
 def sandboxed(
@@ -152,6 +164,7 @@ def sandboxed(
         str(root),
         str(state),
         python_home(),
+        code_home(),
         umask,
         *drop,
         *command,
@@ -189,7 +202,7 @@ def can_sandbox() -> str | None:
         pwd.getpwnam(USER)
     except KeyError:
         return f"no {USER} user"
-    for stash in ("/media", "/srv"):  # mount points the sandbox script parks things on
+    for stash in ("/media", "/srv", "/mnt"):  # mount points the sandbox script parks things on
         if not Path(stash).is_dir():
             return f"{stash} does not exist"
     probe = subprocess.run(
