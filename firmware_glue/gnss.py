@@ -9,6 +9,7 @@ evidence is worse than none).
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 import logging
 import socket
@@ -90,7 +91,12 @@ class _LatestFix:
 
 
 class NmeaReplayGnss(_LatestFix):
-    """Simulator: replays an NMEA log file line by line at ``interval_s``, looping."""
+    """Simulator: replays an NMEA log file line by line at ``interval_s``, looping.
+
+    Positions come from the log; each fix is stamped with the time it is
+    replayed, as a live receiver's would be, so evidence never carries a fix
+    dated months before the footage.
+    """
 
     def __init__(self, path: Path, interval_s: float = 0.5, max_age_s: float = 10.0) -> None:
         super().__init__(max_age_s)
@@ -108,6 +114,9 @@ class NmeaReplayGnss(_LatestFix):
         if not self._path.is_file():
             raise TransportError(f"NMEA log {self._path} does not exist")
         self._feed_lines(self._lines(), FixAssembler())
+
+    def _publish(self, fix: GnssFix) -> None:
+        super()._publish(dataclasses.replace(fix, timestamp=self._clock()))
 
 
 class NmeaSerialGnss(_LatestFix):

@@ -65,6 +65,7 @@ def test_replay_simulator_publishes_fixes_and_skips_noise(tmp_path: Path) -> Non
         gnss.stop()
     assert fix is not None
     assert fix.lat == pytest.approx(34.0209, abs=1e-4)
+    assert fix.timestamp == pytest.approx(time.time(), abs=5)  # stamped when replayed
     assert gnss.bad_sentences >= 2
 
 
