@@ -203,6 +203,26 @@ class EvidenceConfig(_Section):
     """HQ evidence store root for ``raqib upload``: footage goes to ``{hq_dir}/evidence``."""
     delete_after_upload: bool = True
     """Delete a local segment once HQ confirmed its hash (else retention deletes it when full)."""
+    store: Literal["dir", "s3"] = "dir"
+    """HQ footage store: ``{hq_dir}/evidence`` or an S3-compatible object store (``s3_*``)."""
+    s3_endpoint: str = ""
+    """E.g. ``https://minio.hq.example:9000`` (path-style addressing); empty: AWS S3."""
+    s3_region: str = "us-east-1"
+    s3_bucket: str = Field("", pattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$")
+    s3_prefix: str = Field("", max_length=512)
+    """Object keys are ``{s3_prefix}{device}/{segment file}``."""
+    s3_credentials: Path | None = None
+    """File with ``aws_access_key_id = ...`` and ``aws_secret_access_key = ...`` lines; a
+    relative name is a systemd credential in ``$CREDENTIALS_DIRECTORY``. Unset: the
+    environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``). Never in this file."""
+    s3_part_mb: int = Field(16, ge=5, le=5120)
+    """Larger segments go up in parts of this size (an interrupted upload resumes by part)."""
+
+    @model_validator(mode="after")
+    def _s3_bucket_given(self) -> EvidenceConfig:
+        if self.store == "s3" and not self.s3_bucket:
+            raise ValueError("store = 's3' needs s3_bucket")
+        return self
 
 
 class LoggingConfig(_Section):

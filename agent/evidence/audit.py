@@ -13,24 +13,27 @@ For each file, against the ledger HQ holds and HQ's device registry, one verdict
 
 Order of precedence: a bad signature first (nothing else can be trusted), then
 the hash, then the place in the chain. Everything here works on bytes, entries
-and keys given to it (``audit_files`` reads the files and HQ's store).
+and keys given to it (``audit_files`` reads the files and HQ's store); a file
+may be a local path or an object in HQ's S3 store, read (and hashed) in full.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.errors import StorageError
 from agent.evidence.entry import FLAG_TRUNCATED, GENESIS, LedgerEntry, parse_entry
 from agent.evidence.errors import LedgerEntryError, SegmentFormatError
+from agent.evidence.footage import Footage, LocalFootage
 from agent.evidence.hq_store import HqEvidenceStore
 from agent.evidence.sealing import parse_header
-from agent.evidence.store import parse_segment_name, sha256_file
+from agent.evidence.store import parse_segment_name
 
 VERIFIED: Final = "verified"
 MODIFIED: Final = "modified"
@@ -120,18 +123,20 @@ class Chain:
         return min(bad) if bad else None
 
 
-def _claim(path: Path, data_head: bytes) -> tuple[str, int] | None:
+_HEAD: Final = 8192
+
+
+def _claim(name: str, data_head: bytes) -> tuple[str, int] | None:
     """(device, segment) the file says it is: its header, else its name."""
     try:
         header, _ = parse_header(data_head)
     except SegmentFormatError:
-        return parse_segment_name(path.name)
+        return parse_segment_name(name)
     return header.device, header.segment
 
 
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(8192)
+def _footage(item: Path | Footage) -> Footage:
+    return LocalFootage(item) if isinstance(item, Path) else item
 
 
 class Auditor:
@@ -149,49 +154,53 @@ class Auditor:
             self._chains[device] = Chain.build(device, key, self._hq.ledger_bodies(device))
         return self._chains[device]
 
-    def note_present(self, files: Iterable[Path]) -> None:
+    def note_present(self, files: Iterable[Path | Footage]) -> None:
         """Segments the auditor was given or HQ holds: a segment without any file is missing.
 
         A file that is there but altered counts as present: its own verdict says so.
         """
-        for path in files:
+        for item in map(_footage, files):
             try:
-                claim = _claim(path, _read_head(path))
-            except OSError:
+                claim = _claim(item.name, item.head(_HEAD))
+            except (OSError, StorageError):
                 continue
             if claim is not None:
                 self._present.setdefault(claim[0], set()).add(claim[1])
 
-    def verdict(self, path: Path) -> Verdict:
+    def verdict(self, file: Path | Footage) -> Verdict:
+        item = _footage(file)
+        label = item.label
         try:
-            sha = sha256_file(path)
-            head = _read_head(path)
+            sha = item.sha256()
+            head = item.head(_HEAD)
         except OSError as exc:
-            return Verdict(str(path), UNKNOWN, f"cannot read: {exc.strerror}", "")
-        claim = _claim(path, head)
+            return Verdict(label, UNKNOWN, f"cannot read: {exc.strerror}", "")
+        except StorageError as exc:
+            return Verdict(label, UNKNOWN, f"cannot read: {exc}", "")
+        claim = _claim(item.name, head)
         if claim is None:
-            return Verdict(str(path), UNKNOWN, "not a Raqib segment file", sha)
+            return Verdict(label, UNKNOWN, "not a Raqib segment file", sha)
         device, number = claim
         if device not in self._keys:
-            return Verdict(str(path), UNKNOWN, f"device {device!r} is not enrolled at HQ", sha)
+            return Verdict(label, UNKNOWN, f"device {device!r} is not enrolled at HQ", sha)
         chain = self.chain(device)
         entry = chain.by_hash.get(sha)
         if entry is None:
-            return self._not_in_ledger(path, sha, chain, number)
-        return self._judge(path, sha, chain, entry)
+            return self._not_in_ledger(label, sha, chain, number)
+        return self._judge(item, sha, chain, entry)
 
-    def _not_in_ledger(self, path: Path, sha: str, chain: Chain, number: int) -> Verdict:
+    def _not_in_ledger(self, label: str, sha: str, chain: Chain, number: int) -> Verdict:
         named = chain.by_segment.get(number)
         if named is None:
             return Verdict(
-                str(path),
+                label,
                 MISSING,
                 f"no ledger entry of {chain.device} has this hash",
                 sha,
                 device=chain.device,
                 segment=number,
             )
-        verdict = _describe(Verdict(str(path), MODIFIED, "", sha), named)
+        verdict = _describe(Verdict(label, MODIFIED, "", sha), named)
         if not chain.signature_ok[named.seq]:
             verdict.verdict, verdict.reason = BAD_SIGNATURE, _bad_sig(chain, named.seq)
         else:
@@ -199,17 +208,17 @@ class Auditor:
             verdict.reason = f"segment {number} was recorded with hash {recorded}"
         return verdict
 
-    def _judge(self, path: Path, sha: str, chain: Chain, entry: LedgerEntry) -> Verdict:
+    def _judge(self, item: Footage, sha: str, chain: Chain, entry: LedgerEntry) -> Verdict:
         segment = entry.segment
         assert segment is not None
         verdict = _describe(
-            Verdict(str(path), VERIFIED, "hash, signature and chain verify", sha), entry
+            Verdict(item.label, VERIFIED, "hash, signature and chain verify", sha), entry
         )
         bad = chain.bad_signature_up_to(entry.seq)
         if bad is not None:
             verdict.verdict, verdict.reason = BAD_SIGNATURE, _bad_sig(chain, bad)
             return verdict
-        named = parse_segment_name(path.name)
+        named = parse_segment_name(item.name)
         if named is not None and named[1] != segment.number:
             verdict.verdict = OUT_OF_ORDER
             verdict.reason = (
@@ -251,11 +260,16 @@ def _describe(verdict: Verdict, entry: LedgerEntry) -> Verdict:
     return verdict
 
 
-def audit_files(hq: HqEvidenceStore, files: list[Path]) -> tuple[list[Verdict], Auditor]:
-    """Verdicts for ``files`` in the order given, and the auditor (for the report)."""
+def audit_files(
+    hq: HqEvidenceStore, files: Sequence[Path | Footage]
+) -> tuple[list[Verdict], Auditor]:
+    """Verdicts for ``files`` in the order given, and the auditor (for the report).
+
+    ``files`` are paths or footage held elsewhere (objects in HQ's S3 store).
+    """
     auditor = Auditor(hq)
-    auditor.note_present([*files, *hq.files()])
-    return [auditor.verdict(path) for path in files], auditor
+    auditor.note_present([*files, *hq.held()])
+    return [auditor.verdict(item) for item in files], auditor
 
 
 def file_sha256(data: bytes) -> str:

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING
 from agent.config import RaqibConfig
 
 if TYPE_CHECKING:
+    from agent.evidence.footage import Footage
     from agent.evidence.hq_store import HqEvidenceStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+_HQ_HELP = "HQ root directory (default: evidence.hq_dir; with an S3 store, its database only)"
 
 Handler = Callable[[argparse.Namespace, RaqibConfig], int]
 
@@ -33,8 +36,23 @@ def _out(line: str) -> None:
 
 
 def _hq_store(args: argparse.Namespace, config: RaqibConfig) -> tuple[HqEvidenceStore, str]:
+    """HQ's store: footage in ``--hq DIR``/``evidence.hq_dir`` or S3, and the HQ database.
+
+    With ``evidence.store = "s3"`` the footage is in the bucket and ``--hq DIR``
+    only names the database (``DIR/hq/hq.sqlite``); without it, ``hq.database_url``.
+    """
     from agent.evidence.hq_store import HqEvidenceStore, HqLayout
 
+    if config.evidence.store == "s3":
+        from agent.evidence.s3_store import S3FootageStore
+
+        url = HqLayout(args.hq).database_url if args.hq is not None else config.hq.database_url
+        footage = S3FootageStore.from_config(config.evidence)
+        try:
+            return HqEvidenceStore(footage, url), f"{footage.location} ({url})"
+        except BaseException:
+            footage.close()
+            raise
     if args.hq is not None:
         return HqEvidenceStore.at(args.hq), str(args.hq)
     root = config.evidence.hq_dir
@@ -61,9 +79,20 @@ def cmd_upload(args: argparse.Namespace, config: RaqibConfig) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
+def _expand(args: list[str], hq: HqEvidenceStore) -> list[Path | Footage]:
+    """Files, directories (every file below) and ``s3://bucket/key-or-prefix`` of HQ's store."""
+    from agent.errors import ConfigError
+    from agent.evidence.s3_store import S3FootageStore, parse_s3_url
+
+    files: list[Path | Footage] = []
+    for arg in args:
+        url = parse_s3_url(arg)
+        if url is not None:
+            if not isinstance(hq.footage, S3FootageStore):
+                raise ConfigError(f"{arg}: s3:// footage needs evidence.store = 's3'")
+            files += hq.footage.objects(*url)
+            continue
+        path = Path(arg)
         if path.is_dir():  # an upload still in progress at HQ (.partial) is not footage yet
             files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix != ".partial")
         else:
@@ -76,10 +105,9 @@ def cmd_verify(args: argparse.Namespace, config: RaqibConfig) -> int:
     from agent.evidence.audit import GOOD, audit_files
     from agent.evidence.report import write_report
 
-    files = _expand(args.footage)
     hq, root = _hq_store(args, config)
     try:
-        verdicts, auditor = audit_files(hq, files)
+        verdicts, auditor = audit_files(hq, _expand(args.footage, hq))
         if args.report is not None:
             write_report(args.report, verdicts, auditor, root)
     finally:
@@ -116,15 +144,17 @@ def register(
     """Add ``upload``, ``verify`` and ``export`` to the main parser's ``subparsers``."""
     parents = parents or []
     p = subparsers.add_parser("upload", help="send footage and ledger to HQ", parents=parents)
-    p.add_argument("--hq", type=Path, help="HQ root directory (default: evidence.hq_dir)")
+    p.add_argument("--hq", type=Path, help=_HQ_HELP)
     p.add_argument("--keep", action="store_true", help="keep local copies after upload")
     p.set_defaults(handler=cmd_upload)
 
     p = subparsers.add_parser(
         "verify", help="auditor: check footage against HQ's ledger", parents=parents
     )
-    p.add_argument("footage", nargs="+", type=Path, help="segment files or directories")
-    p.add_argument("--hq", type=Path, help="HQ root directory (default: evidence.hq_dir)")
+    p.add_argument(
+        "footage", nargs="+", help="segment files, directories or s3://BUCKET/KEY-OR-PREFIX"
+    )
+    p.add_argument("--hq", type=Path, help=_HQ_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.add_argument("--report", type=Path, help="also write an HTML report here")
     p.set_defaults(handler=cmd_verify)

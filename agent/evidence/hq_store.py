@@ -16,7 +16,8 @@ Receiving a segment is resumable and crash-safe: bytes go to
 ``NAME.partial`` (a restarted upload appends to what is there), are fsynced,
 renamed, and the directory fsynced; the store then re-reads the stored file and
 returns its SHA-256, which the device compares with its ledger before deleting
-its own copy.
+its own copy. Footage may instead go to an S3-compatible object store
+(``s3_store.S3FootageStore``, same guarantees); the database stays the HQ database.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from agent.errors import StorageError
 from agent.evidence.entry import MESSAGE_KIND, check_ledger_message
 from agent.evidence.errors import LedgerEntryError
+from agent.evidence.footage import Footage, FootageStore, LocalFootage
 from agent.evidence.sealing import canonical_json
 from agent.evidence.store import PARTIAL, fsync_dir, parse_segment_name, sha256_file
 from agent.hq.db import HqDatabase, device_messages
@@ -174,36 +176,24 @@ class HqLayout:
         return f"sqlite:///{self.root / 'hq' / 'hq.sqlite'}"
 
 
-class HqEvidenceStore:
-    """The HQ side of upload and audit: footage directory plus ledger and device registry."""
+class DirFootageStore:
+    """Footage in a directory: ``DIR/<device>/<segment file>`` (the default store)."""
 
-    def __init__(self, evidence_dir: Path, database_url: str) -> None:
-        self.dir = evidence_dir
-        self.db = HqDatabase(database_url)
-        self.engine = ledger_engine(database_url)
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
-    @classmethod
-    def at(cls, root: Path) -> HqEvidenceStore:
-        layout = HqLayout(root)
-        return cls(layout.evidence, layout.database_url)
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     def close(self) -> None:
-        self.engine.dispose()
-        self.db.close()
-
-    def __enter__(self) -> HqEvidenceStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    # -- footage ---------------------------------------------------------------------
+        """Nothing to release."""
 
     def path_of(self, device_id: str, name: str) -> Path:
         claimed = parse_segment_name(name)
         if claimed is None or claimed[0] != device_id:
             raise LedgerEntryError(f"{name!r} is not a segment file name of {device_id}")
-        return self.dir / device_id / name
+        return self.root / device_id / name
 
     def stored_hash(self, device_id: str, name: str) -> str | None:
         path = self.path_of(device_id, name)
@@ -237,7 +227,61 @@ class HqEvidenceStore:
 
     def files(self, device_id: str | None = None) -> list[Path]:
         pattern = f"{device_id}/*" if device_id else "*/*"
-        return sorted(p for p in self.dir.glob(pattern) if not p.name.endswith(PARTIAL))
+        return sorted(p for p in self.root.glob(pattern) if not p.name.endswith(PARTIAL))
+
+    def held(self, device_id: str | None = None) -> list[Footage]:
+        return [LocalFootage(path) for path in self.files(device_id)]
+
+
+class HqEvidenceStore:
+    """The HQ side of upload and audit: a footage store plus ledger and device registry."""
+
+    def __init__(self, footage: Path | FootageStore, database_url: str) -> None:
+        self.footage: FootageStore = (
+            DirFootageStore(footage) if isinstance(footage, Path) else footage
+        )
+        self.db = HqDatabase(database_url)
+        self.engine = ledger_engine(database_url)
+
+    @classmethod
+    def at(cls, root: Path) -> HqEvidenceStore:
+        layout = HqLayout(root)
+        return cls(layout.evidence, layout.database_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.db.close()
+        self.footage.close()
+
+    def __enter__(self) -> HqEvidenceStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- footage ---------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        """The footage directory (a directory store only)."""
+        if not isinstance(self.footage, DirFootageStore):
+            raise TypeError(f"HQ footage is in {self.footage.location}, not a directory")
+        return self.footage.root
+
+    def stored_hash(self, device_id: str, name: str) -> str | None:
+        return self.footage.stored_hash(device_id, name)
+
+    def receive_segment(self, device_id: str, name: str, source: Path, expected: str) -> str:
+        return self.footage.receive_segment(device_id, name, source, expected)
+
+    def files(self, device_id: str | None = None) -> list[Path]:
+        """Footage files of a directory store (an object store has none: see ``held``)."""
+        if isinstance(self.footage, DirFootageStore):
+            return self.footage.files(device_id)
+        return []
+
+    def held(self, device_id: str | None = None) -> list[Footage]:
+        return self.footage.held(device_id)
 
     # -- ledger and registry -----------------------------------------------------------
 

@@ -5,7 +5,8 @@ has them already over MQTT; storing is idempotent), then each local segment,
 oldest first. A segment is marked ``uploaded`` only when the hash HQ reports for
 the stored file equals the hash in the device's ledger, and only then may the
 local copy be deleted. An interrupted upload resumes where it stopped (HQ keeps
-the ``.partial``), and a segment whose stored hash is wrong is reported and kept.
+the ``.partial``, or the S3 store the parts of a multipart upload), and a
+segment whose stored hash is wrong is reported and kept.
 """
 
 from __future__ import annotations
