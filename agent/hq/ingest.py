@@ -42,7 +42,6 @@ from typing import Any, Final
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -53,7 +52,7 @@ from agent.hq.db import HqDatabase, Incoming
 from agent.messages import HIT_KIND, STATUS_KIND, HitRecord, parse_hit_body, parse_status_body
 from agent.pki import HqKeys
 from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
-from agent.transport.uplink import configure_tls, disable_nagle
+from agent.transport.uplink import configure_tls, connect_persistent, disable_nagle
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +168,7 @@ class IngestService:
             raise RuntimeError("ingest service already started")
         self._worker = threading.Thread(target=self._run, name="ingest-store", daemon=True)
         self._worker.start()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self._client.connect_async(
-            self._config.host,
-            self._config.port,
-            keepalive=self._config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        connect_persistent(self._client, self._config, SESSION_EXPIRY_S)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Disconnect after storing and acking what arrived; the broker keeps the session."""

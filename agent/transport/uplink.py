@@ -79,6 +79,21 @@ def configure_tls(client: mqtt.Client, config: MqttConfig) -> None:
     )
 
 
+def connect_persistent(client: mqtt.Client, config: MqttConfig, session_expiry_s: int) -> None:
+    """Connect in the background with a session the broker keeps ``session_expiry_s`` seconds,
+    so QoS 1 messages for this client wait at the broker while it is away."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = session_expiry_s
+    client.connect_async(
+        config.host,
+        config.port,
+        keepalive=config.keepalive_s,
+        clean_start=False,
+        properties=props,
+    )
+    client.loop_start()
+
+
 def disable_nagle(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
     """paho ``on_socket_open``: send small packets at once.
 
@@ -168,16 +183,7 @@ class Uplink:
         """Begin connecting (in the background) and sending; never raises if the broker is away."""
         if self._thread is not None:
             raise RuntimeError("uplink already started")
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self._client.connect_async(
-            self._config.host,
-            self._config.port,
-            keepalive=self._config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        connect_persistent(self._client, self._config, SESSION_EXPIRY_S)
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
         self._thread.start()
 
