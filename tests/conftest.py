@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from agent.broker import LocalBroker
 from agent.config import MqttConfig
+from agent.evidence.rig import EvidenceRig
 
 WaitUntil = Callable[..., bool]
 
@@ -53,3 +55,21 @@ def _wait_until(
 def wait_until() -> WaitUntil:
     """``wait_until(predicate, timeout=10.0)``: poll until true; False if the time ran out."""
     return _wait_until
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[EvidenceRig]:
+    """Device keys, an enrolled HQ and synthetic frames for the evidence tests."""
+    made = EvidenceRig(tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """``main`` points the root logger at this test's stderr; put the old handlers back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -33,23 +31,6 @@ from agent.evidence.sealing import open_segment, parse_header
 from agent.evidence.store import parse_segment_name
 
 pytestmark = pytest.mark.evidence
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[EvidenceRig]:
-    made = EvidenceRig(tmp_path)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def cli_logging() -> Iterator[None]:
-    """``main`` points the root logger at this test's stderr; put the old handlers back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import socket
 import uuid
@@ -79,22 +78,6 @@ def bucket(s3_endpoint: str) -> str:
 @pytest.fixture
 def cfg(s3_endpoint: str, bucket: str) -> EvidenceConfig:
     return EvidenceConfig(store="s3", s3_endpoint=s3_endpoint, s3_bucket=bucket, s3_prefix=PREFIX)
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[EvidenceRig]:
-    made = EvidenceRig(tmp_path)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def cli_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def raw_client(endpoint: str) -> Any:
