@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.reader.plate_text import ARABIC_TO_LATIN, canonicalize, is_valid, raw_tokens
+from agent.reader.layout import label_tokens, logical_raw
+from agent.reader.plate_text import (
+    ARABIC_TO_LATIN,
+    EU_PATTERNS,
+    canonicalize,
+    eu_country,
+    is_valid,
+    raw_tokens,
+    two_line_parts,
+)
 from agent.synth.plates import random_plate_text
 
 
@@ -54,9 +63,13 @@ def test_french_siv_plate_is_dashed_upper_case(raw: str) -> None:
     assert canonicalize(raw) == ("AB-123-CD", "FR")
 
 
-@pytest.mark.parametrize("raw", ["AI123CD", "AB000CD", "OB123CD", "AB123CU"])
-def test_siv_with_forbidden_letters_or_000_is_unknown(raw: str) -> None:
-    assert canonicalize(raw)[1] == "UNKNOWN"
+@pytest.mark.parametrize("raw", ["AI123CD", "OB123CD", "AB123CU"])
+def test_siv_shape_with_forbidden_letters_is_an_italian_eu_plate(raw: str) -> None:
+    assert canonicalize(raw) == (f"{raw[:2]}-{raw[2:5]}-{raw[5:]}", "EU")
+
+
+def test_siv_shape_with_000_is_unknown() -> None:
+    assert canonicalize("AB000CD") == ("AB000CD", "UNKNOWN")
 
 
 @pytest.mark.parametrize(
@@ -116,3 +129,206 @@ def test_moroccan_temporary_ww_plate_is_serial_dash_ww(raw: str) -> None:
 def test_temporary_plate_with_leading_zero_or_seven_digits_is_not_moroccan() -> None:
     assert not is_valid("0599625-WW", "MA")
     assert canonicalize("1234567WW")[1] == "UNKNOWN"
+
+
+# ------------------------------------------------------------ new formats
+
+
+@pytest.mark.parametrize("raw", ["8|013353", "8-013353", " 8 | 013353 ", "08|013353"])
+def test_moroccan_motorcycle_plate_is_region_dash_six_digit_serial(raw: str) -> None:
+    assert canonicalize(raw) == ("8-013353", "MA")
+    assert is_valid("8-013353", "MA")
+
+
+@pytest.mark.parametrize(
+    "raw", ["8013353", "0|013353", "90|013353", "8|13353", "8|0133530", "8|000000"]
+)
+def test_motorcycle_needs_a_separator_a_region_1_to_89_and_six_digits(raw: str) -> None:
+    assert canonicalize(raw)[1] != "MA"
+
+
+def test_moroccan_motorcycle_round_trips_through_its_two_lines() -> None:
+    assert two_line_parts("8-013353") == ("8", "013353")
+    assert raw_tokens("8-013353") == label_tokens("8", "013353") == "8013353"
+    assert logical_raw("8", "013353") == "8|013353"
+    assert not is_valid("08-013353", "MA")
+
+
+@pytest.mark.parametrize("raw", ["W18123456", "w18 123456", "W18-123456", "W18|123456"])
+def test_w18_series_is_w18_dash_serial(raw: str) -> None:
+    assert canonicalize(raw) == ("W18-123456", "MA")
+    assert raw_tokens("W18-123456") == "W18123456"
+    assert is_valid("W18-123456", "MA")
+    assert not is_valid("W18-0123", "MA")
+
+
+def test_w18_with_zero_or_seven_digit_serial_is_not_moroccan() -> None:
+    assert canonicalize("W18000")[1] != "MA"
+    assert canonicalize("W181234567")[1] != "MA"
+
+
+@pytest.mark.parametrize(
+    "raw", ["123456M", "123456 M", "123456-m", "123456 \u0627\u0644\u0645\u063a\u0631\u0628"]
+)
+def test_state_vehicle_plate_is_six_digits_dash_m(raw: str) -> None:
+    assert canonicalize(raw) == ("123456-M", "MA")
+    assert raw_tokens("123456-M") == "123456M"
+    assert is_valid("123456-M", "MA")
+
+
+@pytest.mark.parametrize("raw", ["12345M", "1234567M", "000000M"])
+def test_state_plate_needs_exactly_six_digits(raw: str) -> None:
+    assert canonicalize(raw)[1] != "MA"
+
+
+def test_state_plate_keeps_leading_zeros() -> None:
+    assert canonicalize("012345M") == ("012345-M", "MA")
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("CD12319", "CD-123-19"),
+        ("cd 123 19", "CD-123-19"),
+        ("CD-5-01", "CD-5-01"),
+        ("CD1219", "CD-12-19"),
+        ("CMD12319", "CMD-123-19"),
+        ("CMD-7-42", "CMD-7-42"),
+    ],
+)
+def test_diplomatic_plate_is_cd_serial_embassy(raw: str, canonical: str) -> None:
+    assert canonicalize(raw) == (canonical, "MA")
+    assert is_valid(canonical, "MA")
+    assert canonicalize(raw_tokens(canonical)) == (canonical, "MA")
+
+
+@pytest.mark.parametrize("raw", ["CD12300", "CD0001", "CD123419"])
+def test_diplomatic_plate_with_embassy_00_or_bad_serial_is_not_moroccan(raw: str) -> None:
+    assert canonicalize(raw)[1] != "MA"
+
+
+def test_two_line_car_plate_has_the_one_line_canonical_text() -> None:
+    top, bottom = two_line_parts("45498-B-26") or ("", "")
+    assert (top, bottom) == ("\u062826", "45498")
+    assert logical_raw(top, bottom) == "45498\u062826"
+    assert canonicalize(logical_raw(top, bottom)) == ("45498-B-26", "MA")
+    assert raw_tokens("45498-B-26") == "45498\u062826"
+    assert two_line_parts("12-SH-3") == ("\u06343", "12")
+
+
+@pytest.mark.parametrize(
+    "text", ["599625-WW", "W18-12", "123456-M", "CD-1-01", "AB-123-CD", "123-AB-45", "1234-BCD"]
+)
+def test_plates_without_a_two_line_layout_have_no_two_line_parts(text: str) -> None:
+    assert two_line_parts(text) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical", "country"),
+    [
+        ("1234BCD", "1234-BCD", "ES"),
+        ("1234 bcd", "1234-BCD", "ES"),
+        ("B AB 1234", "BAB-1234", "DE"),
+        ("MAX 1E", "MAX-1-E", "DE"),
+        ("AB 123 IO", "AB-123-IO", "IT"),
+        ("1-ABC-123", "1-ABC-123", "BE"),
+        ("AB-123-C", "AB-123-C", "NL"),
+        ("1-ABC-20", "1-ABC-20", "NL"),  # 1-ABC-12 would be an FNI
+        ("A-123-BC", "A-123-BC", "NL"),
+        ("12-ABC-1", "12-ABC-1", "NL"),
+        ("AB-12-CD", "AB-12-CD", "PT"),
+        ("12-AB-99", "12-AB-99", "PT"),
+        ("1234-AB", "1234-AB", "PT"),
+        ("WA 12345", "WA-12345", "PL"),
+    ],
+)
+def test_eu_plate_is_runs_of_letters_and_digits(raw: str, canonical: str, country: str) -> None:
+    assert canonicalize(raw) == (canonical, "EU")
+    assert eu_country(canonical.replace("-", "")) == country
+    assert is_valid(canonical, "EU")
+    assert canonicalize(raw_tokens(canonical)) == (canonical, "EU")
+
+
+def test_eu_patterns_cover_the_seven_countries() -> None:
+    assert {c for c, _ in EU_PATTERNS} == {"ES", "DE", "IT", "BE", "NL", "PT", "PL"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("123-AB-45", ("123-AB-45", "FR")),  # FNI stays French (PT shape comes after)
+        ("12AB34", ("12-AB-34", "FR")),
+        ("AB123CD", ("AB-123-CD", "FR")),  # SIV stays French (IT shape comes after)
+        ("12345\u06286", ("12345-B-6", "MA")),
+        ("599625WW", ("599625-WW", "MA")),
+    ],
+)
+def test_formats_valid_before_the_eu_patterns_keep_their_format(
+    raw: str, expected: tuple[str, str]
+) -> None:
+    assert canonicalize(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["1234AEI", "B1234XY", "ABCDEF12345", "A1B2C3"])
+def test_eu_shaped_text_outside_the_patterns_is_unknown(raw: str) -> None:
+    assert canonicalize(raw)[1] == "UNKNOWN"
+
+
+def test_is_valid_eu_needs_the_canonical_spelling_and_a_pattern() -> None:
+    assert is_valid("1-ABC-123", "EU")
+    assert not is_valid("1ABC123", "EU")
+    assert not is_valid("1-abc-123", "EU")
+    assert not is_valid("AB-123-CD", "EU")  # French
+    assert not is_valid("B-1234-XY", "EU")
+    assert not is_valid("1234-BCD", "MA")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12345-B-6",
+        "45498-B-26",
+        "599625-WW",
+        "W18-123456",
+        "W18-7",
+        "123456-M",
+        "CD-123-19",
+        "CMD-1-05",
+        "AB-123-CD",
+        "123-AB-45",
+        "1234-BCD",
+        "BAB-1234",
+        "AB-123-ID",
+        "1-ABC-123",
+        "AB-123-C",
+        "AB-12-CD",
+        "WA-12345",
+    ],
+)
+def test_raw_tokens_round_trip_for_every_format(text: str) -> None:
+    fmt = canonicalize(text)[1]
+    assert fmt != "UNKNOWN"
+    assert canonicalize(raw_tokens(text)) == (text, fmt)
+    assert is_valid(text, fmt)
+
+
+def test_motorcycle_round_trip_goes_through_the_two_line_read() -> None:
+    for text in ("8-013353", "1-000001", "89-999999"):
+        parts = two_line_parts(text)
+        assert parts is not None
+        assert canonicalize(logical_raw(*parts)) == (text, "MA")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("4604-SH-09", ("4604-SH-09", "FR")),  # a department has its leading zero
+        ("12-B-06", ("12-B-06", "FR")),
+        ("4604-SH-9", ("4604-SH-9", "MA")),  # a region never has one
+        ("123-B-45", ("123-B-45", "MA")),
+    ],
+)
+def test_a_dashed_text_with_a_latin_series_letter_is_moroccan_unless_its_tail_is_zero_padded(
+    raw: str, expected: tuple[str, str]
+) -> None:
+    assert canonicalize(raw) == expected

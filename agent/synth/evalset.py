@@ -5,10 +5,18 @@
 writes three folders, each with PNG images and a ``manifest.csv``
 (``image,plate_text,x,y,w,h``):
 
-- ``OUT/crops-clean``: 512 x 128 plate crops from the clean renderer
-  (:func:`agent.synth.plates.training_crop`, the v1 test distribution);
-- ``OUT/crops-field``: field-like crops (:func:`agent.synth.augment.field_crop`,
-  some deliberately illegible);
+- ``OUT/crops-clean``: clean plate crops at their natural aspect, with the
+  runtime's margins (:func:`agent.synth.augment.clean_plate_crop`: the v1
+  renderer style);
+- ``OUT/crops-field``: field-like crops at their natural aspect
+  (:func:`agent.synth.augment.field_plate_crop`, some deliberately illegible);
+
+Both crop sets draw plates with :func:`agent.synth.augment.random_training_plate`
+(the training mix: Moroccan one- and two-line, motorcycle, WW, W18, state,
+diplomatic, French SIV and FNI, other EU plates). Crops are not squeezed: a
+two-line crop is narrower than 2.2:1 so the runtime reads it as two-line
+(``agent.reader.layout.maybe_two_line``), a one-line crop wider than 3.1:1.
+``plate_text`` is the canonical text.
 - ``OUT/scenes``: 1280 x 720 street scenes with one to three plates and their
   boxes (:func:`agent.synth.scenes.labelled_street_scene`), for detection and
   end-to-end reading.
@@ -26,8 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.synth.augment import field_crop, random_training_text
-from agent.synth.plates import random_plate_text, training_crop
+from agent.synth.augment import clean_plate_crop, field_plate_crop, random_training_plate
 from agent.synth.scenes import labelled_street_scene
 
 DEFAULT_SEED = 424242
@@ -48,15 +55,16 @@ def write_eval_sets(out: Path, n: int = 500, seed: int = DEFAULT_SEED) -> list[P
         folder.mkdir(parents=True, exist_ok=True)
     rows: list[list[object]] = []
     for i in range(n):
-        text = random_plate_text(rng, "MA" if i % 2 else "FR")
-        crop = training_crop(text, rng, 128, 512)
+        text, two_line = random_training_plate(rng)
+        crop = clean_plate_crop(text, rng, two_line=two_line)
         cv2.imwrite(str(folders["crops-clean"] / f"{i:04d}.png"), crop)
         rows.append([f"{i:04d}.png", text, "", "", "", ""])
     _write(folders["crops-clean"], rows)
     rows = []
     for i in range(n):
-        text = random_training_text(rng)
-        cv2.imwrite(str(folders["crops-field"] / f"{i:04d}.png"), field_crop(text, rng, 128, 512))
+        text, two_line = random_training_plate(rng)
+        crop = field_plate_crop(text, rng, two_line=two_line)
+        cv2.imwrite(str(folders["crops-field"] / f"{i:04d}.png"), crop)
         rows.append([f"{i:04d}.png", text, "", "", "", ""])
     _write(folders["crops-field"], rows)
     rows = []

@@ -80,20 +80,32 @@ def random_plate_text(rng: np.random.Generator, fmt: PlateFormat) -> str:
     raise ValueError(f"cannot generate plates of format {fmt!r}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _char_mask(path: str, size: int, ch: str) -> Gray:
+    """Ink mask of one character, ``2 x size`` tall, cropped to its ink columns (cached)."""
+    if ch.isspace():  # a word gap, as wide as a narrow character
+        blank = np.zeros((size * 2, round(size * 0.35)), np.uint8)
+        blank.flags.writeable = False
+        return blank
+    font = _font(Path(path).name, size)
+    right = int(font.getbbox(ch)[2])
+    canvas = PILImage.new("L", (right + 4, size * 2), 0)
+    ImageDraw.Draw(canvas).text((2, 0), ch, font=font, fill=255)
+    mask = np.asarray(canvas)
+    xs = np.nonzero(mask.max(axis=0))[0]
+    part = mask[:, xs[0] : xs[-1] + 1] if xs.size else mask[:, :1]
+    part = np.ascontiguousarray(part, dtype=np.uint8)
+    part.flags.writeable = False
+    return part
+
+
 def _text_image(text: str, font: ImageFont.FreeTypeFont, spacing: float) -> Gray:
     """Tight-cropped ink mask (255 = ink) of ``text``, characters spaced by ``spacing`` x size."""
     gap = round(spacing * float(font.size))
-    masks = []
-    for ch in text:
-        right = int(font.getbbox(ch)[2])
-        canvas = PILImage.new("L", (right + 4, int(font.size) * 2), 0)
-        ImageDraw.Draw(canvas).text((2, 0), ch, font=font, fill=255)
-        masks.append(np.asarray(canvas))
-    height = max(m.shape[0] for m in masks)
+    parts = [_char_mask(str(font.path), int(font.size), ch) for ch in text]
+    height = max(m.shape[0] for m in parts)
     cols: list[Gray] = []
-    for m in masks:
-        xs = np.nonzero(m.max(axis=0))[0]
-        part = m[:, xs[0] : xs[-1] + 1] if xs.size else m[:, :1]
+    for part in parts:
         if cols:
             cols.append(np.zeros((height, gap), np.uint8))
         cols.append(part)
@@ -164,6 +176,15 @@ def _eu_band(canvas: npt.NDArray[np.uint8], x0: int, width: int, country: str | 
         (x0 + width / 2, BASE_H * 0.78), country, font=font, fill="white", anchor="mm"
     )
     canvas[...] = np.asarray(pil)
+
+
+@functools.lru_cache(maxsize=128)
+def _band_image(width: int, country: str | None) -> npt.NDArray[np.uint8]:
+    """The :func:`_eu_band` drawing of ``width`` x BASE_H (cached, read-only)."""
+    band = np.zeros((BASE_H, width, 3), np.uint8)
+    _eu_band(band, 0, width, country)
+    band.flags.writeable = False
+    return band
 
 
 def _french(text: str, rng: np.random.Generator) -> npt.NDArray[np.uint8]:

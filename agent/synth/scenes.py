@@ -4,7 +4,9 @@ Two kinds:
 
 - :func:`street_scene`: a drawn street (the sample clip's style, with random
   buildings) and one to three cars of any colour, white and silver included,
-  each with a plate from :func:`agent.synth.augment.render_training_plate`;
+  each with a plate from :func:`agent.synth.augment.random_training_plate`
+  drawn by :func:`agent.synth.augment.render_any_plate` (two-line Moroccan and
+  motorcycle plates, special series, French and other EU plates included);
   day, dusk, night (headlights, low light) or IR looks, blur, noise and codec
   artefacts;
 - :func:`paste_plates`: synthetic plates pasted, warped, into a real
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from agent.frames import Image
 from agent.synth.augment import (
@@ -25,8 +28,8 @@ from agent.synth.augment import (
     ir_night,
     low_light,
     motion_or_defocus,
-    random_training_text,
-    render_training_plate,
+    random_training_plate,
+    render_any_plate,
 )
 from agent.synth.clip import HEIGHT, WIDTH, _background, _car_sprite
 
@@ -79,10 +82,14 @@ def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], 
     slots = sorted(rng.permutation(3)[:n_cars])
     for k, slot in enumerate(slots):
         plate_h = int(rng.integers(12, 42 if k == 0 else 30))
-        text = random_training_text(rng)
-        plate = render_training_plate(text, rng, height=plate_h)
+        text, two_line = random_training_plate(rng)
         colour = _BODY_COLOURS[int(rng.integers(len(_BODY_COLOURS)))]
-        sprite, mask, (px, py, pw, ph) = _car_sprite(plate, rng, colour)
+        if two_line:  # a square plate on a car sized for a one-line plate of this height
+            plate = render_any_plate(text, rng, height=round(plate_h * 1.8), two_line=True)
+            sprite, mask, (px, py, pw, ph) = _square_plate_sprite(plate, rng, colour)
+        else:
+            plate = render_any_plate(text, rng, height=plate_h)
+            sprite, mask, (px, py, pw, ph) = _car_sprite(plate, rng, colour)
         sh, sw = sprite.shape[:2]
         if sw > WIDTH * 0.6 or sh > HEIGHT - 200:
             continue
@@ -96,6 +103,21 @@ def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], 
     return _look(frame, rng), boxes, texts
 
 
+def _square_plate_sprite(
+    plate: Image, rng: np.random.Generator, colour: tuple[int, int, int]
+) -> tuple[Image, npt.NDArray[np.bool_], tuple[int, int, int, int]]:
+    """:func:`_car_sprite` around a two-line plate: the car is sized for a one-line
+    plate as wide as 2.2 x the square one, the plate centred in that place."""
+    ph, pw = plate.shape[:2]
+    slot_w = round(pw * 2.2)
+    slot = np.empty((ph, slot_w, 3), np.uint8)
+    slot[...] = colour
+    sprite, mask, (sx, sy, _sw, _sh) = _car_sprite(slot, rng, colour)
+    px = sx + (slot_w - pw) // 2
+    sprite[sy : sy + ph, px : px + pw] = plate
+    return sprite, mask, (px, sy, pw, ph)
+
+
 def paste_plates(
     image: Image, rng: np.random.Generator, n: int = 1, avoid: list[BoxF] | None = None
 ) -> tuple[Image, list[BoxF]]:
@@ -105,9 +127,11 @@ def paste_plates(
     taken = list(avoid or [])
     added: list[BoxF] = []
     for _ in range(n):
-        plate_w = int(w * rng.uniform(0.08, 0.35))
-        plate_h = max(8, round(plate_w * rng.uniform(0.18, 0.3)))
-        plate = render_training_plate(random_training_text(rng), rng, height=plate_h)
+        text, two_line = random_training_plate(rng)
+        plate_w = int(w * rng.uniform(0.08, 0.35) * (0.4 if two_line else 1.0))
+        aspect = rng.uniform(0.65, 0.9) if two_line else rng.uniform(0.18, 0.3)
+        plate_h = max(8, round(plate_w * aspect))
+        plate = render_any_plate(text, rng, height=plate_h, two_line=two_line)
         plate = np.asarray(
             cv2.resize(plate, (plate_w, plate_h), interpolation=cv2.INTER_AREA), np.uint8
         )
