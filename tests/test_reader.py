@@ -18,11 +18,12 @@ from agent.frames import Image
 from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
 from agent.reader.detector import ContourDetector, ModelDetector
+from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
-from agent.reader.recogniser import Recogniser
-from agent.reads import PlateFormat
-from agent.synth.plates import random_plate_text, render_plate
+from agent.reader.recogniser import Recogniser, choose_read
+from agent.reads import Box, PlateFormat
+from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -301,3 +302,161 @@ def test_greedy_ctc_of_all_blank_output_is_empty_with_zero_confidence() -> None:
 def test_greedy_ctc_refuses_scores_that_do_not_match_the_charset() -> None:
     with pytest.raises(ValueError, match="charset"):
         greedy_decode(np.zeros((6, 4), np.float32), "AB")
+
+
+# ------------------------------------------------------------------ two-line plates
+
+BA = "\u0628"
+
+
+class _CountingRecogniser(Recogniser):
+    """The real recogniser, counting its two-line reads."""
+
+    two_line_reads = 0
+
+    def read_two_line(self, crop: Image | np.ndarray) -> tuple[str, float]:
+        self.two_line_reads += 1
+        return super().read_two_line(crop)
+
+
+class _FixedBoxes:
+    """A detector that always finds the same boxes."""
+
+    def __init__(self, boxes: list[Box]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: Image) -> list[tuple[Box, float]]:
+        return [(box, 0.9) for box in self.boxes]
+
+
+def _two_line_moroccan(top: tuple[str, str], serial: str, height: int = 120) -> Image:
+    """A square-ish two-line Moroccan plate: ``letter | region`` over the serial, BGR."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    width = round(height * 1.45)
+    pil = PILImage.new("L", (width, height), 240)
+    draw = ImageDraw.Draw(pil)
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans-Bold.ttf"), round(height * 0.36))
+    letter, region = top
+    draw.text((width * 0.3, height * 0.25), letter, font=font, fill=20, anchor="mm")
+    draw.line([(width * 0.5, height * 0.07), (width * 0.5, height * 0.43)], fill=20, width=3)
+    draw.text((width * 0.7, height * 0.25), region, font=font, fill=20, anchor="mm")
+    draw.line([(4, height * 0.5), (width - 4, height * 0.5)], fill=60, width=1)
+    draw.text((width / 2, height * 0.74), serial, font=font, fill=20, anchor="mm")
+    draw.rectangle([(0, 0), (width - 1, height - 1)], outline=20, width=3)
+    gray = np.asarray(pil, np.uint8)
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _in_scene(plate: Image) -> tuple[Image, Box]:
+    h, w = plate.shape[:2]
+    scene = np.full((h * 2, w * 2, 3), 40, np.uint8)
+    scene[h // 2 : h // 2 + h, w // 2 : w // 2 + w] = plate
+    return scene, (w // 2, h // 2, w, h)
+
+
+@pytest.fixture(scope="module")
+def counting() -> _CountingRecogniser:
+    return _CountingRecogniser(MODELS / "recogniser.tflite")
+
+
+def test_a_square_crop_is_read_both_ways_and_a_one_line_crop_once(
+    counting: _CountingRecogniser,
+) -> None:
+    scene, box = _in_scene(_two_line_moroccan((BA, "26"), "45498"))
+    square, _ = crop_box(scene, box)
+    counting.two_line_reads = 0
+    raw, confidence = counting.read_best(square)
+    assert counting.two_line_reads == 1
+    assert 0.0 <= confidence <= 1.0 and isinstance(raw, str)
+
+    scene, box = _in_scene(render_plate("48213-D-27", np.random.default_rng(3), height=40))
+    one_line, _ = crop_box(scene, box)
+    counting.two_line_reads = 0
+    assert counting.read_best(one_line) == counting.read(one_line)
+    assert canonicalize(counting.read_best(one_line)[0])[0] == "48213-D-27"
+    assert counting.two_line_reads == 0
+
+
+def test_a_two_line_read_shows_the_model_the_composite_strip(
+    counting: _CountingRecogniser,
+) -> None:
+    bgr = _two_line_moroccan(("\u062f", "7"), "1234")
+    gray = np.asarray(bgr[:, :, 0])
+    raw, confidence = counting.read_two_line(bgr)
+    height, width = counting.input_size
+    np.testing.assert_array_equal(
+        counting._input[0, :, :, 0], two_line_composite(gray, height, width)
+    )
+    assert counting.read_two_line(gray) == (raw, confidence)  # grayscale reads the same
+    assert 0.0 <= confidence <= 1.0
+    assert "|" not in raw or raw.replace("|", "").isdigit()  # only a motorcycle read has a bar
+    with pytest.raises(ValueError, match="crop must be"):
+        counting.read_two_line(np.zeros((8, 8, 4), np.uint8))
+
+
+def test_a_tiny_square_crop_is_only_read_as_one_line(counting: _CountingRecogniser) -> None:
+    counting.two_line_reads = 0
+    counting.read_best(np.full((3, 3, 3), 200, np.uint8))
+    assert counting.two_line_reads == 0
+
+
+ONE_PLATE = (f"12345{BA}6", 0.8)  # 12345-B-6
+TWO_PLATE = (f"45498{BA}26", 0.75)  # 45498-B-26
+NOT_PLATE = ("12", 0.95)
+
+
+@pytest.mark.parametrize(
+    ("one", "two", "aspect", "kept"),
+    [
+        (ONE_PLATE, NOT_PLATE, 1.5, ONE_PLATE),  # only the one-line read is a plate
+        (NOT_PLATE, TWO_PLATE, 2.4, TWO_PLATE),  # only the two-line read is a plate
+        (ONE_PLATE, TWO_PLATE, 1.5, TWO_PLATE),  # both: square and within 0.1
+        (ONE_PLATE, TWO_PLATE, 2.0, ONE_PLATE),  # both, within 0.1, not square: more confident
+        (ONE_PLATE, (TWO_PLATE[0], 0.65), 1.5, ONE_PLATE),  # square but 0.15 apart
+        ((ONE_PLATE[0], 0.6), TWO_PLATE, 2.2, TWO_PLATE),  # the more confident
+        (NOT_PLATE, ("1", 0.5), 1.2, NOT_PLATE),  # neither: the more confident
+        (("1", 0.5), NOT_PLATE, 1.2, NOT_PLATE),
+        (ONE_PLATE, ("AB-123-CD", 0.8), 2.1, ONE_PLATE),  # a tie goes to one line
+        (("AB-123-CD", 0.5), ("1234BCD", 0.55), 2.1, ("1234BCD", 0.55)),  # French vs Spanish
+    ],
+)
+def test_the_read_kept_for_a_square_crop_follows_the_documented_rule(
+    one: tuple[str, float], two: tuple[str, float], aspect: float, kept: tuple[str, float]
+) -> None:
+    assert choose_read(one, two, aspect) == kept
+
+
+@pytest.mark.parametrize(("box_aspect", "two_line"), [(2.8, True), (3.2, False)])
+def test_the_reader_judges_the_aspect_on_the_crop_with_its_margins(
+    box_aspect: float, two_line: bool
+) -> None:
+    # A 2.8 box is a 2.8 * 1.10 / 1.24 = 2.48 crop: square enough for a two-line read.
+    h = 50
+    box = (100, 100, round(h * box_aspect), h)
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]))
+    counting = _CountingRecogniser(MODELS / "recogniser.tflite")
+    reader.recogniser = counting
+    reads = reader.read_boxes(np.full((400, 600, 3), 200, np.uint8))
+    assert len(reads) == 1
+    assert counting.two_line_reads == int(two_line)
+
+
+def test_reading_a_crop_file_reads_a_square_crop_both_ways() -> None:
+    reader = ModelPlateReader(MODELS)
+    counting = _CountingRecogniser(MODELS / "recogniser.tflite")
+    reader.recogniser = counting
+    plate = _two_line_moroccan((BA, "26"), "45498")
+    text, fmt, confidence = reader.read_crop(plate)
+    assert counting.two_line_reads == 1
+    assert (text, fmt) == canonicalize(counting.read_best(plate)[0])
+    assert 0.0 <= confidence <= 1.0
+
+
+def test_two_line_plate_read_end_to_end(reader: ModelPlateReader) -> None:
+    scene, box = _in_scene(_two_line_moroccan((BA, "26"), "45498"))
+    crop, _ = crop_box(scene, box)
+    assert reader.read_crop(crop)[:2] == ("45498-B-26", "MA")
+    reads = ModelPlateReader(MODELS, detector=_FixedBoxes([box])).read(scene)
+    assert [(r.text, r.format) for r in reads] == [("45498-B-26", "MA")]

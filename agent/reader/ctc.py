@@ -38,6 +38,21 @@ def greedy_decode(
     ``charset[k]`` is the character of class ``k + 1`` when ``blank == 0``.
     Raises ``ValueError`` if the class count does not match the charset.
     """
+    text, confidence, _steps = greedy_decode_steps(
+        logits, charset, blank, probabilities=probabilities
+    )
+    return text, confidence
+
+
+def greedy_decode_steps(
+    logits: FloatArray, charset: str, blank: int = BLANK, *, probabilities: bool = False
+) -> tuple[str, float, list[int]]:
+    """Same as :func:`greedy_decode`, plus the time step where each character's run starts.
+
+    ``steps[i]`` is the first time step of the run that emitted ``text[i]``
+    (``len(steps) == len(text)``, increasing): where along the strip the
+    character was read, for :func:`agent.reader.layout.split_by_position`.
+    """
     if logits.ndim != 2 or logits.shape[1] != len(charset) + 1:
         raise ValueError(
             f"expected T x {len(charset) + 1} scores for a {len(charset)}-character charset, "
@@ -47,17 +62,19 @@ def greedy_decode(
     best = probs.argmax(axis=1)
     peak = probs[np.arange(best.size), best]
     # A new character starts where the class changes and is not blank.
-    starts = np.flatnonzero((best != blank) & np.concatenate(([True], best[1:] != best[:-1])))
+    changes = np.concatenate(([True], best[1:] != best[:-1]))
+    starts = np.flatnonzero((best != blank) & changes)
     if starts.size == 0:
-        return "", 0.0
-    run_ids = np.cumsum(np.concatenate(([True], best[1:] != best[:-1])))  # run number per step
+        return "", 0.0, []
+    run_ids = np.cumsum(changes)  # run number per step
     emitted_runs = run_ids[starts]
     run_peak = np.zeros(int(run_ids[-1]) + 1, np.float32)
     np.maximum.at(run_peak, run_ids, peak)
     classes = best[starts]
     offset = 1 if blank == 0 else 0
     text = "".join(charset[int(c) - offset] for c in classes)
-    return text, float(np.prod(run_peak[emitted_runs], dtype=np.float64))
+    confidence = float(np.prod(run_peak[emitted_runs], dtype=np.float64))
+    return text, confidence, starts.tolist()
 
 
 # ------------------------------------------------------------ grammar-constrained
@@ -65,37 +82,67 @@ def greedy_decode(
 _ARABIC = "\u0623\u0628\u062f\u0647\u0648\u0637\u064a\u0634"
 
 
+_CLASS_CODES = {
+    "d": "0123456789",
+    "l": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "s": "ABCDEFGHJKLMNPQRSTVWXYZ",  # French SIV: no I, O, U
+    "e": "BCDFGHJKLMNPRSTVWXYZ",  # Spanish: consonants without Ñ, Q
+    "a": _ARABIC,
+}
+"""Layout codes: a lower-case code is one of these classes, any other character itself."""
+
+
+def _layouts() -> list[str]:
+    """Every layout of :class:`PlateGrammar`, in :data:`_CLASS_CODES` notation."""
+    d = "d"
+    out = [f"{d * n}a{d * m}" for n in range(1, 6) for m in (1, 2)]  # MA 12345-B-6
+    out += [f"{d * n}WW" for n in range(1, 7)]  # MA temporary 123456-WW
+    out += [f"W18{d * n}" for n in range(1, 7)]  # MA W18-123456
+    out.append(f"{d * 6}M")  # MA state 123456-M
+    out += [f"{p}{d * n}" for p in ("CD", "CMD") for n in range(3, 6)]  # MA diplomatic
+    out.append("ssdddss")  # FR SIV AB-123-CD
+    out += [f"{d * n}{'l' * m}dd" for n in range(1, 5) for m in range(1, 4)]  # FR FNI
+    out.append("ddddeee")  # ES 1234BCD
+    out.append("dlllddd")  # BE 1ABC123
+    out.append("llddll")  # PT AB12CD
+    out += [f"{'l' * n}{d * m}" for n in (2, 3) for m in range(1, 5)]  # DE-like AB1234
+    return out
+
+
 class PlateGrammar:
     """The plate layouts as sequences of character classes, for :func:`constrained_decode`.
 
-    Moroccan ``D{1,5} A D{1,2}`` and temporary ``D{1,6} W W``; French SIV
-    ``L L D D D L L`` (no I, O, U) and FNI ``D{1,4} L{1,3} D D``. Layouts using
-    a class the charset lacks are left out.
+    Moroccan ``D{1,5} A D{1,2}``, temporary ``D{1,6} W W``, ``W18 D{1,6}``,
+    state ``D{6} M`` and diplomatic ``CD|CMD D{3,5}``; French SIV
+    ``L L D D D L L`` (no I, O, U) and FNI ``D{1,4} L{1,3} D D``; European
+    Spanish ``D{4} L{3}`` (consonants), Belgian ``D L{3} D{3}``, Portuguese
+    ``L{2} D{2} L{2}`` and German-like ``L{2,3} D{1,4}``. Each slot is a
+    class (a set of characters) or one literal character. Layouts using a
+    character the charset lacks are left out (none may be left).
     """
 
     def __init__(self, charset: str) -> None:
         index = {ch: i + 1 for i, ch in enumerate(charset)}
-        names = {
-            "D": "0123456789",
-            "L": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-            "S": "ABCDEFGHJKLMNPQRSTVWXYZ",
-            "A": _ARABIC,
-            "W": "W",
-        }
+        layouts = [lay for lay in _layouts() if all(_in(c, index) for c in lay)]
+        codes = sorted({c for lay in layouts for c in lay})
         self.classes = [
-            np.array([index[c] for c in chars if c in index], np.int64) for chars in names.values()
+            np.array([index[ch] for ch in _chars(c) if ch in index], np.int64) for c in codes
         ]
-        code = {name: i for i, name in enumerate(names)}
-        layouts = [f"{'D' * n}A{'D' * m}" for n in range(1, 6) for m in (1, 2)]
-        layouts += [f"{'D' * n}WW" for n in range(1, 7)]
-        layouts.append("SSDDDSS")
-        layouts += [f"{'D' * n}{'L' * m}DD" for n in range(1, 5) for m in range(1, 4)]
-        layouts = [lay for lay in layouts if all(self.classes[code[c]].size for c in lay)]
+        code = {c: i for i, c in enumerate(codes)}
         self.lengths = np.array([len(lay) for lay in layouts], np.int64)
-        self.slots = int(self.lengths.max())
+        self.slots = int(self.lengths.max()) if layouts else 0
         self.slot_class = np.full((len(layouts), self.slots), -1, np.int64)
         for j, lay in enumerate(layouts):
             self.slot_class[j, : len(lay)] = [code[c] for c in lay]
+
+
+def _chars(code: str) -> str:
+    return _CLASS_CODES.get(code, code)
+
+
+def _in(code: str, index: dict[str, int]) -> bool:
+    """True when the charset has the literal ``code`` or some character of its class."""
+    return any(ch in index for ch in _chars(code))
 
 
 def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -> tuple[str, float]:
@@ -111,8 +158,10 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     steps.
     """
     n_steps = probs.shape[0]
-    logp = np.log(np.maximum(probs, 1e-12))
     n_tmpl, n_slots = grammar.slot_class.shape
+    if n_tmpl == 0 or n_steps == 0:
+        return "", 0.0
+    logp = np.log(np.maximum(probs, 1e-12))
     n_states = 2 * n_slots + 1
     best = np.full((n_steps, len(grammar.classes) + 1), -np.inf, np.float32)  # last: padding
     char = np.zeros((n_steps, len(grammar.classes) + 1), np.int64)
@@ -122,34 +171,45 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
         best[:, c] = logp[np.arange(n_steps), char[:, c]]
     slot_best = best[:, grammar.slot_class]  # T x templates x slots (-1 -> padding column)
     slot_char = char[:, grammar.slot_class]
-    emit = np.empty((n_steps, n_tmpl, n_states), np.float32)
-    emit[:, :, 0::2] = logp[:, None, 0:1]
-    emit[:, :, 1::2] = slot_best
-    skip = np.full((n_steps, n_tmpl, n_states - 2), -np.inf, np.float32)
-    skip[1:, :, 1::2] = np.where(slot_char[1:, :, 1:] != slot_char[:-1, :, :-1], 0.0, -np.inf)
-    alpha = np.full((n_tmpl, n_states), -np.inf, np.float32)
-    alpha[:, :2] = emit[0, :, :2]
-    back = np.zeros((n_steps, n_tmpl, n_states), np.int8)
-    stacked = np.full((3, n_tmpl, n_states), -np.inf, np.float32)
+    # States per layout: blank, slot 1, blank, slot 2, ..., blank, then one guard
+    # state that stays -inf, so that the layouts can sit in one flat row: a
+    # shift by one or two states never carries a score from one layout into
+    # the next (the skip penalty is -inf into a layout's first two states).
+    width = n_states + 1
+    emit = np.full((n_steps, n_tmpl, width), -np.inf, np.float32)
+    emit[:, :, 0:n_states:2] = logp[:, None, 0:1]
+    emit[:, :, 1:n_states:2] = slot_best
+    skip = np.full((n_steps, n_tmpl, width), -np.inf, np.float32)  # into state s from s - 2
+    skip[1:, :, 3:n_states:2] = np.where(
+        slot_char[1:, :, 1:] != slot_char[:-1, :, :-1], 0.0, -np.inf
+    )
+    # Forward pass: alpha[t] from alpha[t - 1] by stay / advance one / skip a blank.
+    # No back-pointers in the loop (an argmax over 3 stacked arrays per step costs
+    # more than the rest): the one path followed back is re-derived from alpha.
+    alpha = np.full((n_steps, n_tmpl * width), -np.inf, np.float32)
+    alpha[0] = emit[0].reshape(-1)
+    alpha[0].reshape(n_tmpl, width)[:, 2:] = -np.inf
+    flat_emit = emit.reshape(n_steps, -1)
+    flat_skip = skip.reshape(n_steps, -1)[:, 2:]
+    jump = np.empty(n_tmpl * width - 2, np.float32)
     for t in range(1, n_steps):
-        stacked[0] = alpha
-        stacked[1, :, 1:] = alpha[:, :-1]
-        stacked[2, :, 2:] = alpha[:, :-2] + skip[t]
-        back[t] = stacked.argmax(axis=0)
-        alpha = stacked.max(axis=0) + emit[t]
+        prev, cur = alpha[t - 1], alpha[t]
+        cur[0] = prev[0]
+        np.maximum(prev[1:], prev[:-1], out=cur[1:])
+        np.add(prev[:-2], flat_skip[t], out=jump)
+        np.maximum(cur[2:], jump, out=cur[2:])
+        cur += flat_emit[t]
+    last = alpha[-1].reshape(n_tmpl, width)
     rows = np.arange(n_tmpl)
-    last_slot = alpha[rows, 2 * grammar.lengths - 1]
-    trailing = alpha[rows, 2 * grammar.lengths]
+    last_slot = last[rows, 2 * grammar.lengths - 1]
+    trailing = last[rows, 2 * grammar.lengths]
     final = np.maximum(last_slot, trailing)
     j = int(final.argmax())
     if not np.isfinite(final[j]):
         return "", 0.0
     end = 2 * grammar.lengths[j]
     state = int(end - 1 if last_slot[j] >= trailing[j] else end)
-    path = np.empty(n_steps, np.int64)
-    for t in range(n_steps - 1, -1, -1):
-        path[t] = state
-        state -= int(back[t, j, state])
+    path = _backtrack(alpha.reshape(n_steps, n_tmpl, width)[:, j], skip[:, j], state)
     text, confidence = [], 1.0
     for k in range(int(grammar.lengths[j])):
         members = grammar.classes[int(grammar.slot_class[j, k])]
@@ -158,3 +218,27 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
         text.append(charset[pick - 1])
         confidence *= float(probs[steps, pick].max())
     return "".join(text), confidence
+
+
+def _backtrack(alpha: FloatArray, skip: FloatArray, state: int) -> npt.NDArray[np.int64]:
+    """The state per time step of the best path of one layout that ends in ``state``.
+
+    ``alpha`` is that layout's ``T x states`` forward scores, ``skip[t, s]``
+    the penalty of reaching state ``s`` from ``s - 2`` at step ``t`` (0 or
+    -inf). Each step goes back to the
+    predecessor that gave ``alpha[t, state]`` (ties: the earlier state).
+    """
+    scores: list[list[float]] = alpha.tolist()
+    skips: list[list[float]] = skip.tolist()
+    path = np.empty(len(scores), np.int64)
+    for t in range(len(scores) - 1, 0, -1):
+        path[t] = state
+        before = scores[t - 1]
+        step, top = 0, before[state]
+        if state >= 1 and before[state - 1] > top:
+            step, top = 1, before[state - 1]
+        if state >= 2 and before[state - 2] + skips[t][state] > top:
+            step = 2
+        state -= step
+    path[0] = state
+    return path

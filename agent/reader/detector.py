@@ -191,20 +191,22 @@ class ModelDetector:
     ``h = min_h * 2 ** (v * octaves)`` in input pixels.
 
     Decoding: cells whose heat is a 3x3 local maximum and reaches ``threshold``
-    become boxes, mapped back to the frame by ``1 / s``; overlapping boxes
-    (IoU > 0.3) keep the best. The score is the heat (a plate-centre
-    likelihood, not calibrated).
+    (by default the ``threshold`` of the model's JSON) become boxes, mapped back
+    to the frame by ``1 / s``; overlapping boxes (IoU > 0.3) keep the best. The
+    score is the heat (a plate-centre likelihood, not calibrated).
     """
 
     def __init__(
         self,
         model_path: Path,
         num_threads: int = 1,
-        threshold: float = 0.3,
+        threshold: float | None = None,
         *,
         refine: bool = True,
     ) -> None:
         meta = _load_detector_meta(model_path.with_suffix(".json"))
+        if threshold is None:  # the model's own operating point, measured with it
+            threshold = float(meta.get("threshold", 0.3))
         self._model = QuantizedModel(model_path, num_threads)
         shape = self._model.input_shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:

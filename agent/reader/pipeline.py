@@ -6,7 +6,9 @@ detector is the trained int8 ``detector.tflite`` when it is in ``models_dir``
 :class:`~agent.reader.detector.ContourDetector`; ``[reader] detector`` in the
 configuration picks one explicitly. For each plate the detector finds, the
 crop (box plus a small margin, the margins the recogniser was trained with) is
-read by the int8 CTC recogniser, the raw tokens are canonicalised
+read by the int8 CTC recogniser (as one line, and also as two lines when the
+crop is square enough: :meth:`~agent.reader.recogniser.Recogniser.read_best`
+on the crop with its margins), the raw tokens are canonicalised
 (agent.reader.plate_text), and the read is kept only if its confidence reaches
 ``min_confidence`` and its text is a valid plate of a known format
 (``UNKNOWN`` reads are dropped unless ``keep_unknown``). One text is
@@ -126,14 +128,18 @@ class ModelPlateReader:
             crop, _ = crop_box(frame, box)
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
-            raw, confidence = self.recogniser.read(crop)
+            raw, confidence = self.recogniser.read_best(crop)
             text, fmt = canonicalize(raw)
             out.append(BoxRead(box, score, text, fmt, confidence))
         return out
 
     def read_crop(self, image: Image) -> tuple[str, PlateFormat, float]:
-        """Canonical text, format and confidence of an image that is already one plate crop."""
-        raw, confidence = self.recogniser.read(check_frame(image))
+        """Canonical text, format and confidence of an image that is already one plate crop.
+
+        One- or two-line: :meth:`~agent.reader.recogniser.Recogniser.read_best`
+        decides from the image's own aspect.
+        """
+        raw, confidence = self.recogniser.read_best(check_frame(image))
         text, fmt = canonicalize(raw)
         return text, fmt, confidence
 

@@ -6,17 +6,22 @@ crop resized with area interpolation, no normalisation: the model rescales),
 output ``1 x T x C`` int8 logits, class 0 the CTC blank, class ``i + 1`` the
 ``i``-th character of ``charset``.
 
-Decoding: greedy best path; when its text is no valid Moroccan or French
-plate, the best path that fits a plate layout (``agent.reader.ctc.
+Decoding: greedy best path; when its text is no valid plate (Moroccan, French
+or European), the best path that fits a plate layout (``agent.reader.ctc.
 constrained_decode``) is taken instead, with its own confidence. The
 model's probabilities decide; nothing is guessed from outside them.
+
+Two-line plates (:mod:`agent.reader.layout`): :meth:`Recogniser.read_two_line`
+shows the model the composite strip (top line left, bottom line right) and
+turns the tokens back into one-line order by where they were emitted;
+:meth:`Recogniser.read_best` reads a square-ish crop both ways and keeps one.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -25,7 +30,14 @@ import numpy.typing as npt
 from agent.errors import ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel
-from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode, softmax
+from agent.reader.ctc import (
+    PlateGrammar,
+    constrained_decode,
+    greedy_decode,
+    greedy_decode_steps,
+    softmax,
+)
+from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
 from agent.reader.plate_text import canonicalize, is_valid
 
 
@@ -66,11 +78,11 @@ class Recogniser:
         self._grammar = PlateGrammar(self.charset) if constrained else None
 
     def read(self, crop: Image) -> tuple[str, float]:
-        """Raw token text (digits, Latin and Arabic letters) and confidence of a BGR crop."""
-        if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
-            raise ValueError(f"crop must be H x W x 3 with H, W >= 2, got {crop.shape}")
-        gray = np.asarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
-        return self.read_gray(gray)
+        """Raw token text (digits, Latin and Arabic letters) and confidence of a BGR crop.
+
+        A 2-D (grayscale) crop is read as is; anything else raises ``ValueError``.
+        """
+        return self.read_gray(_gray(crop))
 
     def read_gray(self, gray: npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Same as :meth:`read` for a grayscale crop."""
@@ -78,8 +90,7 @@ class Recogniser:
         resized = cv2.resize(gray, (width, height), dst=self._resized, interpolation=cv2.INTER_AREA)
         if resized is not self._resized:  # OpenCV allocated after all: copy into the input
             np.copyto(self._resized, resized)
-        logits = self._model.invoke(self._input)
-        softmax(logits[0], out=self._probs)
+        self._infer()
         raw, confidence = greedy_decode(self._probs, self.charset, probabilities=True)
         if self._grammar is None or _is_plate(raw):
             return raw, confidence
@@ -88,7 +99,98 @@ class Recogniser:
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         return (fitted, fitted_conf) if fitted else (raw, confidence)
 
+    def read_two_line(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
+        """Raw text and confidence of a crop read as a two-line plate (BGR or grayscale).
+
+        The crop is cut at the gap between its lines and shown to the model as
+        :func:`~agent.reader.layout.two_line_composite` (written straight into
+        the model input); the greedy tokens are split into top and bottom line
+        by the time step they were emitted at and put back in one-line order
+        (:func:`~agent.reader.layout.logical_raw`: ``"45498ب26"`` for a car,
+        ``"8|013353"`` for a motorcycle). Greedy only: no grammar pass, since
+        the two-line layouts differ from the one-line ones the grammar knows.
+        """
+        height, width = self.input_size
+        two_line_composite(_gray(crop), height, width, out=self._resized)
+        self._infer()
+        tokens, confidence, steps = greedy_decode_steps(
+            self._probs, self.charset, probabilities=True
+        )
+        top, bottom = split_by_position(tokens, steps, self._probs.shape[0])
+        return logical_raw(top, bottom), confidence
+
+    def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
+        """Raw text and confidence of a crop that may hold a one- or a two-line plate.
+
+        The crop's own size decides (BGR or grayscale; pass the crop as read,
+        margins included):
+
+        - wide (width / height >= 2.6, or under 4 rows): one line only
+          (:meth:`read_gray`);
+        - square (below :data:`TWO_LINE_PREFERRED_ASPECT`, 1.9): two lines
+          first (:meth:`read_two_line`); a valid plate there is kept without a
+          one-line read (one model run, as for a one-line plate);
+        - otherwise both reads, and :func:`choose_read` keeps one.
+        """
+        gray = _gray(crop)
+        height, width = gray.shape
+        if height < 4 or not maybe_two_line(width, height):
+            return self.read_gray(gray)
+        aspect = width / height
+        two = self.read_two_line(gray)
+        if aspect < TWO_LINE_PREFERRED_ASPECT and _is_plate(two[0]):
+            return two
+        return choose_read(self.read_gray(gray), two, aspect)
+
+    def _infer(self) -> None:
+        """Run the model on the input buffer; softmax probabilities into ``self._probs``."""
+        logits = self._model.invoke(self._input)
+        softmax(logits[0], out=self._probs)
+
+
+TWO_LINE_PREFERRED_ASPECT: Final = 1.9
+"""Below this crop aspect (width / height) a valid two-line read wins a near tie."""
+
+TWO_LINE_MARGIN: Final = 0.1
+"""How close two valid reads' confidences must be for the aspect to decide."""
+
+
+def choose_read(
+    one_line: tuple[str, float], two_line: tuple[str, float], aspect: float
+) -> tuple[str, float]:
+    """The read kept for a crop of ``aspect`` (width / height) read both ways.
+
+    - exactly one read is a valid plate (Moroccan, French or European,
+      canonical text per :mod:`agent.reader.plate_text`): that read;
+    - both are valid: the two-line read when ``aspect`` is below
+      :data:`TWO_LINE_PREFERRED_ASPECT` (1.9) and the confidences are within
+      :data:`TWO_LINE_MARGIN` (0.1) of each other, else the more confident read;
+    - neither is valid: the more confident read.
+
+    Ties go to the one-line read.
+    """
+    one_ok, two_ok = _is_plate(one_line[0]), _is_plate(two_line[0])
+    if one_ok != two_ok:
+        return one_line if one_ok else two_line
+    if (
+        one_ok
+        and aspect < TWO_LINE_PREFERRED_ASPECT
+        and abs(one_line[1] - two_line[1]) <= TWO_LINE_MARGIN
+    ):
+        return two_line
+    return two_line if two_line[1] > one_line[1] else one_line
+
+
+def _gray(crop: Image | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The grayscale of a BGR crop (a grayscale crop as is); ``ValueError`` if malformed."""
+    if crop.ndim == 3 and crop.shape[2] == 3 and crop.shape[0] >= 2 and crop.shape[1] >= 2:
+        return np.asarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    if crop.ndim == 2 and crop.shape[0] >= 2 and crop.shape[1] >= 2:
+        return np.asarray(crop, dtype=np.uint8)
+    raise ValueError(f"crop must be H x W x 3 or H x W with H, W >= 2, got {crop.shape}")
+
 
 def _is_plate(raw: str) -> bool:
+    """True when ``raw`` canonicalises to a valid plate of a known format (MA, FR, EU)."""
     text, fmt = canonicalize(raw)
-    return fmt in ("MA", "FR") and is_valid(text, fmt)
+    return fmt != "UNKNOWN" and is_valid(text, fmt)

@@ -1,0 +1,114 @@
+"""CTC decoding on hand-made probability matrices: positions and the plate grammar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.reader.ctc import (
+    PlateGrammar,
+    constrained_decode,
+    greedy_decode,
+    greedy_decode_steps,
+    softmax,
+)
+from agent.reader.plate_text import canonicalize, is_valid
+
+CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\u0623\u0628\u062f\u0647\u0648\u0637\u064a\u0634"
+"""The shipped recogniser's charset."""
+
+
+def _probs(steps: list[tuple[str, float] | tuple[str, float, str, float]]) -> np.ndarray:
+    """``T x C`` probabilities: per step the winner (``""`` = blank) and maybe a runner-up."""
+    probs = np.full((len(steps), len(CHARSET) + 1), 0.001, np.float32)
+    for t, step in enumerate(steps):
+        for ch, p in zip(step[0::2], step[1::2], strict=True):
+            assert isinstance(ch, str) and isinstance(p, float)
+            probs[t, CHARSET.index(ch) + 1 if ch else 0] = p
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _spelled(text: str, fixes: dict[int, tuple[str, str]]) -> np.ndarray:
+    """``text`` one character a step with a blank between; ``fixes[i]`` = (greedy, runner-up)."""
+    steps: list[tuple[str, float] | tuple[str, float, str, float]] = []
+    for i, ch in enumerate(text):
+        if i in fixes:
+            wrong, right = fixes[i]
+            assert right == ch
+            steps.append((wrong, 0.55, right, 0.4))
+        else:
+            steps.append((ch, 0.9))
+        steps.append(("", 0.9))
+    return _probs(steps)
+
+
+def test_greedy_steps_are_where_each_character_run_starts() -> None:
+    probs = _probs([("", 0.9), ("A", 0.8), ("A", 0.9), ("", 0.9), ("A", 0.7), ("B", 0.8)])
+    text, confidence, steps = greedy_decode_steps(probs, CHARSET, probabilities=True)
+    assert (text, steps) == ("AAB", [1, 4, 5])
+    assert (text, confidence) == greedy_decode(probs, CHARSET, probabilities=True)
+
+
+def test_greedy_steps_of_logits_and_of_an_empty_read() -> None:
+    probs = _probs([("1", 0.9), ("", 0.9), ("2", 0.9)])
+    assert greedy_decode_steps(np.log(probs), CHARSET)[::2] == ("12", [0, 2])
+    assert greedy_decode_steps(_probs([("", 0.9)] * 4), CHARSET, probabilities=True) == (
+        "",
+        0.0,
+        [],
+    )
+    with pytest.raises(ValueError, match="charset"):
+        greedy_decode_steps(np.zeros((4, 3), np.float32), CHARSET)
+
+
+@pytest.mark.parametrize(
+    ("truth", "fixes", "canonical", "fmt"),
+    [
+        ("W18123456", {1: ("I", "1")}, "W18-123456", "MA"),
+        ("123456M", {6: ("H", "M")}, "123456-M", "MA"),
+        ("CD12319", {1: ("0", "D")}, "CD-123-19", "MA"),
+        ("CMD123", {3: ("I", "1")}, "CMD-1-23", "MA"),
+        ("1234BCD", {6: ("0", "D")}, "1234-BCD", "EU"),
+        ("1ABC123", {4: ("I", "1")}, "1-ABC-123", "EU"),
+        ("AB12CD", {5: ("0", "D")}, "AB-12-CD", "EU"),
+        ("AB1234", {1: ("8", "B")}, "AB-1234", "EU"),
+        ("45498\u062826", {5: ("8", "\u0628")}, "45498-B-26", "MA"),
+    ],
+    ids=["w18", "state", "diplomatic-cd", "diplomatic-cmd", "es", "be", "pt", "de", "ma"],
+)
+def test_constrained_decoding_reads_the_new_layouts(
+    truth: str, fixes: dict[int, tuple[str, str]], canonical: str, fmt: str
+) -> None:
+    probs = _spelled(truth, fixes)
+    greedy, greedy_conf = greedy_decode(probs, CHARSET, probabilities=True)
+    assert greedy != truth
+    text, confidence = constrained_decode(probs, CHARSET, PlateGrammar(CHARSET))
+    assert text == truth
+    assert canonicalize(text)[0] == canonical
+    if canonicalize(canonical)[1] == fmt:  # the format once plate_text knows it
+        assert is_valid(canonical, canonicalize(canonical)[1])
+    assert 0.0 < confidence < greedy_conf
+
+
+def test_the_grammar_leaves_out_layouts_whose_characters_the_charset_lacks() -> None:
+    full = PlateGrammar(CHARSET)
+    latin = PlateGrammar(CHARSET[:36])  # no Arabic: no 12345-B-6 layouts
+    assert len(latin.lengths) == len(full.lengths) - 10
+    digits_only = PlateGrammar("0123456789")  # every layout has a letter
+    assert len(digits_only.lengths) == 0
+    probs = np.full((20, 11), 1 / 11, np.float32)
+    assert constrained_decode(probs, "0123456789", digits_only) == ("", 0.0)
+
+
+def test_no_layout_fits_in_too_few_time_steps() -> None:
+    assert constrained_decode(_probs([("1", 0.9)]), CHARSET, PlateGrammar(CHARSET)) == ("", 0.0)
+
+
+def test_constrained_decoding_finds_a_plate_in_random_32_step_outputs() -> None:
+    grammar = PlateGrammar(CHARSET)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        m = softmax(rng.normal(0, 3, (32, len(CHARSET) + 1)).astype(np.float32))
+        text, conf = constrained_decode(m, CHARSET, grammar)
+        assert text
+        assert 0.0 < conf <= 1.0
