@@ -5,8 +5,8 @@ Splits are fixed and documented here so every script and model card agree:
 - ``moroccan-plates-ocr``: split **by plate text**, not by image (the source's own
   train/val splits share 53 plates). A plate is held out when the first byte of
   the SHA-256 of its canonical text is below 52 (about 20 %). Rows labelled
-  ``suspect`` are never scored and never trained on. Two-line plates are
-  trained on but scored separately (the recogniser reads one line).
+  ``suspect`` are never scored and never trained on. Two-line plates (cars and
+  motorcycles) are trained on and scored like the others.
 - ``french-plates``: one car per image; held out by the same plate-text hash
   (first byte below 64, about 25 %).
 - ``moroccan-plates-detection``: the source's own ``train``/``valid`` column.
@@ -57,7 +57,7 @@ def moroccan_ocr(datasets: Path) -> list[Row]:
         for r in csv.DictReader(fh):
             text, _fmt = canonicalize(r["plate_text"])
             lines = int(r["n_lines"] or 1)
-            scored = r["label_status"] != "suspect" and "|" not in r["plate_text"]
+            scored = r["label_status"] != "suspect"
             rows.append(Row(folder / r["image"], text, None, held_out(text, 0.2), lines, scored))
     return rows
 
@@ -99,13 +99,11 @@ def write_validation_manifests(datasets: Path, out: Path) -> list[Path]:
     """Folders for ``raqib eval``: one ``manifest.csv`` per set listing only its held-out rows.
 
     Image paths are absolute (the images stay in ``datasets``; nothing is copied).
-    Moroccan crops: one-line, scored rows (empty box: the image is the crop).
+    Moroccan crops: scored rows, one- and two-line (empty box: the image is the crop).
     """
     sets: dict[str, list[tuple[Row, str]]] = {
         "moroccan-ocr-val": [
-            (r, r.text)
-            for r in moroccan_ocr(datasets)
-            if r.validation and r.scored and r.lines == 1
+            (r, r.text) for r in moroccan_ocr(datasets) if r.validation and r.scored
         ],
         "french-val": [(r, r.text) for r in french(datasets) if r.validation and r.scored],
         "moroccan-detection-valid": [(r, "") for r in moroccan_detection(datasets) if r.validation],

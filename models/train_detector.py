@@ -33,10 +33,11 @@ import numpy as np
 import realdata  # models/ is on sys.path when this script runs
 
 from agent.reader.detector import ContourDetector, ModelDetector
+from agent.synth.augment import field_degrade
 from agent.synth.scenes import paste_plates, street_scene
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 INPUT_H, INPUT_W = 224, 384
 """Model input at run time: a 1280 x 720 frame is scaled by 0.3 to 384 x 216."""
 TRAIN_H, TRAIN_W = 160, 256
@@ -171,6 +172,8 @@ def build_set(
                 image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes)
                 boxes = boxes + extra
         crop, cboxes = sample(image, boxes, rng)
+        if i >= n_synth and rng.random() < 0.5:  # real photos: night, blur, codec looks too
+            crop = field_degrade(crop, rng)
         if rng.random() < 0.5:
             crop = np.ascontiguousarray(crop[:, ::-1])
             cboxes = [(TRAIN_W - b[0] - b[2], b[1], b[2], b[3]) for b in cboxes]
@@ -456,11 +459,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "models")
     parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
     parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--samples", type=int, default=7000)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--finetune-samples", type=int, default=4000)
-    parser.add_argument("--finetune-epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--finetune-samples", type=int, default=5000)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument(
         "--resume", action="store_true", help="skip stage 1: load <out>/.work's stage 1 weights"
@@ -468,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--threshold", type=float, default=0.3)
+    parser.add_argument("--threshold", type=float, default=0.2)
     parser.add_argument("--name", default="detector", help="output file stem")
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument(

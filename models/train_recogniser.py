@@ -6,11 +6,18 @@ agent.synth.augment, real-crop augmentation, weight init, shuffling). Needs the
 
     python models/train_recogniser.py --out models/
 
-Training data: synthetic field-like crops (agent.synth.augment.field_crop) plus,
-when ``--datasets`` (default ``../shared/datasets``) is present, augmented
-copies of the *training* parts of the real Moroccan crops and of French plates
-cut from their boxes (splits by plate: models/realdata.py). Without the real
-sets it trains on synthetic data only and says so.
+Training data: synthetic field-like crops of every plate kind the reader knows
+(agent.synth.augment: Moroccan one- and two-line, temporary, W18, state,
+diplomatic, French, other EU) plus, when ``--datasets`` (default
+``../shared/datasets``) is present, augmented copies of the *training* parts of
+the real Moroccan crops (one- and two-line), re-lettered copies of them
+(models/remix.py: their digits shuffled along the labelled glyph boxes) and
+French plates cut from their boxes (splits by plate: models/realdata.py).
+Without the real sets it trains on synthetic data only and says so.
+
+Two-line plates are trained as the runtime shows them: the top line left of the
+bottom line in one strip (agent.reader.layout.two_line_composite), labelled
+"top then bottom".
 
 Writes ``recogniser.tflite`` (uint8 image in, int8 logits out, batch 1) and
 ``recogniser.json`` (charset, input size, version, data, measured figures), and
@@ -31,15 +38,24 @@ from typing import Any
 import cv2
 import numpy as np
 import realdata  # models/ is on sys.path when this script runs
+import remix
 
+from agent.reader.layout import label_tokens, logical_raw, two_line_composite
 from agent.reader.pipeline import crop_box
-from agent.reader.plate_text import canonicalize, raw_tokens
-from agent.synth.augment import field_crop, field_degrade, random_training_text, rotate_warp
-from agent.synth.plates import random_plate_text, training_crop
+from agent.reader.plate_text import canonicalize, is_valid, raw_tokens, two_line_parts
+from agent.synth.augment import (
+    clean_plate_crop,
+    field_crop,
+    field_degrade,
+    field_plate_crop,
+    plate_kind,
+    random_training_plate,
+    rotate_warp,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 INPUT_H, INPUT_W = 32, 128
 DIGITS = "0123456789"
 LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -54,31 +70,57 @@ INDEX = {ch: i + 1 for i, ch in enumerate(CHARSET)}
 Array = np.ndarray[Any, Any]
 
 
-def tokens_of(text: str) -> str:
-    """The recogniser's target tokens for a canonical text (Arabic letter for MA plates)."""
+def tokens_of(text: str, two_line: bool = False) -> str:
+    """The recogniser's target tokens for a canonical text, as the strip shows them.
+
+    One line: image order (Arabic letter for MA plates). Two lines: top line,
+    then bottom line (``label_tokens``).
+    """
+    if two_line:
+        parts = two_line_parts(text)
+        if parts is None:
+            raise ValueError(f"{text!r} has no two-line layout")
+        return label_tokens(*parts)
     return raw_tokens(text)
 
 
-def _encode(texts: list[str]) -> tuple[Array, Array]:
-    labels = np.zeros((len(texts), MAX_LABEL), np.int32)
-    lengths = np.empty(len(texts), np.int32)
-    for i, text in enumerate(texts):
-        tokens = tokens_of(text)
-        labels[i, : len(tokens)] = [INDEX[ch] for ch in tokens]
-        lengths[i] = len(tokens)
+def _encode(tokens: list[str]) -> tuple[Array, Array]:
+    labels = np.zeros((len(tokens), MAX_LABEL), np.int32)
+    lengths = np.empty(len(tokens), np.int32)
+    for i, t in enumerate(tokens):
+        labels[i, : len(t)] = [INDEX[ch] for ch in t]
+        lengths[i] = len(t)
     return labels, lengths
 
 
-def synthetic_set(n: int, seed: int) -> tuple[Array, list[str]]:
-    """``n`` synthetic field-like crops (uint8, N x H x W) and their canonical texts."""
+EASY_KINDS = frozenset({"ma", "ww", "w18", "state", "cd"})
+HARD_SHARE = 0.3
+"""Share of training plates redrawn until they are of a kind the model finds harder
+(French, other EU, two-line): they are rarer in the field mix, and the held-out
+synthetic figures showed them lagging."""
+
+
+def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
+    """A training plate: the field mix (``random_training_plate``), harder kinds boosted."""
+    text, two_line = random_training_plate(rng)
+    if rng.random() < HARD_SHARE:
+        while plate_kind(text, two_line=two_line) in EASY_KINDS:
+            text, two_line = random_training_plate(rng)
+    return text, two_line
+
+
+def synthetic_set(n: int, seed: int) -> tuple[Array, list[str], list[str]]:
+    """``n`` synthetic field-like strips (uint8, N x H x W), their tokens and canonical texts."""
     rng = np.random.default_rng(seed)
     images = np.empty((n, INPUT_H, INPUT_W), np.uint8)
+    tokens: list[str] = []
     texts: list[str] = []
     for i in range(n):
-        text = random_training_text(rng)
-        images[i] = field_crop(text, rng, INPUT_H, INPUT_W)
+        text, two_line = training_plate(rng)
+        images[i] = field_crop(text, rng, INPUT_H, INPUT_W, two_line=two_line)
+        tokens.append(tokens_of(text, two_line))
         texts.append(text)
-    return images, texts
+    return images, tokens, texts
 
 
 def _load(path: Path, max_width: int = 480) -> Array | None:
@@ -91,12 +133,15 @@ def _load(path: Path, max_width: int = 480) -> Array | None:
     return np.ascontiguousarray(img)
 
 
-def _to_input(bgr: Array) -> Array:
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+def _to_input(bgr: Array, two_line: bool = False) -> Array:
+    """The model input strip of a BGR crop (two-line plates: the runtime's composite)."""
+    gray = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    if two_line:
+        return two_line_composite(gray, INPUT_H, INPUT_W)
     return np.asarray(cv2.resize(gray, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-def augment_real_crop(crop: Array, rng: np.random.Generator) -> Array:
+def augment_real_crop(crop: Array, rng: np.random.Generator, two_line: bool = False) -> Array:
     """A real plate crop, re-framed (trim or pad a little), warped and degraded."""
     h, w = crop.shape[:2]
     pad = cv2.copyMakeBorder(crop, h // 4, h // 4, w // 10, w // 10, cv2.BORDER_REPLICATE)
@@ -113,7 +158,7 @@ def augment_real_crop(crop: Array, rng: np.random.Generator) -> Array:
         out = np.ascontiguousarray(small) if min(small.shape[:2]) >= 4 else out
     if rng.random() < 0.5:
         out = field_degrade(out, rng)
-    return _to_input(out)
+    return _to_input(out, two_line)
 
 
 def french_crop(
@@ -134,16 +179,28 @@ def french_crop(
 RealCrop = tuple[Array, str, bool, int, tuple[float, float, float, float] | None]
 """(BGR image, canonical text, held out?, text lines, plate box in the image or None for a crop)"""
 
+GLYPHS: dict[int, list[remix.Glyph]] = {}
+"""Labelled glyph boxes of the real Moroccan crops, by ``id`` of the loaded image (rescaled)."""
+
 
 def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
     """Decoded real scored rows: ``{"ma": [...], "fr": [...]}`` (French: the car around the box)."""
     out: dict[str, list[RealCrop]] = {"ma": [], "fr": []}
+    boxes = remix.load_char_boxes(datasets)
     for row in realdata.moroccan_ocr(datasets):
         if not row.scored:
             continue
         img = _load(row.path)
-        if img is not None and all(ch in INDEX for ch in tokens_of(row.text)):
-            out["ma"].append((img, row.text, row.validation, row.lines, None))
+        if img is None or not _trainable(row.text, row.lines):
+            continue
+        out["ma"].append((img, row.text, row.validation, row.lines, None))
+        stored = cv2.imread(str(row.path), cv2.IMREAD_UNCHANGED)
+        if row.path in boxes and stored is not None and not row.validation:
+            f = img.shape[1] / stored.shape[1]  # _load may have shrunk it further
+            GLYPHS[id(img)] = [
+                remix.Glyph(g.char, g.line, tuple(round(v * f) for v in g.box))  # type: ignore[arg-type]
+                for g in boxes[row.path]
+            ]
     for row in realdata.french(datasets):
         if not row.scored or row.box is None:
             continue
@@ -158,32 +215,79 @@ def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
     return out
 
 
+def _trainable(text: str, lines: int) -> bool:
+    try:
+        return all(ch in INDEX for ch in tokens_of(text, lines == 2))
+    except ValueError:
+        return False
+
+
+def remixed_copy(
+    img: Array, text: str, lines: int, bank: remix.GlyphBank, rng: np.random.Generator
+) -> tuple[Array, str] | None:
+    """A re-lettered real crop and its tokens, or None (no glyph boxes, or no valid plate)."""
+    glyphs = GLYPHS.get(id(img))
+    if not glyphs:
+        return None
+    made = remix.remix(img, glyphs, bank, rng)
+    if made is None:
+        return None
+    image, line_texts = made
+    if lines == 2 and len(line_texts) == 2:
+        raw, tokens = logical_raw(*line_texts), label_tokens(*line_texts)
+    elif lines == 1 and len(line_texts) == 1:
+        raw = tokens = line_texts[0]
+    else:
+        return None
+    new_text, fmt = canonicalize(raw)
+    if not is_valid(new_text, fmt) or fmt != "MA" or not all(ch in INDEX for ch in tokens):
+        return None
+    return image, tokens
+
+
+def real_ma_copies(
+    real: dict[str, list[RealCrop]], copies: int, rng: np.random.Generator
+) -> tuple[list[Array], list[str]]:
+    """Augmented copies of the Moroccan training crops, half of them re-lettered."""
+    bank = remix.GlyphBank()
+    for img, _, validation, _, _ in real["ma"]:
+        if not validation and id(img) in GLYPHS:
+            bank.add(img, GLYPHS[id(img)])
+    images: list[Array] = []
+    tokens: list[str] = []
+    remixed = 0
+    for img, text, validation, lines, _ in real["ma"]:
+        if validation:
+            continue
+        for _ in range(copies):
+            made = remixed_copy(img, text, lines, bank, rng) if rng.random() < 0.5 else None
+            source, label = made if made is not None else (img, tokens_of(text, lines == 2))
+            remixed += made is not None
+            images.append(augment_real_crop(source, rng, lines == 2))
+            tokens.append(label)
+    print(f"real Moroccan copies: {len(images)}, {remixed} re-lettered", flush=True)
+    return images, tokens
+
+
 def make_training_set(
     args: argparse.Namespace, real: dict[str, list[RealCrop]]
 ) -> tuple[Array, Array, Array]:
     """Synthetic crops plus augmented copies of the real training crops; images, labels, lengths."""
     rng = np.random.default_rng(args.seed + 2)
-    images: list[Array] = []
-    texts: list[str] = []
-    for img, text, validation, lines, _ in real["ma"]:
-        if validation or lines != 1:
-            continue
-        for _ in range(args.real_copies):
-            images.append(augment_real_crop(img, rng))
-            texts.append(text)
+    images, tokens = real_ma_copies(real, args.real_copies, rng)
     for img, text, validation, _, box in real["fr"]:
         if validation or box is None:
             continue
         for _ in range(args.real_copies):
             crop = french_crop(img, box, rng)
             images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
-            texts.append(text)
+            tokens.append(tokens_of(text))
     n_real = len(images)
     n_synth = max(args.train_size - n_real, 0)
-    synth, synth_texts = synthetic_set(n_synth, args.seed)
+    synth, synth_tokens, _ = synthetic_set(n_synth, args.seed)
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
-    y, ylen = _encode(synth_texts + texts)
+    y, ylen = _encode(synth_tokens + tokens)
     return x, y, ylen
 
 
@@ -194,13 +298,7 @@ def make_finetune_set(
     synthetic crops two thirds from the clean renderer, one third field-like); images,
     labels, lengths."""
     rng = np.random.default_rng(args.seed + 5)
-    images: list[Array] = []
-    texts: list[str] = []
-    for img, text, validation, lines, _ in real["ma"]:
-        if not validation and lines == 1:
-            for _ in range(args.finetune_copies):
-                images.append(augment_real_crop(img, rng))
-                texts.append(text)
+    images, tokens = real_ma_copies(real, args.finetune_copies, rng)
     for img, text, validation, _, box in real["fr"]:
         if not validation and box is not None:
             for _ in range(args.finetune_copies):
@@ -208,18 +306,17 @@ def make_finetune_set(
                 images.append(
                     augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
                 )
-                texts.append(text)
+                tokens.append(tokens_of(text))
     n_synth = max(args.finetune_size - len(images), 0)
     for i in range(n_synth):
+        text, two_line = training_plate(rng)
         if i % 3:
-            text = random_plate_text(rng, "MA" if rng.random() < 0.55 else "FR")
-            images.append(training_crop(text, rng, INPUT_H, INPUT_W))
+            images.append(_to_input(clean_plate_crop(text, rng, two_line=two_line), two_line))
         else:
-            text = random_training_text(rng)
-            images.append(field_crop(text, rng, INPUT_H, INPUT_W))
-        texts.append(text)
+            images.append(field_crop(text, rng, INPUT_H, INPUT_W, two_line=two_line))
+        tokens.append(tokens_of(text, two_line))
     print(f"fine-tune crops: {n_synth} synthetic, {len(images) - n_synth} real", flush=True)
-    y, ylen = _encode(texts)
+    y, ylen = _encode(tokens)
     return np.stack(images), y, ylen
 
 
@@ -364,6 +461,71 @@ def _edits(a: str, b: str) -> int:
     return prev[-1]
 
 
+def _synthetic_metrics(rec: Any, n_synth: int, seed: int) -> dict[str, float]:
+    """Held-out synthetic crops (other seeds) at their natural aspect, read as the runtime
+    reads them (``read_best``: one line, and two lines for square crops); per kind too."""
+    metrics: dict[str, float] = {}
+    times: list[float] = []
+    for name, make in (("field", field_plate_crop), ("clean", clean_plate_crop)):
+        rng = np.random.default_rng(seed + (0 if name == "field" else 1))
+        by_kind: dict[str, tuple[list[str], list[str]]] = {"": ([], [])}
+        for _ in range(n_synth):
+            text, two_line = random_training_plate(rng)
+            crop = make(text, rng, two_line=two_line)
+            t0 = time.perf_counter()
+            raw, _ = rec.read_best(crop)
+            times.append(time.perf_counter() - t0)
+            for kind in ("", plate_kind(text, two_line=two_line)):
+                reads, texts = by_kind.setdefault(kind, ([], []))
+                reads.append(canonicalize(raw)[0])
+                texts.append(text)
+        for kind, (reads, texts) in sorted(by_kind.items()):
+            s = _score(reads, texts)
+            key = f"synthetic_{name}" + (f"_{kind}" if kind else "")
+            metrics |= {f"{key}_exact": s["exact"]}
+            if not kind:
+                metrics |= {f"{key}_chars": s["chars"]}
+    metrics["synthetic_n"] = float(n_synth)
+    metrics["ms_per_plate_median"] = float(np.median(times) * 1000)
+    metrics["ms_per_plate_p99"] = float(np.percentile(times, 99) * 1000)
+    return metrics
+
+
+def _real_metrics(rec: Any, real: dict[str, list[RealCrop]]) -> dict[str, float]:
+    """Real crops, held-out and training plates, read with ``read_best``."""
+    groups: dict[str, tuple[list[str], list[str]]] = {
+        "real_ma_val_1line": ([], []),
+        "real_ma_val_all": ([], []),
+        "real_ma_val_2line": ([], []),
+        "real_ma_train_1line": ([], []),
+        "real_fr_val": ([], []),
+        "real_fr_train": ([], []),
+    }
+    for img, text, validation, lines, _ in real["ma"]:
+        read = canonicalize(rec.read_best(img)[0])[0]
+        keys = ["real_ma_val_all"] if validation else []
+        if lines == 1:
+            keys.append("real_ma_val_1line" if validation else "real_ma_train_1line")
+        elif validation:
+            keys.append("real_ma_val_2line")
+        for k in keys:
+            groups[k][0].append(read)
+            groups[k][1].append(text)
+    for img, text, validation, _, box in real["fr"]:
+        if box is None:
+            continue
+        read = canonicalize(rec.read_best(french_crop(img, box, None))[0])[0]
+        k = "real_fr_val" if validation else "real_fr_train"
+        groups[k][0].append(read)
+        groups[k][1].append(text)
+    metrics: dict[str, float] = {}
+    for name, (r, t) in groups.items():
+        if t:
+            s = _score(r, t)
+            metrics |= {f"{name}_{k}": s[k] for k in ("exact", "chars", "n")}
+    return metrics
+
+
 def evaluate(
     tflite: Path, real: dict[str, list[RealCrop]], n_synth: int, seed: int
 ) -> dict[str, float]:
@@ -371,61 +533,7 @@ def evaluate(
     from agent.reader.recogniser import Recogniser
 
     rec = Recogniser(tflite, num_threads=1)
-    metrics: dict[str, float] = {}
-    x, texts = synthetic_set(n_synth, seed)
-    times, reads = [], []
-    for img in x:
-        t0 = time.perf_counter()
-        raw, _ = rec.read_gray(img)
-        times.append(time.perf_counter() - t0)
-        reads.append(canonicalize(raw)[0])
-    s = _score(reads, texts)
-    metrics |= {
-        "synthetic_field_exact": s["exact"],
-        "synthetic_field_chars": s["chars"],
-        "synthetic_n": s["n"],
-    }
-    clean_reads, clean_texts = [], []
-    rng = np.random.default_rng(seed + 1)
-    for i in range(n_synth):
-        text = random_plate_text(rng, "MA" if i % 2 else "FR")
-        clean_reads.append(canonicalize(rec.read_gray(training_crop(text, rng))[0])[0])
-        clean_texts.append(text)
-    s = _score(clean_reads, clean_texts)
-    metrics |= {"synthetic_clean_exact": s["exact"], "synthetic_clean_chars": s["chars"]}
-    metrics["ms_per_plate_median"] = float(np.median(times) * 1000)
-    metrics["ms_per_plate_p99"] = float(np.percentile(times, 99) * 1000)
-    groups: dict[str, tuple[list[str], list[str]]] = {
-        "real_ma_val_1line": ([], []),
-        "real_ma_val_all": ([], []),
-        "real_ma_train_1line": ([], []),
-        "real_fr_val": ([], []),
-        "real_fr_train": ([], []),
-    }
-    for img, text, validation, lines, _ in real["ma"]:
-        read = canonicalize(rec.read(img)[0])[0]
-        keys = ["real_ma_val_all"] if validation else []
-        if lines == 1:
-            keys.append("real_ma_val_1line" if validation else "real_ma_train_1line")
-        for k in keys:
-            groups[k][0].append(read)
-            groups[k][1].append(text)
-    for img, text, validation, _, box in real["fr"]:
-        if box is None:
-            continue
-        read = canonicalize(rec.read(french_crop(img, box, None))[0])[0]
-        k = "real_fr_val" if validation else "real_fr_train"
-        groups[k][0].append(read)
-        groups[k][1].append(text)
-    for name, (r, t) in groups.items():
-        if t:
-            s = _score(r, t)
-            metrics |= {
-                f"{name}_exact": s["exact"],
-                f"{name}_chars": s["chars"],
-                f"{name}_n": s["n"],
-            }
-    return metrics
+    return _synthetic_metrics(rec, n_synth, seed) | _real_metrics(rec, real)
 
 
 def fit(
@@ -472,9 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "models")
     parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--train-size", type=int, default=34000)
+    parser.add_argument("--train-size", type=int, default=50000)
     parser.add_argument("--real-copies", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-size", type=int, default=20000)

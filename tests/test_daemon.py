@@ -302,7 +302,16 @@ def test_watchlist_update_over_mqtt_is_applied_and_a_forged_one_refused(
     try:
         publish_bundle(signer.signed_full_list(newer, 2, time.time(), 7), topic, target)
         deadline = time.monotonic() + 20
-        while agent.status()["watchlist_version"] != 2 and time.monotonic() < deadline:
+
+        def swapped_in() -> bool:
+            # The cache takes the list on the update thread; the main loop then
+            # swaps the matcher in: wait for both.
+            return (
+                agent.status()["watchlist_version"] == 2
+                and agent.pipeline.matcher.match("AA-111-AA", 0.9) is not None
+            )
+
+        while not swapped_in() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert agent.status()["watchlist_version"] == 2
         assert agent.pipeline.matcher.match("AA-111-AA", 0.9) is not None
