@@ -381,12 +381,15 @@ def test_broker_restart_mid_flow_loses_nothing_and_duplicates_nothing(
             PRIORITY_STATUS,
         )
         assert wait_until(lambda: db.count_hits() == 200 and outbox.depth() == 0, PATIENCE_S * 2)
+        # Checked while the uplink runs: stopping it publishes "offline", rightly.
+        assert wait_until(
+            lambda: device_row(db)["status"] == {"online": True, "queue_depth": 3}, PATIENCE_S
+        )
     finally:
         uplink.stop()
     assert sorted(row["seq"] for row in db.list_hits(limit=1000)) == list(range(1, 201))
     assert ingest.stats()["rejected"] == 0
     assert device_row(db)["gaps"] == 0
-    assert device_row(db)["status"] == {"online": True, "queue_depth": 3}
 
 
 # -- the HQ database on its own ---------------------------------------------------------

@@ -88,6 +88,22 @@ def test_eval_reports_an_unreadable_image_and_fails(
     assert json.loads(captured.out)["images"] == 3
 
 
+def test_eval_reads_small_crops_and_goes_on_past_one_the_reader_refuses(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = cv2.resize(_crop("7051-H-6", 10), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    assert small.shape[0] < 16  # a distant plate: smaller than a frame may be
+    cv2.imwrite(str(manifest_dir / "crop0.png"), small)
+    cv2.imwrite(str(manifest_dir / "crop1.png"), np.full((3, 40, 3), 200, np.uint8))
+    assert main(["eval", str(manifest_dir), "--json"]) == 1  # one image could not be read
+    captured = capsys.readouterr()
+    figures = json.loads(captured.out)
+    assert "crop1.png" in captured.err and "too small" in captured.err
+    assert figures["images"] == 4 and figures["plates"] == 4  # the refused plate is a miss
+    assert figures["unreadable_images"] == 1
+    assert figures["exact_plate_accuracy"] <= 0.75
+
+
 def test_eval_without_manifest_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

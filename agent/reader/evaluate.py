@@ -196,5 +196,11 @@ def evaluate_folder(reader: ModelPlateReader, folder: Path) -> EvalResult:
         except FrameError as exc:
             result.errors.append(str(exc))
             continue
-        evaluate_image(reader, image, manifest[name], result)
+        try:
+            evaluate_image(reader, image, manifest[name], result)
+        except FrameError as exc:  # the reader refused it: its plates count as not read
+            result.errors.append(f"{path}: {exc}")
+            for truth in manifest[name]:
+                if truth.scored and truth.text:
+                    _score_text(result, truth, "")
     return result

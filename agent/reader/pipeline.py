@@ -38,10 +38,12 @@ MARGIN_X = 0.05
 MARGIN_Y = 0.12
 """Crop margin above and below, as a share of the box height."""
 MIN_FRAME_SIDE = 16
+MIN_CROP_SIDE = 4
+"""A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
 MAX_PLATES_PER_FRAME = 8
 
 
-def check_frame(image: Any) -> Image:
+def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
     """Return ``image`` if it is an H x W x 3 uint8 array, else raise ``FrameError``."""
     if not isinstance(image, np.ndarray):
         raise FrameError(f"frame must be a numpy array, got {type(image).__name__}")
@@ -49,7 +51,7 @@ def check_frame(image: Any) -> Image:
         raise FrameError(f"frame must be uint8 BGR, got dtype {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise FrameError(f"frame must be H x W x 3 (BGR), got shape {image.shape}")
-    if image.shape[0] < MIN_FRAME_SIDE or image.shape[1] < MIN_FRAME_SIDE:
+    if image.shape[0] < min_side or image.shape[1] < min_side:
         raise FrameError(f"frame is too small: {image.shape[1]}x{image.shape[0]}")
     return image
 
@@ -139,7 +141,7 @@ class ModelPlateReader:
         One- or two-line: :meth:`~agent.reader.recogniser.Recogniser.read_best`
         decides from the image's own aspect.
         """
-        raw, confidence = self.recogniser.read_best(check_frame(image))
+        raw, confidence = self.recogniser.read_best(check_frame(image, MIN_CROP_SIDE))
         text, fmt = canonicalize(raw)
         return text, fmt, confidence
 
