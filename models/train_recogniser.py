@@ -57,6 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 VERSION = "3.0.0"
 INPUT_H, INPUT_W = 32, 128
+TIME_STEPS = INPUT_W // 2
+"""One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
+doubled characters need the room (at 4 columns per step, 2.0 and 3.0, they
+were the commonest synthetic misses: a dropped character)."""
 DIGITS = "0123456789"
 LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ARABIC = (
@@ -321,7 +325,7 @@ def make_finetune_set(
 
 
 def build_model(num_classes: int) -> Any:
-    """Conv-only CTC recogniser: 32x128 gray -> 32 time steps x num_classes logits."""
+    """Conv-only CTC recogniser: 32x128 gray -> TIME_STEPS (64) steps x num_classes logits."""
     import keras
     from keras import layers
 
@@ -335,13 +339,13 @@ def build_model(num_classes: int) -> Any:
     x = block(x, 24)
     x = layers.MaxPooling2D((2, 2))(x)  # 16 x 64
     x = block(x, 48)
-    x = layers.MaxPooling2D((2, 2))(x)  # 8 x 32
+    x = layers.MaxPooling2D((2, 1))(x)  # 8 x 64
     x = block(x, 64)
     x = block(x, 64)
-    x = layers.MaxPooling2D((2, 1))(x)  # 4 x 32
+    x = layers.MaxPooling2D((2, 1))(x)  # 4 x 64
     x = block(x, 96)
-    x = layers.MaxPooling2D((2, 1))(x)  # 2 x 32
-    x = layers.Conv2D(128, (2, 1), padding="valid", use_bias=False)(x)  # 1 x 32
+    x = layers.MaxPooling2D((2, 1))(x)  # 2 x 64
+    x = layers.Conv2D(128, (2, 1), padding="valid", use_bias=False)(x)  # 1 x 64
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Conv2D(128, (1, 5), padding="same", use_bias=False)(x)  # context along width
@@ -349,7 +353,7 @@ def build_model(num_classes: int) -> Any:
     x = layers.ReLU()(x)
     x = layers.Dropout(0.15)(x)
     x = layers.Conv2D(num_classes, 1)(x)
-    out = layers.Reshape((INPUT_W // 4, num_classes), name="logits")(x)
+    out = layers.Reshape((TIME_STEPS, num_classes), name="logits")(x)
     return keras.Model(inp, out)
 
 
@@ -375,7 +379,7 @@ def train(
     steps_per_epoch = len(x) // args.batch
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs)
     optimizer = keras.optimizers.Adam(schedule)
-    time_steps = INPUT_W // 4
+    time_steps = TIME_STEPS
 
     def train_step(images: Any, labels: Any, lengths: Any) -> Any:
         with tf.GradientTape() as tape:
@@ -627,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             "colour": "gray",
         },
         "output": {
-            "time_steps": INPUT_W // 4,
+            "time_steps": TIME_STEPS,
             "classes": len(CHARSET) + 1,
             "dtype": "int8",
             "kind": "logits",
