@@ -50,10 +50,7 @@ from agent.synth.plates import (
     _font,
     _paste_ink,
     _text_image,
-    add_noise,
-    adjust_brightness,
-    blur,
-    jpeg_roundtrip,
+    clean_degrade,
     perspective_jitter,
     random_plate_text,
     render_plate,
@@ -1026,15 +1023,7 @@ def clean_plate_crop(text: str, rng: np.random.Generator, *, two_line: bool = Fa
     crop = np.ascontiguousarray(
         canvas[pad_y - top : pad_y + ph + bottom, pad_x - left : pad_x + pw + right]
     )
-    if rng.random() < 0.7:
-        crop = blur(crop, rng)
-    if rng.random() < 0.7:
-        crop = adjust_brightness(crop, rng)
-    if rng.random() < 0.6:
-        crop = add_noise(crop, rng)
-    if rng.random() < 0.6:
-        crop = jpeg_roundtrip(crop, rng)
-    return crop
+    return clean_degrade(crop, rng)
 
 
 __all__ = [

@@ -273,6 +273,20 @@ def jpeg_roundtrip(image: Image, rng: np.random.Generator, min_quality: int = 25
     return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR))
 
 
+def clean_degrade(image: Image, rng: np.random.Generator) -> Image:
+    """The clean renderer's light degradations: blur, brightness, noise, JPEG (each maybe)."""
+    out = image
+    if rng.random() < 0.7:
+        out = blur(out, rng)
+    if rng.random() < 0.7:
+        out = adjust_brightness(out, rng)
+    if rng.random() < 0.6:
+        out = add_noise(out, rng)
+    if rng.random() < 0.6:
+        out = jpeg_roundtrip(out, rng)
+    return out
+
+
 def training_crop(
     text: str, rng: np.random.Generator, out_height: int = 32, out_width: int = 128
 ) -> Gray:
@@ -297,14 +311,7 @@ def training_crop(
     top = pad_y - round(ph * rng.uniform(-0.08, 0.3))
     bottom = pad_y + ph + round(ph * rng.uniform(-0.08, 0.3))
     crop = canvas[top:bottom, left:right]
-    if rng.random() < 0.7:
-        crop = blur(crop, rng)
-    if rng.random() < 0.7:
-        crop = adjust_brightness(crop, rng)
-    if rng.random() < 0.6:
-        crop = add_noise(crop, rng)
-    if rng.random() < 0.6:
-        crop = jpeg_roundtrip(crop, rng)
+    crop = clean_degrade(crop, rng)
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     resized = cv2.resize(gray, (out_width, out_height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(resized)
