@@ -51,6 +51,7 @@ from agent.synth.plates import (
     _paste_ink,
     _text_image,
     clean_degrade,
+    jpeg_at,
     perspective_jitter,
     random_plate_text,
     render_plate,
@@ -866,10 +867,8 @@ def codec(image: Image, rng: np.random.Generator) -> Image:
         quality = int(rng.integers(10, 50))
     else:
         quality = int(rng.integers(20, 95))
-    ok, data = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        return image
-    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR))
+    out = jpeg_at(src, quality)
+    return image if out is src else out
 
 
 def field_degrade(image: Image, rng: np.random.Generator) -> Image:

@@ -266,7 +266,11 @@ def adjust_brightness(image: Image, rng: np.random.Generator) -> Image:
 
 def jpeg_roundtrip(image: Image, rng: np.random.Generator, min_quality: int = 25) -> Image:
     """Encode and decode as JPEG at a random quality (video-codec-like artefacts)."""
-    quality = int(rng.integers(min_quality, 96))
+    return jpeg_at(image, int(rng.integers(min_quality, 96)))
+
+
+def jpeg_at(image: Image, quality: int) -> Image:
+    """``image`` encoded and decoded as JPEG at ``quality`` (unchanged if encoding fails)."""
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return image
