@@ -22,6 +22,7 @@ clip, and the int8 latency per 1280 x 720 frame on one thread.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -30,7 +31,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import realdata  # models/ is on sys.path when this script runs
+import parallel  # models/ is on sys.path when this script runs
+import realdata
 
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.synth.augment import field_degrade
@@ -148,6 +150,43 @@ def real_sources(datasets: Path) -> list[tuple[Array, list[BoxF]]]:
     return sources
 
 
+Targets = tuple[Array, Array, Array, Array]
+"""Images, heat maps, size/offset regressions and their masks of a batch of samples."""
+
+
+def _finish_sample(
+    crop: Array, cboxes: list[BoxF], rng: np.random.Generator, neighbours: bool
+) -> tuple[Array, tuple[Array, Array, Array]]:
+    """A random horizontal flip of the sample, and its training targets."""
+    if rng.random() < 0.5:
+        crop = np.ascontiguousarray(crop[:, ::-1])
+        cboxes = [(TRAIN_W - b[0] - b[2], b[1], b[2], b[3]) for b in cboxes]
+    return crop, targets(cboxes, TRAIN_H // STRIDE, TRAIN_W // STRIDE, neighbours)
+
+
+def _empty_targets(n: int) -> Targets:
+    rows, cols = TRAIN_H // STRIDE, TRAIN_W // STRIDE
+    return (
+        np.empty((n, TRAIN_H, TRAIN_W, 3), np.uint8),
+        np.empty((n, rows, cols), np.float32),
+        np.empty((n, rows, cols, 4), np.float32),
+        np.empty((n, rows, cols), np.float32),
+    )
+
+
+def _scene_chunk(neighbours: bool, job: tuple[int, list[int]]) -> Targets:
+    """One seeded chunk of synthetic street-scene samples (runs on a worker)."""
+    n, seed = job
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed)
+    out = _empty_targets(n)
+    for i in range(n):
+        image, boxes = street_scene(rng)
+        crop, cboxes = sample(image, boxes, rng)
+        out[0][i], (out[1][i], out[2][i], out[3][i]) = _finish_sample(crop, cboxes, rng, neighbours)
+    return out
+
+
 def build_set(
     args: argparse.Namespace,
     sources: list[tuple[Array, list[BoxF]]],
@@ -155,35 +194,31 @@ def build_set(
     seed: int,
     n: int,
     neighbours: bool,
-) -> tuple[Array, Array, Array, Array]:
-    rng = np.random.default_rng(seed)
-    rows, cols = TRAIN_H // STRIDE, TRAIN_W // STRIDE
-    x = np.empty((n, TRAIN_H, TRAIN_W, 3), np.uint8)
-    heat = np.empty((n, rows, cols), np.float32)
-    reg = np.empty((n, rows, cols, 4), np.float32)
-    mask = np.empty((n, rows, cols), np.float32)
+) -> Targets:
+    """``n`` samples: synthetic scenes (rendered in seeded chunks on ``args.workers``
+    processes, the same for any number of workers), then crops of the real photographs."""
     n_synth = n if not sources else int(n * args.synthetic_share)
-    for i in range(n):
-        if i < n_synth:
-            image, boxes = street_scene(rng)
-        else:
-            image, boxes = sources[int(rng.integers(len(sources)))]
-            if rng.random() < 0.3:
-                image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes)
-                boxes = boxes + extra
+    render = functools.partial(_scene_chunk, neighbours)
+    parts = list(parallel.seeded_chunks(render, n_synth, seed, args.workers))
+    real = _empty_targets(n - n_synth)
+    rng = np.random.default_rng([seed, 1_000_000])
+    for i in range(n - n_synth):
+        image, boxes = sources[int(rng.integers(len(sources)))]
+        if rng.random() < 0.3:
+            image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes)
+            boxes = boxes + extra
         crop, cboxes = sample(image, boxes, rng)
-        if i >= n_synth and rng.random() < 0.5:  # real photos: night, blur, codec looks too
+        if rng.random() < 0.5:  # real photos: night, blur, codec looks too
             crop = field_degrade(crop, rng)
-        if rng.random() < 0.5:
-            crop = np.ascontiguousarray(crop[:, ::-1])
-            cboxes = [(TRAIN_W - b[0] - b[2], b[1], b[2], b[3]) for b in cboxes]
-        x[i] = crop
-        heat[i], reg[i], mask[i] = targets(cboxes, rows, cols, neighbours)
+        real[0][i], (real[1][i], real[2][i], real[3][i]) = _finish_sample(
+            crop, cboxes, rng, neighbours
+        )
     print(
         f"detector samples: {n_synth} synthetic scenes, {n - n_synth} from "
         f"{len(sources)} real photographs",
         flush=True,
     )
+    x, heat, reg, mask = (np.concatenate([p[k] for p in [*parts, real]]) for k in range(4))
     return x, heat, reg, mask
 
 
@@ -471,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=parallel.default_workers(),
+        help="processes rendering synthetic scenes (the samples do not depend on it)",
+    )
     parser.add_argument("--threshold", type=float, default=0.2)
     parser.add_argument("--name", default="detector", help="output file stem")
     parser.add_argument("--eval-only", action="store_true")
