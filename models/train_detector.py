@@ -39,7 +39,7 @@ from agent.synth.augment import field_degrade
 from agent.synth.scenes import paste_plates, street_scene
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 INPUT_H, INPUT_W = 224, 384
 """Model input at run time: a 1280 x 720 frame is scaled by 0.3 to 384 x 216."""
 TRAIN_H, TRAIN_W = 160, 256

@@ -57,7 +57,7 @@ from agent.synth.augment import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-VERSION = "3.0.0"
+VERSION = "3.1.0"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
