@@ -19,6 +19,8 @@ from agent.reader.layout import (
 
 BA = "\u0628"
 SHEEN = "\u0634"
+HEH = "\u0647"
+WAW = "\u0648"
 
 
 def _two_line_image(divider: bool = False) -> tuple[np.ndarray, int, int]:
@@ -94,6 +96,9 @@ def test_split_by_position_refuses_mismatched_positions() -> None:
         (f"26{BA}", "45498", f"45498{BA}26"),  # the letter right of the region
         (f"{SHEEN}3", "12", f"12{SHEEN}3"),
         ("8", "013353", "8|013353"),  # motorcycle: region over the serial
+        (f"21{HEH}", "082851", "21|082851"),  # its sticker read as a letter: dropped
+        (f"{WAW}9", "037513", "9|037513"),
+        (f"{BA}", "037513", f"037513{BA}"),  # no region read: no motorcycle either
         ("WW", "123456", "123456WW"),  # letters over digits: serial first
         ("AB", "12C", "AB12C"),  # anything else: top then bottom
         ("", "123", "123"),

@@ -401,6 +401,45 @@ def test_a_two_line_read_shows_the_model_the_composite_strip(
         counting.read_two_line(np.zeros((8, 8, 4), np.uint8))
 
 
+class _ScriptedReads(Recogniser):
+    """The real recogniser with its two reads and its layout fit replaced by fixed answers."""
+
+    def __init__(self, one: tuple[str, float], two: tuple[str, float]) -> None:
+        super().__init__(MODELS / "recogniser.tflite")
+        self.one, self.two, self.fits = one, two, 0
+
+    def _greedy_one_line(self, gray: np.ndarray) -> tuple[str, float]:
+        return self.one
+
+    def read_two_line(self, crop: Image | np.ndarray) -> tuple[str, float]:
+        return self.two
+
+    def _fitted(self, raw: str, confidence: float) -> tuple[str, float]:
+        self.fits += 1
+        return f"12345{BA}6", 0.4
+
+
+SQUARE = np.full((60, 90), 200, np.uint8)
+
+
+def test_a_valid_two_line_read_spares_fitting_a_broken_one_line_read() -> None:
+    reads = _ScriptedReads(one=("1234", 0.9), two=(f"4549{BA}26", 0.7))
+    assert reads.read_best(SQUARE) == (f"4549{BA}26", 0.7)
+    assert reads.fits == 0
+
+
+def test_a_broken_one_line_read_is_fitted_when_the_two_line_read_is_no_plate_either() -> None:
+    reads = _ScriptedReads(one=("1234", 0.9), two=("9", 0.3))
+    assert reads.read_best(SQUARE) == (f"12345{BA}6", 0.4)  # valid beats invalid
+    assert reads.fits == 1
+
+
+def test_a_valid_one_line_read_is_weighed_against_the_two_line_read() -> None:
+    reads = _ScriptedReads(one=(f"12345{BA}6", 0.95), two=(f"4549{BA}26", 0.5))
+    assert reads.read_best(np.full((30, 72), 200, np.uint8)) == (f"12345{BA}6", 0.95)
+    assert reads.fits == 0
+
+
 def test_a_tiny_square_crop_is_only_read_as_one_line(counting: _CountingRecogniser) -> None:
     counting.two_line_reads = 0
     counting.read_best(np.full((3, 3, 3), 200, np.uint8))

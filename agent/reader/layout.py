@@ -26,6 +26,9 @@ TWO_LINE_MAX_ASPECT: Final = 2.6
 """Crops narrower than this (width / height) may be two-line plates and are also
 read as such; one-line plates with the runtime margins are about 3.5-4.5 wide."""
 
+MOPED_SERIAL_DIGITS: Final = 6
+"""Motorcycle serials have six digits; car serials at most five."""
+
 GAP_FRACTION: Final = 1 / 16
 """Width of the blank gap between the two halves, as a share of the strip width."""
 
@@ -91,8 +94,14 @@ def logical_raw(top: str, bottom: str) -> str:
     the shared data sets' spelling. Anything else: top then bottom.
 
     The series letter may stand either side of the region on the top line
-    (``"26ب"`` over ``"45498"`` gives ``"45498ب26"`` too).
+    (``"26ب"`` over ``"45498"`` gives ``"45498ب26"`` too). Over a six-digit
+    serial (motorcycles only) the top line's letters are dropped: the
+    coloured sticker beside a motorcycle's region number reads as a round
+    Arabic letter (``"21"`` and heh over ``"082851"`` gives ``"21|082851"``).
     """
+    top_digits = "".join(ch for ch in top if ch.isdigit())
+    if top_digits and len(bottom) == MOPED_SERIAL_DIGITS and bottom.isdigit():
+        return f"{top_digits}|{bottom}"
     letters = [ch for ch in top if not ch.isdigit()]
     if len(letters) == 1 and not letters[0].isascii() and bottom.isdigit():
         return bottom + letters[0] + "".join(ch for ch in top if ch.isdigit())

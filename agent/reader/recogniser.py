@@ -86,16 +86,23 @@ class Recogniser:
 
     def read_gray(self, gray: npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Same as :meth:`read` for a grayscale crop."""
+        raw, confidence = self._greedy_one_line(gray)
+        return (raw, confidence) if _is_plate(raw) else self._fitted(raw, confidence)
+
+    def _greedy_one_line(self, gray: npt.NDArray[np.uint8]) -> tuple[str, float]:
+        """Greedy read of the crop squeezed into the model input; probabilities kept."""
         height, width = self.input_size
         resized = cv2.resize(gray, (width, height), dst=self._resized, interpolation=cv2.INTER_AREA)
         if resized is not self._resized:  # OpenCV allocated after all: copy into the input
             np.copyto(self._resized, resized)
         self._infer()
-        raw, confidence = greedy_decode(self._probs, self.charset, probabilities=True)
-        if self._grammar is None or _is_plate(raw):
+        return greedy_decode(self._probs, self.charset, probabilities=True)
+
+    def _fitted(self, raw: str, confidence: float) -> tuple[str, float]:
+        """The best path that fits a plate layout, from the last probabilities (usually one
+        dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits."""
+        if self._grammar is None:
             return raw, confidence
-        # Greedy text fits no plate layout: the best path that does (usually one
-        # dropped or doubled character, or the thin alif read as "1").
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         return (fitted, fitted_conf) if fitted else (raw, confidence)
 
@@ -131,13 +138,24 @@ class Recogniser:
         run for such a crop: a loose crop of a one-line plate is square too,
         and a two-line read of it can look like a valid plate (measured: taking
         a valid two-line read first cost 2.5 points on the real Moroccan crops).
+
+        One shortcut: when the greedy one-line read is no plate and the
+        two-line read is one, the two-line read is kept without fitting the
+        one-line read to a layout (the costliest step; measured: the same
+        reads on the real Moroccan and the synthetic held-out crops, 15-20 %
+        less time per square crop).
         """
         gray = _gray(crop)
         height, width = gray.shape
-        one = self.read_gray(gray)
         if height < 4 or not maybe_two_line(width, height):
-            return one
-        return choose_read(one, self.read_two_line(gray), width / height)
+            return self.read_gray(gray)
+        two = self.read_two_line(gray)
+        one = self._greedy_one_line(gray)
+        if not _is_plate(one[0]):
+            if _is_plate(two[0]):
+                return two
+            one = self._fitted(*one)
+        return choose_read(one, two, width / height)
 
     def _infer(self) -> None:
         """Run the model on the input buffer; softmax probabilities into ``self._probs``."""
