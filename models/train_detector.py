@@ -46,6 +46,10 @@ TRAIN_H, TRAIN_W = 160, 256
 STRIDE = 4
 MIN_W, MIN_H, OCTAVES = 4.0, 2.0, 6.0
 PAD_VALUE = 0
+FRENCH_WEIGHT = 6
+"""Copies of each French training photo among the real sources: 139 close-up cars
+against about 1,100 Moroccan scenes. At 3 copies a retrained detector fitted the
+French boxes worst (80 % of its own training cars at IoU 0.5, 77 % held out)."""
 
 Array = np.ndarray[Any, Any]
 BoxF = tuple[float, float, float, float]
@@ -134,7 +138,7 @@ def targets(
 
 
 def real_sources(datasets: Path) -> list[tuple[Array, list[BoxF]]]:
-    """The training images of the real sets with their plate boxes (French ones weighed x3)."""
+    """The training images of the real sets with their plate boxes (French ones weighed up)."""
     sources: list[tuple[Array, list[BoxF]]] = []
     for row in realdata.moroccan_detection(datasets):
         img = _load(row.path) if not row.validation and row.box is not None else None
@@ -146,7 +150,7 @@ def real_sources(datasets: Path) -> list[tuple[Array, list[BoxF]]]:
             f = 800 / img.shape[1]  # keep memory small; boxes follow
             img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             box = (row.box[0] * f, row.box[1] * f, row.box[2] * f, row.box[3] * f)
-            sources.extend([(img, [box])] * 3)  # fewer images: weigh them up
+            sources.extend([(img, [box])] * FRENCH_WEIGHT)
     return sources
 
 

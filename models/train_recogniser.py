@@ -200,6 +200,12 @@ def augment_real_crop(crop: Array, rng: np.random.Generator, two_line: bool = Fa
     return _to_input(out, two_line)
 
 
+FRENCH_CROP_MARGINS = (0.05, 0.12)
+"""Margins around a French plate's labelled box (shares of its width and height, before
+the jitter): the training distribution, fixed here so that retuning the runtime's
+margins (agent.reader.pipeline) does not change what ``make models`` builds."""
+
+
 def french_crop(
     image: Array, box: tuple[float, float, float, float], rng: np.random.Generator | None
 ) -> Array:
@@ -211,7 +217,7 @@ def french_crop(
         w *= rng.uniform(0.95, 1.12)
         h *= rng.uniform(0.9, 1.35)
     ibox = (round(x), round(y), max(2, round(w)), max(2, round(h)))
-    crop, _ = crop_box(image, ibox)
+    crop, _ = crop_box(image, ibox, FRENCH_CROP_MARGINS)
     return np.ascontiguousarray(crop)
 
 

@@ -56,10 +56,13 @@ def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
     return image
 
 
-def crop_box(image: Image, box: Box) -> tuple[Image, Box]:
-    """The crop of ``box`` widened by the recogniser's margins, clipped to the image."""
+def crop_box(
+    image: Image, box: Box, margins: tuple[float, float] = (MARGIN_X, MARGIN_Y)
+) -> tuple[Image, Box]:
+    """The crop of ``box`` widened by ``margins`` (shares of its width and height on each
+    side; default the reader's), clipped to the image."""
     x, y, w, h = box
-    mx, my = round(w * MARGIN_X), round(h * MARGIN_Y)
+    mx, my = round(w * margins[0]), round(h * margins[1])
     x0, y0 = max(x - mx, 0), max(y - my, 0)
     x1, y1 = min(x + w + mx, image.shape[1]), min(y + h + my, image.shape[0])
     return image[y0:y1, x0:x1], (x0, y0, x1 - x0, y1 - y0)
