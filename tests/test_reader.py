@@ -406,9 +406,10 @@ class _ScriptedReads(Recogniser):
 
     def __init__(self, one: tuple[str, float], two: tuple[str, float]) -> None:
         super().__init__(MODELS / "recogniser.tflite")
-        self.one, self.two, self.fits = one, two, 0
+        self.one, self.two, self.fits, self.one_line_reads = one, two, 0, 0
 
     def _greedy_one_line(self, gray: np.ndarray) -> tuple[str, float]:
+        self.one_line_reads += 1
         return self.one
 
     def read_two_line(self, crop: Image | np.ndarray) -> tuple[str, float]:
@@ -419,7 +420,29 @@ class _ScriptedReads(Recogniser):
         return f"12345{BA}6", 0.4
 
 
-SQUARE = np.full((60, 90), 200, np.uint8)
+SQUARE = np.full((60, 90), 200, np.uint8)  # aspect 1.5
+
+
+def test_a_sure_two_line_read_of_a_square_crop_is_kept_without_a_one_line_read() -> None:
+    reads = _ScriptedReads(one=(f"12345{BA}6", 0.99), two=(f"4549{BA}26", 0.95))
+    assert reads.read_best(SQUARE) == (f"4549{BA}26", 0.95)
+    assert reads.one_line_reads == 0
+
+
+@pytest.mark.parametrize(
+    ("two", "shape"),
+    [
+        ((f"4549{BA}26", 0.85), (60, 90)),  # not sure enough
+        (("4549", 0.99), (60, 90)),  # no plate
+        ((f"4549{BA}26", 0.95), (40, 90)),  # aspect 2.25: maybe a loose one-line crop
+    ],
+)
+def test_otherwise_a_square_crop_is_read_both_ways(
+    two: tuple[str, float], shape: tuple[int, int]
+) -> None:
+    reads = _ScriptedReads(one=(f"12345{BA}6", 0.99), two=two)
+    assert reads.read_best(np.full(shape, 200, np.uint8)) == (f"12345{BA}6", 0.99)
+    assert reads.one_line_reads == 1
 
 
 def test_a_valid_two_line_read_spares_fitting_a_broken_one_line_read() -> None:
