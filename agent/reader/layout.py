@@ -104,7 +104,7 @@ def logical_raw(top: str, bottom: str) -> str:
         return f"{top_digits}|{bottom}"
     letters = [ch for ch in top if not ch.isdigit()]
     if len(letters) == 1 and not letters[0].isascii() and bottom.isdigit():
-        return bottom + letters[0] + "".join(ch for ch in top if ch.isdigit())
+        return bottom + letters[0] + top_digits
     if top and not top.isdigit() and bottom.isdigit() and not top[0].isdigit():
         return bottom + top
     if top.isdigit() and bottom.isdigit():
