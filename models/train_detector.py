@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import cv2
 import numpy as np
 import parallel  # models/ is on sys.path when this script runs
 import realdata
+import scaffold
 
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.synth.augment import field_degrade
@@ -494,43 +494,20 @@ def fit(args: argparse.Namespace, work: Path, use_real: bool, tflite: Path) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "models")
-    parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
-    parser.add_argument("--seed", type=int, default=20261126)
+    defaults = scaffold.Defaults(
+        "detector", 20261126, epochs=8, finetune_epochs=5, batch=32, lr=2e-3
+    )
+    parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
     parser.add_argument("--samples", type=int, default=7000)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--finetune-samples", type=int, default=5000)
-    parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
-    parser.add_argument(
-        "--resume", action="store_true", help="skip stage 1: load <out>/.work's stage 1 weights"
-    )
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=parallel.default_workers(),
-        help="processes rendering synthetic scenes (the samples do not depend on it)",
-    )
     parser.add_argument("--threshold", type=float, default=0.2)
-    parser.add_argument("--name", default="detector", help="output file stem")
-    parser.add_argument("--eval-only", action="store_true")
     parser.add_argument(
         "--contour", action="store_true", help="only measure the classical ContourDetector"
     )
     args = parser.parse_args(argv)
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    work = args.out / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    tflite = args.out / f"{args.name}.tflite"
-    use_real = realdata.available(args.datasets)
-    if not use_real:
-        print(f"no real datasets at {args.datasets}: training on synthetic scenes only", flush=True)
+    out = scaffold.prepare(args, "synthetic scenes")
+    work, tflite, use_real = out.work, out.tflite, out.use_real
     if args.contour:
         print(json.dumps(evaluate(ContourDetector(), args, use_real), indent=2))
         return 0
@@ -556,12 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         "finetune_epochs": args.finetune_epochs,
         "real_data": sorted([realdata.MA_DET, realdata.FRENCH]) if use_real else [],
     }
-    meta_path = tflite.with_suffix(".json")
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    scaffold.write_meta(tflite, meta)  # the runtime needs it to load the model for evaluation
     metrics = evaluate(ModelDetector(tflite, 1, args.threshold), args, use_real)
     meta["metrics"] = {k: round(v, 4) for k, v in metrics.items()}
     meta["size_bytes"] = tflite.stat().st_size
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    scaffold.write_meta(tflite, meta)
     print(json.dumps(meta["metrics"], indent=2))
     return 0
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import numpy as np
 import parallel  # models/ is on sys.path when this script runs
 import realdata
 import remix
+import scaffold
 
 from agent.reader.layout import label_tokens, logical_raw, two_line_composite
 from agent.reader.pipeline import crop_box
@@ -629,47 +629,23 @@ def fit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "models")
-    parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
-    parser.add_argument("--seed", type=int, default=20261125)
+    defaults = scaffold.Defaults(
+        "recogniser", 20261125, epochs=9, finetune_epochs=3, batch=64, lr=3e-3
+    )
+    parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
     parser.add_argument("--train-size", type=int, default=50000)
     parser.add_argument("--real-copies", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=9)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-size", type=int, default=20000)
     parser.add_argument("--finetune-copies", type=int, default=20)
-    parser.add_argument(
-        "--resume", action="store_true", help="skip stage 1: fine-tune <out>/.work's stage 1 model"
-    )
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=parallel.default_workers(),
-        help="processes rendering synthetic crops (the crops do not depend on it)",
-    )
     parser.add_argument("--eval-size", type=int, default=2000)
-    parser.add_argument("--name", default="recogniser", help="output file stem")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate an existing .tflite")
     parser.add_argument(
         "--convert-only",
         action="store_true",
         help="quantize the last trained Keras model in <out>/.work/ again, then evaluate",
     )
     args = parser.parse_args(argv)
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args.out.mkdir(parents=True, exist_ok=True)
-    work = args.out / ".work"
-    work.mkdir(parents=True, exist_ok=True)
-    tflite = args.out / f"{args.name}.tflite"
-    use_real = realdata.available(args.datasets)
-    if not use_real:
-        print(f"no real datasets at {args.datasets}: training on synthetic data only", flush=True)
+    out = scaffold.prepare(args, "synthetic data")
+    work, tflite, use_real = out.work, out.tflite, out.use_real
     real = real_sets(args.datasets) if use_real else {"ma": [], "fr": []}
     if not args.eval_only:
         fit(args, work, real, tflite)
@@ -699,12 +675,11 @@ def main(argv: list[str] | None = None) -> int:
         "finetune_epochs": args.finetune_epochs,
         "real_data": sorted([realdata.MA_OCR, realdata.FRENCH]) if use_real else [],
     }
-    meta_path = tflite.with_suffix(".json")
-    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    scaffold.write_meta(tflite, meta)
     metrics = evaluate(tflite, real, args.eval_size, args.seed + 1000, args.workers)
     meta["metrics"] = {k: round(v, 4) for k, v in metrics.items()}
     meta["size_bytes"] = tflite.stat().st_size
-    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    scaffold.write_meta(tflite, meta)
     print(json.dumps(meta["metrics"], indent=2))
     return 0
 

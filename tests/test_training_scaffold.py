@@ -1,0 +1,41 @@
+"""The training scripts' shared scaffolding (models/scaffold.py): options, outputs, metadata."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+
+import scaffold  # a training script module (models/ is no package)
+
+DEFAULTS = scaffold.Defaults("thing", 7, epochs=3, finetune_epochs=2, batch=16, lr=1e-2)
+
+
+def test_each_script_keeps_its_own_defaults_for_the_shared_options() -> None:
+    args = scaffold.training_parser("train a thing", DEFAULTS).parse_args([])
+    assert (args.name, args.seed, args.epochs, args.finetune_epochs) == ("thing", 7, 3, 2)
+    assert (args.batch, args.lr, args.finetune_lr) == (16, 1e-2, 1e-3)
+    assert args.workers >= 1 and not args.eval_only and not args.resume
+
+
+def test_prepare_makes_the_work_folder_and_says_when_the_real_sets_are_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = scaffold.training_parser("train a thing", DEFAULTS)
+    args = parser.parse_args(["--out", str(tmp_path / "out"), "--datasets", str(tmp_path / "no")])
+    out = scaffold.prepare(args, "synthetic things")
+    assert out.work == tmp_path / "out" / ".work" and out.work.is_dir()
+    assert out.tflite == tmp_path / "out" / "thing.tflite"
+    assert not out.use_real
+    assert "training on synthetic things only" in capsys.readouterr().out
+
+
+def test_metadata_is_written_beside_the_model_as_readable_utf8(tmp_path: Path) -> None:
+    scaffold.write_meta(tmp_path / "m.tflite", {"charset": "09\u0628", "version": "1.0.0"})
+    text = (tmp_path / "m.json").read_text(encoding="utf-8")
+    assert "\u0628" in text  # not escaped: the charset stays readable
+    assert json.loads(text) == {"charset": "09\u0628", "version": "1.0.0"}
