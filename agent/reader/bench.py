@@ -17,6 +17,7 @@ Figures (one interpreter thread, as on the device's reader core):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,13 +71,14 @@ def _two_line_crops(n: int) -> list[Image]:
     return crops
 
 
-def _time_crops(reader: ModelPlateReader, crops: list[Image]) -> list[float]:
-    for crop in crops[:20]:  # warm up
-        reader.read_crop(crop)
+def _time_calls(call: Callable[[Image], object], images: list[Image], warm_up: int) -> list[float]:
+    """Seconds per ``call(image)``, after ``warm_up`` untimed calls on the first images."""
+    for image in images[:warm_up]:
+        call(image)
     times = []
-    for crop in crops:
+    for image in images:
         start = time.perf_counter()
-        reader.read_crop(crop)
+        call(image)
         times.append(time.perf_counter() - start)
     return times
 
@@ -91,17 +93,11 @@ def bench_reader(config: RaqibConfig) -> dict[str, float]:
     cfg = config.reader.model_copy(update={"num_threads": 1})
     reader = ModelPlateReader.from_config(cfg)
     crops = _crops(OCR_SAMPLES)
-    ocr_p50, ocr_p99 = _percentiles(_time_crops(reader, crops))
-    two_line_p50, _ = _percentiles(_time_crops(reader, _two_line_crops(100)))
+    ocr_p50, ocr_p99 = _percentiles(_time_calls(reader.read_crop, crops, warm_up=20))
+    two_line = _time_calls(reader.read_crop, _two_line_crops(100), warm_up=20)
+    two_line_p50, _ = _percentiles(two_line)
     frames = _clip_frames(FRAME_SAMPLES)
-    for frame in frames[:5]:
-        reader.read(frame)
-    times = []
-    for frame in frames:
-        start = time.perf_counter()
-        reader.read(frame)
-        times.append(time.perf_counter() - start)
-    frame_p50, frame_p99 = _percentiles(times)
+    frame_p50, frame_p99 = _percentiles(_time_calls(reader.read, frames, warm_up=5))
     from agent.bench import bench_pipeline
 
     pipeline = bench_pipeline(config)
