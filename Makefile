@@ -6,10 +6,10 @@ DEMO_DIR ?= demo-work
 .PHONY: setup setup-train demo test lint bench models sample clean
 
 setup:
-	@scripts/setup.sh dev
+	@scripts/setup.sh dev,hq
 
 setup-train:
-	@scripts/setup.sh dev,train
+	@scripts/setup.sh dev,hq,train
 
 demo: setup
 	rm -rf $(DEMO_DIR)

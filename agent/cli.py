@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,10 +13,11 @@ from pathlib import Path
 from agent import __version__, enroll_cli
 from agent.config import RaqibConfig, load_config
 from agent.errors import RaqibError
-from agent.evidence import cli as evidence_cli
 from agent.logs import setup_logging
 from agent.reader import cli as reader_cli
 from agent.watchlist import cli as watchlist_cli
+from hq import cli as hq_cli
+from hq import evidence_cli
 
 log = logging.getLogger("raqib")
 
@@ -91,102 +90,6 @@ def _cmd_status(args: argparse.Namespace, config: RaqibConfig) -> int:
     return EXIT_OK if status["agent_running"] else EXIT_ERROR
 
 
-def _stop_on_signal() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def _cmd_hq_ingest(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.hq.workers import WorkerPool, run_worker
-
-    stop = _stop_on_signal()
-    log.info("hq ingest running", extra={"workers": args.workers})
-    if args.workers == 1:
-        run_worker(config, 0, stop)
-        return EXIT_OK
-    pool = WorkerPool(config, args.workers)
-    pool.start()
-    pool.supervise(stop)
-    return EXIT_OK
-
-
-def _cmd_hq_devices(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.hq.db import HqDatabase
-
-    db = HqDatabase(config.hq.database_url)
-    try:
-        for row in db.list_devices():
-            print(json.dumps(row, default=str))
-    finally:
-        db.close()
-    return EXIT_OK
-
-
-def _cmd_hq_broker_acl(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.broker import acl_text
-
-    print(acl_text(config.mqtt.topic_prefix), end="")
-    return EXIT_OK
-
-
-def _cmd_hq_keygen(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.pki import CertificateAuthority, HqKeys
-
-    HqKeys.load_or_create(config.hq.keys_dir)
-    CertificateAuthority.load_or_create(config.hq.keys_dir / "ca")
-    print(f"HQ keys and CA in {config.hq.keys_dir}; give devices these public keys:")
-    print(f"  {config.hq.keys_dir}/hq-encryption.pub, {config.hq.keys_dir}/hq-signing.pub")
-    return EXIT_OK
-
-
-def _cmd_hq_enrol(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.hq.db import HqDatabase
-    from agent.pki import fingerprint, load_ed25519_public
-
-    key = load_ed25519_public(args.public_key, "device public key")
-    db = HqDatabase(config.hq.database_url)
-    try:
-        db.enrol_device(args.device, key, time.time())
-    finally:
-        db.close()
-    print(f"enrolled {args.device} (key {fingerprint(key)})")
-    return EXIT_OK
-
-
-def _cmd_hq_revoke(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.hq.db import HqDatabase
-    from agent.hq.enrol import revoke_device_tls
-
-    db = HqDatabase(config.hq.database_url)
-    try:
-        known = db.revoke_device(args.device, time.time())
-    finally:
-        db.close()
-    if not known:
-        print(f"raqib: device {args.device!r} is not enrolled", file=sys.stderr)
-        return EXIT_ERROR
-    if args.cert is not None:
-        revoke_device_tls(config.hq.keys_dir / "ca", args.cert, args.crl)
-        print(f"{args.device}: certificate revoked, CRL written to {args.crl} (reload the broker)")
-    print(f"revoked {args.device}: its messages are refused from now on")
-    return EXIT_OK
-
-
-def _cmd_hq_hits(args: argparse.Namespace, config: RaqibConfig) -> int:
-    from agent.hq.db import HqDatabase
-
-    db = HqDatabase(config.hq.database_url)
-    try:
-        for row in db.list_hits(device_id=args.device, limit=args.limit):
-            row.pop("crop_jpeg", None)
-            print(json.dumps(row, default=str))
-    finally:
-        db.close()
-    return EXIT_OK
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
@@ -226,29 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     reader_cli.register(sub, [common])  # read, eval
     watchlist_cli.register(sub, [common])  # keygen, root, build, sign, diff, publish, show, verify
 
-    hq = sub_parser("hq", "headquarters services").add_subparsers(dest="hq_command", required=True)
-    ingest = hq.add_parser("ingest", help="store hits arriving over MQTT", parents=[common])
-    ingest.add_argument("--workers", type=int, default=None, help="default: hq.workers")
-    ingest.set_defaults(handler=_cmd_hq_ingest)
-    hits = hq.add_parser("hits", help="list stored hits as JSON lines", parents=[common])
-    hits.add_argument("--device", help="only this device")
-    hits.add_argument("--limit", type=int, default=100)
-    hits.set_defaults(handler=_cmd_hq_hits)
-    devices = hq.add_parser("devices", help="enrolled devices, gaps and status", parents=[common])
-    devices.set_defaults(handler=_cmd_hq_devices)
-    acl = hq.add_parser("broker-acl", help="print the Mosquitto ACL file", parents=[common])
-    acl.set_defaults(handler=_cmd_hq_broker_acl)
-    keygen = hq.add_parser("keygen", help="make HQ's keys and CA (once)", parents=[common])
-    keygen.set_defaults(handler=_cmd_hq_keygen)
-    enrol = hq.add_parser("enrol-device", help="register a device's key", parents=[common])
-    enrol.add_argument("device", help="device id")
-    enrol.add_argument("public_key", type=Path, help="the device's Ed25519 public key (PEM)")
-    enrol.set_defaults(handler=_cmd_hq_enrol)
-    revoke = hq.add_parser("revoke-device", help="refuse a device from now on", parents=[common])
-    revoke.add_argument("device", help="device id")
-    revoke.add_argument("--cert", type=Path, help="also revoke this TLS certificate")
-    revoke.add_argument("--crl", type=Path, default=Path("crl.pem"), help="CRL file to write")
-    revoke.set_defaults(handler=_cmd_hq_revoke)
+    hq = hq_cli.register(sub, [common])  # hq ingest/hits/devices/broker-acl/keygen/enrol/revoke
     enroll_cli.register(sub, hq, [common])  # enroll request/install, hq enrol-request
     return parser
 

@@ -19,19 +19,19 @@ from agent.broker import LocalBroker, free_port
 from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig, RaqibConfig, with_overrides
 from agent.daemon import Agent
 from agent.evidence.demo import upload_and_audit
-from agent.hq.db import HqDatabase
-from agent.hq.enrol import (
+from agent.messages import HitRecord
+from agent.pki import HqKeys, TlsFiles
+from agent.watchlist.provision import FleetSigner, provision_watchlist
+from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+from hq.db import HqDatabase
+from hq.enrol import (
     enrol_local,
     issue_device_tls,
     issue_hq_tls,
     setup_local_tls,
     tls_overrides,
 )
-from agent.hq.ingest import IngestService
-from agent.messages import HitRecord
-from agent.pki import HqKeys, TlsFiles
-from agent.watchlist.provision import FleetSigner, provision_watchlist
-from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+from hq.ingest import IngestService
 
 log = logging.getLogger(__name__)
 

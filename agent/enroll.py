@@ -28,7 +28,6 @@ from cryptography.x509.oid import NameOID
 from agent.config import RaqibConfig
 from agent.errors import ConfigError
 from agent.fsutil import atomic_write
-from agent.hq.db import HqDatabase
 from agent.pki import (
     DEVICE_KEY,
     HQ_ENCRYPTION_PUB,
@@ -47,6 +46,7 @@ from agent.pki import (
     public_pem,
 )
 from agent.watchlist.provision import ROOT_FILE
+from hq.db import HqDatabase
 
 TLS_DIR = "tls"
 TLS_KEY = "tls.key"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: system packages, then .venv with raqib.
-# Usage: scripts/setup.sh [EXTRAS]   (EXTRAS defaults to "dev"; e.g. "dev,train")
+# Usage: scripts/setup.sh [EXTRAS]   (EXTRAS defaults to "dev,hq"; e.g. "dev,hq,train")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${1:-dev}"
+extras="${1:-dev,hq}"
 python="${PYTHON:-python3.11}"
 
 need_apt=()

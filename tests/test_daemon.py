@@ -20,12 +20,12 @@ import pytest
 from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config
 from agent.daemon import Agent
-from agent.hq.db import HqDatabase
-from agent.hq.enrol import enrol_local
-from agent.hq.ingest import IngestService
 from agent.pki import HqKeys
 from agent.watchlist.provision import CACHE_FILE, FleetSigner, provision_watchlist
 from firmware_glue.alert import SimulatedAlert
+from hq.db import HqDatabase
+from hq.enrol import enrol_local
+from hq.ingest import IngestService
 
 CLIP = DEFAULT_SAMPLES_DIR / "street_clip.mp4"
 TRUTH = json.loads((DEFAULT_SAMPLES_DIR / "street_clip.truth.json").read_text(encoding="utf-8"))

@@ -11,9 +11,9 @@ from agent.broker import LocalBroker, free_port
 from agent.config import RaqibConfig, parse_config
 from agent.enroll import answer_request, create_request, install_pack
 from agent.errors import ConfigError
-from agent.hq.db import HqDatabase
-from agent.hq.enrol import revoke_device_tls, setup_local_tls
 from agent.pki import HqPublicKeys
+from hq.db import HqDatabase
+from hq.enrol import revoke_device_tls, setup_local_tls
 
 pytestmark = pytest.mark.device
 

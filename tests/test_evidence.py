@@ -20,15 +20,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
 from agent.cli import main
-from agent.evidence.audit import audit_files
 from agent.evidence.entry import GENESIS, entry_hash, parse_entry, sign_entry
 from agent.evidence.errors import LedgerEntryError, SegmentDecryptError
-from agent.evidence.hq_store import ledger as ledger_table
-from agent.evidence.hq_store import store_ledger_entry
 from agent.evidence.ledger import STATE_DELETED, STATE_UPLOADED
 from agent.evidence.rig import EvidenceRig
 from agent.evidence.sealing import open_segment, parse_header
 from agent.evidence.store import parse_segment_name
+from hq.audit import audit_files
+from hq.evidence_store import ledger as ledger_table
+from hq.evidence_store import store_ledger_entry
 
 pytestmark = pytest.mark.evidence
 

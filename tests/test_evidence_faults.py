@@ -16,15 +16,15 @@ from sqlalchemy import create_engine, select
 
 from agent.cli import main
 from agent.config import RaqibConfig, parse_config
-from agent.evidence.audit import audit_files
 from agent.evidence.recorder import BY_OFFICER
 from agent.evidence.rig import EvidenceRig, frames
 from agent.evidence.sealing import open_segment
 from agent.evidence.service import EvidenceService
 from agent.evidence.store import sha256_file
-from agent.hq.db import device_messages
 from agent.pki import HqKeys, load_or_create_device_key
 from firmware_glue.button import SimulatedButton
+from hq.audit import audit_files
+from hq.db import device_messages
 
 pytestmark = pytest.mark.evidence
 

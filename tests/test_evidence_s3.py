@@ -24,13 +24,13 @@ from moto.server import ThreadedMotoServer
 from agent.cli import main
 from agent.config import EvidenceConfig, parse_config
 from agent.errors import ConfigError
-from agent.evidence.audit import audit_files
-from agent.evidence.hq_store import HqEvidenceStore, HqLayout
 from agent.evidence.ledger import STATE_DELETED, STATE_LOCAL, STATE_UPLOADED, Ledger
 from agent.evidence.rig import EvidenceRig
-from agent.evidence.s3_store import MIN_PART, S3FootageStore, read_credentials, s3_client
 from agent.evidence.service import LEDGER_FILE
-from agent.evidence.upload import UploadReport, upload
+from hq.audit import audit_files
+from hq.evidence_store import HqEvidenceStore, HqLayout
+from hq.s3_store import MIN_PART, S3FootageStore, read_credentials, s3_client
+from hq.upload import UploadReport, upload
 
 pytestmark = pytest.mark.evidence
 

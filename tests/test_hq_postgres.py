@@ -24,10 +24,10 @@ from transport_kit import DEVICE, PATIENCE_S, Fleet, sample_hit
 
 from agent.broker import LocalBroker, free_port
 from agent.config import MqttConfig
-from agent.hq.db import HqDatabase, Incoming
-from agent.hq.ingest import IngestService
 from agent.messages import HIT_KIND, hit_body, parse_hit_body
 from agent.transport.outbox import Outbox
+from hq.db import HqDatabase, Incoming
+from hq.ingest import IngestService
 
 pytestmark = pytest.mark.slow
 

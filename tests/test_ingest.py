@@ -13,11 +13,11 @@ from agent.broker import LocalBroker, free_port
 from agent.config import MqttConfig
 from agent.envelope import MAX_MESSAGE_BYTES, encode_ack
 from agent.errors import PayloadError, StorageError
-from agent.hq.db import HqDatabase, Incoming
-from agent.hq.ingest import IngestService
 from agent.messages import HIT_KIND, HitRecord, hit_body, parse_hit_body
 from agent.transport.outbox import PRIORITY_STATUS, Outbox
 from agent.transport.topics import Topics, device_id_from_topic, hq_hits_subscription
+from hq.db import HqDatabase, Incoming
+from hq.ingest import IngestService
 
 FLEET = Fleet()
 

@@ -24,11 +24,11 @@ from transport_kit import PATIENCE_S, Fleet
 
 from agent.broker import LocalBroker, free_port
 from agent.config import MqttConfig, RaqibConfig, parse_config
-from agent.hq.db import HqDatabase
-from agent.hq.ingest import IngestService
-from agent.hq.workers import WorkerPool
 from agent.pki import DEVICE_KEY, write_private
 from agent.transport.outbox import Outbox
+from hq.db import HqDatabase
+from hq.ingest import IngestService
+from hq.workers import WorkerPool
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 

@@ -20,18 +20,18 @@ from transport_kit import PATIENCE_S, PREFIX, Fleet, RawClient, connects
 
 from agent.broker import LocalBroker, free_port
 from agent.config import MqttConfig
-from agent.hq.db import HqDatabase
-from agent.hq.enrol import (
+from agent.pki import TlsFiles
+from agent.transport.outbox import Outbox
+from agent.transport.topics import Topics
+from hq.db import HqDatabase
+from hq.enrol import (
     issue_device_tls,
     issue_hq_tls,
     revoke_device_tls,
     setup_local_tls,
     tls_overrides,
 )
-from agent.hq.ingest import IngestService
-from agent.pki import TlsFiles
-from agent.transport.outbox import Outbox
-from agent.transport.topics import Topics
+from hq.ingest import IngestService
 
 pytestmark = [pytest.mark.broker, pytest.mark.security]
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config
-from agent.hq.enrol import enrol_local
 from agent.watchlist.provision import FleetSigner, provision_watchlist
+from hq.enrol import enrol_local
 
 pytestmark = pytest.mark.device
 

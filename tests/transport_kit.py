@@ -14,7 +14,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import MqttConfig
 from agent.envelope import decode_ack
-from agent.hq.db import HqDatabase
 from agent.messages import HIT_KIND, hit_body
 from agent.pki import HqKeys
 from agent.reads import GnssFix, Hit, Match, TrackedRead, WatchlistEntry
@@ -22,6 +21,7 @@ from agent.transport.outbox import PRIORITY_HIT, Outbox
 from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
 from agent.transport.uplink import Uplink
+from hq.db import HqDatabase
 
 DEVICE = "cam-test-01"
 PREFIX = "raqib/v1"

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import RaqibConfig
-from agent.evidence.audit import GOOD, audit_files
-from agent.evidence.hq_store import HqEvidenceStore
 from agent.evidence.ledger import Ledger
 from agent.evidence.service import evidence_path, ledger_path, open_evidence_dir
-from agent.evidence.upload import upload
+from hq.audit import GOOD, audit_files
+from hq.evidence_store import HqEvidenceStore
+from hq.upload import upload
 
 log = logging.getLogger(__name__)
 

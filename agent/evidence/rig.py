@@ -19,14 +19,14 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.capture.queue import FrameQueue
-from agent.evidence.hq_store import HqEvidenceStore
 from agent.evidence.ledger import Ledger
 from agent.evidence.recorder import Recorder, RecorderSettings
 from agent.evidence.store import EvidenceDir
-from agent.evidence.upload import UploadReport, upload
 from agent.frames import Frame
 from agent.pki import HqKeys, load_or_create_device_key
 from firmware_glue.alert import SimulatedAlert
+from hq.evidence_store import HqEvidenceStore
+from hq.upload import UploadReport, upload
 
 EPOCH = 1_790_000_000.0
 

@@ -38,15 +38,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.broker import LocalBroker, free_port
 from agent.config import MqttConfig, RaqibConfig, parse_config
-from agent.hq.db import HqDatabase
-from agent.hq.enrol import issue_device_tls, issue_hq_tls, setup_local_tls, tls_overrides
-from agent.hq.workers import WorkerPool
 from agent.messages import HIT_KIND
 from agent.pki import DEVICE_KEY, HqKeys, HqPublicKeys, load_ed25519_private, write_private
 from agent.transport.outbox import PRIORITY_HIT, PRIORITY_STATUS, Outbox
 from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
 from agent.transport.uplink import Uplink
+from hq.db import HqDatabase
+from hq.enrol import issue_device_tls, issue_hq_tls, setup_local_tls, tls_overrides
+from hq.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _device_process(
 def _count(db: HqDatabase) -> tuple[int, int]:
     from sqlalchemy import func, select
 
-    from agent.hq.db import hits
+    from hq.db import hits
 
     pairs = select(hits.c.device_id, hits.c.seq).distinct().subquery()
     with db._read("count") as conn:

@@ -31,9 +31,9 @@ from agent.errors import StorageError
 from agent.evidence.entry import FLAG_TRUNCATED, GENESIS, LedgerEntry, parse_entry
 from agent.evidence.errors import LedgerEntryError, SegmentFormatError
 from agent.evidence.footage import Footage, LocalFootage
-from agent.evidence.hq_store import HqEvidenceStore
 from agent.evidence.sealing import parse_header
 from agent.evidence.store import parse_segment_name
+from hq.evidence_store import HqEvidenceStore
 
 VERIFIED: Final = "verified"
 MODIFIED: Final = "modified"

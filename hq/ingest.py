@@ -48,11 +48,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import MqttConfig
 from agent.envelope import MAX_ACK_SEQS, Envelope, decode_message, encode_ack, open_message
 from agent.errors import PayloadError, StorageError
-from agent.hq.db import HqDatabase, Incoming
 from agent.messages import HIT_KIND, STATUS_KIND, HitRecord, parse_hit_body, parse_status_body
 from agent.pki import HqKeys
 from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
 from agent.transport.uplink import configure_tls, connect_persistent, disable_nagle
+from hq.db import HqDatabase, Incoming
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.evidence.hq_store import HqEvidenceStore, store_ledger_entry
 from agent.evidence.ledger import STATE_DELETED, STATE_LOCAL, STATE_UPLOADED, Ledger
 from agent.evidence.store import EvidenceDir
+from hq.evidence_store import HqEvidenceStore, store_ledger_entry
 
 log = logging.getLogger(__name__)
 

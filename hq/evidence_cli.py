@@ -19,7 +19,7 @@ from agent.config import RaqibConfig
 
 if TYPE_CHECKING:
     from agent.evidence.footage import Footage
-    from agent.evidence.hq_store import HqEvidenceStore
+    from hq.evidence_store import HqEvidenceStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -41,10 +41,10 @@ def _hq_store(args: argparse.Namespace, config: RaqibConfig) -> tuple[HqEvidence
     With ``evidence.store = "s3"`` the footage is in the bucket and ``--hq DIR``
     only names the database (``DIR/hq/hq.sqlite``); without it, ``hq.database_url``.
     """
-    from agent.evidence.hq_store import HqEvidenceStore, HqLayout
+    from hq.evidence_store import HqEvidenceStore, HqLayout
 
     if config.evidence.store == "s3":
-        from agent.evidence.s3_store import S3FootageStore
+        from hq.s3_store import S3FootageStore
 
         url = HqLayout(args.hq).database_url if args.hq is not None else config.hq.database_url
         footage = S3FootageStore.from_config(config.evidence)
@@ -63,7 +63,7 @@ def cmd_upload(args: argparse.Namespace, config: RaqibConfig) -> int:
     """Send ledger and footage to the HQ evidence store; 1 if a segment could not be confirmed."""
     from agent.evidence.ledger import Ledger
     from agent.evidence.service import evidence_path, ledger_path, open_evidence_dir
-    from agent.evidence.upload import upload
+    from hq.upload import upload
 
     ledger = Ledger(ledger_path(config), config.device.id, None)
     evidence = open_evidence_dir(config.evidence, evidence_path(config))
@@ -82,7 +82,7 @@ def cmd_upload(args: argparse.Namespace, config: RaqibConfig) -> int:
 def _expand(args: list[str], hq: HqEvidenceStore) -> list[Path | Footage]:
     """Files, directories (every file below) and ``s3://bucket/key-or-prefix`` of HQ's store."""
     from agent.errors import ConfigError
-    from agent.evidence.s3_store import S3FootageStore, parse_s3_url
+    from hq.s3_store import S3FootageStore, parse_s3_url
 
     files: list[Path | Footage] = []
     for arg in args:
@@ -102,8 +102,8 @@ def _expand(args: list[str], hq: HqEvidenceStore) -> list[Path | Footage]:
 
 def cmd_verify(args: argparse.Namespace, config: RaqibConfig) -> int:
     """One verdict per file; 0 only if every file is verified (or sealed after a power loss)."""
-    from agent.evidence.audit import GOOD, audit_files
-    from agent.evidence.report import write_report
+    from hq.audit import GOOD, audit_files
+    from hq.report import write_report
 
     hq, root = _hq_store(args, config)
     try:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from agent import __version__
-from agent.evidence.audit import GOOD, Auditor, Chain, Verdict
 from agent.fsutil import atomic_write
+from hq.audit import GOOD, Auditor, Chain, Verdict
 
 _STYLE = """
 body{font-family:sans-serif;margin:2em;color:#222}

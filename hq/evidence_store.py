@@ -56,8 +56,8 @@ from agent.evidence.errors import LedgerEntryError
 from agent.evidence.footage import Footage, FootageStore, LocalFootage
 from agent.evidence.sealing import canonical_json
 from agent.evidence.store import PARTIAL, fsync_dir, parse_segment_name, sha256_file
-from agent.hq.db import HqDatabase, device_messages
 from agent.sqlite import make_durable
+from hq.db import HqDatabase, device_messages
 
 log = logging.getLogger(__name__)
 

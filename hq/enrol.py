@@ -21,7 +21,6 @@ from agent.broker import HQ_USERS, BrokerTls
 from agent.config import RaqibConfig
 from agent.errors import ConfigError
 from agent.fsutil import atomic_write
-from agent.hq.db import HqDatabase
 from agent.pki import (
     DEVICE_KEY,
     CertificateAuthority,
@@ -34,6 +33,7 @@ from agent.pki import (
     private_pem,
     write_tls_identity,
 )
+from hq.db import HqDatabase
 
 
 def enrol_local(config: RaqibConfig, db: HqDatabase | None = None) -> Ed25519PublicKey:

@@ -16,10 +16,10 @@ from multiprocessing.process import BaseProcess
 from typing import Final
 
 from agent.config import RaqibConfig
-from agent.hq.db import HqDatabase
-from agent.hq.ingest import IngestService, default_client_id
 from agent.logs import setup_logging
 from agent.pki import HqKeys
+from hq.db import HqDatabase
+from hq.ingest import IngestService, default_client_id
 
 log = logging.getLogger(__name__)
 
