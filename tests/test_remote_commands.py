@@ -7,22 +7,36 @@ in one log line, sends no reply, and goes on handling the next command.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from transport_kit import RawClient
 
+from agent import envelope
+from agent.broker import LocalBroker
 from agent.commands import CommandService, SeenCommands, device_handlers
+from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config, with_overrides
+from agent.daemon import Agent
 from agent.disposition import DispositionDesk
 from agent.envelope import CLOCK_SKEW_S, Command, encode_command
 from agent.errors import StorageError
+from agent.evidence.service import EvidenceService
 from agent.messages import parse_command_reply_body, parse_disposition_body
-from agent.pki import HqKeys
+from agent.pki import HqKeys, load_or_create_device_key
+from agent.transport.topics import Topics
 from firmware_glue.button import SimulatedButton
 from hq.commands import sign_command
+from hq.db import HqDatabase
+from hq.enrol import enrol_local
+from hq.ingest import IngestService
 
 DEVICE = "cam-cmd-01"
+PREFIX_V1 = "raqib/v1"
 NOW = 1_764_000_000.0
 
 
@@ -174,8 +188,6 @@ def test_command_valid_for_longer_than_allowed_is_refused(
 ) -> None:
     command = Command("long-lived-01", DEVICE, "start_recording", {}, NOW, NOW + 7200)
     # HQ's own encoder refuses it, so forge the signature with HQ's key by hand
-    from agent import envelope
-
     content = {
         "v": 2,
         "alg": "ed25519",
@@ -188,9 +200,6 @@ def test_command_valid_for_longer_than_allowed_is_refused(
         "expires_at": command.expires_at,
     }
     sig = rig.keys.signing.sign(b"raqib-command-v2\x00" + envelope._canonical(content))
-    import base64
-    import json
-
     payload = json.dumps({**content, "sig": base64.b64encode(sig).decode()}).encode()
     refused(rig, payload, caplog, "lifetime")
 
@@ -286,10 +295,6 @@ def test_a_press_long_after_the_alert_or_without_one_is_not_a_verdict() -> None:
 def test_the_record_button_gives_the_verdict_instead_of_toggling_recording(
     tmp_path: Path,
 ) -> None:
-    from agent.config import RaqibConfig, with_overrides
-    from agent.evidence.service import EvidenceService
-    from agent.pki import load_or_create_device_key
-
     config = with_overrides(
         RaqibConfig(), device={"state_dir": str(tmp_path)}, evidence={"button": "simulated"}
     )
@@ -329,3 +334,87 @@ def test_a_disposition_command_answers_the_latest_alert_or_a_named_one(rig: Devi
     ]
     bad = rig.service.handle(rig.sign("disposition", {"verdict": "maybe"}))
     assert bad is not None and bad["ok"] is False and "verdict must be" in bad["detail"]
+
+
+# -- through the broker, on a running agent ----------------------------------------------
+
+
+@pytest.mark.broker
+@pytest.mark.security
+def test_running_agent_refuses_forged_replayed_stale_and_misaddressed_commands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+
+    caplog.set_level(logging.INFO)
+    with LocalBroker(workdir=tmp_path / "broker") as broker:
+        config = parse_config(
+            {
+                "device": {"id": DEVICE, "state_dir": str(tmp_path / "device")},
+                "capture": {"uri": str(DEFAULT_SAMPLES_DIR / "street_clip.mp4")},
+                "mqtt": {"port": broker.port, "ack_timeout_s": 2.0, "reconnect_max_s": 1.0},
+                "hq": {
+                    "database_url": f"sqlite:///{tmp_path / 'hq.sqlite'}",
+                    "keys_dir": str(tmp_path / "hq-keys"),
+                },
+                "status": {"metrics_port": 0},
+                "evidence": {"enabled": False},
+                "gnss": {"adapter": "none"},
+            }
+        )
+        enrol_local(config)
+        keys = HqKeys.load(config.hq.keys_dir)
+        db = HqDatabase(config.hq.database_url)
+        ingest = IngestService(config.mqtt, db, keys)
+        ingest.start()
+        agent = Agent(config)
+        agent.start()
+        hq = RawClient(config.mqtt, "fake-hq")
+        try:
+            deadline = time.monotonic() + 10
+            while not agent.uplink.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # its SUBSCRIBE to the commands topic
+            topic = Topics(PREFIX_V1, DEVICE).commands
+            now = time.time()
+            genuine_id, genuine = sign_command(keys, DEVICE, "send_status", {}, now)
+            attacks = [
+                sign_command(HqKeys.generate(), DEVICE, "stop_recording", {}, now)[1],
+                sign_command(keys, DEVICE, "stop_recording", {}, now - 600)[1],
+                sign_command(keys, "cam-other", "stop_recording", {}, now)[1],
+            ]
+            db.record_command(
+                {
+                    "command_id": genuine_id,
+                    "device_id": DEVICE,
+                    "action": "send_status",
+                    "args": {},
+                    "issued_by": "test",
+                    "issued_at": now,
+                    "expires_at": now + 60,
+                }
+            )
+            for payload in [*attacks, genuine, genuine]:  # the last one is a replay
+                hq.publish(topic, payload)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and (
+                db.list_commands(DEVICE)[0]["reply_ok"] is None
+                or agent.commands is None
+                or agent.commands.counts["refused"] < 4
+            ):
+                time.sleep(0.05)
+            assert agent.commands is not None
+            assert agent.commands.counts["refused"] == 4
+            assert agent.commands.counts["executed"] == 1
+            assert db.list_commands(DEVICE)[0]["reply_ok"] is True
+            assert agent.uplink.connected  # still up
+        finally:
+            hq.close()
+            agent.shutdown()
+            ingest.stop()
+            db.close()
+    refusals = [
+        r.getMessage() for r in caplog.records if "remote command refused" in r.getMessage()
+    ]
+    assert len(refusals) == 4
+    for reason in ("signature does not verify", "expired", "for device 'cam-other'", "already"):
+        assert any(reason in line for line in refusals), (reason, refusals)
