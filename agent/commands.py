@@ -48,9 +48,9 @@ log = logging.getLogger(__name__)
 SEEN_FILE: Final = "commands.sqlite"
 MAX_PENDING_COMMANDS: Final = 16
 
-CommandHandler = Callable[[dict[str, Any]], str]
-"""Carries out one action with its ``args``; returns a short detail for the reply, or
-raises CommandError (or another InputError) saying why it could not."""
+CommandHandler = Callable[[Command], str]
+"""Carries out one verified command; returns a short detail for the reply, or raises
+CommandError (or another InputError) saying why it could not."""
 Reply = Callable[[dict[str, Any]], None]
 """Queues a ``command_reply`` body for HQ (the outbox); StorageError if it cannot."""
 
@@ -121,19 +121,21 @@ def _forget_expired(conn: Connection, now: float) -> None:
 def device_handlers(
     record: Callable[[bool, dict[str, Any]], bool],
     send_status: Callable[[], None],
-    dispose: CommandHandler,
+    dispose: Callable[[dict[str, Any]], str],
 ) -> dict[str, CommandHandler]:
-    """The actions a device carries out: recording, a heartbeat now, an officer's verdict."""
+    """The actions a device carries out: recording (the ledger names the command), a
+    heartbeat now, an officer's verdict (``DispositionDesk.from_command``)."""
 
     def recording(start: bool) -> CommandHandler:
-        def run(args: dict[str, Any]) -> str:
-            if not record(start, {"command": args}):
+        def run(command: Command) -> str:
+            detail = {"command_id": command.command_id, "args": command.args}
+            if not record(start, detail):
                 raise CommandError("recording is turned off on this device")
             return "recording start requested" if start else "recording stop requested"
 
         return run
 
-    def status(_args: dict[str, Any]) -> str:
+    def status(_command: Command) -> str:
         send_status()
         return "status sent"
 
@@ -141,7 +143,7 @@ def device_handlers(
         "start_recording": recording(True),
         "stop_recording": recording(False),
         "send_status": status,
-        "disposition": dispose,
+        "disposition": lambda command: dispose(command.args),
     }
 
 
@@ -241,7 +243,7 @@ class CommandService:
         if handler is None:
             return False, f"action {command.action!r} is not supported by this device"
         try:
-            return True, handler(command.args)
+            return True, handler(command)
         except InputError as exc:
             return False, str(exc)
         except Exception as exc:  # a failing action must not take the device down

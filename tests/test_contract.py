@@ -267,3 +267,16 @@ def test_command_replies_answer_hqs_commands_and_are_stored(wire: Wire) -> None:
     for action, command_id in wire.command_ids.items():
         assert rows[command_id]["reply_ok"] is True, (action, rows[command_id])
     assert rows[wire.command_ids["send_status"]]["reply_detail"] == "status sent"
+
+
+def test_the_ledger_names_the_command_that_stopped_recording(wire: Wire) -> None:
+    actions = [
+        item.incoming.body["action"]
+        for item in wire.by_kind()[LEDGER_KIND]
+        if item.incoming is not None
+        and item.incoming.body is not None
+        and item.incoming.body["type"] == "action"
+    ]
+    stops = [a for a in actions if a["by"] == "command"]
+    assert stops, actions
+    assert stops[0]["detail"]["command_id"] == wire.command_ids["stop_recording"]
