@@ -155,10 +155,12 @@ class Agent:
         self.uplink.start()
         self.evidence = self._start_evidence()
         self.queue = FrameQueue(cfg.capture.queue_size)
+        evidence = self.evidence
+        hooks = evidence.camera_hooks if evidence is not None else None
         self.capture = CaptureWorker(
-            lambda: open_source(cfg.capture),
+            lambda: open_source(cfg.capture, hooks),
             self.queue,
-            *([self.evidence.frames] if self.evidence is not None else []),
+            *([evidence.frames] if evidence is not None and evidence.wants_frames else []),
             loop=cfg.capture.loop,
             reconnect_s=cfg.capture.reconnect_s,
         )
