@@ -84,6 +84,15 @@ class TrackerConfig(_Section):
     """A track needs this many frame reads before it may raise a hit."""
     retention_s: float = Field(300.0, ge=0, le=86400)
     """Non-matching reads are kept in memory this long, then forgotten (privacy)."""
+    fast_alert: bool = True
+    """Alert on a track's first read when it exactly names a listed plate and is at least
+    ``fast_min_confidence`` sure, instead of waiting ``min_reads`` (the alert-latency fix)."""
+    fast_min_confidence: float = Field(0.95, ge=0.0, le=1.0)
+
+    @property
+    def fast_alert_threshold(self) -> float | None:
+        """What ``Pipeline(fast_min_confidence=...)`` takes: None when the fast path is off."""
+        return self.fast_min_confidence if self.fast_alert else None
 
 
 class WatchlistConfig(_Section):

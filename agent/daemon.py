@@ -136,7 +136,12 @@ class Agent:
         self.watchlist = open_watchlist(cfg)
         matcher = self.watchlist.matcher if self.watchlist is not None else Matcher()
         self.pipeline = Pipeline(
-            reader, tracker, matcher, cfg.device.id, cfg.reader.every_nth_frame
+            reader,
+            tracker,
+            matcher,
+            cfg.device.id,
+            cfg.reader.every_nth_frame,
+            fast_min_confidence=cfg.tracker.fast_alert_threshold,
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
         self.gnss = make_gnss(cfg.gnss)

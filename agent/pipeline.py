@@ -2,6 +2,13 @@
 
 No threads, sockets or files here: the daemon feeds frames in and takes hits
 out, and the benchmark drives exactly the same code.
+
+Fast path (``fast_min_confidence``): a track's first read that is at least that
+sure and names a listed plate *exactly* raises the hit at once, one frame or
+more before the tracker's vote would confirm it (the alert-latency bench shows
+the waiting for a second read was most of the delay). Fuzzy matches and less
+sure reads still wait for the vote. The track is remembered, so its later
+confirmation raises no second hit.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import cv2
 from agent.errors import FrameError
 from agent.frames import Frame, Image
 from agent.reader.base import PlateReader
-from agent.reads import Box, Hit, TrackedRead
+from agent.reads import Box, Hit, Match, TrackedRead
 from agent.tracking import Tracker
 from agent.watchlist.matcher import Matcher
 
@@ -49,6 +56,7 @@ class PipelineStats:
     reads: int = 0
     tracks: int = 0
     hits: int = 0
+    fast_hits: int = 0
     read_ms_ema: float = 0.0
 
 
@@ -62,12 +70,15 @@ class Pipeline:
         matcher: Matcher,
         device_id: str,
         every_nth_frame: int = 1,
+        *,
+        fast_min_confidence: float | None = None,
     ) -> None:
         self.reader = reader
         self.tracker = tracker
         self.matcher = matcher
         self.device_id = device_id
         self._every_nth = every_nth_frame
+        self._fast_min_confidence = fast_min_confidence
         self._hit_tracks: OrderedDict[int, None] = OrderedDict()
         self.stats = PipelineStats()
 
@@ -96,7 +107,22 @@ class Pipeline:
             hit = self._check(tracked, frame)
             if hit is not None:
                 hits.append(hit)
+        if self._fast_min_confidence is not None:
+            for tracked in self.tracker.provisional:
+                hit = self._check_fast(tracked, frame, self._fast_min_confidence)
+                if hit is not None:
+                    hits.append(hit)
         return hits
+
+    def _check_fast(self, tracked: TrackedRead, frame: Frame, threshold: float) -> Hit | None:
+        """One sure read that is exactly a listed plate: alert now, not at the next read."""
+        if tracked.confidence < threshold or tracked.track_id in self._hit_tracks:
+            return None
+        match = self.matcher.match(tracked.text, tracked.confidence)
+        if match is None or match.kind != "exact":
+            return None
+        self.stats.fast_hits += 1
+        return self._raise(tracked, match, frame)
 
     def _check(self, tracked: TrackedRead, frame: Frame) -> Hit | None:
         if tracked.track_id in self._hit_tracks:
@@ -105,6 +131,9 @@ class Pipeline:
         match = self.matcher.match(tracked.text, tracked.confidence)
         if match is None:
             return None
+        return self._raise(tracked, match, frame)
+
+    def _raise(self, tracked: TrackedRead, match: Match, frame: Frame) -> Hit:
         self._hit_tracks[tracked.track_id] = None
         if len(self._hit_tracks) > MAX_REMEMBERED_TRACKS:
             self._hit_tracks.popitem(last=False)
