@@ -62,6 +62,7 @@ from agent.evidence.packets import EncodedPacket, PacketQueue
 from agent.evidence.sealing import SealedWriter, new_header
 from agent.evidence.store import EvidenceDir, segment_name
 from agent.frames import Frame
+from agent.priority import lower_this_thread
 from agent.reads import GnssFix
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,7 @@ class Recorder:
         return frame is not None, self._frames.closed, self._frames.stats().depth
 
     def _run(self) -> None:
+        lower_this_thread()  # the reader's alerts come first; this queue can wait
         try:
             while True:
                 got, closed, depth = self._step()
