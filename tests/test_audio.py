@@ -293,3 +293,85 @@ def test_status_reports_sound_and_mute(tmp_path: Path) -> None:
         assert json.dumps(service.status())  # status.json-ready
     finally:
         service.stop()
+
+
+class _FakePcm:
+    """pyalsaaudio's capture PCM as the adapter uses it: ``read()`` -> (frames, bytes)."""
+
+    def __init__(self, periods: list[tuple[int, bytes]], fail: bool) -> None:
+        self._periods = periods
+        self._fail = fail
+        self.closed = False
+
+    def read(self) -> tuple[int, bytes]:
+        if self._periods:
+            return self._periods.pop(0)
+        if self._fail:
+            raise OSError("No such device")
+        import time as _time
+
+        _time.sleep(0.01)
+        return 0, b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_alsaaudio(periods: list[tuple[int, bytes]], fail: bool = False) -> object:
+    import types
+
+    module = types.ModuleType("alsaaudio")
+    module.PCM_CAPTURE, module.PCM_NORMAL, module.PCM_FORMAT_S16_LE = 1, 0, 2  # type: ignore[attr-defined]
+    module.ALSAAudioError = OSError  # type: ignore[attr-defined]
+    made: list[_FakePcm] = []
+
+    def pcm(**kwargs: object) -> _FakePcm:
+        assert kwargs["type"] == 1 and kwargs["format"] == 2 and kwargs["rate"] == RATE
+        made.append(_FakePcm(periods, fail))
+        return made[-1]
+
+    module.PCM = pcm  # type: ignore[attr-defined]
+    module.made = made  # type: ignore[attr-defined]
+    return module
+
+
+def test_the_alsa_adapter_delivers_stamped_chunks_counts_overruns_and_reports_failure(
+    monkeypatch: pytest.MonkeyPatch, wait_until: object
+) -> None:
+    import sys
+    import time
+
+    from agent.errors import CaptureError
+    from firmware_glue.microphone import AlsaMicrophone
+
+    period = np.arange(960, dtype=np.int16).tobytes()
+    module = fake_alsaaudio([(960, period), (-32, b""), (960, period)], fail=True)
+    monkeypatch.setitem(sys.modules, "alsaaudio", module)
+    mic = AlsaMicrophone("plughw:CARD=Mic", RATE, 1)
+    before = time.time()
+    mic.start()
+    try:
+        assert wait_until(lambda: mic._error is not None, timeout=5.0)  # type: ignore[operator]
+        chunks = mic.read(time.time() + 1)
+        assert [c.frames for c in chunks] == [960, 960]
+        assert before - 0.1 < chunks[0].timestamp <= time.time()
+        assert chunks[0].samples[:3, 0].tolist() == [0, 1, 2]
+        assert mic.overruns == 1
+        with pytest.raises(CaptureError, match="microphone plughw:CARD=Mic failed"):
+            mic.read(time.time() + 1)
+    finally:
+        mic.close()
+    assert module.made[0].closed  # type: ignore[attr-defined]
+
+
+def test_without_pyalsaaudio_the_alsa_adapter_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from agent.errors import CaptureError
+    from firmware_glue.microphone import AlsaMicrophone
+
+    monkeypatch.setitem(sys.modules, "alsaaudio", None)  # import fails
+    with pytest.raises(CaptureError, match="python3-alsaaudio"):
+        AlsaMicrophone().start()
