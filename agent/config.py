@@ -88,6 +88,8 @@ class TrackerConfig(_Section):
     """Alert on a track's first read when it exactly names a listed plate and is at least
     ``fast_min_confidence`` sure, instead of waiting ``min_reads`` (the alert-latency fix)."""
     fast_min_confidence: float = Field(0.95, ge=0.0, le=1.0)
+    realert_s: float = Field(10.0, ge=0, le=3600)
+    """A listed plate hit again within this time is the same passing: no second alert or hit."""
 
     @property
     def fast_alert_threshold(self) -> float | None:

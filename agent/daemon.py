@@ -142,6 +142,7 @@ class Agent:
             cfg.device.id,
             cfg.reader.every_nth_frame,
             fast_min_confidence=cfg.tracker.fast_alert_threshold,
+            realert_s=cfg.tracker.realert_s,
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
         self.gnss = make_gnss(cfg.gnss)

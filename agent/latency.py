@@ -29,6 +29,7 @@ from typing import Final
 
 import numpy as np
 
+from agent.alerts import describe_hit
 from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, with_overrides
 from agent.daemon import Agent
@@ -68,7 +69,8 @@ class _TimedAgent(Agent):
             raise TypeError("the latency bench needs the simulated alert adapter")
         before = len(adapter.events)
         super()._on_hit(hit)
-        fired = adapter.events[before].at
+        message = describe_hit(hit)  # other threads may alert too (e.g. a full disk)
+        fired = next(e.at for e in adapter.events[before:] if e.message == message)
         self.timed.first_read_ms.append((fired - hit.read.first_seen) * 1000)
         self.timed.confirm_ms.append((fired - hit.read.last_seen) * 1000)
 

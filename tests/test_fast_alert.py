@@ -80,3 +80,18 @@ def test_a_read_of_another_plate_never_alerts() -> None:
 def test_the_fast_path_is_on_by_default_and_can_be_turned_off() -> None:
     assert TrackerConfig().fast_alert_threshold == 0.95
     assert TrackerConfig(fast_alert=False).fast_alert_threshold is None
+
+
+def test_a_track_split_by_dropped_frames_does_not_alert_twice() -> None:
+    """Frames dropped for longer than the tracker's gap split one passing into two tracks."""
+    script: list[list[PlateRead]] = [[read(LISTED, 0.99)], [read(LISTED, 0.99)]]
+    script += [[] for _ in range(30)]  # 1.2 s with no read: the first track closes
+    script += [[read(LISTED, 0.99)], [read(LISTED, 0.99)]]
+    assert run(script, 0.95) == [(0, 1)]
+
+
+def test_the_same_plate_passing_again_later_alerts_again() -> None:
+    script: list[list[PlateRead]] = [[read(LISTED, 0.99)], [read(LISTED, 0.99)]]
+    script += [[] for _ in range(300)]  # 12 s later, past realert_s
+    script += [[read(LISTED, 0.99)], [read(LISTED, 0.99)]]
+    assert run(script, 0.95) == [(0, 1), (302, 1)]
