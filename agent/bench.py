@@ -19,6 +19,7 @@ from agent.capture.worker import CaptureWorker
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig
 from agent.daemon import make_reader
 from agent.evidence.bench import bench_evidence
+from agent.latency import bench_alert_latency
 from agent.pipeline import Pipeline
 from agent.reader.bench import bench_reader
 from agent.tracking import Tracker
@@ -41,7 +42,13 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
     reader = make_reader(config)
     tracker = Tracker(config.tracker.gap_s, config.tracker.min_reads, config.tracker.retention_s)
     matcher = Matcher(read_csv(DEFAULT_SAMPLES_DIR / "watchlist.csv"))
-    pipeline = Pipeline(reader, tracker, matcher, config.device.id)
+    pipeline = Pipeline(
+        reader,
+        tracker,
+        matcher,
+        config.device.id,
+        fast_min_confidence=config.tracker.fast_alert_threshold,
+    )
     queue = FrameQueue(10_000)
     worker = CaptureWorker(lambda: open_source(cfg), queue)
     start = time.perf_counter()
@@ -62,6 +69,7 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
         "pipeline_frames": frames,
         "pipeline_hits": hits,
         "frames_dropped": queue.stats().dropped,
+        **bench_alert_latency(config),
     }
 
 

@@ -84,6 +84,17 @@ class TrackerConfig(_Section):
     """A track needs this many frame reads before it may raise a hit."""
     retention_s: float = Field(300.0, ge=0, le=86400)
     """Non-matching reads are kept in memory this long, then forgotten (privacy)."""
+    fast_alert: bool = True
+    """Alert on a track's first read when it exactly names a listed plate and is at least
+    ``fast_min_confidence`` sure, instead of waiting ``min_reads`` (the alert-latency fix)."""
+    fast_min_confidence: float = Field(0.95, ge=0.0, le=1.0)
+    realert_s: float = Field(10.0, ge=0, le=3600)
+    """A listed plate hit again within this time is the same passing: no second alert or hit."""
+
+    @property
+    def fast_alert_threshold(self) -> float | None:
+        """What ``Pipeline(fast_min_confidence=...)`` takes: None when the fast path is off."""
+        return self.fast_min_confidence if self.fast_alert else None
 
 
 class WatchlistConfig(_Section):
@@ -221,12 +232,37 @@ class EvidenceConfig(_Section):
     environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``). Never in this file."""
     s3_part_mb: int = Field(16, ge=5, le=5120)
     """Larger segments go up in parts of this size (an interrupted upload resumes by part)."""
+    encoder: Literal["auto", "hardware", "software"] = "auto"
+    """H.264 encoder: "auto" takes the board's hardware encoder (picamera2, a Pi 4) when the
+    camera is a Pi camera and the board has one, else libx264 in software (a Pi 5, x86);
+    "hardware" forces picamera2's encoder; the choice is in ``raqib status``."""
+    hardware_bitrate_kbps: int = Field(0, ge=0, le=50_000)
+    """Bit rate of the hardware encoder; 0 lets picamera2 choose."""
 
     @model_validator(mode="after")
     def _s3_bucket_given(self) -> EvidenceConfig:
         if self.store == "s3" and not self.s3_bucket:
             raise ValueError("store = 's3' needs s3_bucket")
         return self
+
+
+class AudioConfig(_Section):
+    """Sound recorded with the footage (``docs/evidence.md``, "Sound")."""
+
+    source: Literal["none", "alsa", "file"] = "none"
+    """The microphone: ALSA (pyalsaaudio), a sound file (simulator), or none."""
+    device: str = Field("default", min_length=1, max_length=128)
+    """ALSA capture PCM, e.g. ``default``, ``hw:1,0``, ``plughw:CARD=Device``."""
+    path: Path = DEFAULT_SAMPLES_DIR / "street_audio.m4a"
+    """Sound file the simulator loops (``source = "file"``)."""
+    sample_rate: Literal[16000, 22050, 24000, 32000, 44100, 48000] = 48000
+    channels: int = Field(1, ge=1, le=2)
+    bitrate_kbps: int = Field(64, ge=16, le=256)
+    """AAC-LC bit rate."""
+    pre_event: bool = False
+    """Keep sound in the pre-event buffer too; off by default (picture only before the start)."""
+    mute_button: Literal["none", "simulated", "gpio"] = "simulated"
+    mute_button_gpio: int = Field(23, ge=0, le=40)
 
 
 class LoggingConfig(_Section):
@@ -249,6 +285,7 @@ class RaqibConfig(_Section):
     status: StatusConfig = StatusConfig()
     board: BoardConfig = BoardConfig()
     evidence: EvidenceConfig = EvidenceConfig()
+    audio: AudioConfig = AudioConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -138,7 +138,13 @@ class Agent:
         self.watchlist = open_watchlist(cfg)
         matcher = self.watchlist.matcher if self.watchlist is not None else Matcher()
         self.pipeline = Pipeline(
-            reader, tracker, matcher, cfg.device.id, cfg.reader.every_nth_frame
+            reader,
+            tracker,
+            matcher,
+            cfg.device.id,
+            cfg.reader.every_nth_frame,
+            fast_min_confidence=cfg.tracker.fast_alert_threshold,
+            realert_s=cfg.tracker.realert_s,
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
         self.gnss = make_gnss(cfg.gnss)
@@ -159,10 +165,12 @@ class Agent:
         self.uplink.start()
         self.evidence = self._start_evidence()
         self.queue = FrameQueue(cfg.capture.queue_size)
+        evidence = self.evidence
+        hooks = evidence.camera_hooks if evidence is not None else None
         self.capture = CaptureWorker(
-            lambda: open_source(cfg.capture),
+            lambda: open_source(cfg.capture, hooks),
             self.queue,
-            *([self.evidence.frames] if self.evidence is not None else []),
+            *([evidence.frames] if evidence is not None and evidence.wants_frames else []),
             loop=cfg.capture.loop,
             reconnect_s=cfg.capture.reconnect_s,
         )

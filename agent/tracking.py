@@ -8,6 +8,10 @@ summed confidence; should later frames change the vote, the track is reported
 again with the same ``track_id`` so a late correct read still counts. Closed
 tracks are kept ``retention_s`` for "what did we just pass?" and then
 forgotten: unmatched reads never leave the device.
+
+Tracks not yet confirmed but read in the latest frame are in ``provisional``,
+so the pipeline may alert on one sure read that exactly names a listed plate
+without waiting for the second read (``agent.pipeline``'s fast path).
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class Tracker:
         self._open: list[_Track] = []
         self._next_id = 1
         self._recent: deque[tuple[float, TrackedRead]] = deque()
+        self.provisional: list[TrackedRead] = []
+        """Tracks read in the latest frame that have fewer than ``min_reads`` reads."""
 
     def observe(
         self, reads: list[PlateRead], timestamp: float, frame_index: int
@@ -89,6 +95,7 @@ class Tracker:
         """Add one frame's reads; returns tracks confirmed, or whose vote changed, in this frame."""
         self._close_stale(timestamp)
         changed = []
+        self.provisional = []
         for read in reads:
             track = self._find(read.text)
             if track is None:
@@ -99,6 +106,8 @@ class Tracker:
             if track.n_reads >= self._min_reads and track.leading_text() != track.reported_text:
                 track.reported_text = track.leading_text()
                 changed.append(track.voted())
+            elif track.n_reads < self._min_reads:
+                self.provisional.append(track.voted())
         return changed
 
     def _find(self, text: str) -> _Track | None:

@@ -59,6 +59,22 @@ CameraFactory = Callable[[int], Any]
 """``Picamera2(camera_num)`` or a stand-in with the same methods."""
 
 
+class CameraHooks(Protocol):
+    """Told when the camera has started and before it closes (the hardware encoder's feed)."""
+
+    def attach(self, camera: Any) -> None: ...
+
+    def detach(self, camera: Any) -> None: ...
+
+
+class PacketSink(Protocol):
+    """Takes the hardware encoder's access units (on picamera2's encoder thread)."""
+
+    def packet(self, data: bytes, keyframe: bool, timestamp_us: int | None) -> None: ...
+
+    def closed(self) -> None: ...
+
+
 def picamera2_available() -> bool:
     return importlib.util.find_spec("picamera2") is not None
 
@@ -190,6 +206,7 @@ class Picamera2Source:
         buffer_count: int = 6,
         lores_format: str = LORES_FORMAT,
         camera_factory: CameraFactory | None = None,
+        hooks: CameraHooks | None = None,
     ) -> None:
         self.main_size = (width - width % 2, height - height % 2)
         self.lores_size = lores_size(self.main_size, reader_size)
@@ -199,6 +216,7 @@ class Picamera2Source:
         self._buffer_count = buffer_count
         self._lores_format = lores_format
         self._factory = camera_factory
+        self._hooks = hooks
         self._camera: Any = None
         self._lock = threading.Lock()
         self.sensor_mode: SensorMode | None = None
@@ -240,6 +258,8 @@ class Picamera2Source:
             self.lores_size = (int(width), int(height))
             self._lores_format = str(lores.get("format", self._lores_format))
             camera.start()
+            if self._hooks is not None:
+                self._hooks.attach(camera)
         except CaptureError:
             _close_quietly(camera)
             raise
@@ -297,6 +317,8 @@ class Picamera2Source:
         with self._lock:
             camera, self._camera = self._camera, None
         if camera is not None:
+            if self._hooks is not None:
+                self._hooks.detach(camera)
             _close_quietly(camera)
 
 
@@ -449,7 +471,7 @@ class HardwareRecorder:
             encoder = encoder_factory(
                 bitrate=self.settings.bitrate, repeat=True, iperiod=gop, framerate=self.settings.fps
             )
-            self._camera.start_encoder(encoder, _make_output(output_base, self), name="main")
+            self._camera.start_encoder(encoder, make_output(output_base, self), name="main")
         except Exception as exc:
             raise CaptureError(f"cannot start the hardware H.264 encoder: {exc}") from exc
         self._encoder = encoder
@@ -606,7 +628,7 @@ class HardwareRecorder:
         self._on_segment(segment)
 
 
-def _make_output(base: type[Any], recorder: HardwareRecorder) -> Any:
+def make_output(base: type[Any], recorder: PacketSink) -> Any:
     """An instance of a subclass of picamera2's ``Output`` that feeds ``recorder``.
 
     Built at run time because ``Output`` can only be imported on the Pi;

@@ -126,6 +126,7 @@ def cmd_verify(args: argparse.Namespace, config: RaqibConfig) -> int:
 def cmd_export(args: argparse.Namespace, config: RaqibConfig) -> int:
     """Decrypt a sealed segment with HQ's key into a playable MP4 (HQ side)."""
     from agent.evidence.sealing import open_segment
+    from agent.evidence.tracks import media_tracks
     from agent.fsutil import atomic_write
     from agent.pki import HqKeys
 
@@ -134,6 +135,10 @@ def cmd_export(args: argparse.Namespace, config: RaqibConfig) -> int:
     atomic_write(args.out, opened.plaintext, 0o600)
     state = "complete" if opened.complete else "TRUNCATED (no final chunk)"
     _out(f"{args.out}: {len(opened.plaintext)} bytes of MP4, {opened.chunks} chunks, {state}")
+    tracks = media_tracks(opened.plaintext)
+    _out("  tracks: " + (", ".join(t.describe() for t in tracks) or "none readable"))
+    if tracks and not any(t.kind == "audio" for t in tracks):
+        _out("  no sound track (pre-event footage, or recorded without a microphone)")
     return EXIT_OK
 
 

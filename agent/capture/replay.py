@@ -80,6 +80,10 @@ class VideoFileSource:
             for av_frame in container.decode(stream):
                 pts_s = float(av_frame.time) if av_frame.time is not None else index / rate
                 pacer.wait(pts_s)
+                if index == 0 and self._realtime and self._start_time is None:
+                    # As a camera: a frame is stamped when it is delivered, so the time spent
+                    # opening the file and decoding the first frame is not counted as latency.
+                    epoch = time.time() - pts_s
                 image = cast(Image, av_frame.to_ndarray(format="bgr24"))
                 yield Frame(index=index, timestamp=epoch + pts_s, pts_s=pts_s, image=image)
                 index += 1

@@ -7,7 +7,7 @@ An entry is a JSON object (``docs/evidence.md`` is the reference)::
      "segment": {"number": 12, "recording": "...", "part": 3, "file": "...",
                  "start": ..., "end": ..., "frames": 250, "sha256": "...", "size": ...,
                  "gnss": {"lat": ..., "lon": ..., "accuracy_m": ..., "timestamp": ...} | null,
-                 "flags": ["pre_event", "truncated", "disk_full"]},
+                 "flags": ["pre_event", "truncated", "disk_full", "audio", "muted"]},
      "sig": "<base64 Ed25519 signature>"}
 
 or ``"type": "action"`` with ``"action": {"name": "record_start", "by": "officer",
@@ -44,6 +44,10 @@ TYPE_ACTION: Final = "action"
 FLAG_PRE_EVENT: Final = "pre_event"
 FLAG_TRUNCATED: Final = "truncated"
 FLAG_DISK_FULL: Final = "disk_full"
+FLAG_AUDIO: Final = "audio"
+"""The segment holds a sound track (AAC) besides the picture."""
+FLAG_MUTED: Final = "muted"
+"""The officer muted the microphone during the segment (its sound is silence there)."""
 _LABEL: Final = b"raqib-ledger-v1\x00"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _COMMON: Final = frozenset({"v", "alg", "device", "seq", "at", "prev", "officer", "type", "sig"})

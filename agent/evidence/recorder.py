@@ -18,6 +18,12 @@ the last hit); requests are queued to the recorder thread, which alone touches
 the encoder, the muxer and the files. A full disk ends the current segment
 properly (a margin is kept for it), stops recording, alerts the officer and
 records why in the ledger; nothing already written is lost.
+
+With a microphone (``agent.evidence.audio``) each recorded segment also holds an
+AAC track on the same clock. The pre-event ring is picture only unless
+``audio_pre_event``: its footage then goes into segments of its own, and the
+first live keyframe starts a segment with sound. Muting is the officer's act,
+entered in the ledger; the track then carries silence.
 """
 
 from __future__ import annotations
@@ -42,12 +48,21 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.capture.queue import FrameQueue
 from agent.errors import RaqibError, StorageError
-from agent.evidence.entry import FLAG_DISK_FULL, FLAG_PRE_EVENT, FLAG_TRUNCATED
+from agent.evidence.audio import AudioTrack
+from agent.evidence.entry import (
+    FLAG_AUDIO,
+    FLAG_DISK_FULL,
+    FLAG_MUTED,
+    FLAG_PRE_EVENT,
+    FLAG_TRUNCATED,
+)
 from agent.evidence.errors import StorageFullError
 from agent.evidence.ledger import STATE_DELETED, STATE_UPLOADED, Ledger, SegmentInfo
+from agent.evidence.packets import EncodedPacket, PacketQueue
 from agent.evidence.sealing import SealedWriter, new_header
 from agent.evidence.store import EvidenceDir, segment_name
 from agent.frames import Frame
+from agent.priority import lower_this_thread
 from agent.reads import GnssFix
 
 log = logging.getLogger(__name__)
@@ -73,6 +88,8 @@ class RecorderSettings:
     preset: str = "ultrafast"
     chunk_bytes: int = 64 * 1024
     sync_s: float = 1.0
+    audio_pre_event: bool = False
+    """Keep sound in the pre-event ring too (default: picture only, as the market's leader)."""
 
 
 @dataclass(slots=True)
@@ -84,6 +101,7 @@ class RecorderStats:
     disk_full: bool = False
     errors: int = 0
     encode_cpu_s: float = 0.0
+    muted: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +120,8 @@ class _Open:
     end: float = 0.0
     frames: int = 0
     flags: set[str] = field(default_factory=set)
+    audio_stream: Any = None
+    audio_packets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +131,8 @@ class _Request:
     auto: bool = False
     toggle: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    mute: bool | None = None
+    """A mute request: True mute, False unmute (``toggle`` with it: the mute button)."""
 
 
 class Recorder:
@@ -127,8 +149,12 @@ class Recorder:
         device_id: str,
         gnss: Callable[[], GnssFix | None] | None = None,
         alert: Callable[[str], None] | None = None,
+        audio: AudioTrack | None = None,
+        packets: PacketQueue | None = None,
     ) -> None:
+        """``packets``: the board's encoder feeds encoded video there and ``frames`` is unused."""
         self._frames = frames
+        self._packets = packets
         self._dir = evidence
         self._ledger = ledger
         self._hq_key = hq_key
@@ -153,6 +179,8 @@ class Recorder:
         self._seg: _Open | None = None
         self._last_frame_at = time.monotonic()
         self.stats = RecorderStats()
+        self._audio = audio
+        self._mute_switch: bool | None = None
         evidence.on_full = self._make_room
 
     # -- control (any thread) ----------------------------------------------------------
@@ -181,6 +209,14 @@ class Recorder:
         """A watchlist hit: record with the pre-event ring, stop ``post_event_s`` later."""
         self._requests.put(_Request(True, BY_HIT, auto=True, detail=detail or {}))
 
+    def request_mute(self, muted: bool | None, by: str = BY_OFFICER) -> None:
+        """Mute (True), unmute (False) or toggle (None) the microphone; entered in the ledger."""
+        self._requests.put(_Request(False, by, toggle=muted is None, mute=bool(muted)))
+
+    @property
+    def audio(self) -> AudioTrack | None:
+        return self._audio
+
     def stop(self, timeout: float = 10.0) -> None:
         """Drain the frames already queued, close the open segment, stop the thread."""
         self._stop.set()
@@ -196,6 +232,11 @@ class Recorder:
     @property
     def recording(self) -> bool:
         return self.stats.recording
+
+    @property
+    def encoder(self) -> str:
+        """``hardware`` (the board's encoder feeds packets) or ``software`` (libx264 here)."""
+        return "software" if self._packets is None else "hardware"
 
     # -- start-up recovery ---------------------------------------------------------------
 
@@ -239,6 +280,38 @@ class Recorder:
             self.stats.errors += 1
             log.error("recorder: frame %d not encoded: %s", frame.index, exc)
 
+    def feed_encoded(self, packet: EncodedPacket | None) -> None:
+        """One step with an access unit from the board's encoder (tests call it too)."""
+        self._handle_requests()
+        if packet is None:
+            self._close_if_stalled()
+            return
+        self._last_frame_at = time.monotonic()
+        try:
+            self._on_encoded(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            self.stats.errors += 1
+            log.error("recorder: hardware packet not written: %s", exc)
+
+    def _on_encoded(self, encoded: EncodedPacket) -> None:
+        if encoded.size != self._size:  # the camera was (re)configured: a new stream
+            self._close_segment()
+            self._ring.clear()
+            self._size = encoded.size
+        when = encoded.timestamp
+        if self._t0 is None:
+            self._t0 = when
+        self._now = when
+        self._pump_audio(when)
+        pts = max(self._last_pts + 1, round((when - self._t0) * 1000))
+        self._last_pts = pts
+        packet = av.Packet(encoded.data)
+        packet.pts = packet.dts = pts
+        packet.time_base = TIME_BASE
+        packet.is_keyframe = encoded.keyframe
+        self.stats.frames_encoded += 1
+        self._on_packet(packet)
+
     def _close_if_stalled(self) -> None:
         """The camera stopped delivering: seal what was written rather than hold it open."""
         stalled = time.monotonic() - self._last_frame_at
@@ -254,14 +327,24 @@ class Recorder:
         if self._active:
             self._end_recording(BY_DEVICE, {"reason": "recorder stopped"})
 
+    def _step(self) -> tuple[bool, bool, int]:
+        """One item from the input: (got one, input closed, items still queued)."""
+        if self._packets is not None:
+            packet = self._packets.get(0.1)
+            self.feed_encoded(packet)
+            return packet is not None, self._packets.closed, self._packets.depth
+        frame = self._frames.get(0.1)
+        self.feed(frame)
+        return frame is not None, self._frames.closed, self._frames.stats().depth
+
     def _run(self) -> None:
+        lower_this_thread()  # the reader's alerts come first; this queue can wait
         try:
             while True:
-                frame = self._frames.get(0.1)
-                self.feed(frame)
-                if frame is None and (self._frames.closed or self._stop.is_set()):
+                got, closed, depth = self._step()
+                if not got and (closed or self._stop.is_set()):
                     break
-                if self._stop.is_set() and self._frames.stats().depth == 0:
+                if self._stop.is_set() and depth == 0:
                     break
             self.finish()
         except Exception as exc:
@@ -277,7 +360,9 @@ class Recorder:
                 request = self._requests.get_nowait()
             except queue.Empty:
                 break
-            if request.toggle and self._active:
+            if request.mute is not None:
+                self._set_muted(not self.stats.muted if request.toggle else request.mute, request)
+            elif request.toggle and self._active:
                 self._end_recording(request.by, request.detail)
             elif request.start:
                 self._begin(request)
@@ -285,6 +370,15 @@ class Recorder:
                 self._end_recording(request.by, request.detail)
         if self._active and self._auto_until is not None and self._now >= self._auto_until:
             self._end_recording(BY_HIT, {"reason": "post-event time elapsed"})
+
+    def _set_muted(self, muted: bool, request: _Request) -> None:
+        if muted == self.stats.muted:
+            return
+        self.stats.muted = muted
+        self._mute_switch = muted  # takes effect from the next frame's time on
+        has_mic = self._audio is not None and not self._audio.failed
+        detail = {"microphone": has_mic, **request.detail}
+        self._ledger_action("audio_muted" if muted else "audio_unmuted", request.by, detail)
 
     def _begin(self, request: _Request) -> None:
         if request.auto:
@@ -314,7 +408,11 @@ class Recorder:
             self._write_packet(packet, when, pre_event=True)
 
     def _end_recording(self, by: str, detail: dict[str, Any]) -> None:
+        if self._audio is not None:
+            self._audio.finish()
         self._close_segment()
+        if self._audio is not None:
+            self._audio.reset()
         self._active = False
         self.stats.recording = False
         self._auto_until = None
@@ -358,6 +456,7 @@ class Recorder:
         if self._t0 is None:
             self._t0 = frame.timestamp
         self._now = frame.timestamp
+        self._pump_audio(frame.timestamp)
         pts = max(self._last_pts + 1, round((frame.timestamp - self._t0) * 1000))
         self._last_pts = pts
         cpu = time.thread_time()
@@ -373,6 +472,39 @@ class Recorder:
         self.stats.frames_encoded += 1
         for packet in packets:
             self._on_packet(packet)
+
+    def _pump_audio(self, until: float) -> None:
+        """Sound up to this frame: encoded while recording (or kept for the ring), else dropped."""
+        audio = self._audio
+        if audio is None:
+            return
+        if self._mute_switch is not None:
+            audio.set_muted(self._mute_switch, at=until)
+            self._mute_switch = None
+        keep = self._active or self.settings.audio_pre_event
+        was_failed = audio.failed
+        audio.pump(until, self._t0 or until, keep=keep)
+        if audio.failed and not was_failed:
+            self.stats.errors += 1
+            self._alert("MICROPHONE FAILED: recording without sound")
+        if not self._active and keep:
+            audio.trim(self._ring[0][0] if self._ring else until)
+
+    def _wants_sound(self, pre_event: bool) -> bool:
+        """Whether a segment opened now for live (or ring) footage gets a sound track."""
+        audio = self._audio
+        if audio is None or audio.failed:
+            return False
+        return not pre_event or self.settings.audio_pre_event
+
+    def _mux_audio(self, seg: _Open, before: float) -> None:
+        """The held sound that starts before ``before`` into ``seg`` (if it has a track)."""
+        if self._audio is None or seg.audio_stream is None:
+            return
+        for packet in self._audio.take(before):
+            packet.stream = seg.audio_stream
+            seg.container.mux(packet)
+            seg.audio_packets += 1
 
     def _segment_due(self, when: float) -> bool:
         seg = self._seg
@@ -425,19 +557,20 @@ class Recorder:
         if not self._active:
             return
         seg = self._seg
-        if seg is not None and packet.is_keyframe and when - seg.start >= self.settings.segment_s:
-            self._close_segment()
+        if seg is not None and packet.is_keyframe and self._cut_before(seg, when, pre_event):
+            self._close_segment(before=when)
             seg = None
         if seg is None:
             if not packet.is_keyframe:
                 return
-            seg = self._open_segment(when)
+            seg = self._open_segment(when, pre_event=pre_event)
             if seg is None:
                 return
         if pre_event:
             seg.flags.add(FLAG_PRE_EVENT)
         packet.stream = seg.stream
         try:
+            self._mux_audio(seg, when)
             seg.container.mux(packet)
         except StorageFullError as exc:
             self._storage_full(str(exc))
@@ -445,7 +578,13 @@ class Recorder:
         seg.frames += 1
         seg.end = when + 1.0 / self.settings.fps
 
-    def _open_segment(self, when: float) -> _Open | None:
+    def _cut_before(self, seg: _Open, when: float, pre_event: bool) -> bool:
+        """A new segment at this keyframe: time is up, or live footage needs its sound track."""
+        if when - seg.start >= self.settings.segment_s:
+            return True
+        return seg.audio_stream is None and self._wants_sound(pre_event)
+
+    def _open_segment(self, when: float, *, pre_event: bool = False) -> _Open | None:
         try:
             number = self._ledger.take_segment_number()
             name = segment_name(self._device, number, when)
@@ -470,6 +609,8 @@ class Recorder:
             width, height = self._size
             stream = container.add_mux_stream("h264", width=width, height=height)
             stream.time_base = TIME_BASE
+            audio = self._audio if self._wants_sound(pre_event) else None
+            sound = audio.add_stream(container) if audio is not None else None
         except (StorageError, av.FFmpegError) as exc:
             os.close(fd)
             self._dir.forget(partial.name)  # at most a header: no footage was in it
@@ -477,15 +618,25 @@ class Recorder:
             return None
         self._part += 1
         self._seg = _Open(number, name, partial, fd, writer, container, stream, when, header.part)
+        self._seg.audio_stream = sound
         return self._seg
 
-    def _close_segment(self, extra_flags: tuple[str, ...] = ()) -> None:
+    def _close_segment(
+        self, extra_flags: tuple[str, ...] = (), before: float = float("inf")
+    ) -> None:
+        """Seal the open segment; held sound that starts ``before`` the cut goes in first."""
         seg, self._seg = self._seg, None
         if seg is None:
             return
         seg.flags.update(extra_flags)
         seg.writer.finishing = True
         try:
+            if FLAG_DISK_FULL not in seg.flags:
+                self._mux_audio(seg, before)
+            if seg.audio_packets:
+                seg.flags.add(FLAG_AUDIO)
+                if self._audio is not None and self._audio.muted_between(seg.start, seg.end):
+                    seg.flags.add(FLAG_MUTED)
             seg.container.close()
             sha = seg.writer.finish()
             os.close(seg.fd)

@@ -19,12 +19,14 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.capture.queue import FrameQueue
+from agent.evidence.audio import AudioTrack
 from agent.evidence.ledger import Ledger
 from agent.evidence.recorder import Recorder, RecorderSettings
 from agent.evidence.store import EvidenceDir
 from agent.frames import Frame
 from agent.pki import HqKeys, load_or_create_device_key
 from firmware_glue.alert import SimulatedAlert
+from firmware_glue.microphone import Microphone
 from hq.evidence_store import HqEvidenceStore
 from hq.upload import UploadReport, upload
 
@@ -66,6 +68,8 @@ class EvidenceRig:
     )
     max_bytes: int = 0
     enrol: bool = True
+    microphone: Microphone | None = None
+    """Records sound too (e.g. a ``FileMicrophone``); started with the rig."""
 
     def __post_init__(self) -> None:
         self.device_dir = self.root / "device"
@@ -80,6 +84,9 @@ class EvidenceRig:
             max_bytes=self.max_bytes,
             margin_bytes=4 * self.settings.chunk_bytes + 8192,
         )
+        self.audio = AudioTrack(self.microphone) if self.microphone is not None else None
+        if self.audio is not None:
+            self.audio.start()
         self.recorder = Recorder(
             FrameQueue(8),
             self.dir,
@@ -88,6 +95,7 @@ class EvidenceRig:
             self.settings,
             device_id=self.device_id,
             alert=lambda msg: self.alerts.signal(5, msg),
+            audio=self.audio,
         )
         if self.enrol:
             with self.hq() as hq:
@@ -123,6 +131,8 @@ class EvidenceRig:
 
     def close(self) -> None:
         self.recorder.finish()
+        if self.audio is not None:
+            self.audio.close()
         self.ledger.close()
 
 

@@ -5,6 +5,11 @@ directory, the recorder thread and the officer's record button. The daemon
 passes what it already has (device key, HQ key, alert adapter, GNSS, and a
 ``publish`` that puts a ledger entry in the durable outbox) and calls
 ``on_hit``, ``command``, ``note_action``, ``tick`` and ``stop``.
+
+At start it chooses the H.264 encoder (``agent.evidence.encoder``): with the
+board's hardware encoder, ``camera_hooks`` starts it on the Pi camera and the
+recorder takes its packets instead of frames (``wants_frames`` is False). With
+``[audio]`` a microphone is recorded too, and a mute button is the officer's.
 """
 
 from __future__ import annotations
@@ -19,19 +24,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.capture.queue import FrameQueue
-from agent.config import EvidenceConfig, RaqibConfig
-from agent.errors import TransportError
+from agent.config import AudioConfig, EvidenceConfig, RaqibConfig
+from agent.errors import CaptureError, TransportError
+from agent.evidence.audio import AudioTrack
+from agent.evidence.encoder import HARDWARE, EncoderChoice, choose_encoder
 from agent.evidence.ledger import Ledger, Publish
+from agent.evidence.packets import PacketQueue
 from agent.evidence.recorder import BY_COMMAND, BY_OFFICER, Recorder, RecorderSettings
 from agent.evidence.store import EvidenceDir
 from agent.reads import GnssFix, Hit
 from firmware_glue.alert import AlertAdapter
 from firmware_glue.button import RecordButton, make_button
+from firmware_glue.hw_encoder import FeedSettings, HardwareEncoderFeed, hardware_h264_encoder
+from firmware_glue.microphone import make_microphone
 
 log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = "evidence-ledger.sqlite"
 ALERT_PRIORITY: Final = 5
+PACKET_QUEUE: Final = 250
+"""Encoded frames held for the recorder (10 s at 25 fps): muxing never takes that long."""
 
 
 def evidence_path(config: RaqibConfig) -> Path:
@@ -69,17 +81,24 @@ class EvidenceService:
         gnss: Callable[[], GnssFix | None] | None = None,
         publish: Publish | None = None,
         claim_press: Callable[[float], bool] | None = None,
+        detect_encoder: Callable[[], str | None] = hardware_h264_encoder,
+        encoder_library: tuple[Callable[..., Any], type[Any]] | None = None,
     ) -> None:
         """Open the ledger and the evidence directory; raises StorageError if they cannot be.
 
         ``claim_press(held_s)`` may take a button press for something else (the
         officer's verdict on an alert); only a press it does not take toggles recording.
+        ``detect_encoder`` and ``encoder_library`` (``H264Encoder``, ``Output``)
+        stand in for the board and picamera2 in tests.
         """
         cfg = config.evidence
         self._claim_press = claim_press
         self.config = config
         self._alert = alert
         self.frames = FrameQueue(cfg.queue_size)
+        self.encoder: EncoderChoice = choose_encoder(config, detect_encoder)
+        self.packets = PacketQueue(PACKET_QUEUE) if self.encoder.kind == HARDWARE else None
+        self.hardware_feed = self._make_feed(config, encoder_library)
         self.ledger = Ledger(
             ledger_path(config),
             config.device.id,
@@ -88,6 +107,7 @@ class EvidenceService:
             publish=publish,
         )
         self.dir = open_evidence_dir(cfg, evidence_path(config))
+        self.audio = self._make_audio(config.audio)
         settings = RecorderSettings(
             segment_s=cfg.segment_s,
             pre_event_s=cfg.pre_event_s,
@@ -97,6 +117,7 @@ class EvidenceService:
             crf=cfg.crf,
             preset=cfg.preset,
             chunk_bytes=cfg.chunk_kib * 1024,
+            audio_pre_event=config.audio.pre_event,
         )
         self.recorder = Recorder(
             self.frames,
@@ -107,17 +128,69 @@ class EvidenceService:
             device_id=config.device.id,
             gnss=gnss,
             alert=self._officer_alert,
+            audio=self.audio,
+            packets=self.packets,
         )
-        self.button = self._make_button(cfg)
+        self.button = self._make_button(cfg.button, cfg.button_gpio, "record")
+        self.mute_button = (
+            self._make_button(config.audio.mute_button, config.audio.mute_button_gpio, "mute")
+            if self.audio is not None
+            else None
+        )
         self._stopped = False
+        log.info("evidence encoder: %s (%s)", self.encoder.kind, self.encoder.reason)
 
-    def _make_button(self, cfg: EvidenceConfig) -> RecordButton | None:
-        """The record button; without one, hits and commands still start recording."""
+    def _make_button(self, kind: str, pin: int, what: str) -> RecordButton | None:
+        """A button; without one, hits and commands still start recording."""
         try:
-            return make_button(cfg.button, cfg.button_gpio)
+            return make_button(kind, pin)
         except TransportError as exc:
-            self._officer_alert(f"record button not working: {exc}")
+            self._officer_alert(f"{what} button not working: {exc}")
             return None
+
+    def _make_feed(
+        self, config: RaqibConfig, library: tuple[Callable[..., Any], type[Any]] | None
+    ) -> HardwareEncoderFeed | None:
+        if self.packets is None:
+            return None
+        cfg = config.evidence
+        settings = FeedSettings(
+            gop_s=cfg.gop_s,
+            fps=config.capture.fps,
+            bitrate=cfg.hardware_bitrate_kbps * 1000 or None,
+        )
+        factory, base = library if library is not None else (None, None)
+        return HardwareEncoderFeed(
+            self.packets,
+            settings,
+            encoder_factory=factory,
+            output_base=base,
+            on_error=lambda msg: self._officer_alert(f"NOT RECORDING: {msg}"),
+        )
+
+    def _make_audio(self, cfg: AudioConfig) -> AudioTrack | None:
+        """The microphone's track; a microphone that cannot open is told to the officer."""
+        mic = make_microphone(cfg.source, cfg.device, cfg.path, cfg.sample_rate, cfg.channels)
+        if mic is None:
+            return None
+        track = AudioTrack(mic, cfg.bitrate_kbps * 1000)
+        try:
+            track.start()
+        except CaptureError as exc:
+            self._officer_alert(f"MICROPHONE NOT WORKING: recording without sound ({exc})")
+            return None
+        log.info("recording sound from %s", mic.name)
+        return track
+
+    @property
+    def camera_hooks(self) -> HardwareEncoderFeed | None:
+        """For ``Picamera2Source(hooks=...)``: starts the board's encoder with the camera."""
+        return self.hardware_feed
+
+    @property
+    def wants_frames(self) -> bool:
+        """False when the board's encoder records: the capture worker need not copy frames here."""
+        return self.packets is None
 
     def start(self) -> None:
         """Seal what a power cut left, note a changed config, start recorder and button."""
@@ -125,6 +198,8 @@ class EvidenceService:
         self.recorder.start()
         if self.button is not None:
             self.button.start(self._pressed)
+        if self.mute_button is not None:
+            self.mute_button.start(lambda _held_s: self.recorder.request_mute(None, BY_OFFICER))
         log.info(
             "evidence recorder started",
             extra={"dir": str(self.dir.root), "segment_s": self.config.evidence.segment_s},
@@ -175,6 +250,10 @@ class EvidenceService:
         else:
             self.recorder.request_stop(BY_COMMAND, detail)
 
+    def mute(self, muted: bool, by: str = BY_OFFICER) -> None:
+        """The officer mutes (True) or unmutes the microphone; the ledger records who and when."""
+        self.recorder.request_mute(muted, by)
+
     def note_action(self, name: str, by: str, detail: dict[str, Any] | None = None) -> None:
         """Enter an officer's or device's action (e.g. ``watchlist_applied``) in the ledger."""
         self.ledger.add_action(name, by, detail)
@@ -192,18 +271,35 @@ class EvidenceService:
         if self._stopped:
             return
         self._stopped = True
-        if self.button is not None:
-            self.button.close()
+        for button in (self.button, self.mute_button):
+            if button is not None:
+                button.close()
         self.frames.close()
+        if self.packets is not None:
+            self.packets.close()
         self.recorder.stop(timeout)
+        if self.audio is not None:
+            self.audio.close()
         self.ledger.publish_pending()
         self.ledger.close()
 
-    def status(self) -> dict[str, int | bool]:
+    def audio_state(self) -> str:
+        """``off`` (no microphone), ``failed``, ``muted`` or ``on``."""
+        if self.audio is None:
+            return "off"
+        if self.audio.failed:
+            return "failed"
+        return "muted" if self.recorder.stats.muted else "on"
+
+    def status(self) -> dict[str, int | float | bool | str]:
         stats = self.recorder.stats
+        dropped = self.frames.stats().dropped if self.packets is None else self.packets.dropped
         return {
             "recording": stats.recording,
             "evidence_segments": stats.segments,
             "evidence_storage_full": stats.disk_full,
-            "evidence_frames_dropped": self.frames.stats().dropped,
+            "evidence_frames_dropped": dropped,
+            "evidence_encoder": self.encoder.kind,
+            "evidence_encode_cpu_s": round(stats.encode_cpu_s, 2),
+            "audio": self.audio_state(),
         }

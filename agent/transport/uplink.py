@@ -51,6 +51,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import MqttConfig
 from agent.errors import PayloadError, StorageError
 from agent.messages import STATUS_KIND
+from agent.priority import lower_this_thread
 from agent.transport.outbox import Outbox
 from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
@@ -341,6 +342,7 @@ class Uplink:
     # -- sender thread -------------------------------------------------------
 
     def _run(self) -> None:
+        lower_this_thread()  # hits are already stored; the officer's alert is not waiting on this
         while not self._stopping.is_set():
             self._wake.wait(self._poll_s)
             self._wake.clear()

@@ -9,10 +9,10 @@ prefix=/opt/raqib
 
 apt-get update -qq
 # picamera2 comes from Raspberry Pi OS (it needs the system libcamera); gpiozero + lgpio for GPIO.
-apt-get install -y -qq python3-venv python3-picamera2 python3-gpiozero python3-lgpio gpsd
+apt-get install -y -qq python3-venv python3-picamera2 python3-gpiozero python3-lgpio python3-alsaaudio gpsd
 
 id raqib >/dev/null 2>&1 || useradd --system --home-dir /var/lib/raqib --shell /usr/sbin/nologin \
-    --groups video,gpio,dialout raqib
+    --groups video,gpio,dialout,audio raqib
 
 if [ "$src" != "$prefix" ]; then
     mkdir -p "$prefix"

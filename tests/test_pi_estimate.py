@@ -1,0 +1,72 @@
+"""The Pi timing estimate counts what the shipped models really ask for, and its Pi 4 core
+reproduces the published figure it was built from."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from agent.config import DEFAULT_MODELS_DIR
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pi_estimate.py"
+
+
+@pytest.fixture(scope="module")
+def pi() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pi_estimate", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pi_estimate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_int8_macs_are_counted_per_operator_from_the_model_file(pi: ModuleType) -> None:
+    counts = pi.count_ops(DEFAULT_MODELS_DIR / "recogniser.tflite")
+    # 32x128 input; 3x3 convolutions 1->24, 24->48, 48->64, 64->64, 64->96, then 2x1, 1x5, 1x1.
+    by_hand = (
+        32 * 128 * 24 * 9 * 1
+        + 16 * 64 * 48 * 9 * 24
+        + 8 * 64 * 64 * 9 * 48
+        + 8 * 64 * 64 * 9 * 64
+        + 4 * 64 * 96 * 9 * 64
+        + 64 * 128 * 2 * 96
+        + 64 * 128 * 5 * 128
+        + 64 * 45 * 128
+    )
+    assert counts["CONV_2D"].ops == 8
+    assert counts["CONV_2D"].macs == by_hand
+    detector = pi.count_ops(DEFAULT_MODELS_DIR / "detector.tflite")
+    assert detector["DEPTHWISE_CONV_2D"].macs > 0 and detector["CONV_2D"].macs > 10**7
+
+
+def test_the_pi4_core_reproduces_mobilenet_v1_int8(pi: ModuleType) -> None:
+    """MobileNet v1 1.0 224: 551 M MACs in dense convolutions (incl. FC), 17.6 M depthwise."""
+    mobilenet = {
+        "CONV_2D": pi.OpCount(ops=14, macs=550_500_000),
+        "FULLY_CONNECTED": pi.OpCount(ops=1, macs=1_024_000),
+        "DEPTHWISE_CONV_2D": pi.OpCount(ops=13, macs=17_600_000),
+    }
+    core = pi.CoreSpeed(pi.PI4_CONV_GMACS, pi.PI4_DEPTHWISE_GMACS, 0.0)
+    assert core.model_ms(mobilenet) == pytest.approx(pi.PI4_REFERENCE_MS, rel=0.03)
+
+
+def test_calibration_reproduces_the_times_it_was_fitted_to(pi: ModuleType) -> None:
+    rec = {"CONV_2D": pi.OpCount(8, 66_000_000, 0)}
+    ref = {
+        "CONV_2D": pi.OpCount(15, 551_000_000, 0),
+        "DEPTHWISE_CONV_2D": pi.OpCount(13, 17_600_000, 0),
+    }
+    det = {
+        "CONV_2D": pi.OpCount(18, 93_000_000, 0),
+        "DEPTHWISE_CONV_2D": pi.OpCount(8, 4_900_000, 0),
+        "TILE": pi.OpCount(6, 0, 400_000),
+    }
+    here = pi.calibrate_here((rec, 0.3), (ref, 3.4), (det, 2.5))
+    assert here.model_ms(rec) == pytest.approx(0.3)
+    assert here.model_ms(ref) == pytest.approx(3.4)
+    assert here.model_ms(det) == pytest.approx(2.5)
