@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from agent.capture.queue import FrameQueue
 from agent.config import EvidenceConfig, RaqibConfig
 from agent.errors import TransportError
+from agent.evidence.hit_seal import seal_hit_detail
 from agent.evidence.ledger import Ledger, Publish
 from agent.evidence.recorder import BY_COMMAND, BY_OFFICER, Recorder, RecorderSettings
 from agent.evidence.store import EvidenceDir
@@ -73,6 +74,7 @@ class EvidenceService:
         cfg = config.evidence
         self.config = config
         self._alert = alert
+        self._hq_key = hq_key
         self.frames = FrameQueue(cfg.queue_size)
         self.ledger = Ledger(
             ledger_path(config),
@@ -150,8 +152,10 @@ class EvidenceService:
 
     def on_hit(self, hit: Hit) -> None:
         if self.config.evidence.record_on_hit:
-            entry = hit.match.entry
-            self.recorder.on_hit({"plate": entry.plate, "case_ref": entry.case_ref})
+            entry = hit.match.entry  # sealed to HQ: the ledger names no listed plate in clear
+            self.recorder.on_hit(
+                seal_hit_detail(self._hq_key, self.config.device.id, entry.plate, entry.case_ref)
+            )
 
     def command(self, start: bool, detail: dict[str, Any] | None = None) -> None:
         """A verified remote command from HQ: start or stop recording."""
