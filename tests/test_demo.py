@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pytest
 
+LISTED = [
+    line.split(",")[0]
+    for line in (Path(__file__).parents[1] / "samples" / "watchlist.csv")
+    .read_text(encoding="utf-8")
+    .splitlines()[1:]
+]
+
 
 @pytest.mark.broker
+@pytest.mark.security
 def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
+    """Also: no listed plate in clear in any file under DIR/broker or DIR/device (SQLite
+    files, WAL, the broker's persistence, its log, keys, status) nor in the logs."""
     workdir = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli", "demo", "--workdir", str(workdir)],
@@ -32,32 +42,6 @@ def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
     assert (workdir / "hq" / "hq.sqlite").is_file()
     assert (workdir / "device" / "outbox.sqlite").is_file()
 
-
-LISTED = [
-    line.split(",")[0]
-    for line in (Path(__file__).parents[1] / "samples" / "watchlist.csv")
-    .read_text(encoding="utf-8")
-    .splitlines()[1:]
-]
-
-
-@pytest.mark.broker
-@pytest.mark.security
-def test_demo_leaves_no_listed_plate_in_clear_on_the_broker_or_the_device(tmp_path: Path) -> None:
-    """Every file under DIR/broker and DIR/device (SQLite files, WAL, broker persistence, logs,
-    keys, status) and the demo's log output is searched for every listed plate."""
-    workdir = tmp_path / "demo"
-    result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "demo", "--workdir", str(workdir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
-    assert re.fullmatch(r"demo: (\d+) hits sent, \1 stored at HQ, 0 lost", lines[-1]), lines[-1]
-    assert not lines[-1].startswith("demo: 0 hits")
     files = [p for d in ("broker", "device") for p in (workdir / d).rglob("*") if p.is_file()]
     assert any(p.name == "mosquitto.db" for p in files)  # the broker's persistence was written
     assert any(p.name == "watchlist.sqlite" for p in files)
@@ -66,5 +50,3 @@ def test_demo_leaves_no_listed_plate_in_clear_on_the_broker_or_the_device(tmp_pa
         holding = [str(p.relative_to(workdir)) for p in files if needle in p.read_bytes()]
         assert holding == [], f"{plate} in clear in {holding}"
         assert plate not in result.stderr  # the logs of the device, the broker and HQ
-    # HQ, which holds the key, still stored the hits it decrypted (printed on stdout)
-    assert any(line.startswith("HQ stored hit") for line in lines)

@@ -39,6 +39,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    cast,
     delete,
     event,
     func,
@@ -197,20 +198,24 @@ class WatchlistCache:
         try:
             with self._engine.connect() as conn:
                 roots = conn.execute(select(roots_table.c.doc)).scalars().all()
+                c = lists_table.c
+                # read as blobs whatever is stored, and tell a value made text apart
                 rows = conn.execute(
                     select(
-                        lists_table.c.kind,
-                        lists_table.c.version,
-                        lists_table.c.header,
-                        lists_table.c.content,
-                    ).order_by(lists_table.c.seq)
+                        c.kind,
+                        c.version,
+                        cast(c.header, LargeBinary),
+                        cast(c.content, LargeBinary),
+                        func.typeof(c.header) == "blob",
+                        func.typeof(c.content) == "blob",
+                    ).order_by(c.seq)
                 ).all()
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read watchlist cache {self._path}: {exc}") from exc
         if self._encrypted and rows and _is_clear(rows[0][2]):
             rows = self._drop_clear_rows(rows)
         try:
-            if not all(isinstance(v, bytes) for v in [*roots, *(x for r in rows for x in r[2:])]):
+            if not all(isinstance(v, bytes) for v in roots) or not all(r[4] and r[5] for r in rows):
                 raise MalformedError("a stored document is not a blob")
             root, _new = verify_root_chain(self._anchor, [Root.from_bytes(r) for r in roots])
             opened = [
@@ -219,7 +224,7 @@ class WatchlistCache:
                     self._open(f"{kind}:{version}:header", header),
                     self._open(f"{kind}:{version}:content", content),
                 )
-                for kind, version, header, content in rows
+                for kind, version, header, content, _h, _c in rows
             ]
             loaded = _replay(root, opened)
         except WatchlistRefusedError as exc:
