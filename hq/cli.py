@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from agent.config import RaqibConfig
+from hq import watchlist_cli
 
 log = logging.getLogger("raqib.hq")
 
@@ -152,4 +153,5 @@ def register(
     revoke.add_argument("--cert", type=Path, help="also revoke this TLS certificate")
     revoke.add_argument("--crl", type=Path, default=Path("crl.pem"), help="CRL file to write")
     revoke.set_defaults(handler=_cmd_hq_revoke)
+    watchlist_cli.register(hq, common)  # watchlist-recipients, watchlist-keys
     return hq

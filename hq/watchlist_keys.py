@@ -22,15 +22,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import Column, Connection, Float, LargeBinary, MetaData, String, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ConfigError, StorageError
 from agent.watchlist.atrest import CACHE_KEY_BYTES, make_key_message
+from agent.watchlist.devicekeys import KEM_PUB_SUFFIX, KEM_SIG_SUFFIX, kem_proof_bytes
 from agent.watchlist.publish import BrokerTarget, publish_many, watchlist_key_topic
 from hq.db import _engine_for, devices
 
@@ -141,6 +144,32 @@ class WatchlistKeyRegistry:
                     device_id, device.kem_public, device.cache_key, int(now), hq_signing
                 )
         raise ConfigError(f"device {device_id!r} has no registered watchlist key")
+
+
+def read_kem_request(
+    request_dir: Path, device_id: str, signing_public: Ed25519PublicKey
+) -> X25519PublicKey:
+    """A device's watchlist key from its request, checked against its signing key.
+
+    Raises ConfigError if the files are missing, malformed or not signed by that key.
+    """
+    pub_path = request_dir / f"{device_id}{KEM_PUB_SUFFIX}"
+    try:
+        key = serialization.load_pem_public_key(pub_path.read_bytes())
+        signature = bytes.fromhex(
+            (request_dir / f"{device_id}{KEM_SIG_SUFFIX}").read_text("ascii").strip()
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the watchlist key request of {device_id}: {exc}") from exc
+    if not isinstance(key, X25519PublicKey):
+        raise ConfigError(f"{pub_path} is not an X25519 public key")
+    try:
+        signing_public.verify(signature, kem_proof_bytes(device_id, key))
+    except InvalidSignature as exc:
+        raise ConfigError(
+            f"the watchlist key of {device_id} is not signed by its enrolled signing key"
+        ) from exc
+    return key
 
 
 def publish_key_messages(

@@ -20,14 +20,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, parse_config
 from agent.daemon import Agent
+from agent.enroll import answer_kem_request, answer_request, create_kem_request, create_request
 from agent.errors import ConfigError
 from agent.evidence.hit_seal import open_hit_detail, seal_hit_detail
 from agent.metrics import read_status
-from agent.pki import HqKeys
+from agent.pki import HqKeys, load_x25519_private
 from agent.watchlist import sealed
 from agent.watchlist.atrest import GraceCopy, make_key_message
 from agent.watchlist.content import ListEntry
-from agent.watchlist.devicekeys import DeviceKeys, redact
+from agent.watchlist.devicekeys import KEM_KEY, KEM_SIG_SUFFIX, DeviceKeys, redact
 from agent.watchlist.manager import WatchlistManager
 from agent.watchlist.provision import FleetSigner, provision_watchlist
 from agent.watchlist.publish import BrokerTarget
@@ -373,3 +374,38 @@ def test_agent_without_the_key_reads_says_so_and_alerts_as_soon_as_hq_sends_it(
             agent.stop()
             runner.join(30)
             agent.shutdown()
+
+
+def test_enrolment_registers_the_watchlist_key_and_migration_needs_the_enrolled_key(
+    tmp_path: Path,
+) -> None:
+    hq = parse_config(
+        {
+            "hq": {
+                "keys_dir": str(tmp_path / "hq" / "keys"),
+                "database_url": f"sqlite:///{tmp_path / 'hq' / 'hq.sqlite'}",
+            }
+        }
+    )
+    new = parse_config({"device": {"id": "car-new", "state_dir": str(tmp_path / "car-new")}})
+    create_request(new, tmp_path / "req-new")
+    assert not any(b"PRIVATE" in p.read_bytes() for p in (tmp_path / "req-new").iterdir())
+    answer_request(hq, tmp_path / "req-new", "car-new", tmp_path / "pack-new", root=None)
+    # a device enrolled before confidential lists: only its signing key is registered
+    old = parse_config({"device": {"id": "car-old", "state_dir": str(tmp_path / "car-old")}})
+    create_request(old, tmp_path / "req-old")
+    for leftover in (tmp_path / "req-old").glob("*.kem.*"):
+        leftover.unlink()
+    answer_request(hq, tmp_path / "req-old", "car-old", tmp_path / "pack-old", root=None)
+    create_kem_request(old, tmp_path / "mig")
+    forged = tmp_path / "mig-forged"
+    shutil.copytree(tmp_path / "mig", forged)
+    (forged / f"car-old{KEM_SIG_SUFFIX}").write_text("00" * 64)
+    with pytest.raises(ConfigError, match="not signed by its enrolled signing key"):
+        answer_kem_request(hq, forged, "car-old")
+    answer_kem_request(hq, tmp_path / "mig", "car-old")
+    with WatchlistKeyRegistry(hq.hq.database_url) as registry:
+        ids = {sealed.kem_keyid(k) for k in registry.recipients()}
+    for device in (new, old):
+        kem = load_x25519_private(device.device.keys_path / KEM_KEY, "watchlist key")
+        assert sealed.kem_keyid(kem.public_key()) in ids

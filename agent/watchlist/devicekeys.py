@@ -13,14 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from agent.pki import load_x25519_private, write_private
+from agent.fsutil import atomic_write
+from agent.pki import load_x25519_private, public_pem, write_private
 from agent.watchlist.atrest import CacheCipher, GraceCopy, KeyGrant, open_key_message
 
 KEM_KEY: Final = "watchlist-kem.key"
 GRACE_FILE: Final = "watchlist-key.grace"
+KEM_PUB_SUFFIX: Final = ".kem.pub.pem"
+KEM_SIG_SUFFIX: Final = ".kem.sig"
+_KEM_PROOF_LABEL: Final = b"raqib-wl-kem-v1\x00"
 _QUOTED = re.compile(r"""b?'[^']*'|b?"[^"]*\"""")
 _PLATE_SHAPED = re.compile(
     r"\b(?:\d{1,5}-[A-Z]{1,3}-\d{1,2}|[A-Z]{1,3}-?\d{1,4}-?[A-Z]{0,3}|[A-Z0-9]{1,16}(?:-[A-Z0-9]+)+)\b"
@@ -50,6 +55,29 @@ class DeviceKeys:
         """Open HQ's key message; raises KeyMessageError."""
         grant = open_key_message(payload, self.device_id, self.kem, self.hq_signing)
         return grant, CacheCipher(grant.key, self.device_id)
+
+
+def kem_proof_bytes(device_id: str, kem_public: X25519PublicKey) -> bytes:
+    """What the device's signing key signs to vouch for its watchlist key."""
+    raw = kem_public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return _KEM_PROOF_LABEL + device_id.encode("utf-8") + b"\x00" + raw
+
+
+def write_kem_request(
+    device_id: str, kem: X25519PrivateKey, signing: Ed25519PrivateKey, out_dir: Path
+) -> Path:
+    """The public half of the watchlist key, signed by the device's enrolled signing key.
+
+    Part of every enrolment request; on its own it migrates a device enrolled before
+    confidential lists (HQ checks it against the signing key it already registered).
+    """
+    public = kem.public_key()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{device_id}{KEM_PUB_SUFFIX}"
+    atomic_write(path, public_pem(public), 0o644)
+    signature = signing.sign(kem_proof_bytes(device_id, public))
+    atomic_write(out_dir / f"{device_id}{KEM_SIG_SUFFIX}", signature.hex().encode() + b"\n", 0o644)
+    return path
 
 
 def redact(detail: str) -> str:
