@@ -166,9 +166,7 @@ def test_rewrapped_table_without_an_admin_signature_is_refused(
     decoded = sealed.decode_sealed(bundle)
     row = sealed.find_wrap(decoded.recipients, sealed.kem_keyid(cams[1].kem.public_key()))
     assert row is not None
-    content_key = sealed._SUITE.decrypt(
-        row, cams[1].kem, info=sealed._wrap_info(sim.fleet, 6)
-    )  # what cam-01 can do
+    content_key = sealed.unwrap(row, cams[1].kem, sim.fleet, 6)  # what cam-01 can do
     forged = sealed.rewrapped(
         bundle, content_key, [c.kem.public_key() for c in (*cams[:2], outsider)]
     )

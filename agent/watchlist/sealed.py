@@ -380,6 +380,14 @@ def find_wrap(recipients: bytes, keyid: bytes) -> bytes | None:
     return None
 
 
+def unwrap(row: bytes, device_key: X25519PrivateKey, fleet: str, version: int) -> bytes:
+    """The content key in one recipient row (enc || wrapped key); raises BadWrapError."""
+    try:
+        return _SUITE.decrypt(row, device_key, info=_wrap_info(fleet, version))
+    except (InvalidTag, ValueError) as exc:
+        raise BadWrapError(f"this device's wrapped key of v{version} does not open") from exc
+
+
 def check_release(
     sealed: SealedBundle, trusted_root: Root, current: CurrentState | None, now: float
 ) -> Root:
@@ -430,11 +438,7 @@ def open_sealed(sealed: SealedBundle, device_key: X25519PrivateKey) -> bytes:
             f"list v{release.version} is not wrapped for this device's key "
             "(not enrolled for it, or revoked)"
         )
-    info = _wrap_info(release.fleet, release.version)
-    try:
-        content_key = _SUITE.decrypt(row, device_key, info=info)
-    except (InvalidTag, ValueError) as exc:
-        raise BadWrapError(f"this device's wrapped key of v{release.version} won't open") from exc
+    content_key = unwrap(row, device_key, release.fleet, release.version)
     if not hmac.compare_digest(key_commitment(content_key), release.key_commitment):
         raise BadWrapError(f"the content key of v{release.version} is not the signed one")
     nonce, body = sealed.ciphertext[:NONCE_BYTES], sealed.ciphertext[NONCE_BYTES:]
