@@ -411,6 +411,7 @@ class Agent:
             "watchlist_entries": len(self.pipeline.matcher),
             "watchlist_version": self._watchlist_version(),
             "watchlist_locked": self.watchlist.locked if self.watchlist is not None else None,
+            "watchlist_key": self.watchlist.key_state if self.watchlist is not None else None,
             "outbox_depth": self.outbox.depth(),
             "mqtt_connected": self.uplink.connected,
             "disk_free_mb": disk_free_mb(Path(self.config.device.state_dir)),

@@ -352,6 +352,7 @@ def test_agent_without_the_key_reads_says_so_and_alerts_as_soon_as_hq_sends_it(
         try:
             assert wait_for(lambda: agent.pipeline.stats.reads > 20)  # it reads plates...
             assert agent.status()["watchlist_locked"] is True  # ...says it cannot match...
+            assert "no watchlist alerts" in str(agent.status()["watchlist_key"])
             assert wait_for(
                 lambda: (read_status(config.device.state_dir) or {}).get("watchlist_locked")
             )

@@ -294,13 +294,17 @@ class WatchlistManager:
         status = self._cache.status(now)
         status["cache_tampered"] = self._tampered
         status["locked"] = self._cache.locked
-        if self._keys is None:
-            status["key"] = "clear cache"
-        elif self._cache.locked:
-            status["key"] = "waiting for the key from HQ: no watchlist alerts"
-        else:
-            status["key"] = "held in memory" if self._keys.grace is None else "grace copy on disk"
+        status["key"] = self.key_state
         return status
+
+    @property
+    def key_state(self) -> str:
+        """Where the list's key is, in words for ``raqib status``."""
+        if self._keys is None:
+            return "clear cache"
+        if self._cache.locked:
+            return "waiting for the key from HQ: no watchlist alerts"
+        return "held in memory" if self._keys.grace is None else "grace copy on disk"
 
 
 @functools.cache
