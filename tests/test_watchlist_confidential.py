@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, parse_config
@@ -408,3 +410,53 @@ def test_enrolment_registers_the_watchlist_key_and_migration_needs_the_enrolled_
     for device in (new, old):
         kem = load_x25519_private(device.device.keys_path / KEM_KEY, "watchlist key")
         assert sealed.kem_keyid(kem.public_key()) in ids
+
+
+def retained(broker: LocalBroker, topic: str, wait_s: float = 3.0) -> bytes | None:
+    """The retained payload on ``topic``, or None if the broker holds none."""
+    got: list[bytes] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            got.append(msg.payload)
+            done.set()
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        done.wait(wait_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None
+
+
+@pytest.mark.broker
+def test_revoked_device_never_receives_its_key_again(tmp_path: Path, cams: list[Device]) -> None:
+    url = f"sqlite:///{tmp_path / 'hq.sqlite'}"
+    with (
+        LocalBroker(workdir=tmp_path / "broker") as broker,
+        HqDatabase(url) as db,
+        WatchlistKeyRegistry(url) as registry,
+    ):
+        for cam in cams[:2]:
+            db.enrol_device(cam.name, Ed25519PrivateKey.generate().public_key(), 0)
+            registry.register(cam.name, cam.kem.public_key(), 0)
+        target = BrokerTarget(port=broker.port)
+        assert publish_key_messages(registry, HQ_SIGNING, target, "raqib/v1", 0) == (2, 0)
+        lost, kept = cams[0], cams[1]
+        topic = "raqib/v1/devices/{}/watchlist-key"
+        assert retained(broker, topic.format(lost.name)) is not None
+        db.revoke_device(lost.name, 1)
+        assert publish_key_messages(registry, HQ_SIGNING, target, "raqib/v1", 1) == (1, 1)
+        assert retained(broker, topic.format(lost.name), wait_s=1.0) is None  # withdrawn
+        message = retained(broker, topic.format(kept.name))
+        assert message is not None
+        assert (
+            kept.keys().open(message)[0].key
+            == {d.device_id: d.cache_key for d in registry.devices()}[kept.name]
+        )
