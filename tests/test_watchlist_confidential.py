@@ -460,3 +460,19 @@ def test_revoked_device_never_receives_its_key_again(tmp_path: Path, cams: list[
             kept.keys().open(message)[0].key
             == {d.device_id: d.cache_key for d in registry.devices()}[kept.name]
         )
+
+
+def test_clear_cache_from_before_encryption_is_erased_not_kept(
+    sim: AdminSimulator, cams: list[Device]
+) -> None:
+    path = cams[0].state / "watchlist.sqlite"
+    old = WatchlistManager.open(path, sim.root)  # a device before confidential lists
+    assert old.handle_update(sim.full(LISTED, 5), sim.now).applied
+    old.close()
+    assert files_hold(cams[0].state, "12345-B-6") != []
+    upgraded = cams[0].open(sim)
+    upgraded.handle_key(cams[0].key_message(sim.now), sim.now)
+    assert upgraded.status(sim.now)["version"] is None  # waits for a sealed list
+    upgraded.close()
+    for entry in LISTED:
+        assert files_hold(cams[0].state, entry.plate) == []
