@@ -476,3 +476,19 @@ def test_clear_cache_from_before_encryption_is_erased_not_kept(
     upgraded.close()
     for entry in LISTED:
         assert files_hold(cams[0].state, entry.plate) == []
+
+
+def test_new_key_from_hq_keeps_the_list_under_the_new_key(
+    unlocked: WatchlistManager, sim: AdminSimulator, cams: list[Device]
+) -> None:
+    cams[0].cache_key = b"\x42" * 32
+    result = unlocked.handle_key(cams[0].key_message(sim.now), sim.now)
+    assert result is not None and result.applied
+    assert unlocked.matcher.match("12345-B-6", 0.9) is not None
+    unlocked.close()
+    rebooted = cams[0].open(sim)
+    rebooted.handle_key(cams[0].key_message(sim.now), sim.now)
+    assert (
+        rebooted.status(sim.now)["version"] == 5 and not rebooted.status(sim.now)["cache_tampered"]
+    )
+    rebooted.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -108,6 +108,8 @@ class CachedList:
     metadata: Metadata
     table: EntryTable
     header_sha256: str
+    header: bytes = field(default=b"", repr=False)
+    """The signed header of the newest row (what a rewrite stores with the full content)."""
 
 
 class WatchlistCache:
@@ -282,7 +284,7 @@ class WatchlistCache:
             raise StorageError(f"cannot store watchlist v{meta.version}: {exc}") from exc
         self._root = update.root
         self._deltas = self._deltas + 1 if kind == "delta" else 0
-        self._current = CachedList(meta, update.table, update.header_sha256)
+        self._current = CachedList(meta, update.table, update.header_sha256, update.header)
         return self._current
 
     def compact(self) -> None:
@@ -310,6 +312,32 @@ class WatchlistCache:
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot compact watchlist cache: {exc}") from exc
+        self._deltas = 0
+
+    def rekey(self, cipher: CacheCipher) -> None:
+        """Store the list held in memory again under a new key (HQ replaced the device's key).
+
+        One transaction: every row is replaced by one base row sealed with ``cipher``.
+        Raises StorageError.
+        """
+        current = self._current
+        self._cipher = cipher
+        if current is None:
+            return
+        version = current.metadata.version
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(delete(lists_table))
+                conn.execute(
+                    insert(lists_table).values(
+                        kind="base",
+                        version=version,
+                        header=self._seal(f"base:{version}:header", current.header),
+                        content=self._seal(f"base:{version}:content", current.table.content),
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot store the watchlist under its new key: {exc}") from exc
         self._deltas = 0
 
     # -- state ------------------------------------------------------------------
@@ -390,4 +418,4 @@ def _replay(root: Root, rows: Sequence[tuple[str, bytes, bytes]]) -> CachedList 
         table, _change = apply_delta(table, parse_delta(content))
         check_result(delta_meta, table)
         metadata = delta_meta
-    return CachedList(metadata, table, sha256_hex(header))
+    return CachedList(metadata, table, sha256_hex(header), header)

@@ -189,10 +189,19 @@ class WatchlistManager:
                 return UpdateResult(False, _reason(exc), str(exc), self._held_version())
             if not self._cache.locked and grant.key == self._key:
                 return None  # the retained key again, at each reconnect
-            self._cache.unlock(cipher)
+            rekey = not self._cache.locked
+            try:
+                if rekey:  # HQ replaced the key: keep the list, stored under the new one
+                    self._cache.rekey(cipher)
+                else:
+                    self._cache.unlock(cipher)
+            except StorageError as exc:
+                log.error("%s", exc)
+                return UpdateResult(False, "storage_error", str(exc), self._held_version())
             self._key = grant.key
             self._keep_grace_copy(payload, now)
-            self._load_locked()
+            if not rekey:
+                self._load_locked()
         log.info("watchlist key received from HQ: unlocked")
         held, self._held = self._held, []
         for update in held:
