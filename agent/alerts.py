@@ -31,15 +31,13 @@ class Alerter:
 
     def alert(self, hit: Hit) -> None:
         message = describe_hit(hit)
+        # The log names no plate: the journal stays on the device's disk (docs/watchlist.md).
         log.warning(
-            "ALERT %s",
-            message,
-            extra={
-                "plate": hit.read.text,
-                "entry": hit.match.entry.plate,
-                "match": hit.match.kind,
-                "confidence": round(hit.read.confidence, 3),
-            },
+            "ALERT watchlist %s (%s match, priority %d)",
+            hit.match.entry.reason.upper(),
+            hit.match.kind,
+            hit.match.entry.priority,
+            extra={"match": hit.match.kind, "confidence": round(hit.read.confidence, 3)},
         )
         try:
             self.adapter.signal(hit.match.entry.priority, message)

@@ -56,6 +56,7 @@ def acl_text(prefix: str = "raqib/v1", hq_users: tuple[str, ...] = HQ_USERS) -> 
             f"topic write {p}/devices/+/acks",
             f"topic write {p}/devices/+/commands",
             f"topic write {p}/devices/+/watchlist",
+            f"topic write {p}/devices/+/watchlist-key",
             f"topic readwrite {p}/watchlist",
             "",
         ]
@@ -68,6 +69,7 @@ def acl_text(prefix: str = "raqib/v1", hq_users: tuple[str, ...] = HQ_USERS) -> 
         f"pattern read {p}/devices/%u/acks",
         f"pattern read {p}/devices/%u/commands",
         f"pattern read {p}/devices/%u/watchlist",
+        f"pattern read {p}/devices/%u/watchlist-key",
         f"pattern read {p}/watchlist",
         "",
     ]

@@ -108,6 +108,14 @@ class WatchlistConfig(_Section):
     edits: Literal["off", "malformed", "always"] = "malformed"
     """When a one-character insertion/deletion may match: never, only for reads that are not
     a well-formed plate, or always (more recall, many more false alarms on large lists)."""
+    key_policy: Literal["memory", "grace"] = "memory"
+    """Where the key of the encrypted list cache lives: ``memory`` (default) only in memory,
+    sent by HQ at each connect, so a powered-off lost camera reveals no plate; ``grace`` also
+    keeps HQ's sealed key message on disk for ``grace_hours`` so the device can boot offline
+    with its list (whoever takes the storage in that window can read the list)."""
+    grace_hours: float = Field(72.0, gt=0, le=24 * 31)
+    key_wait_s: float = Field(0.0, ge=0, le=600)
+    """At start, wait up to this long for the key and a list before reading plates."""
 
 
 class MqttConfig(_Section):

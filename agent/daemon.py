@@ -46,7 +46,7 @@ from agent.transport.uplink import Uplink
 from agent.watchlist.manager import UpdateResult, WatchlistManager
 from agent.watchlist.matcher import Matcher
 from agent.watchlist.provision import open_device_watchlist
-from agent.watchlist.publish import watchlist_topic
+from agent.watchlist.publish import watchlist_key_topic, watchlist_topic
 from agent.watchlist.updater import UpdateWorker
 from firmware_glue.gnss import GnssAdapter, GpsdGnss, NmeaReplayGnss, NmeaSerialGnss
 from firmware_glue.power import PowerMonitor, SimulatedPower, SysfsPower
@@ -164,6 +164,7 @@ class Agent:
         self.commands = self._subscribe_commands()
         self.uplink.start()
         self.evidence = self._start_evidence()
+        self._wait_for_watchlist_key()
         self.queue = FrameQueue(cfg.capture.queue_size)
         evidence = self.evidence
         hooks = evidence.camera_hooks if evidence is not None else None
@@ -190,6 +191,7 @@ class Agent:
         prefix = self.config.mqtt.topic_prefix
         self.uplink.subscribe(watchlist_topic(prefix), worker.offer)
         self.uplink.subscribe(watchlist_topic(prefix, self.config.device.id), worker.offer)
+        self.uplink.subscribe(watchlist_key_topic(prefix, self.config.device.id), worker.offer_key)
         return worker
 
     def _make_disposition_desk(self) -> DispositionDesk:
@@ -233,6 +235,21 @@ class Agent:
         self.outbox.put(kind, topic, self.sealer.maker(kind, topic, body), PRIORITY_HIT)
         self.uplink.wake()
 
+    def _wait_for_watchlist_key(self) -> None:
+        """``watchlist.key_wait_s``: give HQ's key and list a moment before reading plates."""
+        wait_s = self.config.watchlist.key_wait_s
+        manager = self.watchlist
+        if manager is None or wait_s <= 0:
+            return
+        deadline = time.monotonic() + wait_s
+        while (manager.locked or len(manager.matcher) == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._apply_watchlist_results()
+        if manager.locked:
+            log.warning(
+                "no watchlist key from HQ after %.0f s: reading plates without alerts", wait_s
+            )
+
     def _apply_watchlist_results(self) -> None:
         """On the main loop: swap in a new list, and put each outcome in the ledger for HQ."""
         while self._watchlist_results:
@@ -241,6 +258,8 @@ class Agent:
                 self.pipeline.replace_matcher(self.watchlist.matcher)
             elif result.reason == "replay" and result.offered_version == result.version:
                 continue  # the retained list again, at each reconnect
+            elif result.reason == "locked":
+                continue  # held until HQ's key arrives, then applied (or refused) and noted
             if self.evidence is not None:
                 name = "watchlist_applied" if result.applied else "watchlist_refused"
                 self.evidence.note_action(name, "hq", result.to_dict())
@@ -305,6 +324,7 @@ class Agent:
             "watchlist_version": watchlist.get("version"),
             "watchlist_stale": watchlist.get("stale"),
             "watchlist_last_refusal": watchlist.get("last_refusal"),
+            "watchlist_locked": watchlist.get("locked"),
             "model_version": self._model_version,
             "agent_version": __version__,
         }
@@ -376,11 +396,11 @@ class Agent:
             )
         except PayloadError as exc:  # cannot be sealed (e.g. too large): it never could be
             self.stats.storage_errors += 1
-            log.error("hit cannot be sent to HQ: %s", exc, extra={"plate": hit.read.text})
+            log.error("hit cannot be sent to HQ: %s", exc)
             return True
         except StorageError as exc:
             self.stats.storage_errors += 1
-            log.error("hit not yet stored, will retry: %s", exc, extra={"plate": hit.read.text})
+            log.error("hit not yet stored, will retry: %s", exc)
             self._unsaved.append(hit)
             return False
         self.stats.hits_queued += 1
@@ -450,6 +470,8 @@ class Agent:
             "capture_errors": self.capture.errors,
             "watchlist_entries": len(self.pipeline.matcher),
             "watchlist_version": self._watchlist_version(),
+            "watchlist_locked": self.watchlist.locked if self.watchlist is not None else None,
+            "watchlist_key": self.watchlist.key_state if self.watchlist is not None else None,
             "outbox_depth": self.outbox.depth(),
             "mqtt_connected": self.uplink.connected,
             "disk_free_mb": disk_free_mb(Path(self.config.device.state_dir)),

@@ -37,6 +37,7 @@ from hq.enrol import (
     tls_overrides,
 )
 from hq.ingest import IngestService
+from hq.watchlist_keys import WatchlistKeyRegistry, publish_key_messages
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def demo_config(base: RaqibConfig, workdir: Path, broker_port: int) -> RaqibConf
             "keys_dir": str(workdir / "hq" / "keys"),
         },
         status={"metrics_port": 0},
+        watchlist={"key_policy": "memory", "key_wait_s": 15.0},
         evidence={"hq_dir": str(workdir), "min_free_mb": 20, "officer": "DEMO-0001"},
     )
 
@@ -155,7 +157,8 @@ def command_round_trip(mqtt: MqttConfig, db: HqDatabase, keys: HqKeys, device_id
 
 
 def sign_and_push_watchlist(config: RaqibConfig, workdir: Path, admin_tls: TlsFiles) -> None:
-    """HQ signs the sample list; the device gets it at enrolment and over MQTT (retained)."""
+    """HQ signs the sample list and seals it for the enrolled devices; the device gets it at
+    enrolment and over MQTT (retained), and its cache key over MQTT when it connects."""
     now = time.time()
     signer = FleetSigner.load_or_create(workdir / "hq" / "watchlist", "demo-fleet", now)
     bundle = provision_watchlist(config, signer, SAMPLE_WATCHLIST, now)
@@ -167,7 +170,14 @@ def sign_and_push_watchlist(config: RaqibConfig, workdir: Path, admin_tls: TlsFi
         tls_key=admin_tls.key,
     )
     publish_bundle(bundle, watchlist_topic(config.mqtt.topic_prefix), target)
-    print(f"demo: HQ signed the watchlist ({len(bundle)} bytes), installed, published", flush=True)
+    hq_keys = HqKeys.load(config.hq.keys_dir)
+    with WatchlistKeyRegistry(config.hq.database_url) as registry:
+        publish_key_messages(registry, hq_keys.signing, target, config.mqtt.topic_prefix, now)
+    print(
+        f"demo: HQ signed the watchlist and sealed it for the fleet ({len(bundle)} bytes), "
+        "installed, published; device cache keys published sealed",
+        flush=True,
+    )
 
 
 def run_demo(base: RaqibConfig, workdir: Path | None) -> DemoResult:

@@ -45,8 +45,15 @@ from agent.pki import (
     private_pem,
     public_pem,
 )
+from agent.watchlist.devicekeys import (
+    KEM_KEY,
+    KEM_PUB_SUFFIX,
+    load_or_create_kem_key,
+    write_kem_request,
+)
 from agent.watchlist.provision import ROOT_FILE
 from hq.db import HqDatabase
+from hq.watchlist_keys import WatchlistKeyRegistry, read_kem_request
 
 TLS_DIR = "tls"
 TLS_KEY = "tls.key"
@@ -85,7 +92,31 @@ def create_request(config: RaqibConfig, out_dir: Path) -> EnrolRequest:
     csr = make_csr(tls_key, device_id)
     atomic_write(request.csr, csr.public_bytes(serialization.Encoding.PEM), 0o644)
     atomic_write(request.signing_public, public_pem(signing.public_key()), 0o644)
+    kem = load_or_create_kem_key(keys_dir / KEM_KEY)
+    write_kem_request(device_id, kem, signing, out_dir)  # confidential watchlists
     return request
+
+
+def create_kem_request(config: RaqibConfig, out_dir: Path) -> Path:
+    """Migration of a device enrolled before confidential lists: its watchlist key only."""
+    keys_dir = config.device.keys_path
+    signing = load_or_create_device_key(keys_dir / DEVICE_KEY)
+    kem = load_or_create_kem_key(keys_dir / KEM_KEY)
+    return write_kem_request(config.device.id, kem, signing, out_dir)
+
+
+def answer_kem_request(config: RaqibConfig, request_dir: Path, device_id: str) -> None:
+    """HQ: register a migrating device's watchlist key, checked against its enrolled key."""
+    db = HqDatabase(config.hq.database_url)
+    try:
+        signing = db.device_keys().get(device_id)
+    finally:
+        db.close()
+    if signing is None:
+        raise ConfigError(f"device {device_id!r} is not enrolled, or revoked")
+    kem = read_kem_request(request_dir, device_id, signing)
+    with WatchlistKeyRegistry(config.hq.database_url) as registry:
+        registry.register(device_id, kem, time.time())
 
 
 def _read_csr(path: Path) -> x509.CertificateSigningRequest:
@@ -119,6 +150,10 @@ def answer_request(
         db.enrol_device(device_id, signing_public, time.time())
     finally:
         db.close()
+    if (request_dir / f"{device_id}{KEM_PUB_SUFFIX}").exists():
+        kem = read_kem_request(request_dir, device_id, signing_public)
+        with WatchlistKeyRegistry(config.hq.database_url) as registry:
+            registry.register(device_id, kem, time.time())
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / TLS_CERT, cert_pem(cert), 0o644)
     atomic_write(out_dir / CA_CERT, cert_pem(ca.cert), 0o644)

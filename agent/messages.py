@@ -34,6 +34,7 @@ STATUS_FIELDS: dict[str, tuple[type, ...]] = {
     "watchlist_version": (int, str),
     "watchlist_stale": (bool,),
     "watchlist_last_refusal": (str,),
+    "watchlist_locked": (bool,),
     "model_version": (str,),
     "queue_depth": (int,),
     "agent_version": (str,),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import RaqibConfig
+from hq import watchlist_cli
 
 if TYPE_CHECKING:
     from hq.db import HqDatabase
@@ -269,4 +270,5 @@ def register(
     revoke.add_argument("--crl", type=Path, default=Path("crl.pem"), help="CRL file to write")
     revoke.set_defaults(handler=_cmd_hq_revoke)
     _register_commands(hq, common)
+    watchlist_cli.register(hq, common)  # watchlist-recipients, watchlist-keys
     return hq

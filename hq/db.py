@@ -179,6 +179,7 @@ STATUS_COLUMNS: Final = (
     "watchlist_version",
     "watchlist_stale",
     "watchlist_last_refusal",
+    "watchlist_locked",
     "model_version",
     "agent_version",
 )

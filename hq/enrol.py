@@ -33,7 +33,9 @@ from agent.pki import (
     private_pem,
     write_tls_identity,
 )
+from agent.watchlist.devicekeys import KEM_KEY, load_or_create_kem_key
 from hq.db import HqDatabase
+from hq.watchlist_keys import WatchlistKeyRegistry
 
 
 def enrol_local(config: RaqibConfig, db: HqDatabase | None = None) -> Ed25519PublicKey:
@@ -53,7 +55,15 @@ def enrol_local(config: RaqibConfig, db: HqDatabase | None = None) -> Ed25519Pub
     finally:
         if own:
             database.close()
+    register_local_watchlist_key(config)
     return device_key
+
+
+def register_local_watchlist_key(config: RaqibConfig) -> None:
+    """Register the device's watchlist decryption key (made if missing) at HQ."""
+    kem = load_or_create_kem_key(config.device.keys_path / KEM_KEY)
+    with WatchlistKeyRegistry(config.hq.database_url) as registry:
+        registry.register(config.device.id, kem.public_key(), time.time())
 
 
 def issue_device_tls(ca_dir: Path, device_id: str, out_dir: Path) -> TlsFiles:

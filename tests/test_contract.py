@@ -104,6 +104,9 @@ def _config(tmp: Path, port: int) -> RaqibConfig:
             },
             "status": {"metrics_port": 0},
             "evidence": {"officer": OFFICER, "min_free_mb": 20, "button": "simulated"},
+            # no HQ key service here: the grace copy made at enrolment opens the sealed list
+            # (tests/test_watchlist_confidential.py covers the key arriving over MQTT)
+            "watchlist": {"key_policy": "grace"},
         }
     )
     enrol_local(config)

@@ -26,6 +26,7 @@ from firmware_glue.alert import SimulatedAlert
 from hq.db import HqDatabase
 from hq.enrol import enrol_local
 from hq.ingest import IngestService
+from hq.watchlist_keys import WatchlistKeyRegistry
 
 CLIP = DEFAULT_SAMPLES_DIR / "street_clip.mp4"
 TRUTH = json.loads((DEFAULT_SAMPLES_DIR / "street_clip.truth.json").read_text(encoding="utf-8"))
@@ -55,6 +56,9 @@ def agent_config(tmp_path: Path, port: int, **capture: object) -> RaqibConfig:
                 "keys_dir": str(tmp_path / "hq-keys"),
             },
             "status": {"metrics_port": 0, "interval_s": 0.5},
+            # these tests read the clip with no HQ key service: the grace copy made at
+            # enrolment opens the encrypted list (test_watchlist_confidential covers "memory")
+            "watchlist": {"key_policy": "grace"},
         }
     )
     enrol_local(config)
@@ -300,7 +304,9 @@ def test_watchlist_update_over_mqtt_is_applied_and_a_forged_one_refused(
     runner = threading.Thread(target=agent.run)
     runner.start()
     try:
-        publish_bundle(signer.signed_full_list(newer, 2, time.time(), 7), topic, target)
+        with WatchlistKeyRegistry(config.hq.database_url) as registry:
+            fleet = registry.recipients()
+        publish_bundle(signer.sealed_full_list(newer, 2, time.time(), 7, fleet), topic, target)
         deadline = time.monotonic() + 20
 
         def swapped_in() -> bool:
@@ -316,7 +322,8 @@ def test_watchlist_update_over_mqtt_is_applied_and_a_forged_one_refused(
         assert agent.status()["watchlist_version"] == 2
         assert agent.pipeline.matcher.match("AA-111-AA", 0.9) is not None
 
-        publish_bundle(intruder.signed_full_list(WATCHLIST, 3, time.time(), 7), topic, target)
+        forged = intruder.sealed_full_list(WATCHLIST, 3, time.time(), 7, fleet)
+        publish_bundle(forged, topic, target)
         assert agent.watchlist is not None
         deadline = time.monotonic() + 20
         while agent.watchlist.status(time.time())["last_refusal"] is None:

@@ -10,9 +10,19 @@ from pathlib import Path
 
 import pytest
 
+LISTED = [
+    line.split(",")[0]
+    for line in (Path(__file__).parents[1] / "samples" / "watchlist.csv")
+    .read_text(encoding="utf-8")
+    .splitlines()[1:]
+]
+
 
 @pytest.mark.broker
+@pytest.mark.security
 def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
+    """Also: no listed plate in clear in any file under DIR/broker or DIR/device (SQLite
+    files, WAL, the broker's persistence, its log, keys, status) nor in the logs."""
     workdir = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli", "demo", "--workdir", str(workdir)],
@@ -53,3 +63,12 @@ def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
         assert device["storage_free_mb"] is not None
         assert device["watchlist_version"] == 1
         assert device["watchlist_stale"] is False
+
+    files = [p for d in ("broker", "device") for p in (workdir / d).rglob("*") if p.is_file()]
+    assert any(p.name == "mosquitto.db" for p in files)  # the broker's persistence was written
+    assert any(p.name == "watchlist.sqlite" for p in files)
+    for plate in LISTED:
+        needle = plate.encode("ascii")
+        holding = [str(p.relative_to(workdir)) for p in files if needle in p.read_bytes()]
+        assert holding == [], f"{plate} in clear in {holding}"
+        assert plate not in result.stderr  # the logs of the device, the broker and HQ

@@ -243,6 +243,7 @@ def make_config(tmp_path: Path, state: Path) -> RaqibConfig:
                 "keys_dir": str(tmp_path / "hq" / "keys"),
             },
             "status": {"metrics_port": 0, "interval_s": 0.5},
+            "watchlist": {"key_policy": "grace"},  # no HQ key service in this test
         }
     )
     enrol_local(config)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from agent.broker import LocalBroker
@@ -64,6 +66,42 @@ def fleet(tmp_path: Path) -> Path:
     for signer in ("a", "b"):
         assert cli("sign", tmp_path / "v1.rqwl", "--key", tmp_path / f"{signer}.key") == 0
     return tmp_path
+
+
+@pytest.fixture
+def sealed(fleet: Path) -> Path:
+    """v1 sealed for two devices (the recipients file HQ writes), its release signed 2 of 3."""
+    cams = {f"cam-{i}": X25519PrivateKey.generate() for i in range(2)}
+    raw = {
+        name: key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        for name, key in cams.items()
+    }
+    (fleet / "fleet.json").write_text(json.dumps({"devices": raw}), encoding="utf-8")
+    out = fleet / "v1.rqws"
+    assert cli("seal", fleet / "v1.rqwl", "--recipients", fleet / "fleet.json", "--out", out) == 0
+    for signer in ("a", "b"):
+        assert cli("sign", out, "--key", fleet / f"{signer}.key") == 0
+    return out
+
+
+def test_sealed_list_names_no_plate_and_its_release_verifies(
+    sealed: Path, fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = sealed.read_bytes()
+    assert b"AB-123-CD" not in data and b"12345-B-6" not in data
+    capsys.readouterr()
+    assert cli("verify", sealed, "--root", fleet / "root-1.json", "--now", str(NOW)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] and report["recipient_count"] == 2 and report["signatures"] == 2
+    assert cli("show", sealed) == 0
+    assert "AB-123-CD" not in capsys.readouterr().out
+
+
+def test_clear_list_is_not_published_without_clear(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("publish", fleet / "v1.rqwl", "--port", "1", "--timeout", "1") == 2
+    assert "refusing to publish a clear list" in capsys.readouterr().err
 
 
 def test_private_keys_are_0600_and_never_overwritten(
@@ -162,20 +200,20 @@ def _retained(broker: LocalBroker, topic: str) -> bytes:
 
 @pytest.mark.broker
 def test_publish_is_retained_for_the_fleet_and_for_one_device(
-    fleet: Path, broker: LocalBroker
+    sealed: Path, broker: LocalBroker
 ) -> None:
     where = ["--host", broker.host, "--port", str(broker.port), "--timeout", "5"]
-    assert cli("publish", fleet / "v1.rqwl", *where) == 0
-    assert cli("publish", fleet / "v1.rqwl", *where, "--device", "cam-7") == 0
-    payload = (fleet / "v1.rqwl").read_bytes()
+    assert cli("publish", sealed, *where) == 0
+    assert cli("publish", sealed, *where, "--device", "cam-7") == 0
+    payload = sealed.read_bytes()
     assert _retained(broker, "raqib/v1/watchlist") == payload
     assert _retained(broker, "raqib/v1/devices/cam-7/watchlist") == payload
 
 
 @pytest.mark.broker
 def test_publish_without_a_broker_fails_clearly(
-    fleet: Path, capsys: pytest.CaptureFixture[str]
+    sealed: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     where = ["--host", "127.0.0.1", "--port", "1", "--timeout", "1"]
-    assert cli("publish", fleet / "v1.rqwl", *where) == 1
+    assert cli("publish", sealed, *where) == 1
     assert "cannot connect" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from agent.config import AudioConfig, EvidenceConfig, RaqibConfig
 from agent.errors import CaptureError, TransportError
 from agent.evidence.audio import AudioTrack
 from agent.evidence.encoder import HARDWARE, EncoderChoice, choose_encoder
+from agent.evidence.hit_seal import seal_hit_detail
 from agent.evidence.ledger import Ledger, Publish
 from agent.evidence.packets import PacketQueue
 from agent.evidence.recorder import BY_COMMAND, BY_OFFICER, Recorder, RecorderSettings
@@ -95,6 +96,7 @@ class EvidenceService:
         self._claim_press = claim_press
         self.config = config
         self._alert = alert
+        self._hq_key = hq_key
         self.frames = FrameQueue(cfg.queue_size)
         self.encoder: EncoderChoice = choose_encoder(config, detect_encoder)
         self.packets = PacketQueue(PACKET_QUEUE) if self.encoder.kind == HARDWARE else None
@@ -240,8 +242,10 @@ class EvidenceService:
 
     def on_hit(self, hit: Hit) -> None:
         if self.config.evidence.record_on_hit:
-            entry = hit.match.entry
-            self.recorder.on_hit({"plate": entry.plate, "case_ref": entry.case_ref})
+            entry = hit.match.entry  # sealed to HQ: the ledger names no listed plate in clear
+            self.recorder.on_hit(
+                seal_hit_detail(self._hq_key, self.config.device.id, entry.plate, entry.case_ref)
+            )
 
     def command(self, start: bool, detail: dict[str, Any] | None = None) -> None:
         """A verified remote command from HQ: start or stop recording."""

@@ -1,9 +1,14 @@
 """``raqib bench watchlist``: a generated list of 1,000,000 entries through the device path.
 
+The device runs the confidential path: lists arrive sealed (``agent.watchlist.sealed``)
+and the cache is encrypted with the key HQ sends (``agent.watchlist.atrest``).
+
 Figures:
 
-- ``load_s``: load from the cache, re-verifying signatures and hashes, into the
-  matcher (the start-up path; the list was stored by an earlier full update);
+- ``load_s``: from HQ's key message arriving to the list being matchable: open the
+  key, decrypt the cache, re-verify signatures and hashes, index (the start-up
+  path; the list was stored by an earlier full update); ``load_cpu_s`` the CPU
+  time it used (what it costs when the machine is not shared);
 - ``memory_mb``: resident memory the loaded list and index add;
 - ``exact_us_p50/p99``: lookups of listed plates;
 - ``fuzzy_us_p50/p99``: reads of listed plates with one confused character or
@@ -15,7 +20,11 @@ Figures:
 - ``delta_1000_ms``: verify, store and swap a delta of 1,000 changes (250
   replaced, 250 removed, 500 added): median of three successive deltas;
   ``delta_1000_ms_max`` the worst; ``delta_1000_cpu_ms`` the median CPU time
-  (what the delta costs when the machine is not shared).
+  (what the delta costs when the machine is not shared). Deltas arrive sealed;
+- ``wrap_50000_s`` / ``wrap_50000_bytes``: HQ wrapping one bundle's content key
+  for 50,000 device keys (one core) and the recipient table it adds to the
+  bundle; ``unwrap_ms``: a device finding and opening its wrap in that table;
+  ``sealed_bundle_bytes``: the sealed full list for one device.
 """
 
 from __future__ import annotations
@@ -30,14 +39,21 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from agent.config import RaqibConfig
+from agent.watchlist import sealed
+from agent.watchlist.atrest import make_key_message
 from agent.watchlist.content import ListEntry
+from agent.watchlist.devicekeys import DeviceKeys
 from agent.watchlist.manager import WatchlistManager, release_free_memory
 from agent.watchlist.matcher import Matcher
 from agent.watchlist.simulator import AdminSimulator
 
 N_ENTRIES: Final = 1_000_000
+N_DEVICES: Final = 50_000
+DEVICE: Final = "bench-cam"
 LETTERS: Final = "ABDHWTY"
 REASONS: Final = ("stolen", "wanted", "missing person", "unpaid fines")
 
@@ -101,18 +117,29 @@ def bench_watchlist(n_entries: int = N_ENTRIES, lookups: int = 5000) -> dict[str
     del entries, listed
     gc.collect()
     figures: dict[str, float] = {}
+    kem, hq = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    keys = DeviceKeys(DEVICE, kem, hq.public_key())
+    key_message = make_key_message(DEVICE, kem.public_key(), bytes(32), sim.now, hq)
+    full = sim.seal(full, [kem.public_key()])
+    figures["sealed_bundle_bytes"] = len(full)
+    options = {"keys": keys, "clock": lambda: float(sim.now)}
     with tempfile.TemporaryDirectory(prefix="raqib-wl-bench-") as tmp:
         path = Path(tmp) / "watchlist.sqlite"
-        seed = WatchlistManager.open(path, sim.root)
+        seed = WatchlistManager.open(path, sim.root, **options)
+        seed.handle_key(key_message, sim.now)
         seed.handle_update(full, sim.now)
         seed.close()
-        del seed
+        del seed, full
         gc.collect()
         release_free_memory()
         rss0 = _rss_mb()
-        start = time.perf_counter()
-        manager = WatchlistManager.open(path, sim.root, clock=lambda: float(sim.now))
+        manager = WatchlistManager.open(path, sim.root, **options)  # locked: no key yet
+        start, start_cpu = time.perf_counter(), time.process_time()
+        manager.handle_key(key_message, sim.now)
         figures["load_s"] = round(time.perf_counter() - start, 3)
+        figures["load_cpu_s"] = round(time.process_time() - start_cpu, 3)
+        if manager.locked or len(manager.matcher) != n_entries:
+            raise RuntimeError("bench list did not load")
         gc.collect()
         release_free_memory()
         figures["memory_mb"] = round(_rss_mb() - rss0, 1)
@@ -122,14 +149,40 @@ def bench_watchlist(n_entries: int = N_ENTRIES, lookups: int = 5000) -> dict[str
             if name.startswith("fuzzy"):
                 figures[f"edits_always_{name}"] = value
         del always
-        figures.update(_deltas(manager, sim, rng))
+        figures.update(_deltas(manager, sim, rng, kem.public_key()))
         manager.close()
+    figures.update(bench_wrap(N_DEVICES))
     figures["entries"] = n_entries
     return figures
 
 
+def bench_wrap(n_devices: int) -> dict[str, float]:
+    """Wrap one content key for ``n_devices`` keys (HQ, one core); open one wrap (a device)."""
+    device = X25519PrivateKey.generate()
+    # any 32 bytes is an X25519 public key: random ones stand in for the fleet's
+    others = [X25519PublicKey.from_public_bytes(random.randbytes(32)) for _ in range(n_devices)]
+    fleet = [*others[:-1], device.public_key()]
+    content_key = random.randbytes(32)
+    start = time.perf_counter()
+    table = sealed.wrap_for(content_key, fleet, "bench", 1)
+    wrap_s = time.perf_counter() - start
+    start = time.perf_counter()
+    row = sealed.find_wrap(table, sealed.kem_keyid(device.public_key()))
+    if row is None or sealed.unwrap(row, device, "bench", 1) != content_key:
+        raise RuntimeError("bench wrap does not open")
+    return {
+        f"wrap_{n_devices}_s": round(wrap_s, 2),
+        f"wrap_{n_devices}_bytes": len(table),
+        "unwrap_ms": round((time.perf_counter() - start) * 1000, 2),
+    }
+
+
 def _deltas(
-    manager: WatchlistManager, sim: AdminSimulator, rng: random.Random, rounds: int = 3
+    manager: WatchlistManager,
+    sim: AdminSimulator,
+    rng: random.Random,
+    device: X25519PublicKey,
+    rounds: int = 3,
 ) -> dict[str, float]:
     """Median and worst of ``rounds`` deltas of 1,000 changes each."""
     times, cpu = [], []
@@ -144,7 +197,7 @@ def _deltas(
         upserts = list({e.plate: e for e in upserts}.values())
         removes = [table.entry(i).plate for i in rows[250:]]
         removes = [p for p in removes if p not in {e.plate for e in upserts}]
-        delta = sim.delta_on(table, removes, upserts, version, version - 1)
+        delta = sim.seal(sim.delta_on(table, removes, upserts, version, version - 1), [device])
         gc.collect()
         start, start_cpu = time.perf_counter(), time.process_time()
         result = manager.handle_update(delta, sim.now)

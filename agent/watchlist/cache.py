@@ -14,13 +14,18 @@ What is stored is what was signed, so the cache at rest verifies itself:
 Each update is one transaction. :meth:`WatchlistCache.load` re-verifies every
 signature, hash and delta base and raises :class:`CacheTamperedError` if anything
 was edited on disk.
+
+An *encrypted* cache (every device: ``encrypted=True``) seals each list row's
+header and content with the device's cache key (:mod:`agent.watchlist.atrest`);
+until :meth:`WatchlistCache.unlock` gives it that key, :meth:`load` and
+:meth:`apply` raise :class:`CacheLockedError`. Roots name no plate and stay clear.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -34,7 +39,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    cast,
     delete,
+    event,
     func,
     insert,
     select,
@@ -44,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from agent.errors import StorageError
 from agent.sqlite import sqlite_engine
 from agent.transport.outbox import create_private_file
+from agent.watchlist.atrest import BLOB_MAGIC, CacheCipher, CacheLockedError
 from agent.watchlist.content import EntryTable, apply_delta, parse_delta
 from agent.watchlist.errors import (
     CacheTamperedError,
@@ -100,24 +108,59 @@ class CachedList:
     metadata: Metadata
     table: EntryTable
     header_sha256: str
+    header: bytes = field(default=b"", repr=False)
+    """The signed header of the newest row (what a rewrite stores with the full content)."""
 
 
 class WatchlistCache:
     """The device's list store; one instance per file, used from one thread at a time."""
 
-    def __init__(self, path: Path, anchor: Root) -> None:
-        """Open (and create) the cache; ``anchor`` is the provisioned root. Raises StorageError."""
+    def __init__(self, path: Path, anchor: Root, *, encrypted: bool = False) -> None:
+        """Open (and create) the cache; ``anchor`` is the provisioned root. Raises StorageError.
+
+        ``encrypted``: list rows are sealed with the key given to :meth:`unlock`.
+        """
         self._path = path
         self._anchor = anchor
         self._root = anchor
         self._current: CachedList | None = None
         self._deltas = 0
+        self._encrypted = encrypted
+        self._cipher: CacheCipher | None = None
         try:
             create_private_file(path)
             self._engine = sqlite_engine(path)
+            event.listen(self._engine, "connect", _secure_delete)
             _md.create_all(self._engine)
         except (OSError, SQLAlchemyError) as exc:
             raise StorageError(f"cannot open watchlist cache {path}: {exc}") from exc
+
+    @property
+    def encrypted(self) -> bool:
+        return self._encrypted
+
+    @property
+    def locked(self) -> bool:
+        """True while an encrypted cache has no key: nothing can be read or stored."""
+        return self._encrypted and self._cipher is None
+
+    def unlock(self, cipher: CacheCipher) -> None:
+        """Give the cache its key (held in memory only); call :meth:`load` next."""
+        self._cipher = cipher
+
+    def _seal(self, purpose: str, data: bytes) -> bytes:
+        if not self._encrypted:
+            return data
+        if self._cipher is None:
+            raise CacheLockedError("the watchlist cache is locked: no key from HQ yet")
+        return self._cipher.seal(purpose, data)
+
+    def _open(self, purpose: str, blob: bytes) -> bytes:
+        if not self._encrypted:
+            return blob
+        if self._cipher is None:
+            raise CacheLockedError("the watchlist cache is locked: no key from HQ yet")
+        return self._cipher.open(purpose, blob)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -152,21 +195,40 @@ class WatchlistCache:
         Every root, signature, hash and delta base is checked again, so a cache
         edited on disk is refused. Expiry is not a reason to refuse: see :meth:`status`.
         """
+        if self.locked:
+            raise CacheLockedError("the watchlist cache is locked: no key from HQ yet")
         try:
             with self._engine.connect() as conn:
                 roots = conn.execute(select(roots_table.c.doc)).scalars().all()
+                c = lists_table.c
+                # read as blobs whatever is stored, and tell a value made text apart
                 rows = conn.execute(
                     select(
-                        lists_table.c.kind, lists_table.c.header, lists_table.c.content
-                    ).order_by(lists_table.c.seq)
+                        c.kind,
+                        c.version,
+                        cast(c.header, LargeBinary),
+                        cast(c.content, LargeBinary),
+                        func.typeof(c.header) == "blob",
+                        func.typeof(c.content) == "blob",
+                    ).order_by(c.seq)
                 ).all()
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read watchlist cache {self._path}: {exc}") from exc
+        if self._encrypted and rows and _is_clear(rows[0][2]):
+            rows = self._drop_clear_rows(rows)
         try:
-            if not all(isinstance(v, bytes) for v in [*roots, *(x for r in rows for x in r[1:])]):
+            if not all(isinstance(v, bytes) for v in roots) or not all(r[4] and r[5] for r in rows):
                 raise MalformedError("a stored document is not a blob")
             root, _new = verify_root_chain(self._anchor, [Root.from_bytes(r) for r in roots])
-            loaded = _replay(root, [(r[0], r[1], r[2]) for r in rows])
+            opened = [
+                (
+                    kind,
+                    self._open(f"{kind}:{version}:header", header),
+                    self._open(f"{kind}:{version}:content", content),
+                )
+                for kind, version, header, content, _h, _c in rows
+            ]
+            loaded = _replay(root, opened)
         except WatchlistRefusedError as exc:
             raise CacheTamperedError(
                 f"watchlist cache {self._path} does not verify: {exc}"
@@ -176,12 +238,26 @@ class WatchlistCache:
         self._deltas = max(0, len(rows) - 1)
         return loaded
 
+    def _drop_clear_rows(self, rows: Sequence[Any]) -> list[Any]:
+        """A list stored in clear before encryption was turned on: erase it (secure_delete)."""
+        log.warning("watchlist cache held a clear list from before encryption: erased")
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(delete(lists_table))
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot erase the clear watchlist cache: {exc}") from exc
+        return []
+
     # -- apply ------------------------------------------------------------------
 
     def apply(self, update: VerifiedUpdate, now: float) -> CachedList:
         """Store a verified update in one transaction; raises StorageError (nothing changed)."""
         meta = update.metadata
         compact = meta.kind == "delta" and self._deltas + 1 > MAX_DELTA_ROWS
+        if self.locked:
+            raise CacheLockedError("the watchlist cache is locked: no key from HQ yet")
         try:
             with self._engine.begin() as conn:
                 for root in update.new_roots:
@@ -197,7 +273,10 @@ class WatchlistCache:
                     kind = "delta"
                 conn.execute(
                     insert(lists_table).values(
-                        kind=kind, version=meta.version, header=update.header, content=content
+                        kind=kind,
+                        version=meta.version,
+                        header=self._seal(f"{kind}:{meta.version}:header", update.header),
+                        content=self._seal(f"{kind}:{meta.version}:content", content),
                     )
                 )
                 self._write_state(conn, applied_at=now)
@@ -205,7 +284,7 @@ class WatchlistCache:
             raise StorageError(f"cannot store watchlist v{meta.version}: {exc}") from exc
         self._root = update.root
         self._deltas = self._deltas + 1 if kind == "delta" else 0
-        self._current = CachedList(meta, update.table, update.header_sha256)
+        self._current = CachedList(meta, update.table, update.header_sha256, update.header)
         return self._current
 
     def compact(self) -> None:
@@ -213,22 +292,52 @@ class WatchlistCache:
         current = self._current
         if current is None or self._deltas == 0:
             return
+        version = current.metadata.version
         try:
             with self._engine.begin() as conn:
-                header = conn.execute(
-                    select(lists_table.c.header).order_by(lists_table.c.seq.desc()).limit(1)
-                ).scalar_one()
+                last = conn.execute(
+                    select(lists_table.c.kind, lists_table.c.header)
+                    .order_by(lists_table.c.seq.desc())
+                    .limit(1)
+                ).one()
+                header = self._open(f"{last.kind}:{version}:header", last.header)
                 conn.execute(delete(lists_table))
                 conn.execute(
                     insert(lists_table).values(
                         kind="base",
-                        version=current.metadata.version,
-                        header=header,
-                        content=current.table.content,
+                        version=version,
+                        header=self._seal(f"base:{version}:header", header),
+                        content=self._seal(f"base:{version}:content", current.table.content),
                     )
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot compact watchlist cache: {exc}") from exc
+        self._deltas = 0
+
+    def rekey(self, cipher: CacheCipher) -> None:
+        """Store the list held in memory again under a new key (HQ replaced the device's key).
+
+        One transaction: every row is replaced by one base row sealed with ``cipher``.
+        Raises StorageError.
+        """
+        current = self._current
+        self._cipher = cipher
+        if current is None:
+            return
+        version = current.metadata.version
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(delete(lists_table))
+                conn.execute(
+                    insert(lists_table).values(
+                        kind="base",
+                        version=version,
+                        header=self._seal(f"base:{version}:header", current.header),
+                        content=self._seal(f"base:{version}:content", current.table.content),
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot store the watchlist under its new key: {exc}") from exc
         self._deltas = 0
 
     # -- state ------------------------------------------------------------------
@@ -272,6 +381,19 @@ class WatchlistCache:
         }
 
 
+def _is_clear(blob: object) -> bool:
+    return isinstance(blob, bytes) and not blob.startswith(BLOB_MAGIC)
+
+
+def _secure_delete(dbapi_conn: Any, _record: Any) -> None:
+    """Deleted rows are overwritten with zeros, so a replaced list leaves nothing behind."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA secure_delete=ON")
+    finally:
+        cursor.close()
+
+
 def _replay(root: Root, rows: Sequence[tuple[str, bytes, bytes]]) -> CachedList | None:
     """Verify the base row then apply each stored delta; raises WatchlistRefusedError."""
     if not rows:
@@ -296,4 +418,4 @@ def _replay(root: Root, rows: Sequence[tuple[str, bytes, bytes]]) -> CachedList 
         table, _change = apply_delta(table, parse_delta(content))
         check_result(delta_meta, table)
         metadata = delta_meta
-    return CachedList(metadata, table, sha256_hex(header))
+    return CachedList(metadata, table, sha256_hex(header), header)

@@ -16,7 +16,11 @@ Typical flow (two of three admins must sign)::
     raqib watchlist sign v7.rqwl --key keys/admin-a.key
     raqib watchlist sign v7.rqwl --key keys/admin-b.key
     raqib watchlist verify v7.rqwl --root root-1.json
-    raqib watchlist publish v7.rqwl --host hq-broker --port 8883 --tls-ca ca.pem ...
+    raqib hq watchlist-recipients --out fleet.json       # enrolled, unrevoked devices
+    raqib watchlist seal v7.rqwl --recipients fleet.json --out v7.rqws
+    raqib watchlist sign v7.rqws --key keys/admin-a.key  # the release: to whom it goes
+    raqib watchlist sign v7.rqws --key keys/admin-b.key
+    raqib watchlist publish v7.rqws --host hq-broker --port 8883 --tls-ca ca.pem ...
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from agent.errors import RaqibError, WatchlistError
 from agent.fsutil import atomic_write
 from agent.watchlist import admin
@@ -36,6 +42,14 @@ from agent.watchlist.content import parse_delta, parse_full
 from agent.watchlist.errors import WatchlistRefusedError
 from agent.watchlist.format import MAGIC, Root, decode_bundle
 from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+from agent.watchlist.sealed import (
+    MAGIC_SEALED,
+    check_release,
+    decode_sealed,
+    is_sealed,
+    seal_bundle,
+    sign_sealed,
+)
 from agent.watchlist.verify import CurrentState, verify_root, verify_update
 
 Handler = Callable[[argparse.Namespace], int]
@@ -115,7 +129,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     data = _read(args.file)
     key = admin.load_private_key(args.key)
-    if data.startswith(MAGIC):
+    if data.startswith(MAGIC_SEALED):
+        signed = sign_sealed(data, key)
+    elif data.startswith(MAGIC):
         signed = admin.sign_bundle(data, key)
     else:
         signed = admin.sign_root(Root.from_bytes(data), key).to_bytes() + b"\n"
@@ -135,9 +151,52 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seal(args: argparse.Namespace) -> int:
+    """Encrypt a signed list for the devices in a recipients file (``raqib hq
+    watchlist-recipients``); the release still needs the admins' signatures."""
+    inner = _read(args.file)
+    recipients = read_recipients(args.recipients)
+    sealed = seal_bundle(inner, recipients.values())
+    atomic_write(args.out, sealed)
+    _out(json.dumps({**_sealed_summary(sealed), "out": str(args.out)}))
+    return 0
+
+
+def read_recipients(path: Path) -> dict[str, X25519PublicKey]:
+    """``{"device id": "<64 hex: raw X25519 public key>"}``; raises WatchlistError."""
+    try:
+        obj = json.loads(_read(path))
+        return {
+            str(device): X25519PublicKey.from_public_bytes(bytes.fromhex(key))
+            for device, key in obj["devices"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WatchlistError(f"{path} is not a recipients file: {exc}") from exc
+
+
+def _sealed_summary(bundle: bytes) -> dict[str, Any]:
+    decoded = decode_sealed(bundle)
+    return {
+        **decoded.release.to_dict(),
+        "sealed": True,
+        "signatures": len(decoded.signatures),
+        "bytes": len(bundle),
+        "recipient_table_bytes": len(decoded.recipients),
+    }
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     payload = _read(args.file)
-    decode_bundle(payload)  # never publish something that is not even a bundle
+    if not is_sealed(payload) and not args.clear:
+        _err(
+            "refusing to publish a clear list: the broker would hold every plate "
+            "(raqib watchlist seal it; --clear if you really mean it)"
+        )
+        return 2
+    if is_sealed(payload):
+        decode_sealed(payload)
+    else:
+        decode_bundle(payload)  # never publish something that is not even a bundle
     topic = watchlist_topic(args.prefix, args.device)
     target = BrokerTarget(args.host, args.port, args.tls_ca, args.tls_cert, args.tls_key)
     publish_bundle(payload, topic, target, retain=not args.no_retain, timeout_s=args.timeout)
@@ -147,6 +206,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     data = _read(args.file)
+    if is_sealed(data):
+        _out(json.dumps(_sealed_summary(data), indent=2, sort_keys=True))
+        return 0
     if not data.startswith(MAGIC):
         _out(json.dumps(Root.from_bytes(data).to_dict(), indent=2, sort_keys=True))
         return 0
@@ -163,7 +225,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         base = decode_bundle(_read(args.current))
         current = CurrentState(base.metadata.version, parse_full(base.content))
     now = float(args.now if args.now is not None else time.time())
-    update = verify_update(_read(args.file), root, current, now)
+    data = _read(args.file)
+    if is_sealed(data):
+        sealed = decode_sealed(data)
+        check_release(sealed, root, current, now)  # what every device checks before opening
+        _out(json.dumps({"verified": True, "release": True, **_sealed_summary(data)}))
+        return 0
+    update = verify_update(data, root, current, now)
     meta = update.metadata
     _out(
         json.dumps(
@@ -304,7 +372,13 @@ def _add_device_commands(add: Adder) -> None:
     p.add_argument("--device", help="only this device (default: the whole fleet)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the PUBACK")
     p.add_argument("--no-retain", action="store_true")
+    p.add_argument("--clear", action="store_true", help="allow a clear (unsealed) bundle")
     _add_mqtt(p)
+
+    p = add("seal", cmd_seal, "encrypt a signed list for the enrolled devices (then sign it)")
+    p.add_argument("file", type=Path, help="the signed clear bundle (.rqwl)")
+    p.add_argument("--recipients", type=Path, required=True, help="raqib hq watchlist-recipients")
+    p.add_argument("--out", type=Path, required=True, help="the sealed bundle (.rqws)")
 
     p = add("show", cmd_show, "print a bundle's metadata (or a root document)")
     p.add_argument("file", type=Path)

@@ -28,6 +28,11 @@ def watchlist_topic(prefix: str, device_id: str | None = None) -> str:
     return f"{Topics(prefix, device_id).prefix}/devices/{device_id}/watchlist"
 
 
+def watchlist_key_topic(prefix: str, device_id: str) -> str:
+    """Where HQ keeps one device's sealed cache key (retained; emptied when it is revoked)."""
+    return f"{Topics(prefix, device_id).prefix}/devices/{device_id}/watchlist-key"
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerTarget:
     host: str = "127.0.0.1"
@@ -44,6 +49,7 @@ class _Waiter:
         self.acked = threading.Event()
         self.connect_code: ReasonCode | None = None
         self.puback_code: ReasonCode | None = None
+        self.failed: dict[int, ReasonCode] = {}
 
     def on_connect(
         self,
@@ -60,11 +66,13 @@ class _Waiter:
         self,
         _client: mqtt.Client,
         _userdata: Any,
-        _mid: int,
+        mid: int,
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
         self.puback_code = reason_code
+        if reason_code.is_failure:
+            self.failed[mid] = reason_code
         self.acked.set()
 
 
@@ -77,6 +85,56 @@ def publish_bundle(
     timeout_s: float = 30.0,
 ) -> None:
     """Publish at QoS 1 and return once the broker acknowledged; raises TransportError."""
+    client, waiter, where = _connect(target)
+    try:
+        _publish_and_wait(
+            client,
+            waiter,
+            payload=payload,
+            topic=topic,
+            retain=retain,
+            timeout_s=timeout_s,
+            where=where,
+        )
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_many(
+    messages: list[tuple[str, bytes]],
+    target: BrokerTarget,
+    *,
+    retain: bool = True,
+    timeout_s: float = 30.0,
+) -> None:
+    """Publish ``(topic, payload)`` pairs at QoS 1 on one connection and wait for every PUBACK.
+
+    What HQ uses for one key message per device. Raises TransportError.
+    """
+    client, waiter, where = _connect(target)
+    try:
+        if not waiter.connected.wait(timeout_s):
+            raise TransportError(f"broker {where} did not answer the connection in {timeout_s} s")
+        if waiter.connect_code is not None and waiter.connect_code.is_failure:
+            raise TransportError(f"broker {where} refused the connection: {waiter.connect_code}")
+        infos = [
+            client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages
+        ]
+        for (topic, _payload), info in zip(messages, infos, strict=True):
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise TransportError(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
+            info.wait_for_publish(timeout_s)
+            if not info.is_published():
+                raise TransportError(f"no PUBACK from {where} for {topic} within {timeout_s} s")
+        if waiter.failed:
+            raise TransportError(f"broker {where} refused {len(waiter.failed)} publish(es)")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _connect(target: BrokerTarget) -> tuple[mqtt.Client, _Waiter, str]:
     waiter = _Waiter()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
@@ -97,19 +155,7 @@ def publish_bundle(
     except (OSError, ValueError) as exc:
         raise TransportError(f"cannot connect to broker {where}: {exc}") from exc
     client.loop_start()
-    try:
-        _publish_and_wait(
-            client,
-            waiter,
-            payload=payload,
-            topic=topic,
-            retain=retain,
-            timeout_s=timeout_s,
-            where=where,
-        )
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return client, waiter, where
 
 
 def _publish_and_wait(

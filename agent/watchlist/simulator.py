@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from agent.watchlist.admin import make_root, sign_bundle, sign_root
 from agent.watchlist.content import (
@@ -29,6 +30,7 @@ from agent.watchlist.format import (
     encode_bundle,
     sha256_hex,
 )
+from agent.watchlist.sealed import seal_bundle, sign_sealed
 
 DAY = 86_400
 
@@ -168,6 +170,20 @@ class AdminSimulator:
             len(result.content),
         )
         return self._signed(meta, content, None, ())
+
+    def seal(
+        self,
+        inner: bytes,
+        recipients: Iterable[X25519PublicKey],
+        *,
+        signers: Sequence[Ed25519PrivateKey] | None = None,
+    ) -> bytes:
+        """``inner`` sealed for ``recipients``, the release signed by the threshold of admins."""
+        bundle = seal_bundle(inner, recipients)
+        for key in self.admins[: self.threshold] if signers is None else signers:
+            bundle = sign_sealed(bundle, key)
+        self.published.append(bundle)
+        return bundle
 
     def _signed(
         self,

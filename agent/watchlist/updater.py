@@ -29,7 +29,7 @@ class UpdateWorker:
     ) -> None:
         self._manager = manager
         self._on_result = on_result
-        self._queue: queue.Queue[bytes | None] = queue.Queue(MAX_PENDING_UPDATES)
+        self._queue: queue.Queue[tuple[bool, bytes] | None] = queue.Queue(MAX_PENDING_UPDATES)
         self._thread = threading.Thread(target=self._run, name="watchlist", daemon=True)
         self.dropped = 0
 
@@ -38,8 +38,15 @@ class UpdateWorker:
 
     def offer(self, payload: bytes) -> None:
         """Queue one update (called on the MQTT thread; never blocks)."""
+        self._put((False, payload))
+
+    def offer_key(self, payload: bytes) -> None:
+        """Queue HQ's key message for this device (called on the MQTT thread; never blocks)."""
+        self._put((True, payload))
+
+    def _put(self, item: tuple[bool, bytes]) -> None:
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
             log.warning("watchlist update dropped: %d already waiting", MAX_PENDING_UPDATES)
@@ -52,8 +59,14 @@ class UpdateWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while (payload := self._queue.get()) is not None:
-            result = self._manager.handle_update(payload, time.time())
+        while (item := self._queue.get()) is not None:
+            is_key, payload = item
+            if is_key:
+                result = self._manager.handle_key(payload, time.time())
+            else:
+                result = self._manager.handle_update(payload, time.time())
+            if result is None:
+                continue
             try:
                 self._on_result(result)
             except Exception:  # reporting must not kill the updater
