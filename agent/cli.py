@@ -18,6 +18,7 @@ from agent.reader import cli as reader_cli
 from agent.watchlist import cli as watchlist_cli
 from hq import cli as hq_cli
 from hq import evidence_cli
+from hq.console import cli as console_cli
 
 log = logging.getLogger("raqib")
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hq = hq_cli.register(sub, [common])  # hq ingest/hits/devices/broker-acl/keygen/enrol/revoke
     enroll_cli.register(sub, hq, [common])  # enroll request/install, hq enrol-request
+    console_cli.register(hq, [common])  # hq console, hq create-user, hq create-admin
     return parser
 
 
