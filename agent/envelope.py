@@ -21,6 +21,17 @@ key so that nobody else can make a device delete messages it has not delivered::
     {"v": 2, "alg": "ed25519", "kind": "ack", "device": "cam-01", "seqs": [41, 42],
      "sig": "<base64 signature of 'raqib-ack-v2' 0x00 [v, alg, device, seqs]>"}
 
+A command, HQ -> device on ``.../devices/{id}/commands``, is signed by the same
+HQ key; the device acts only on a command that verifies, names it, is fresh and
+has not been seen before (``agent.commands`` keeps that memory)::
+
+    {"v": 2, "alg": "ed25519", "kind": "command", "command_id": "9f1c...",
+     "device_id": "cam-01", "action": "start_recording", "args": {},
+     "issued_at": 1764000000.0, "expires_at": 1764000060.0, "sig": "<base64>"}
+
+its signature covers ``'raqib-command-v2' 0x00`` and the canonical JSON (sorted
+keys, no spaces) of the object without ``sig``.
+
 Everything here is pure: bytes and keys in, a checked value or ``PayloadError``
 out, with a message that says precisely what was wrong.
 """
@@ -365,3 +376,138 @@ def decode_ack(
     except InvalidSignature as exc:
         raise PayloadError("ack signature does not verify against HQ's key") from exc
     return list(seqs)
+
+
+# -- commands ------------------------------------------------------------------------
+
+COMMAND_KIND: Final = "command"
+ALG_COMMAND: Final = "ed25519"
+MAX_COMMAND_BYTES: Final = 16 * 1024
+MAX_COMMAND_TTL_S: Final = 3600.0
+"""A command may be valid for at most an hour: the device's replay memory covers that long."""
+CLOCK_SKEW_S: Final = 60.0
+"""How far ahead of the device's clock a command's ``issued_at`` may be."""
+_COMMAND_LABEL: Final = b"raqib-command-v2\x00"
+_COMMAND_KEYS: Final = frozenset(
+    {"v", "alg", "kind", "command_id", "device_id", "action", "args", "issued_at", "expires_at"}
+)
+_COMMAND_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command whose signature and addressee were checked (not yet its freshness)."""
+
+    command_id: str
+    device_id: str
+    action: str
+    args: dict[str, Any]
+    issued_at: float
+    expires_at: float
+
+
+def _canonical(obj: object) -> bytes:
+    try:
+        text = json.dumps(
+            obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
+        )
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"command cannot be encoded as JSON: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def encode_command(command: Command, signing_key: Ed25519PrivateKey) -> bytes:
+    """HQ's signed command; raises PayloadError if it could not be decoded back."""
+    content: dict[str, Any] = {
+        "v": VERSION,
+        "alg": ALG_COMMAND,
+        "kind": COMMAND_KIND,
+        "command_id": command.command_id,
+        "device_id": command.device_id,
+        "action": command.action,
+        "args": command.args,
+        "issued_at": command.issued_at,
+        "expires_at": command.expires_at,
+    }
+    _command_fields(content)  # refuse what the device would refuse
+    signature = signing_key.sign(_COMMAND_LABEL + _canonical(content))
+    payload = _dumps({**content, "sig": base64.b64encode(signature).decode("ascii")})
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise PayloadError(f"command is {len(payload)} bytes, more than {MAX_COMMAND_BYTES}")
+    return payload
+
+
+def _finite(obj: dict[str, Any], key: str) -> float:
+    value = obj.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise PayloadError(f"command field {key!r} missing or not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise PayloadError(f"command field {key!r} is not finite")
+    return number
+
+
+def _command_fields(obj: dict[str, Any]) -> Command:
+    _check_version(obj, "command")
+    unknown = set(obj) - _COMMAND_KEYS - {"sig"}
+    if unknown:
+        raise PayloadError(f"command has unknown fields {sorted(unknown)[:5]}")
+    if obj.get("kind") != COMMAND_KIND:
+        raise PayloadError("command field 'kind' is not 'command'")
+    alg = _str_field(obj, "alg", what="command")
+    if alg != ALG_COMMAND:
+        raise PayloadError(f"command algorithm {alg[:40]!r} is not supported")
+    args = obj.get("args")
+    if not isinstance(args, dict):
+        raise PayloadError("command field 'args' missing or not an object")
+    issued_at, expires_at = _finite(obj, "issued_at"), _finite(obj, "expires_at")
+    if not 0 < expires_at - issued_at <= MAX_COMMAND_TTL_S:
+        raise PayloadError(
+            f"command lifetime {expires_at - issued_at:.0f} s is not within "
+            f"(0, {MAX_COMMAND_TTL_S:.0f}] s"
+        )
+    return Command(
+        command_id=_str_field(obj, "command_id", _COMMAND_ID_RE, what="command"),
+        device_id=_str_field(obj, "device_id", _DEVICE_RE, what="command"),
+        action=_str_field(obj, "action", _ACTION_RE, what="command"),
+        args=args,
+        issued_at=issued_at,
+        expires_at=expires_at,
+    )
+
+
+def decode_command(
+    payload: bytes | bytearray, device_id: str, hq_signing_key: Ed25519PublicKey
+) -> Command:
+    """A genuine HQ command for ``device_id``; freshness and replay are the caller's checks
+    (:func:`check_command_fresh`, ``agent.commands.SeenCommands``).
+
+    Raises PayloadError if it is malformed, not signed by HQ, or meant for another device.
+    """
+    obj = _parse_json(payload, MAX_COMMAND_BYTES, "command")
+    if not isinstance(obj, dict):
+        raise PayloadError("command is not a JSON object")
+    command = _command_fields(obj)
+    signature = _b64_field(obj, "sig", "command")
+    content = {k: v for k, v in obj.items() if k != "sig"}
+    try:
+        hq_signing_key.verify(signature, _COMMAND_LABEL + _canonical(content))
+    except InvalidSignature as exc:
+        raise PayloadError("command signature does not verify against HQ's key") from exc
+    if command.device_id != device_id:
+        raise PayloadError(f"command is for device {command.device_id!r}, not {device_id!r}")
+    return command
+
+
+def check_command_fresh(command: Command, now: float, skew_s: float = CLOCK_SKEW_S) -> None:
+    """Raises PayloadError if ``command`` has expired or was issued in the future."""
+    if now >= command.expires_at:
+        raise PayloadError(
+            f"command {command.command_id} expired {now - command.expires_at:.0f} s ago"
+        )
+    if command.issued_at > now + skew_s:
+        raise PayloadError(
+            f"command {command.command_id} is issued {command.issued_at - now:.0f} s in the "
+            f"future (clock skew allowed: {skew_s:.0f} s)"
+        )

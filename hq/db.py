@@ -18,6 +18,12 @@ kind, so ``gaps = last_seq - received`` is exactly the number of sequence
 numbers below the highest seen that HQ does not hold (yet): a late resend lowers
 it again. Status heartbeats are not queued and carry ``seq`` 0, so they never
 count as gaps.
+
+Dispositions (an officer's verdict from the device, an operator's from the
+console) and remote commands with the device's reply have their own tables;
+what a device sent is also kept in ``device_messages`` as the audit trail.
+Columns added after a release are added to an existing database at open
+(``_add_missing_columns``), so an older HQ database keeps working.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import (
@@ -49,7 +56,9 @@ from sqlalchemy import (
     create_engine,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -57,7 +66,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from agent.errors import ConfigError, StorageError
-from agent.messages import HIT_KIND, HitRecord
+from agent.messages import (
+    COMMAND_REPLY_KIND,
+    DISPOSITION_KIND,
+    HIT_KIND,
+    HitRecord,
+    parse_command_reply_body,
+    parse_disposition_body,
+)
 from agent.pki import ed25519_public_from_pem, public_pem
 from agent.sqlite import READ_ONLY_OPTION, make_durable
 
@@ -88,6 +104,7 @@ hits = Table(
     Column("crop_jpeg", LargeBinary, nullable=False),
     Column("sent_at", Float, nullable=False),
     Column("received_at", Float, nullable=False),
+    Column("model_version", Text, nullable=True),
     UniqueConstraint("device_id", "seq", name="uq_hits_device_seq"),
     Index("ix_hits_received_at", "received_at"),
 )
@@ -119,6 +136,54 @@ devices = Table(
     Column("connected_at", Float, nullable=True),
     Column("online", Integer, nullable=True),
 )
+dispositions = Table(
+    "dispositions",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("hit_seq", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Index("ix_dispositions_device_hit", "device_id", "hit_seq"),
+)
+commands = Table(
+    "commands",
+    metadata,
+    Column("command_id", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("issued_by", Text, nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("reply_ok", Integer, nullable=True),
+    Column("reply_detail", Text, nullable=True),
+    Column("replied_at", Float, nullable=True),
+    Index("ix_commands_device_issued", "device_id", "issued_at"),
+)
+
+DISPOSITION_SOURCES: Final = ("officer", "operator")
+"""Who gave a verdict: the officer on the device, or an operator in the console."""
+VERDICTS: Final = ("confirmed", "false_read", "dispatched", "rejected")
+FALSE_VERDICTS: Final = ("false_read", "rejected")
+"""Verdicts that say the alert was wrong (an operator's false read, an officer's rejection)."""
+STATUS_COLUMNS: Final = (
+    "battery_pct",
+    "temperature_c",
+    "storage_free_mb",
+    "queue_depth",
+    "watchlist_version",
+    "watchlist_stale",
+    "watchlist_last_refusal",
+    "model_version",
+    "agent_version",
+)
+"""Heartbeat fields ``list_devices`` also gives at the top level of each row (None if unknown)."""
+_ADDED_COLUMNS: Final = {"hits": {"model_version": "TEXT"}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +239,7 @@ class HqDatabase:
         try:
             with self._write("create tables") as conn:
                 metadata.create_all(conn)
+                _add_missing_columns(conn)
         except StorageError:
             self._engine.dispose()
             raise
@@ -307,6 +373,7 @@ class HqDatabase:
         if other_rows:
             conn.execute(insert(device_messages), other_rows)
         for device_id, items in new_by_device.items():
+            _store_events(conn, device_id, items)
             _note_device(conn, rows[device_id], items)
         return results
 
@@ -337,6 +404,7 @@ class HqDatabase:
         (``online`` false) is sealed when the device connects, so it is older than
         that connection's heartbeats: it is accepted if its ``connected_at`` is not
         older than the held one's, which refuses the will of an earlier connection.
+        A last will keeps the battery, storage and other figures of the status held.
         """
         online = bool(status.get("online", True))
         connected_at = status.get("connected_at")
@@ -349,6 +417,9 @@ class HqDatabase:
                 return False
             if not _status_is_newer(row, online, sent_at, connected):
                 return False
+            if not online and row.status:
+                # a last will says only "offline": keep the figures the last heartbeat gave
+                status = {**json.loads(row.status), **status}
             conn.execute(
                 update(devices)
                 .where(devices.c.device_id == device_id)
@@ -389,7 +460,8 @@ class HqDatabase:
             return [int(s) for s in conn.execute(query).scalars()]
 
     def list_devices(self) -> list[dict[str, Any]]:
-        """Every enrolled device, by id, with ``gaps``, ``revoked`` and its last status decoded."""
+        """Every enrolled device, by id, with ``gaps``, ``revoked``, its last status decoded
+        (``status``) and the heartbeat figures of ``STATUS_COLUMNS`` at the top level."""
         with self._read("list devices") as conn:
             rows = conn.execute(select(devices).order_by(devices.c.device_id)).all()
         result = []
@@ -399,9 +471,143 @@ class HqDatabase:
             item["gaps"] = int(row.last_seq) - int(row.received)
             item["revoked"] = row.revoked_at is not None
             item["online"] = None if row.online is None else bool(row.online)
-            item["status"] = json.loads(row.status) if row.status else None
+            status = json.loads(row.status) if row.status else None
+            item["status"] = status
+            for name in STATUS_COLUMNS:
+                item[name] = status.get(name) if status else None
             result.append(item)
         return result
+
+    # -- dispositions ------------------------------------------------------------------
+
+    def record_disposition(
+        self,
+        device_id: str,
+        hit_seq: int,
+        *,
+        source: str,
+        verdict: str,
+        note: str,
+        actor: str,
+        at: float,
+    ) -> int:
+        """Store an officer's or operator's verdict on one hit; returns the new row's id.
+
+        Raises ValueError for a source or verdict outside ``DISPOSITION_SOURCES``/``VERDICTS``.
+        """
+        row = _disposition_row(
+            device_id,
+            hit_seq=hit_seq,
+            source=source,
+            verdict=verdict,
+            note=note,
+            actor=actor,
+            at=at,
+            received_at=time.time(),
+        )
+        with self._write("record a disposition") as conn:
+            result = conn.execute(insert(dispositions).values(row))
+        key = result.inserted_primary_key
+        return int(key[0]) if key is not None else 0
+
+    def list_dispositions(
+        self, device_id: str | None = None, hit_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Dispositions, oldest first, of one device (and one hit) or of all."""
+        query = select(dispositions).order_by(dispositions.c.id)
+        if device_id is not None:
+            query = query.where(dispositions.c.device_id == device_id)
+        if hit_seq is not None:
+            query = query.where(dispositions.c.hit_seq == hit_seq)
+        with self._read("list dispositions") as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def false_read_rates(self) -> dict[str, dict[str, dict[str, float | int]]]:
+        """False read rate per device and per model version.
+
+        Rate = hits whose latest disposition says the alert was wrong
+        (``FALSE_VERDICTS``) / hits with any disposition. A hit of a device that
+        did not say its model version counts under ``"unknown"``. Shape:
+        ``{"by_device": {id: {"dispositioned", "false_reads", "rate"}}, "by_model_version": ...}``.
+        """
+        latest = (
+            select(
+                dispositions.c.device_id,
+                dispositions.c.hit_seq,
+                func.max(dispositions.c.id).label("last_id"),
+            )
+            .group_by(dispositions.c.device_id, dispositions.c.hit_seq)
+            .subquery()
+        )
+        query = (
+            select(latest.c.device_id, dispositions.c.verdict, hits.c.model_version)
+            .join(dispositions, dispositions.c.id == latest.c.last_id)
+            .outerjoin(
+                hits,
+                (hits.c.device_id == latest.c.device_id) & (hits.c.seq == latest.c.hit_seq),
+            )
+        )
+        with self._read("compute false read rates") as conn:
+            rows = conn.execute(query).all()
+        by_device: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        by_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            false = int(row.verdict in FALSE_VERDICTS)
+            for bucket, key in ((by_device, row.device_id), (by_model, row.model_version)):
+                counts = bucket[key or "unknown"]
+                counts[0] += 1
+                counts[1] += false
+        return {"by_device": _rates(by_device), "by_model_version": _rates(by_model)}
+
+    # -- remote commands -------------------------------------------------------------------
+
+    def record_command(self, row: dict[str, Any]) -> None:
+        """Store a command HQ issued: ``command_id, device_id, action, args`` (a dict or its
+        JSON), ``issued_by, issued_at, expires_at``. Raises StorageError if the id exists."""
+        values = {
+            "command_id": row["command_id"],
+            "device_id": row["device_id"],
+            "action": row["action"],
+            "args": row["args"] if isinstance(row["args"], str) else _json(row["args"]),
+            "issued_by": row["issued_by"],
+            "issued_at": float(row["issued_at"]),
+            "expires_at": float(row["expires_at"]),
+        }
+        try:
+            with self._write("record a command") as conn:
+                conn.execute(insert(commands).values(values))
+        except IntegrityError as exc:
+            raise StorageError(f"command {values['command_id']!r} is already recorded") from exc
+
+    def record_command_reply(
+        self,
+        command_id: str,
+        ok: bool,
+        detail: str,
+        at: float,
+        *,
+        device_id: str | None = None,
+    ) -> bool:
+        """Note a command's reply; False if no such command (of ``device_id``, when given)
+        waits for one. The first reply stays: a later one changes nothing."""
+        with self._write("record a command reply") as conn:
+            return _reply_in(conn, command_id, ok=ok, detail=detail, at=at, device_id=device_id)
+
+    def list_commands(self, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Commands, newest first, each with its reply (``reply_ok`` None: none yet)."""
+        query = (
+            select(commands)
+            .order_by(commands.c.issued_at.desc(), commands.c.command_id)
+            .limit(limit)
+        )
+        if device_id is not None:
+            query = query.where(commands.c.device_id == device_id)
+        with self._read("list commands") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["args"] = json.loads(row["args"]) if row["args"] else {}
+            row["reply_ok"] = None if row["reply_ok"] is None else bool(row["reply_ok"])
+        return rows
 
     def close(self) -> None:
         self._engine.dispose()
@@ -411,6 +617,101 @@ class HqDatabase:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added since a table was first created (nullable, so old rows stay valid)."""
+    inspector = inspect(conn)
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {column["name"] for column in inspector.get_columns(table)}
+        for name, sql_type in columns.items():
+            if name not in have:
+                log.info("HQ database: adding column %s.%s", table, name)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _rates(buckets: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
+    return {
+        key: {"dispositioned": total, "false_reads": false, "rate": false / total}
+        for key, (total, false) in sorted(buckets.items())
+    }
+
+
+def _disposition_row(
+    device_id: str,
+    *,
+    hit_seq: int,
+    source: str,
+    verdict: str,
+    note: str,
+    actor: str,
+    at: float,
+    received_at: float,
+) -> dict[str, Any]:
+    if source not in DISPOSITION_SOURCES:
+        raise ValueError(f"disposition source {source!r} is not one of {DISPOSITION_SOURCES}")
+    if verdict not in VERDICTS:
+        raise ValueError(f"disposition verdict {verdict!r} is not one of {VERDICTS}")
+    return {
+        "device_id": device_id,
+        "hit_seq": int(hit_seq),
+        "source": source,
+        "verdict": verdict,
+        "note": note,
+        "actor": actor,
+        "at": float(at),
+        "received_at": float(received_at),
+    }
+
+
+def _reply_in(
+    conn: Connection, command_id: str, *, ok: bool, detail: str, at: float, device_id: str | None
+) -> bool:
+    where = (commands.c.command_id == command_id) & commands.c.reply_ok.is_(None)
+    if device_id is not None:
+        where = where & (commands.c.device_id == device_id)
+    result = conn.execute(
+        update(commands).where(where).values(reply_ok=int(ok), reply_detail=detail, replied_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def _store_events(conn: Connection, device_id: str, items: list[Incoming]) -> None:
+    """Officer dispositions and command replies into their tables (bodies already checked)."""
+    for item in items:
+        if item.kind == DISPOSITION_KIND:
+            record = parse_disposition_body(item.body)
+            row = _disposition_row(
+                device_id,
+                hit_seq=record.hit_seq,
+                source="officer",
+                verdict=record.verdict,
+                note=record.note,
+                actor=record.officer or device_id,
+                at=record.at,
+                received_at=item.received_at,
+            )
+            conn.execute(insert(dispositions).values(row))
+        elif item.kind == COMMAND_REPLY_KIND:
+            reply = parse_command_reply_body(item.body)
+            replied = _reply_in(
+                conn,
+                reply.command_id,
+                ok=reply.ok,
+                detail=reply.detail,
+                at=reply.at,
+                device_id=device_id,
+            )
+            if not replied:
+                log.warning(
+                    "device %s replied to command %s, which HQ did not send it or has an answer to",
+                    device_id,
+                    reply.command_id,
+                )
 
 
 def _held_seqs(conn: Connection, device_id: str, seqs: list[int]) -> set[tuple[str, int]]:
@@ -481,6 +782,7 @@ def _hit_row(item: Incoming) -> dict[str, Any]:
         "crop_jpeg": record.crop_jpeg,
         "sent_at": item.sent_at,
         "received_at": item.received_at,
+        "model_version": record.model_version,
     }
 
 

@@ -1,6 +1,7 @@
 """HQ ingest: receive sealed messages from every device, verify, store each once, acknowledge.
 
-Workers share the subscriptions ``$share/{group}/{prefix}/devices/+/{hits,ledger,status}``,
+Workers share the subscriptions
+``$share/{group}/{prefix}/devices/+/{hits,ledger,status,events}``,
 so the broker gives each message to one of them; run several in one process or
 on several machines (``raqib hq ingest --workers N`` starts N processes). For
 each message, in order:
@@ -11,8 +12,10 @@ each message, in order:
    ``registry_refresh_s`` and whenever an unknown device shows up);
 3. the message is decrypted with HQ's key and the signature verified against the
    device's enrolled key; the body is checked (``PayloadError`` otherwise);
-   a status updates the device's row if it is newer than the one held;
-4. hits and ledger entries are stored in batches, one transaction per batch; a
+   a status updates the device's row if it is newer than the one held (fields
+   HQ does not know, from a newer device, are left out and logged once);
+4. hits, ledger entries, officer dispositions and command replies (``events``)
+   are stored in batches, one transaction per batch; a
    duplicate ``(device, seq)`` (a resend or a replay) is recognised and not
    stored again;
 5. only after the commit, one signed ack per device names every stored or
@@ -41,6 +44,7 @@ from typing import Any, Final
 
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -48,7 +52,19 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import MqttConfig
 from agent.envelope import MAX_ACK_SEQS, Envelope, decode_message, encode_ack, open_message
 from agent.errors import PayloadError, StorageError
-from agent.messages import HIT_KIND, STATUS_KIND, HitRecord, parse_hit_body, parse_status_body
+from agent.messages import (
+    COMMAND_REPLY_KIND,
+    DISPOSITION_KIND,
+    HIT_KIND,
+    LEDGER_KIND,
+    STATUS_KIND,
+    HitRecord,
+    StatusRecord,
+    parse_command_reply_body,
+    parse_disposition_body,
+    parse_hit_body,
+    parse_status_body,
+)
 from agent.pki import HqKeys
 from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
 from agent.transport.uplink import configure_tls, connect_persistent, disable_nagle
@@ -61,7 +77,13 @@ SESSION_EXPIRY_S: Final = 600
 BATCH_MAX: Final = 500
 BATCH_WAIT_S: Final = 0.01
 QUEUE_MAX: Final = 5000
-_CHANNEL_KIND: Final = {"hits": HIT_KIND, "ledger": "ledger", "status": STATUS_KIND}
+CHANNEL_KINDS: Final = {
+    "hits": (HIT_KIND,),
+    "ledger": (LEDGER_KIND,),
+    "status": (STATUS_KIND,),
+    "events": (DISPOSITION_KIND, COMMAND_REPLY_KIND),
+}
+"""Which message kinds each uplink channel carries; anything else is refused."""
 
 OnStored = Callable[[str, int, HitRecord], None]
 
@@ -70,6 +92,62 @@ def default_client_id(group: str = "hq-ingest") -> str:
     """A stable client id per host, so a restarted worker resumes its MQTT session."""
     host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
     return f"{group}-{host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """One verified device message: a heartbeat (``status``) and/or something to store."""
+
+    envelope: Envelope
+    status: StatusRecord | None
+    incoming: Incoming | None
+    """None for a heartbeat (``seq`` 0): nothing to store or ack."""
+
+
+def open_uplink(
+    prefix: str,
+    topic: str,
+    payload: bytes,
+    received_at: float,
+    *,
+    hq_key: X25519PrivateKey,
+    key_of: Callable[[str], Ed25519PublicKey],
+) -> Opened:
+    """Steps 1 to 3 for one message: topic, header, sender's key, decryption, signature,
+    body. ``key_of`` gives an enrolled device's key (PayloadError if none). Raises
+    PayloadError saying what was wrong; the contract tests feed the device's real
+    messages through this very function."""
+    device_id, channel = channel_from_topic(prefix, topic)
+    kinds = CHANNEL_KINDS.get(channel)
+    if kinds is None:
+        raise PayloadError(f"topic {topic!r} is not a device uplink topic")
+    header = decode_message(payload)
+    if header.device != device_id:
+        raise PayloadError(
+            f"envelope says device {header.device!r} but arrived on {device_id!r}'s topic"
+        )
+    if header.kind not in kinds:
+        raise PayloadError(f"message kind {header.kind!r} on a {channel} topic")
+    envelope = open_message(header, topic, hq_key=hq_key, device_key=key_of(device_id))
+    kind, body = envelope.kind, envelope.body
+    status = parse_status_body(body) if kind == STATUS_KIND else None
+    if status is not None and envelope.seq == 0:
+        return Opened(envelope, status, None)
+    record = parse_hit_body(body) if kind == HIT_KIND else None
+    if kind == DISPOSITION_KIND:
+        parse_disposition_body(body)
+    elif kind == COMMAND_REPLY_KIND:
+        parse_command_reply_body(body)
+    incoming = Incoming(
+        device_id,
+        envelope.seq,
+        kind,
+        envelope.sent_at,
+        received_at,
+        record=record,
+        body=None if record is not None else body,
+    )
+    return Opened(envelope, status, incoming)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +204,9 @@ class IngestService:
         self._keys = keys
         self._prefix = mqtt.topic_prefix
         self._subscriptions = [
-            hq_hits_subscription(self._prefix, group, channel) for channel in _CHANNEL_KIND
+            hq_hits_subscription(self._prefix, group, channel) for channel in CHANNEL_KINDS
         ]
+        self._ignored_fields: set[str] = set()
         self._registry = Registry(db, registry_refresh_s, clock)
         self._on_stored = on_stored
         self._clock = clock
@@ -298,38 +377,32 @@ class IngestService:
             self._store(verified)
 
     def _verify(self, raw: _Raw) -> Incoming | None:
-        """The checked message to store, or None for a status (recorded here); or PayloadError."""
-        device_id, channel = channel_from_topic(self._prefix, raw.topic)
-        kind = _CHANNEL_KIND.get(channel)
-        if kind is None:
-            raise PayloadError(f"topic {raw.topic!r} is not a device uplink topic")
-        header = decode_message(raw.payload)
-        if header.device != device_id:
-            raise PayloadError(
-                f"envelope says device {header.device!r} but arrived on {device_id!r}'s topic"
-            )
-        if header.kind != kind:
-            raise PayloadError(f"message kind {header.kind!r} on a {channel} topic")
-        key = self._registry.key_of(device_id)
-        envelope = open_message(header, raw.topic, hq_key=self._keys.encryption, device_key=key)
-        if kind == STATUS_KIND:
-            self._record_status(envelope, raw.received_at)
-            if envelope.seq == 0:
-                return None  # a heartbeat, not queued: nothing to store or ack
-        if kind == HIT_KIND:
-            record = parse_hit_body(envelope.body)
-            return Incoming(
-                device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, record=record
-            )
-        return Incoming(
-            device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, body=envelope.body
+        """The checked message to store, None for a heartbeat (recorded here); or PayloadError."""
+        opened = open_uplink(
+            self._prefix,
+            raw.topic,
+            raw.payload,
+            raw.received_at,
+            hq_key=self._keys.encryption,
+            key_of=self._registry.key_of,
         )
+        if opened.status is not None:
+            self._record_status(opened.envelope, opened.status, raw.received_at)
+        return opened.incoming
 
-    def _record_status(self, envelope: Envelope, received_at: float) -> None:
-        status = parse_status_body(envelope.body)
+    def _record_status(self, envelope: Envelope, status: StatusRecord, received_at: float) -> None:
+        new = set(status.ignored) - self._ignored_fields
+        if new:
+            self._ignored_fields |= new
+            log.warning(
+                "ingest: status of %s has fields HQ does not know or of the wrong type, "
+                "left out (logged once per field): %s",
+                envelope.device,
+                ", ".join(sorted(new)),
+            )
         try:
             fresh = self._db.record_status(
-                envelope.device, status, envelope.sent_at, received_at=received_at
+                envelope.device, status.fields, envelope.sent_at, received_at=received_at
             )
         except StorageError as exc:
             self._count("storage_errors")

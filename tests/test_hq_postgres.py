@@ -89,7 +89,7 @@ def pg_url() -> Iterator[str]:
 def db(pg_url: str) -> Iterator[HqDatabase]:
     database = HqDatabase(pg_url)
     with database._engine.begin() as conn:
-        conn.execute(text("TRUNCATE hits, device_messages, devices"))
+        conn.execute(text("TRUNCATE hits, device_messages, devices, dispositions, commands"))
     yield database
     database.close()
 
@@ -107,6 +107,36 @@ def test_postgres_store_is_idempotent_and_counts_gaps(db: HqDatabase) -> None:
     (device,) = db.list_devices()
     assert (device["last_seq"], device["gaps"]) == (4, 2)
     assert db.list_hits()[0]["crop_jpeg"] == b"\xff\xd8fake-jpeg\xff\xd9"
+
+
+def test_postgres_dispositions_commands_and_false_read_rates(db: HqDatabase, pg_url: str) -> None:
+    Fleet().enrol(db)
+    db.store_hit(DEVICE, 1, parse_hit_body(hit_body(sample_hit(1), model_version="r9")), 10.0)
+    db.record_disposition(
+        DEVICE, 1, source="operator", verdict="false_read", note="", actor="op", at=11.0
+    )
+    rates = db.false_read_rates()
+    assert rates["by_model_version"]["r9"] == {"dispositioned": 1, "false_reads": 1, "rate": 1.0}
+    db.record_command(
+        {
+            "command_id": "pg-cmd-01",
+            "device_id": DEVICE,
+            "action": "send_status",
+            "args": {},
+            "issued_by": "op",
+            "issued_at": 1.0,
+            "expires_at": 61.0,
+        }
+    )
+    assert db.record_command_reply("pg-cmd-01", True, "sent", 2.0, device_id=DEVICE)
+    assert db.list_commands()[0]["reply_ok"] is True
+    with db._engine.begin() as conn:  # an HQ database from before model versions
+        conn.execute(text("ALTER TABLE hits DROP COLUMN model_version"))
+    reopened = HqDatabase(pg_url)
+    try:
+        assert reopened.list_hits()[0]["model_version"] is None
+    finally:
+        reopened.close()
 
 
 def test_postgres_concurrent_workers_store_overlapping_batches_exactly_once(

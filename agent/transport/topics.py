@@ -6,12 +6,14 @@ Every topic lives under one versioned prefix (``raqib/v1`` by default)::
     {prefix}/devices/{device_id}/ledger     device -> HQ  evidence ledger entries (QoS 1, outbox)
     {prefix}/devices/{device_id}/acks       HQ -> device  signed application acks
     {prefix}/devices/{device_id}/status     device -> HQ  heartbeat, retained, last will
+    {prefix}/devices/{device_id}/events     device -> HQ  dispositions, command replies (outbox)
     {prefix}/devices/{device_id}/commands   HQ -> device  signed commands
     {prefix}/watchlist                      HQ -> devices signed watchlist updates
 
 The per-device layout is what the broker ACLs key on
 (``deploy/mosquitto/acl.template``): a device may publish only its own hits,
-ledger and status topics and read only its own acks and commands and the watchlist.
+ledger, status and events topics and read only its own acks and commands and the
+watchlist.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from agent.errors import PayloadError
 DEVICE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 """Same rule as ``agent.config.DeviceConfig.id``; it keeps wildcards and slashes out of topics."""
 
-DEVICE_CHANNELS = ("hits", "ledger", "acks", "status", "commands")
-UPLINK_CHANNELS = ("hits", "ledger", "status")
+DEVICE_CHANNELS = ("hits", "ledger", "acks", "status", "commands", "events")
+UPLINK_CHANNELS = ("hits", "ledger", "status", "events")
 """What devices publish and HQ ingest reads."""
 
 
@@ -66,6 +68,10 @@ class Topics:
     @property
     def commands(self) -> str:
         return self._device("commands")
+
+    @property
+    def events(self) -> str:
+        return self._device("events")
 
     @property
     def watchlist(self) -> str:

@@ -1,0 +1,212 @@
+"""HQ's side of issue 13: dispositions, remote commands and heartbeats in the database,
+and commands signed and published by HQ (real SQLite, real Mosquitto)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from conftest import WaitUntil
+from transport_kit import DEVICE, PREFIX, Fleet, RawClient, sample_hit
+
+from agent.broker import free_port
+from agent.config import MqttConfig
+from agent.envelope import decode_command
+from agent.errors import PayloadError, StorageError, TransportError
+from agent.messages import hit_body, parse_hit_body
+from agent.pki import HqKeys
+from agent.transport.topics import Topics
+from hq.commands import CommandSender, sign_command
+from hq.db import HqDatabase
+
+
+@pytest.fixture
+def db(tmp_db_url: str) -> HqDatabase:
+    return HqDatabase(tmp_db_url)
+
+
+def command_row(command_id: str = "c0ffee00", device: str = DEVICE) -> dict[str, object]:
+    return {
+        "command_id": command_id,
+        "device_id": device,
+        "action": "start_recording",
+        "args": {"reason": "test"},
+        "issued_by": "op-1",
+        "issued_at": 1000.0,
+        "expires_at": 1060.0,
+    }
+
+
+def test_dispositions_are_stored_and_listed_per_device_and_hit(db: HqDatabase) -> None:
+    first = db.record_disposition(
+        "cam-a", 7, source="operator", verdict="dispatched", note="unit 4", actor="op", at=1.0
+    )
+    db.record_disposition(
+        "cam-a", 8, source="officer", verdict="confirmed", note="", actor="B-1", at=2.0
+    )
+    db.record_disposition(
+        "cam-b", 7, source="operator", verdict="false_read", note="", actor="op", at=3.0
+    )
+    assert first >= 1
+    assert [d["hit_seq"] for d in db.list_dispositions("cam-a")] == [7, 8]
+    only = db.list_dispositions("cam-a", hit_seq=7)
+    assert len(only) == 1
+    assert only[0]["verdict"] == "dispatched"
+    assert only[0]["note"] == "unit 4"
+    assert len(db.list_dispositions()) == 3
+
+
+@pytest.mark.parametrize(("source", "verdict"), [("robot", "confirmed"), ("operator", "maybe")])
+def test_a_disposition_outside_the_vocabulary_is_refused(
+    db: HqDatabase, source: str, verdict: str
+) -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        db.record_disposition("cam-a", 1, source=source, verdict=verdict, note="", actor="x", at=1)
+    assert db.list_dispositions() == []
+
+
+def test_false_read_rate_counts_each_hits_latest_verdict_per_device_and_model(
+    db: HqDatabase,
+) -> None:
+    fleet = Fleet()
+    fleet.enrol(db, "cam-a", "cam-b")
+    for device, seq, model in (("cam-a", 1, "rec-2"), ("cam-a", 2, "rec-2"), ("cam-b", 1, None)):
+        record = parse_hit_body(hit_body(sample_hit(seq, device), model_version=model))
+        db.store_hit(device, seq, record, received_at=time.time())
+
+    def dispose(device: str, seq: int, verdict: str) -> None:
+        db.record_disposition(
+            device, seq, source="operator", verdict=verdict, note="", actor="op", at=1
+        )
+
+    dispose("cam-a", 1, "false_read")
+    dispose("cam-a", 1, "confirmed")  # corrected: the latest verdict counts
+    dispose("cam-a", 2, "false_read")
+    dispose("cam-b", 1, "rejected")
+    rates = db.false_read_rates()
+    assert rates["by_device"]["cam-a"] == {"dispositioned": 2, "false_reads": 1, "rate": 0.5}
+    assert rates["by_device"]["cam-b"] == {"dispositioned": 1, "false_reads": 1, "rate": 1.0}
+    assert rates["by_model_version"]["rec-2"]["rate"] == 0.5
+    assert rates["by_model_version"]["unknown"]["dispositioned"] == 1
+
+
+def test_command_reply_is_kept_once_and_only_for_the_device_it_was_sent_to(
+    db: HqDatabase,
+) -> None:
+    db.record_command(command_row())
+    assert (
+        db.record_command_reply("c0ffee00", True, "started", 1001.0, device_id="cam-other") is False
+    )
+    assert db.record_command_reply("c0ffee00", True, "started", 1001.0, device_id=DEVICE) is True
+    assert db.record_command_reply("c0ffee00", False, "late duplicate", 1002.0) is False
+    assert db.record_command_reply("no-such-cmd", True, "", 1.0) is False
+    (row,) = db.list_commands(DEVICE)
+    assert row["args"] == {"reason": "test"}
+    assert (row["reply_ok"], row["reply_detail"], row["replied_at"]) == (True, "started", 1001.0)
+
+
+def test_the_same_command_id_cannot_be_recorded_twice(db: HqDatabase) -> None:
+    db.record_command(command_row())
+    with pytest.raises(StorageError, match="already recorded"):
+        db.record_command(command_row())
+
+
+def test_commands_are_listed_newest_first_and_unanswered_ones_have_no_reply(
+    db: HqDatabase,
+) -> None:
+    for n in range(3):
+        row = command_row(f"cmd-0000{n}")
+        row["issued_at"] = 1000.0 + n
+        db.record_command(row)
+    rows = db.list_commands(limit=2)
+    assert [r["command_id"] for r in rows] == ["cmd-00002", "cmd-00001"]
+    assert rows[0]["reply_ok"] is None
+
+
+def test_a_database_made_before_model_versions_gets_the_column_added(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with HqDatabase(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE hits DROP COLUMN model_version")
+    conn.commit()
+    conn.close()
+    with HqDatabase(f"sqlite:///{path}") as reopened:
+        assert reopened.list_hits() == []
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(hits)")]
+    assert "model_version" in columns
+
+
+def test_a_last_will_keeps_the_figures_of_the_last_heartbeat(db: HqDatabase) -> None:
+    Fleet().enrol(db)
+    beat = {"online": True, "connected_at": 10.0, "battery_pct": 80, "watchlist_version": 3}
+    assert db.record_status(DEVICE, beat, 20.0, received_at=20.0)
+    assert db.record_status(DEVICE, {"online": False, "connected_at": 10.0}, 11.0, received_at=30.0)
+    (device,) = db.list_devices()
+    assert device["online"] is False
+    assert device["battery_pct"] == 80
+    assert device["watchlist_version"] == 3
+    assert device["status"]["online"] is False
+
+
+# -- signing and sending -----------------------------------------------------------------
+
+
+def test_a_signed_command_verifies_on_the_device_it_names() -> None:
+    keys = HqKeys.generate()
+    command_id, payload = sign_command(keys, DEVICE, "send_status", {}, 1000.0, ttl_s=30)
+    command = decode_command(payload, DEVICE, keys.public().signing)
+    assert (command.command_id, command.action) == (command_id, "send_status")
+    assert command.expires_at - command.issued_at == 30
+    other_id, _ = sign_command(keys, DEVICE, "send_status", {}, 1000.0)
+    assert other_id != command_id
+
+
+@pytest.mark.parametrize(
+    ("action", "ttl_s", "message"),
+    [("format_disk", 60.0, "not one of"), ("send_status", 7200.0, "lifetime")],
+)
+def test_hq_refuses_to_sign_an_unknown_action_or_a_long_lived_command(
+    action: str, ttl_s: float, message: str
+) -> None:
+    with pytest.raises(PayloadError, match=message):
+        sign_command(HqKeys.generate(), DEVICE, action, {}, 1000.0, ttl_s=ttl_s)
+
+
+def test_command_sender_publishes_on_the_devices_commands_topic_and_records_it(
+    db: HqDatabase, mqtt_config: MqttConfig, wait_until: WaitUntil
+) -> None:
+    keys = HqKeys.generate()
+    device = RawClient(mqtt_config, "watcher")
+    device.subscribe(Topics(PREFIX, DEVICE).commands)
+    try:
+        with CommandSender(mqtt_config, db, keys) as sender:
+            command_id = sender.send(DEVICE, "start_recording", {"why": "test"}, issued_by="op-7")
+        assert wait_until(lambda: len(device.received) == 1)
+    finally:
+        device.close()
+    command = decode_command(device.received[0][1], DEVICE, keys.public().signing)
+    assert command.command_id == command_id
+    assert command.args == {"why": "test"}
+    (row,) = db.list_commands(DEVICE)
+    assert row["issued_by"] == "op-7"
+    assert row["reply_ok"] is None
+
+
+def test_a_command_hq_could_not_publish_is_recorded_as_failed(
+    db: HqDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hq.commands.CONNECT_TIMEOUT_S", 0.5)
+    nowhere = MqttConfig(host="127.0.0.1", port=free_port(), reconnect_max_s=1)
+    with (
+        CommandSender(nowhere, db, HqKeys.generate()) as sender,
+        pytest.raises(TransportError, match="not reachable"),
+    ):
+        sender.send(DEVICE, "send_status", issued_by="op")
+    (row,) = db.list_commands()
+    assert row["reply_ok"] is False
+    assert "not sent by HQ" in row["reply_detail"]
+    assert json.dumps(row["args"]) == "{}"
