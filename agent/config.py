@@ -171,6 +171,11 @@ class ConsoleConfig(_Section):
     """A session ends this long after login, whatever the activity."""
     idle_timeout_s: float = Field(1800.0, ge=60, le=86400)
     """A session ends after this long without a request."""
+    kdf_memory_kib: int = Field(65536, ge=8192, le=4_194_304)
+    """Argon2id memory per password hash (RFC 9106's second recommended set: 64 MiB, t=3, p=4).
+    A stored hash made with other parameters is re-made at the user's next login."""
+    kdf_time_cost: int = Field(3, ge=1, le=16)
+    kdf_parallelism: int = Field(4, ge=1, le=16)
     lockout_failures: int = Field(5, ge=2, le=100)
     """Failed logins in a row that lock an account (and the address they came from)."""
     lockout_s: float = Field(900.0, ge=10, le=86400)

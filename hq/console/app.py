@@ -28,6 +28,8 @@ from hq.db import HqDatabase
 
 def open_store(config: RaqibConfig) -> ConsoleStore:
     """The console's users, sessions and audit log on HQ's database."""
+    from argon2 import PasswordHasher
+
     settings = config.console
     return ConsoleStore(
         config.hq.database_url,
@@ -35,6 +37,11 @@ def open_store(config: RaqibConfig) -> ConsoleStore:
         idle_timeout_s=settings.idle_timeout_s,
         lockout_failures=settings.lockout_failures,
         lockout_s=settings.lockout_s,
+        hasher=PasswordHasher(
+            time_cost=settings.kdf_time_cost,
+            memory_cost=settings.kdf_memory_kib,
+            parallelism=settings.kdf_parallelism,
+        ),
     )
 
 

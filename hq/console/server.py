@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -12,11 +14,13 @@ from hq.console.app import create_app
 log = logging.getLogger(__name__)
 
 
-def server(config: RaqibConfig, *, port: int | None = None) -> uvicorn.Server:
+def server(
+    config: RaqibConfig, *, port: int | None = None, clock: Callable[[], float] = time.time
+) -> uvicorn.Server:
     """A uvicorn server for the console (not started); ``port`` overrides ``console.port``."""
     settings = config.console
     uv_config = uvicorn.Config(
-        create_app(config),
+        create_app(config, clock=clock),
         host=settings.host,
         port=settings.port if port is None else port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,

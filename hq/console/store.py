@@ -35,7 +35,6 @@ from typing import Any, Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (
-    DDL,
     Column,
     Float,
     Index,
@@ -148,7 +147,7 @@ _POSTGRES_GUARDS = [
 def _append_only(_target: Table, connection: Connection, **_kw: Any) -> None:
     guards = _SQLITE_GUARDS if connection.dialect.name == "sqlite" else _POSTGRES_GUARDS
     for statement in guards:
-        connection.execute(DDL(statement))
+        connection.exec_driver_sql(statement)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,159 @@
+"""Shared pieces of the console tests: a real console server on a real database, users per
+role, a small cookie-keeping HTTP client, and a device that talks to the real ingest."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from agent.broker import free_port
+from agent.config import RaqibConfig, parse_config
+from hq.console.app import open_store
+from hq.console.server import server
+
+PASSWORD = "correct horse battery staple"
+USERS = {"olga": "operator", "farid": "fleet_admin", "amina": "auditor"}
+
+
+class Clock:
+    """The console's clock, moved by the test (session expiry, lockout)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def console_config(tmp_path: Path, broker_port: int = 1883, **console: Any) -> RaqibConfig:
+    hq_root = tmp_path / "hq-root"
+    return parse_config(
+        {
+            "mqtt": {"port": broker_port, "ack_timeout_s": 2.0, "reconnect_max_s": 1.0},
+            "hq": {
+                "database_url": f"sqlite:///{hq_root / 'hq' / 'hq.sqlite'}",
+                "keys_dir": str(tmp_path / "hq-keys"),
+            },
+            "evidence": {"hq_dir": str(hq_root)},
+            "console": {
+                "secure_cookies": False,
+                "poll_s": 0.5,
+                # the smallest Argon2id cost the config allows: tests log in often
+                "kdf_memory_kib": 8192,
+                "kdf_time_cost": 1,
+                "kdf_parallelism": 1,
+                **console,
+            },
+        }
+    )
+
+
+def add_users(config: RaqibConfig) -> None:
+    store = open_store(config)
+    try:
+        for name, role in USERS.items():
+            store.create_user(name, PASSWORD, role, time.time())
+    finally:
+        store.close()
+
+
+class ConsoleServer:
+    """``raqib hq console``'s uvicorn server on a free port, in a thread."""
+
+    def __init__(self, config: RaqibConfig, clock: Callable[[], float] = time.time) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = server(config, port=self.port, clock=clock)
+        self.thread = threading.Thread(target=self.server.run, name="console", daemon=True)
+
+    def __enter__(self) -> ConsoleServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("console server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    set_cookies: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass
+class Http:
+    """A client that keeps cookies and never follows redirects, as a test wants."""
+
+    port: int
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None, **headers: str
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        head = {k.replace("_", "-"): v for k, v in headers.items()}
+        if self.cookies:
+            head["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            head["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=head)
+        response = conn.getresponse()
+        data = response.read()
+        for name, value in response.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                val = rest.split(";", 1)[0]
+                if "max-age=0" in value.lower() or val in ('""', ""):
+                    self.cookies.pop(key, None)
+                else:
+                    self.cookies[key] = val
+        conn.close()
+        cookies = [v for k, v in response.getheaders() if k.lower() == "set-cookie"]
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return Reply(response.status, headers, data, cookies)
+
+    def get(self, path: str, **headers: str) -> Reply:
+        return self.request("GET", path, **headers)
+
+    def post(self, path: str, form: dict[str, str], **headers: str) -> Reply:
+        return self.request("POST", path, form, **headers)
+
+    def login(self, user: str, password: str = PASSWORD) -> Reply:
+        page = self.get("/login")
+        token = hidden(page.text, "csrf")
+        return self.post("/login", {"csrf": token, "username": user, "password": password})
+
+    def csrf(self, path: str) -> str:
+        return hidden(self.get(path).text, "csrf")
+
+
+def hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no hidden field {name!r} in the page"
+    return found.group(1)
+
+
+def as_json(reply: Reply) -> Any:
+    return json.loads(reply.body)
