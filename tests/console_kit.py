@@ -157,3 +157,87 @@ def hidden(page: str, name: str) -> str:
 
 def as_json(reply: Reply) -> Any:
     return json.loads(reply.body)
+
+
+# -- a device talking to the real ingest over the real broker ----------------------------
+
+
+def plate_jpeg(text: str) -> bytes:
+    """A small real JPEG of a plate (white plate, black text), as a device's crop would be."""
+    import cv2
+    import numpy as np
+
+    image = np.full((64, 240, 3), 245, np.uint8)
+    cv2.rectangle(image, (2, 2), (237, 61), (20, 20, 20), 3)
+    cv2.putText(image, text, (12, 44), cv2.FONT_HERSHEY_SIMPLEX, 1.05, (10, 10, 10), 2)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(data.tobytes())
+
+
+class SimDevice:
+    """Sends what the agent sends (sealed hits, heartbeats, its last will) on its own topics."""
+
+    def __init__(self, fleet: Any, client: Any, device_id: str, prefix: str = "raqib/v1") -> None:
+        from agent.transport.topics import Topics
+
+        self.fleet = fleet
+        self.client = client
+        self.device_id = device_id
+        self.sealer = fleet.sealer(device_id)
+        self.topics = Topics(prefix, device_id)
+        self.seq = 0
+        self.connected_at = time.time()
+
+    def hit(
+        self,
+        plate: str,
+        listed: str | None = None,
+        *,
+        kind: str = "exact",
+        confidence: float = 0.91,
+        reason: str = "stolen",
+        case: str = "CASE-2026-0142",
+        lat: float | None = 33.5731,
+        lon: float | None = -7.5898,
+    ) -> int:
+        from agent.messages import HIT_KIND, hit_body
+        from agent.reads import GnssFix, Hit, Match, TrackedRead, WatchlistEntry
+
+        self.seq += 1
+        now = time.time()
+        read = TrackedRead(plate, "MA", confidence, now - 1.5, now, 5, (10, 20, 120, 30), self.seq)
+        hit = Hit(
+            device_id=self.device_id,
+            read=read,
+            match=Match(WatchlistEntry(listed or plate, reason, case, 1), kind),
+            gnss=GnssFix(lat, lon, 4.0, now) if lat is not None and lon is not None else None,
+            crop_jpeg=plate_jpeg(plate),
+        )
+        body = hit_body(hit, model_version="3.1.0")
+        payload = self.sealer.seal(HIT_KIND, self.seq, self.topics.hits, body)
+        self.client.publish(self.topics.hits, payload)
+        return self.seq
+
+    def heartbeat(self, **fields: Any) -> None:
+        from agent.messages import STATUS_KIND
+
+        body = {
+            "online": True,
+            "connected_at": self.connected_at,
+            "battery_pct": 87.0,
+            "storage_free_mb": 11840.0,
+            "temperature_c": 41.5,
+            "watchlist_version": 7,
+            "watchlist_stale": False,
+            "model_version": "3.1.0",
+            "queue_depth": 2,
+            "agent_version": "0.1.0",
+            **fields,
+        }
+        payload = self.sealer.seal(STATUS_KIND, 0, self.topics.status, body)
+        self.client.publish(self.topics.status, payload)
+
+    def last_will(self) -> None:
+        """What the broker publishes for the device when its connection drops."""
+        self.heartbeat(online=False)

@@ -190,7 +190,7 @@ def test_every_page_has_the_security_headers_and_no_inline_script(
         assert "frame-ancestors 'none'" in csp
         assert reply.headers["x-content-type-options"] == "nosniff"
         assert reply.headers["x-frame-options"] == "DENY"
-        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["referrer-policy"] == "same-origin"
         assert reply.headers["cache-control"] == "no-store"
         assert not SCRIPT_RE.search(reply.text), path
         assert not HANDLER_RE.search(reply.text), path

@@ -474,4 +474,29 @@ _AR: Final = {
     "agent_version": "إصدار البرنامج",
 }
 
-CATALOG: Final[dict[str, dict[str, str]]] = {"fr": _FR, "ar": _AR}
+_EN: Final = {
+    # data keys shown as words; every other English text is its own key
+    "fleet_admin": "fleet admin",
+    "never_seen": "never seen",
+    "false_read": "false read",
+    "not_in_ledger": "not in the ledger",
+    "out_of_order": "out of order",
+    "bad_signature": "bad signature",
+    "gap": "gap before",
+    "start_recording": "start recording",
+    "stop_recording": "stop recording",
+    "send_status": "send status now",
+    "denied": "denied (role)",
+    "connected_at": "connected since",
+    "battery_pct": "battery (%)",
+    "storage_free_mb": "free storage (MB)",
+    "temperature_c": "temperature (°C)",
+    "watchlist_version": "watchlist version",
+    "watchlist_stale": "watchlist stale",
+    "watchlist_last_refusal": "last watchlist refusal",
+    "model_version": "model version",
+    "queue_depth": "outbox depth",
+    "agent_version": "agent version",
+}
+
+CATALOG: Final[dict[str, dict[str, str]]] = {"en": _EN, "fr": _FR, "ar": _AR}

@@ -57,7 +57,7 @@ class _Report:
 
     def table(self, widths: tuple[float, ...], head: list[str], rows: list[list[object]]) -> None:
         self.font(7)
-        with self.pdf.table(col_widths=widths, width=sum(widths), line_height=3.6) as table:
+        with self.pdf.table(col_widths=widths, width=self.pdf.epw, line_height=3.6) as table:
             table.row(head)
             for cells in rows:
                 row = table.row()

@@ -50,7 +50,7 @@ class SecurityHeaders:
             "content-security-policy": content_security_policy(tile_url),
             "x-content-type-options": "nosniff",
             "x-frame-options": "DENY",
-            "referrer-policy": "no-referrer",
+            "referrer-policy": "same-origin",
             "cross-origin-opener-policy": "same-origin",
             "cross-origin-resource-policy": "same-origin",
             "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
@@ -89,15 +89,20 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 def same_origin(request: Request) -> bool:
-    """False if the browser says the request comes from another site (Origin / Sec-Fetch-Site)."""
+    """False if the browser says the request comes from another site (Sec-Fetch-Site, Origin).
+
+    A browser that sends neither (not a browser, or a very old one) is left to the CSRF
+    token; an opaque ``Origin: null`` counts only with ``Sec-Fetch-Site: same-origin``.
+    """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc == host
+    if origin is None:
+        return True
+    if origin == "null":
+        return site == "same-origin"
+    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def client_address(request: Request) -> str:
