@@ -64,10 +64,10 @@ def plot(here: tuple[float, float], others: Sequence[tuple[float, float]]) -> st
     points = [here, *others]
     lats = [p[0] for p in points]
     lons = [p[1] for p in points]
-    span_lat = max(max(lats) - min(lats), 0.002)
-    span_lon = max(max(lons) - min(lons), 0.002)
-    south, west = min(lats) - span_lat * 0.1, min(lons) - span_lon * 0.1
-    span_lat, span_lon = span_lat * 1.2, span_lon * 1.2
+    span_lat = max(max(lats) - min(lats), 0.002) * 1.2
+    span_lon = max(max(lons) - min(lons), 0.002) * 1.2
+    south = (max(lats) + min(lats)) / 2 - span_lat / 2
+    west = (max(lons) + min(lons)) / 2 - span_lon / 2
 
     def xy(lat: float, lon: float) -> tuple[float, float]:
         x = MARGIN + (lon - west) / span_lon * (PLOT_W - 2 * MARGIN)
