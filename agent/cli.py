@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="override logging.format",
     )
+    # No set_defaults for these: ``parents`` shares the action objects with every
+    # sub-command, so a default set here would make each sub-parser overwrite a
+    # value given before the command (`raqib --config F run`) with it.
     parser = argparse.ArgumentParser(prog="raqib", description=__doc__, parents=[common])
-    parser.set_defaults(config=None, log_format=None)
     parser.add_argument("--version", action="version", version=f"raqib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser
@@ -139,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # `raqib --config F run` and `raqib run --config F` both work.
+    # `raqib --config F run` and `raqib run --config F` both work (the later one wins).
+    args.config = getattr(args, "config", None)
+    args.log_format = getattr(args, "log_format", None)
     try:
         config = load_config(args.config)
     except RaqibError as exc:

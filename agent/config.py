@@ -130,6 +130,10 @@ class AlertConfig(_Section):
     adapter: Literal["simulated", "gpio"] = "simulated"
     gpio_led: int = Field(17, ge=0, le=40)
     gpio_buzzer: int = Field(27, ge=0, le=40)
+    disposition_window_s: float = Field(60.0, ge=1, le=3600)
+    """After an alert, the record button gives the officer's verdict on it this long."""
+    long_press_s: float = Field(1.5, ge=0.3, le=10)
+    """A press shorter than this confirms the alert; held at least this long, rejects it."""
 
 
 class GnssConfig(_Section):

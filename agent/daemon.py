@@ -25,11 +25,13 @@ from agent.alerts import Alerter, make_alert_adapter
 from agent.capture.factory import open_source
 from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
+from agent.commands import SEEN_FILE, CommandService, SeenCommands, device_handlers
 from agent.config import GnssConfig, RaqibConfig
+from agent.disposition import DispositionDesk
 from agent.errors import PayloadError, StorageError, TransportError, WatchlistError
 from agent.evidence.entry import MESSAGE_KIND as LEDGER_KIND
 from agent.evidence.service import EvidenceService
-from agent.messages import HIT_KIND, hit_body
+from agent.messages import COMMAND_REPLY_KIND, DISPOSITION_KIND, HIT_KIND, hit_body
 from agent.metrics import MetricsServer, write_status
 from agent.pipeline import Pipeline
 from agent.pki import DEVICE_KEY, HqPublicKeys, fingerprint, load_or_create_device_key
@@ -152,6 +154,8 @@ class Agent:
             heartbeat_s=cfg.mqtt.heartbeat_s,
         )
         self.watchlist_updates = self._subscribe_watchlist()
+        self.disposition = self._make_disposition_desk()
+        self.commands = self._subscribe_commands()
         self.uplink.start()
         self.evidence = self._start_evidence()
         self.queue = FrameQueue(cfg.capture.queue_size)
@@ -177,6 +181,46 @@ class Agent:
         self.uplink.subscribe(watchlist_topic(prefix), worker.offer)
         self.uplink.subscribe(watchlist_topic(prefix, self.config.device.id), worker.offer)
         return worker
+
+    def _make_disposition_desk(self) -> DispositionDesk:
+        """The officer's verdict on the latest alert (button or command) -> ``disposition``."""
+        cfg = self.config
+        return DispositionDesk(
+            lambda body: self._queue_event(DISPOSITION_KIND, body),
+            officer=cfg.evidence.officer,
+            window_s=cfg.alert.disposition_window_s,
+            long_press_s=cfg.alert.long_press_s,
+            feedback=lambda message: self.alerter.adapter.signal(1, message),
+        )
+
+    def _subscribe_commands(self) -> CommandService | None:
+        """HQ-signed remote commands, verified and run on their own thread (``agent.commands``)."""
+        try:
+            seen = SeenCommands(Path(self.config.device.state_dir) / SEEN_FILE)
+        except StorageError as exc:
+            log.error("remote commands off: %s", exc)
+            return None
+        handlers = device_handlers(
+            self.record,
+            self.uplink.heartbeat_now,
+            self.disposition.from_command,
+        )
+        service = CommandService(
+            self.config.device.id,
+            self.sealer.hq_signing_key,
+            seen,
+            handlers,
+            lambda body: self._queue_event(COMMAND_REPLY_KIND, body),
+        )
+        service.start()
+        self.uplink.subscribe(self.topics.commands, service.offer)
+        return service
+
+    def _queue_event(self, kind: str, body: dict[str, object]) -> None:
+        """A disposition or command reply into the durable outbox (StorageError if not kept)."""
+        topic = self.topics.events
+        self.outbox.put(kind, topic, self.sealer.maker(kind, topic, body), PRIORITY_HIT)
+        self.uplink.wake()
 
     def _apply_watchlist_results(self) -> None:
         """On the main loop: swap in a new list, and put each outcome in the ledger for HQ."""
@@ -215,6 +259,7 @@ class Agent:
                 alert=self.alerter.adapter,
                 gnss=self.gnss.latest if self.gnss is not None else None,
                 publish=self._queue_ledger_entry,
+                claim_press=self.disposition.on_button,
             )
             service.start()
         except (StorageError, TransportError) as exc:
@@ -310,9 +355,9 @@ class Agent:
         self._save(hit)
 
     def _save(self, hit: Hit) -> bool:
-        body = hit_body(hit)
+        body = hit_body(hit, self._model_version)
         try:
-            self.outbox.put(
+            seq = self.outbox.put(
                 HIT_KIND,
                 self.topics.hits,
                 self.sealer.maker(HIT_KIND, self.topics.hits, body),
@@ -328,6 +373,7 @@ class Agent:
             self._unsaved.append(hit)
             return False
         self.stats.hits_queued += 1
+        self.disposition.alerted(seq)
         self.uplink.wake()
         return True
 
@@ -356,6 +402,8 @@ class Agent:
             self.evidence.stop()  # closes the open segment; its ledger entry goes to the outbox
         if self.watchlist_updates is not None:
             self.watchlist_updates.stop()
+        if self.commands is not None:
+            self.commands.stop()
         self.uplink.stop(timeout=5.0)
         final = self.status()
         self.outbox.close()

@@ -9,20 +9,24 @@ to HQ's key and signed by the device key, and HQ's acks are signed.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.broker import LocalBroker, free_port
 from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig, RaqibConfig, with_overrides
 from agent.daemon import Agent
+from agent.errors import PayloadError, StorageError, TransportError
 from agent.evidence.demo import upload_and_audit
 from agent.messages import HitRecord
 from agent.pki import HqKeys, TlsFiles
 from agent.watchlist.provision import FleetSigner, provision_watchlist
 from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+from hq.commands import CommandSender
 from hq.db import HqDatabase
 from hq.enrol import (
     enrol_local,
@@ -36,6 +40,9 @@ from hq.ingest import IngestService
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_S = 30.0
+INGEST_CONNECT_S = 10.0
+COMMAND_REPLY_S = 15.0
+HQ_CONFIG = "hq.toml"
 SAMPLE_WATCHLIST = DEFAULT_SAMPLES_DIR / "watchlist.csv"
 
 
@@ -78,6 +85,56 @@ def demo_config(base: RaqibConfig, workdir: Path, broker_port: int) -> RaqibConf
     )
 
 
+def write_hq_config(path: Path, config: RaqibConfig, hq_mqtt: MqttConfig, workdir: Path) -> None:
+    """``DIR/hq.toml``: every ``raqib hq ...`` command works on the demo's HQ with it (the
+    broker only while a demo runs: ``raqib demo --console`` keeps it up)."""
+
+    def q(value: object) -> str:
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+    lines = [
+        "# written by `raqib demo`: HQ's database, keys and broker connection of this demo",
+        "[hq]",
+        f"database_url = {q(config.hq.database_url)}",
+        f"keys_dir = {q(config.hq.keys_dir)}",
+        "",
+        "[mqtt]",
+        f"host = {q(hq_mqtt.host)}",
+        f"port = {hq_mqtt.port}",
+        f"topic_prefix = {q(hq_mqtt.topic_prefix)}",
+        f"tls_ca = {q(hq_mqtt.tls_ca)}",
+        f"tls_cert = {q(hq_mqtt.tls_cert)}",
+        f"tls_key = {q(hq_mqtt.tls_key)}",
+        "",
+        "[evidence]",
+        f"hq_dir = {q(workdir)}",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def command_round_trip(mqtt: MqttConfig, db: HqDatabase, keys: HqKeys, device_id: str) -> bool:
+    """HQ sends a signed ``send_status`` command; the device verifies it and answers
+    through its outbox. True if the reply reached HQ's database in time."""
+    try:
+        with CommandSender(mqtt, db, keys) as sender:
+            command_id = sender.send(device_id, "send_status", issued_by="demo")
+    except (TransportError, PayloadError, StorageError) as exc:
+        log.error("demo: HQ command not sent: %s", exc)
+        return False
+
+    def reply() -> dict[str, object] | None:
+        rows = db.list_commands(device_id, limit=10)
+        row = next((r for r in rows if r["command_id"] == command_id), None)
+        return row if row is not None and row["reply_ok"] is not None else None
+
+    answered = _wait(lambda: reply() is not None, COMMAND_REPLY_S)
+    row = reply()
+    outcome = f"{row['reply_detail']} (ok: {row['reply_ok']})" if row else "no reply in time"
+    print(f"demo: HQ sent a signed send_status command; device replied: {outcome}", flush=True)
+    return answered
+
+
 def sign_and_push_watchlist(config: RaqibConfig, workdir: Path, admin_tls: TlsFiles) -> None:
     """HQ signs the sample list; the device gets it at enrolment and over MQTT (retained)."""
     now = time.time()
@@ -113,6 +170,7 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
     admin_tls = issue_hq_tls(ca_dir, workdir / "hq" / "admin-tls", user="hq-admin")
     config = with_overrides(config, mqtt=tls_overrides(device_tls))
     hq_mqtt = MqttConfig.model_validate({**config.mqtt.model_dump(), **tls_overrides(hq_tls)})
+    write_hq_config(workdir / HQ_CONFIG, config, hq_mqtt, workdir)
     with LocalBroker(port=port, workdir=workdir / "broker", tls=tls):
         db = HqDatabase(config.hq.database_url)
         enrol_local(config, db)
@@ -121,11 +179,13 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
         hq_keys = HqKeys.load(config.hq.keys_dir)
         ingest = IngestService(hq_mqtt, db, hq_keys, on_stored=_print_hit)
         ingest.start()
+        _wait(lambda: ingest.connected, INGEST_CONNECT_S)  # so it hears the first heartbeat
         try:
             agent = Agent(config)
             agent.start()
             try:
                 agent.run(until_end=True)
+                command_round_trip(hq_mqtt, db, hq_keys, config.device.id)
                 if agent.evidence is not None:
                     agent.evidence.stop()  # seal the last segment; its ledger entry goes to HQ
                 if not agent.wait_delivered(DELIVERY_TIMEOUT_S):
@@ -139,6 +199,16 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
     if config.evidence.enabled:
         upload_and_audit(config, workdir)  # footage to DIR/evidence, audited against DIR's HQ db
     print(f"demo: work directory {workdir}", flush=True)
+    print(f"demo: HQ config for `raqib hq ...`: {workdir / HQ_CONFIG}", flush=True)
     return DemoResult(
         sent=agent.stats.hits_raised, stored=stored, frames=agent.pipeline.stats.frames
     )
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True

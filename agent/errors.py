@@ -25,6 +25,10 @@ class PayloadError(InputError):
     """An MQTT payload or message is malformed, oversized or fails verification."""
 
 
+class CommandError(InputError):
+    """A verified remote command cannot be carried out (bad arguments, feature turned off)."""
+
+
 class WatchlistError(InputError):
     """A watchlist file or update is malformed, unsigned, stale or tampered."""
 

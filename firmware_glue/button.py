@@ -1,8 +1,10 @@
 """The officer's record button: a GPIO push button via gpiozero, or a simulator.
 
-A press calls ``on_press`` (the daemon toggles recording). The simulator
+A press calls ``on_press`` once, when the button is released, with how long it
+was held: right after an alert a short press confirms it and a long one rejects
+it (``agent.disposition``), otherwise a press toggles recording. The simulator
 implements the same interface, records what it was asked, and is pressed by
-calling ``press()`` (tests, the demo).
+calling ``press(held_s)`` (tests, the demo).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any, Protocol
 
 from agent.errors import TransportError
 
-OnPress = Callable[[], None]
+OnPress = Callable[[float], None]
+"""Called with the seconds the button was held."""
 
 
 class RecordButton(Protocol):
-    """Calls ``on_press`` once per press, from its own thread; must not block."""
+    """Calls ``on_press(held_s)`` once per press, at release, from its own thread;
+    ``on_press`` must not block."""
 
     def start(self, on_press: OnPress) -> None: ...
 
@@ -36,12 +40,13 @@ class SimulatedButton:
     def start(self, on_press: OnPress) -> None:
         self._on_press = on_press
 
-    def press(self) -> None:
+    def press(self, held_s: float = 0.1) -> None:
+        """A press held ``held_s`` seconds (released at once: no real waiting)."""
         with self._lock:
             self.presses.append(time.time())
             callback = self._on_press
         if callback is not None:
-            callback()
+            callback(held_s)
 
     def close(self) -> None:
         self._on_press = None
@@ -62,8 +67,20 @@ class GpioButton:
         except Exception as exc:  # gpiozero raises its own BadPinFactory/GPIOPinInUse
             raise TransportError(f"cannot open record button GPIO {pin}: {exc}") from exc
 
+        self._pressed_at: float | None = None
+
     def start(self, on_press: OnPress) -> None:
-        self._button.when_pressed = on_press  # gpiozero calls it with no argument
+        def pressed() -> None:
+            self._pressed_at = time.monotonic()
+
+        def released() -> None:
+            started, self._pressed_at = self._pressed_at, None
+            if started is not None:
+                on_press(time.monotonic() - started)
+
+        # gpiozero calls both with no argument, on its own thread
+        self._button.when_pressed = pressed
+        self._button.when_released = released
 
     def close(self) -> None:
         self._button.close()

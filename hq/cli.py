@@ -16,8 +16,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import RaqibConfig
+
+if TYPE_CHECKING:
+    from hq.db import HqDatabase
 
 log = logging.getLogger("raqib.hq")
 
@@ -121,6 +125,118 @@ def _cmd_hq_hits(args: argparse.Namespace, config: RaqibConfig) -> int:
     return EXIT_OK
 
 
+def _parse_args(pairs: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs; a VALUE that is JSON (``7``, ``true``) is taken as such."""
+    args: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--arg {pair!r} is not KEY=VALUE")
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
+    return args
+
+
+def _wait_for_reply(
+    db: HqDatabase, command_id: str, device: str, wait_s: float
+) -> dict[str, object]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = next(r for r in db.list_commands(device) if r["command_id"] == command_id)
+        if row["reply_ok"] is not None or time.monotonic() >= deadline:
+            return row
+        time.sleep(0.2)
+
+
+def _cmd_hq_command(args: argparse.Namespace, config: RaqibConfig) -> int:
+    import getpass
+
+    from agent.pki import HqKeys
+    from hq.commands import CommandSender
+    from hq.db import HqDatabase
+
+    try:
+        command_args = _parse_args(args.arg)
+    except ValueError as exc:
+        print(f"raqib: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    keys = HqKeys.load(config.hq.keys_dir)
+    db = HqDatabase(config.hq.database_url)
+    try:
+        with CommandSender(config.mqtt, db, keys) as sender:
+            command_id = sender.send(
+                args.device,
+                args.action,
+                command_args,
+                issued_by=args.by or f"cli:{getpass.getuser()}",
+                ttl_s=args.ttl,
+            )
+        row = _wait_for_reply(db, command_id, args.device, args.wait)
+    finally:
+        db.close()
+    print(json.dumps(row, default=str))
+    return EXIT_OK if args.wait <= 0 or row["reply_ok"] is True else EXIT_ERROR
+
+
+def _cmd_hq_commands(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from hq.db import HqDatabase
+
+    db = HqDatabase(config.hq.database_url)
+    try:
+        for row in db.list_commands(args.device, args.limit):
+            print(json.dumps(row, default=str))
+    finally:
+        db.close()
+    return EXIT_OK
+
+
+def _cmd_hq_dispositions(args: argparse.Namespace, config: RaqibConfig) -> int:
+    from hq.db import HqDatabase
+
+    db = HqDatabase(config.hq.database_url)
+    try:
+        for row in db.list_dispositions(args.device):
+            print(json.dumps(row, default=str))
+    finally:
+        db.close()
+    return EXIT_OK
+
+
+def _register_commands(
+    hq: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: list[argparse.ArgumentParser],
+) -> None:
+    from agent.messages import COMMAND_ACTIONS
+
+    command = hq.add_parser(
+        "command", help="send a device an HQ-signed remote command", parents=common
+    )
+    command.add_argument("device", help="device id")
+    command.add_argument("action", choices=COMMAND_ACTIONS)
+    command.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="argument (repeatable)"
+    )
+    command.add_argument("--ttl", type=float, default=60.0, help="seconds it stays valid")
+    command.add_argument("--by", help="who issues it (default: cli:USER)")
+    command.add_argument(
+        "--wait", type=float, default=0.0, help="wait this long for the device's reply"
+    )
+    command.set_defaults(handler=_cmd_hq_command)
+    listing = hq.add_parser(
+        "commands", help="sent commands and replies, JSON lines", parents=common
+    )
+    listing.add_argument("--device", help="only this device")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(handler=_cmd_hq_commands)
+    dispositions = hq.add_parser(
+        "dispositions", help="verdicts on hits (officers, operators), JSON lines", parents=common
+    )
+    dispositions.add_argument("--device", help="only this device")
+    dispositions.set_defaults(handler=_cmd_hq_dispositions)
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     parents: list[argparse.ArgumentParser],
@@ -152,4 +268,5 @@ def register(
     revoke.add_argument("--cert", type=Path, help="also revoke this TLS certificate")
     revoke.add_argument("--crl", type=Path, default=Path("crl.pem"), help="CRL file to write")
     revoke.set_defaults(handler=_cmd_hq_revoke)
+    _register_commands(hq, common)
     return hq

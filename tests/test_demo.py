@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -31,3 +32,23 @@ def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
     assert sum(line.startswith("HQ stored hit") for line in lines) == stored
     assert (workdir / "hq" / "hq.sqlite").is_file()
     assert (workdir / "device" / "outbox.sqlite").is_file()
+    assert "device replied: status sent (ok: True)" in result.stdout
+    assert "unknown fields" not in result.stderr
+    assert "rejected a message" not in result.stderr
+    hq_config = workdir / "hq.toml"
+    for argv in (
+        ["hq", "devices", "--config", str(hq_config)],
+        ["--config", str(hq_config), "hq", "devices"],
+    ):
+        devices = subprocess.run(
+            [sys.executable, "-m", "agent.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        (device,) = [json.loads(line) for line in devices.stdout.splitlines()]
+        assert device["battery_pct"] is not None
+        assert device["storage_free_mb"] is not None
+        assert device["watchlist_version"] == 1
+        assert device["watchlist_stale"] is False

@@ -4,6 +4,7 @@ and commands signed and published by HQ (real SQLite, real Mosquitto)."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -16,11 +17,12 @@ from agent.broker import free_port
 from agent.config import MqttConfig
 from agent.envelope import decode_command
 from agent.errors import PayloadError, StorageError, TransportError
-from agent.messages import hit_body, parse_hit_body
+from agent.messages import STATUS_KIND, command_reply_body, hit_body, parse_hit_body
 from agent.pki import HqKeys
 from agent.transport.topics import Topics
 from hq.commands import CommandSender, sign_command
 from hq.db import HqDatabase
+from hq.ingest import IngestService, open_uplink
 
 
 @pytest.fixture
@@ -210,3 +212,90 @@ def test_a_command_hq_could_not_publish_is_recorded_as_failed(
     assert row["reply_ok"] is False
     assert "not sent by HQ" in row["reply_detail"]
     assert json.dumps(row["args"]) == "{}"
+
+
+@pytest.mark.broker
+def test_heartbeat_of_a_newer_device_is_kept_and_its_extra_fields_logged_once(
+    db: HqDatabase,
+    mqtt_config: MqttConfig,
+    wait_until: WaitUntil,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hq.ingest")
+    fleet = Fleet()
+    fleet.enrol(db)
+    ingest = IngestService(mqtt_config, db, fleet.hq_keys)
+    ingest.start()
+    device = RawClient(mqtt_config, "newer-device")
+    topic = Topics(PREFIX, DEVICE).status
+    try:
+        assert wait_until(lambda: ingest.connected)
+        time.sleep(0.2)
+        for battery in (71, 70):
+            body = {
+                "online": True,
+                "connected_at": 1.0,
+                "battery_pct": battery,
+                "storage_free_mb": 900,
+                "watchlist_version": 12,
+                "temperature_c": "hot",  # a known field of another type: left out
+                "solar_panel_w": 3.5,  # a field this HQ does not know yet
+            }
+            device.publish(topic, fleet.sealer().seal(STATUS_KIND, 0, topic, body))
+            assert wait_until(lambda b=battery: db.list_devices()[0]["battery_pct"] == b)
+    finally:
+        device.close()
+        ingest.stop()
+    (row,) = db.list_devices()
+    assert (row["storage_free_mb"], row["watchlist_version"], row["online"]) == (900, 12, True)
+    assert row["temperature_c"] is None
+    assert "solar_panel_w" not in row["status"]
+    assert ingest.stats()["rejected"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "solar_panel_w" in warnings[0] and "temperature_c" in warnings[0]
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    ("kind", "channel"),
+    [("disposition", "hits"), ("command_reply", "ledger"), ("hit", "events"), ("status", "events")],
+)
+def test_a_message_on_a_channel_that_does_not_carry_its_kind_is_refused(
+    kind: str, channel: str
+) -> None:
+    fleet = Fleet()
+    topic = f"{PREFIX}/devices/{DEVICE}/{channel}"
+    payload = fleet.sealer().seal(kind, 1, topic, {"online": True})
+    with pytest.raises(PayloadError, match=f"message kind '{kind}' on a {channel} topic"):
+        open_uplink(
+            PREFIX,
+            topic,
+            payload,
+            1.0,
+            hq_key=fleet.hq_keys.encryption,
+            key_of=lambda _d: fleet.key().public_key(),
+        )
+
+
+@pytest.mark.security
+def test_a_device_cannot_answer_another_devices_command_through_the_ingest(
+    db: HqDatabase,
+) -> None:
+    fleet = Fleet()
+    fleet.enrol(db, DEVICE, "cam-intruder")
+    db.record_command(command_row("for-cam-test"))
+    topic = f"{PREFIX}/devices/cam-intruder/events"
+    body = command_reply_body("for-cam-test", "start_recording", True, "done", 1.0)
+    payload = fleet.sealer("cam-intruder").seal("command_reply", 1, topic, body)
+    opened = open_uplink(
+        PREFIX,
+        topic,
+        payload,
+        2.0,
+        hq_key=fleet.hq_keys.encryption,
+        key_of=lambda d: fleet.key(d).public_key(),
+    )
+    assert opened.incoming is not None
+    assert db.store_batch([opened.incoming]) == [True]  # kept as the intruder's message
+    assert db.list_commands()[0]["reply_ok"] is None  # but answers nothing

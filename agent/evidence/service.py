@@ -68,9 +68,15 @@ class EvidenceService:
         alert: AlertAdapter | None = None,
         gnss: Callable[[], GnssFix | None] | None = None,
         publish: Publish | None = None,
+        claim_press: Callable[[float], bool] | None = None,
     ) -> None:
-        """Open the ledger and the evidence directory; raises StorageError if they cannot be."""
+        """Open the ledger and the evidence directory; raises StorageError if they cannot be.
+
+        ``claim_press(held_s)`` may take a button press for something else (the
+        officer's verdict on an alert); only a press it does not take toggles recording.
+        """
         cfg = config.evidence
+        self._claim_press = claim_press
         self.config = config
         self._alert = alert
         self.frames = FrameQueue(cfg.queue_size)
@@ -118,11 +124,20 @@ class EvidenceService:
         self._note_config()
         self.recorder.start()
         if self.button is not None:
-            self.button.start(lambda: self.recorder.toggle(BY_OFFICER))
+            self.button.start(self._pressed)
         log.info(
             "evidence recorder started",
             extra={"dir": str(self.dir.root), "segment_s": self.config.evidence.segment_s},
         )
+
+    def _pressed(self, held_s: float) -> None:
+        if self._claim_press is not None:
+            try:
+                if self._claim_press(held_s):
+                    return
+            except Exception:  # a failing verdict must not keep the officer from recording
+                log.exception("button press handler failed; toggling recording")
+        self.recorder.toggle(BY_OFFICER)
 
     def _note_config(self) -> None:
         digest = config_digest(self.config)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.envelope import decode_ack, seal_message
 from agent.pki import HqPublicKeys
@@ -45,6 +45,11 @@ class Sealer:
     def maker(self, kind: str, topic: str, body: dict[str, Any]) -> Callable[[int], bytes]:
         """``make_payload`` for ``Outbox.put``: seals once the sequence number is known."""
         return lambda seq: self.seal(kind, seq, topic, body)
+
+    @property
+    def hq_signing_key(self) -> Ed25519PublicKey:
+        """HQ's public signing key: acks, commands."""
+        return self._hq.signing
 
     def open_ack(self, payload: bytes | bytearray) -> list[int]:
         """Sequence numbers of a genuine HQ ack for this device; PayloadError otherwise."""

@@ -211,6 +211,11 @@ class Uplink:
         """
         self._subscriptions[topic] = handler
 
+    def heartbeat_now(self) -> None:
+        """Publish a heartbeat now (or on connecting), e.g. for HQ's ``send_status`` command."""
+        self._next_heartbeat = 0.0
+        self._wake.set()
+
     def wake(self) -> None:
         """Tell the sender a message was just put, so it goes out now, not at the next poll."""
         self._wake.set()
