@@ -241,3 +241,49 @@ class SimDevice:
     def last_will(self) -> None:
         """What the broker publishes for the device when its connection drops."""
         self.heartbeat(online=False)
+
+
+class CommandDevice:
+    """A device's transport and command stack as ``agent.daemon.Agent`` composes it (durable
+    outbox, uplink, HQ-signed command service answering through the outbox), without a camera:
+    its recording handler notes what it was asked."""
+
+    def __init__(self, fleet: Any, mqtt: Any, device_id: str, state_dir: Path) -> None:
+        from agent.commands import CommandService, SeenCommands, device_handlers
+        from agent.messages import COMMAND_REPLY_KIND
+        from agent.transport.outbox import PRIORITY_HIT, Outbox
+        from agent.transport.topics import Topics
+        from agent.transport.uplink import Uplink
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.recording: list[bool] = []
+        self.sealer = fleet.sealer(device_id)
+        self.outbox = Outbox(state_dir / "outbox.sqlite")
+        self.uplink = Uplink(mqtt, self.sealer, self.outbox, heartbeat_s=3600.0)
+        topics = Topics(mqtt.topic_prefix, device_id)
+
+        def reply(body: dict[str, Any]) -> None:
+            maker = self.sealer.maker(COMMAND_REPLY_KIND, topics.events, body)
+            self.outbox.put(COMMAND_REPLY_KIND, topics.events, maker, PRIORITY_HIT)
+            self.uplink.wake()
+
+        handlers = device_handlers(self._record, self.uplink.heartbeat_now, lambda _args: "")
+        self.service = CommandService(
+            device_id,
+            fleet.hq_keys.public().signing,
+            SeenCommands(state_dir / "commands.sqlite"),
+            handlers,
+            reply,
+        )
+        self.service.start()
+        self.uplink.subscribe(topics.commands, self.service.offer)  # before start, as the daemon
+        self.uplink.start()
+
+    def _record(self, start: bool, _detail: dict[str, Any]) -> bool:
+        self.recording.append(start)
+        return True
+
+    def close(self) -> None:
+        self.service.stop()
+        self.uplink.stop()
+        self.outbox.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.ui import Select
 
 from agent.broker import LocalBroker
 from agent.config import RaqibConfig, with_overrides
@@ -26,6 +27,7 @@ from agent.pki import HqKeys
 from agent.watchlist.provision import ROOT_FILE, FleetSigner
 from console_kit import (
     PASSWORD,
+    CommandDevice,
     ConsoleServer,
     Http,
     SimDevice,
@@ -195,7 +197,9 @@ class Page:
 def audit_actions(hq: Hq, actor: str) -> list[tuple[str, str, str]]:
     store = open_store(hq.config)
     try:
-        return [(e["action"], e["target"], e["outcome"]) for e in store.audit.entries(0, actor=actor)]
+        return [
+            (e["action"], e["target"], e["outcome"]) for e in store.audit.entries(0, actor=actor)
+        ]
     finally:
         store.close()
 
@@ -277,8 +281,9 @@ def test_fleet_admin_sees_each_devices_health_from_its_heartbeat(hq: Hq, page: P
     page.login("farid")
     assert page.path() == "/fleet"
     row = page.wait(
-        lambda: "64 %" in device_row(page, "cam-health-01").text
-        and device_row(page, "cam-health-01")
+        lambda: (
+            "64 %" in device_row(page, "cam-health-01").text and device_row(page, "cam-health-01")
+        )
     )
     text = row.text
     for expected in ("online", "64 %", "48.5 °C", "11840 MB", "12", "9", "3.1.0", "0.1.0"):
@@ -318,7 +323,9 @@ def test_fleet_admin_revokes_a_device_and_its_hits_are_refused_from_then_on(
     assert ("revoke", "cam-revoke-01", "ok") in audit_actions(hq, "farid")
 
 
-def test_fleet_admin_publishes_an_already_signed_watchlist(hq: Hq, page: Page, tmp_path: Path) -> None:
+def test_fleet_admin_publishes_an_already_signed_watchlist(
+    hq: Hq, page: Page, tmp_path: Path
+) -> None:
     csv = tmp_path / "list.csv"
     csv.write_text("plate,reason,case_ref,priority\n12345-B-6,stolen,C-1,1\n", encoding="utf-8")
     bundle = tmp_path / "list-v12.bundle"
@@ -345,6 +352,33 @@ def test_fleet_admin_publishes_an_already_signed_watchlist(hq: Hq, page: Page, t
         watcher.close()
 
 
+def test_fleet_admin_sends_a_signed_command_and_sees_the_devices_reply(
+    hq: Hq, page: Page, tmp_path: Path
+) -> None:
+    hq.fleet.enrol(hq.db, "cam-command-01")
+    device = CommandDevice(hq.fleet, hq.config.mqtt, "cam-command-01", tmp_path / "device")
+    try:
+        page.login("farid")
+        page.wait(lambda: page.find("#state-cam-command-01").text == "online")
+        page.find('#devices tr[data-device="cam-command-01"] a').click()
+        page.wait(lambda: page.all("#send-command"))
+        Select(page.find("#command-action")).select_by_value("start_recording")
+        page.find("#send-command").click()
+        row = page.wait(lambda: page.all("#commands tr[data-command]"))[0]
+        assert "start recording" in row.text
+        reply = page.wait(
+            lambda: "done" in page.find("#commands .reply").text and page.find("#commands .reply")
+        )
+        assert "recording start requested" in reply.text
+        assert device.recording == [True]
+        page.shot("fleet-device-command")
+        (command,) = hq.db.list_commands("cam-command-01")
+        assert command["reply_ok"] is True and command["issued_by"] == "farid"
+        assert ("command", "cam-command-01", "ok") in audit_actions(hq, "farid")
+    finally:
+        device.close()
+
+
 # -- auditor ----------------------------------------------------------------------------------
 
 
@@ -364,7 +398,10 @@ def test_auditor_opens_the_report_of_a_tampered_segment_and_sees_it_flagged(
     page.open("/audit")
     page.find("#ledger-cam-evidence-01").click()
     rows = page.wait(lambda: page.all("#segments tr[data-segment]"))
-    verdicts = {r.get_attribute("data-segment"): r.find_element("css selector", ".verdict").text for r in rows}
+    verdicts = {
+        r.get_attribute("data-segment"): r.find_element("css selector", ".verdict").text
+        for r in rows
+    }
     assert list(verdicts.values()).count("modified") == 1
     assert "verified" in verdicts.values()
     assert "all signatures valid" in page.find("#checks").text
@@ -380,7 +417,9 @@ def test_auditor_opens_the_report_of_a_tampered_segment_and_sees_it_flagged(
     assert ("view_report", "cam-evidence-01", "ok") in actions
     export = http.get(f"/audit/devices/cam-evidence-01/segments/{files[0].name}")
     assert export.status == 200 and export.body[4:8] == b"ftyp"  # a playable MP4
-    assert any(a[0] == "export_segment" and files[0].name in a[1] for a in audit_actions(hq, "amina"))
+    assert any(
+        a[0] == "export_segment" and files[0].name in a[1] for a in audit_actions(hq, "amina")
+    )
 
 
 def test_auditor_reads_the_audit_trail_and_exports_it(hq: Hq, page: Page) -> None:
@@ -414,7 +453,10 @@ def test_switching_to_arabic_makes_the_page_right_to_left_and_french_works_too(
     page.wait(lambda: page.all("#hits tr.hit"))
     # plates stay left to right inside the Arabic page
     plate = page.find(".plate.read")
-    assert page.driver.execute_script("return getComputedStyle(arguments[0]).direction", plate) == "ltr"
+    assert (
+        page.driver.execute_script("return getComputedStyle(arguments[0]).direction", plate)
+        == "ltr"
+    )
     page.shot("operator-arabic")
     page.driver.delete_all_cookies()
     page.login("olga")  # the choice is the user's, kept across sessions

@@ -200,7 +200,7 @@ def rollout(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["stale"] += int(bool(status.get("watchlist_stale")))
     total = max(1, len(live))
     rows = sorted(
-        counts.values(), key=lambda r: (r["version"] == "-", _num(r["version"])), reverse=True
+        counts.values(), key=lambda r: (r["version"] != "-", _num(r["version"])), reverse=True
     )
     for row in rows:
         row["share"] = round(100.0 * row["devices"] / total, 1)

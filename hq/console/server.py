@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 
 import uvicorn
 
 from agent.config import RaqibConfig
+from agent.systemd import SystemdNotifier
 from hq.console.app import create_app
 
 log = logging.getLogger(__name__)
+
+
+class _NotifyingServer(uvicorn.Server):
+    """Tells systemd (Type=notify) it is ready once the socket listens, and when it stops."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            SystemdNotifier().ready("console listening")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        SystemdNotifier().stopping()
+        await super().shutdown(sockets)
 
 
 def server(
@@ -32,7 +47,7 @@ def server(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    return uvicorn.Server(uv_config)
+    return _NotifyingServer(uv_config)
 
 
 def serve(config: RaqibConfig) -> None:

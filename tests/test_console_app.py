@@ -1,0 +1,136 @@
+"""The console's pieces without a browser: translations, maps, systemd readiness, device state,
+watchlist rollout and the bundle check before publishing."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from console_kit import ConsoleServer, console_config
+
+from agent.errors import WatchlistError
+from agent.watchlist.provision import ROOT_FILE, FleetSigner
+from hq.console import i18n, maps
+from hq.console.fleet import check_bundle, device_state, rollout
+
+TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
+LITERAL = re.compile(r"""_\((?:"([^"]+)"|'([^']+)')\)""")
+
+
+def template_strings() -> set[str]:
+    found: set[str] = set()
+    for path in TEMPLATES.glob("*.html"):
+        for double, single in LITERAL.findall(path.read_text(encoding="utf-8")):
+            found.add(double or single)
+    return found
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+def test_every_template_string_is_translated(lang: str) -> None:
+    strings = template_strings()
+    assert len(strings) > 100
+    missing = sorted(s for s in strings if s not in i18n.CATALOG[lang])
+    assert missing == []
+
+
+def test_arabic_is_right_to_left_and_unknown_text_falls_back_to_english() -> None:
+    assert i18n.direction("ar") == "rtl" and i18n.direction("fr") == "ltr"
+    assert i18n.translator("ar")("Live hits") == "التنبيهات المباشرة"
+    assert i18n.translator("fr")("Live hits") == "Alertes en direct"
+    assert i18n.translator("ar")("a sentence nobody translated") == "a sentence nobody translated"
+    assert i18n.translator("en")("false_read") == "false read"
+
+
+def test_ago_speaks_each_language() -> None:
+    assert i18n.ago(100.0, "en", now=190.0) == "1 min ago"
+    assert i18n.ago(100.0, "fr", now=100.0 + 7200) == "il y a 2 h"
+    assert i18n.ago(100.0, "ar", now=105.0) == "منذ 5 ث"
+    assert i18n.ago(None, "en") == "-"
+
+
+def test_tile_math_puts_casablanca_in_its_slippy_map_tile() -> None:
+    x, y = maps.tile_xy(33.5731, -7.5898, 16)
+    assert (int(x), int(y)) == (31386, 26273)
+
+
+def test_tile_map_uses_the_configured_server_and_escapes_it() -> None:
+    svg = maps.tile_map("https://tiles.hq.example/{z}/{x}/{y}.png?a=1&b=2", 33.5731, -7.5898)
+    assert svg.count("<image ") == 9
+    assert 'href="https://tiles.hq.example/16/31386/26273.png?a=1&amp;b=2"' in svg
+    assert "<script" not in svg
+
+
+def test_plot_without_tiles_draws_the_hit_among_the_others() -> None:
+    svg = maps.plot((33.57, -7.59), [(33.58, -7.60), (33.56, -7.58)])
+    assert svg.count("<circle") == 3
+    assert 'fill="#d62828"' in svg  # the hit itself
+    single = maps.plot((33.57, -7.59), [])
+    cx, cy = (float(v) for v in re.search(r'cx="([\d.]+)" cy="([\d.]+)" r="8"', single).groups())
+    assert (cx, cy) == (maps.PLOT_W / 2, maps.PLOT_H / 2)  # a lone hit sits in the middle
+
+
+def test_device_state_from_last_will_silence_and_revocation() -> None:
+    now = 1000.0
+    assert device_state({"last_seen": 990.0, "online": True}, now, 180) == "online"
+    assert device_state({"last_seen": 990.0, "online": False}, now, 180) == "offline"
+    assert device_state({"last_seen": 700.0, "online": True}, now, 180) == "offline"
+    assert device_state({"last_seen": None}, now, 180) == "never_seen"
+    assert device_state({"last_seen": 990.0, "revoked": True}, now, 180) == "revoked"
+
+
+def test_rollout_counts_devices_per_watchlist_version_newest_first() -> None:
+    devices = [
+        {"status": {"watchlist_version": 7}},
+        {"status": {"watchlist_version": 9, "watchlist_stale": False}},
+        {"status": {"watchlist_version": 9}},
+        {"status": {"watchlist_version": 7, "watchlist_stale": True}},
+        {"status": None},
+        {"status": {"watchlist_version": 9}, "revoked": True},
+    ]
+    rows = rollout(devices)
+    assert [(r["version"], r["devices"], r["stale"], r["share"]) for r in rows] == [
+        ("9", 2, 0, 40.0),
+        ("7", 2, 1, 40.0),
+        ("-", 1, 0, 20.0),
+    ]
+
+
+def test_a_bundle_is_published_only_if_it_verifies_against_the_fleet_root(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    csv = tmp_path / "list.csv"
+    csv.write_text("plate,reason,case_ref,priority\n12345-B-6,stolen,C-1,1\n", encoding="utf-8")
+    ours = FleetSigner.load_or_create(tmp_path / "ours", "fleet-a", now)
+    theirs = FleetSigner.load_or_create(tmp_path / "theirs", "fleet-a", now)
+    root = ours.directory / ROOT_FILE
+    meta = check_bundle(ours.signed_full_list(csv, 3, now, 7), root, now)
+    assert (meta.version, meta.kind, meta.entry_count) == (3, "full", 1)
+    with pytest.raises(WatchlistError):
+        check_bundle(theirs.signed_full_list(csv, 4, now, 7), root, now)  # unknown admin key
+    with pytest.raises(WatchlistError):
+        check_bundle(ours.signed_full_list(csv, 5, now, 7), root, now + 8 * 86400)  # expired
+    with pytest.raises(WatchlistError):
+        check_bundle(b"not a bundle at all", root, now)
+
+
+def test_console_tells_systemd_it_is_ready_once_it_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    try:
+        with ConsoleServer(console_config(tmp_path)) as console:
+            message = sock.recv(1024).decode()
+            assert "READY=1" in message
+            with socket.create_connection(("127.0.0.1", console.port), timeout=5):
+                pass  # it does listen
+        assert "STOPPING=1" in sock.recv(1024).decode()
+    finally:
+        sock.close()
