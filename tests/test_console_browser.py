@@ -10,7 +10,6 @@ to ``test-artifacts/console/`` (git-ignored).
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.support.ui import Select
-
-from agent.broker import LocalBroker
-from agent.config import RaqibConfig, with_overrides
-from agent.evidence.rig import EvidenceRig
-from agent.pki import HqKeys
-from agent.watchlist.provision import ROOT_FILE, FleetSigner
 from console_kit import (
     PASSWORD,
     CommandDevice,
@@ -34,10 +26,17 @@ from console_kit import (
     add_users,
     console_config,
 )
+from selenium.webdriver.support.ui import Select
+from transport_kit import Fleet, RawClient
+
+from agent.broker import LocalBroker
+from agent.config import RaqibConfig, with_overrides
+from agent.evidence.rig import EvidenceRig
+from agent.pki import HqKeys
+from agent.watchlist.provision import ROOT_FILE, FleetSigner
 from hq.console.app import open_store
 from hq.db import HqDatabase
 from hq.ingest import IngestService
-from transport_kit import Fleet, RawClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
