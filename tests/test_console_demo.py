@@ -21,11 +21,12 @@ def wait_listening(port: int, timeout: float = 30.0) -> None:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+        else:
+            return
 
 
 def test_demo_console_serves_the_demos_hits_until_ctrl_c(tmp_path: Path) -> None:
