@@ -73,6 +73,9 @@ class Hq:
 
     def device(self, device_id: str) -> SimDevice:
         self.fleet.enrol(self.db, device_id)
+        # a simulated device sends each message once (a real one resends until acked):
+        # let the ingest's registry (re-read every 0.5 s) know the new device first
+        time.sleep(0.6)
         return SimDevice(self.fleet, self.client, device_id)
 
 
@@ -466,6 +469,8 @@ def test_switching_to_arabic_makes_the_page_right_to_left_and_french_works_too(
     assert "Alertes en direct" in page.find("h1").text
     page.find('button[name="lang"][value="en"]').click()
     page.wait(lambda: page.find("html").get_attribute("lang") == "en")
+    page.wait(lambda: page.all("#hits tr.hit"))
+    page.shot("operator-live-hits-en")
 
 
 def test_fleet_page_in_arabic(hq: Hq, page: Page) -> None:
