@@ -325,6 +325,24 @@ def test_fleet_admin_revokes_a_device_and_its_hits_are_refused_from_then_on(
     assert ("revoke", "cam-revoke-01", "ok") in audit_actions(hq, "farid")
 
 
+def test_fleet_admin_enrols_a_device_by_its_public_key(hq: Hq, page: Page, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.pki import public_pem
+
+    key = tmp_path / "device.pub"
+    key.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    page.login("farid")
+    page.find("#enrol-id").send_keys("cam-new-01")
+    page.find("#enrol-key").send_keys(str(key))
+    page.find("#enrol").click()
+    page.wait(lambda: page.find("#state-cam-new-01").text == "never seen")
+    assert hq.db.device_keys()["cam-new-01"] is not None
+    assert any(
+        a[:2] == ("enrol", "cam-new-01") and a[2] == "ok" for a in audit_actions(hq, "farid")
+    )
+
+
 def test_fleet_admin_publishes_an_already_signed_watchlist(
     hq: Hq, page: Page, tmp_path: Path
 ) -> None:

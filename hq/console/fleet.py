@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Final
 
 from starlette.responses import RedirectResponse, Response
@@ -124,8 +126,6 @@ def send_command(ctx: Ctx) -> Response:
 @page(FLEET_ADMIN, post=True)
 def revoke(ctx: Ctx) -> Response:
     """Refuse the device's messages from now on; with its certificate, also put it on the CRL."""
-    from hq.enrol import revoke_device_tls
-
     device_id = str(ctx.request.path_params["device_id"])
     if not ctx.console.db.revoke_device(device_id, ctx.now):
         ctx.audit("revoke", device_id, "failed", "not enrolled")
@@ -135,7 +135,7 @@ def revoke(ctx: Ctx) -> Response:
     crl = ctx.console.config.console.crl_path
     if cert is not None and cert[1] and crl is not None:
         try:
-            revoke_device_tls(ctx.console.config.hq.keys_dir / "ca", _temp_cert(ctx, cert[1]), crl)
+            _revoke_certificate(ctx.console.config.hq.keys_dir / "ca", cert[1], crl)
             detail = f"registry and certificate (CRL {crl})"
         except (ConfigError, OSError) as exc:
             ctx.audit("revoke", device_id, "partial", f"registry only: {exc}")
@@ -144,19 +144,15 @@ def revoke(ctx: Ctx) -> Response:
     return RedirectResponse("/fleet", status_code=303)
 
 
-def _temp_cert(ctx: Ctx, data: bytes) -> Any:
-    import tempfile
-    from pathlib import Path
+def _revoke_certificate(ca_dir: Path, data: bytes, crl: Path) -> None:
+    """Put an uploaded device certificate on the CA's CRL; ConfigError if it is not one."""
+    from hq.enrol import revoke_device_tls
 
-    with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as handle:
-        handle.write(data)
-    path = Path(handle.name)
-    try:
-        load_certificate(path)
-    except ConfigError:
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    with tempfile.TemporaryDirectory(prefix="raqib-revoke-") as tmp:
+        path = Path(tmp) / "device.crt"
+        path.write_bytes(data)
+        load_certificate(path)  # ConfigError for anything but a PEM certificate
+        revoke_device_tls(ca_dir, path, crl)
 
 
 @page(FLEET_ADMIN, post=True)

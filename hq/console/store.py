@@ -65,6 +65,7 @@ USERNAME_MAX: Final = 64
 PASSWORD_MIN: Final = 12
 ADDRESS_FACTOR: Final = 3
 GENESIS: Final = "0" * 64
+TOUCH_S: Final = 10.0
 
 console_metadata = MetaData()
 users = Table(
@@ -408,24 +409,30 @@ class ConsoleStore:
         return Session(token, User(row.username, row.role, row.language), csrf, expires)
 
     def session(self, token: str, now: float) -> Session | None:
-        """The live session of this cookie token, its idle clock restarted; None if ended."""
+        """The live session of this cookie token; None if there is none or it has ended.
+
+        Its idle clock restarts at most every ``TOUCH_S`` (the live tables poll every few
+        seconds; each poll need not be a database write).
+        """
         if not token or len(token) > 128:
             return None
         key = _sha(token)
-        with self._write("read a session") as conn:
+        with self._read("read a session") as conn:
             row = conn.execute(
                 select(sessions, users.c.role, users.c.language)
                 .join(users, users.c.username == sessions.c.username)
                 .where(sessions.c.token_sha256 == key)
             ).first()
-            if row is None:
-                return None
-            if row.expires_at <= now or now - row.last_seen > self.idle_timeout_s:
-                conn.execute(delete(sessions).where(sessions.c.token_sha256 == key))
-                return None
-            conn.execute(
-                update(sessions).where(sessions.c.token_sha256 == key).values(last_seen=now)
-            )
+        if row is None:
+            return None
+        if row.expires_at <= now or now - row.last_seen > self.idle_timeout_s:
+            self.logout(token)
+            return None
+        if now - row.last_seen >= TOUCH_S:
+            with self._write("touch a session") as conn:
+                conn.execute(
+                    update(sessions).where(sessions.c.token_sha256 == key).values(last_seen=now)
+                )
         return Session(token, User(row.username, row.role, row.language), row.csrf, row.expires_at)
 
     def logout(self, token: str) -> None:
