@@ -168,6 +168,8 @@ class Agent:
         )
         self.capture.start()
         self.metrics = self._start_metrics()
+        if self.commands is not None:
+            self.commands.start()
         self.notifier.ready(f"reading plates from {cfg.capture.source}")
         log.info("agent started", extra={"device": cfg.device.id, "source": cfg.capture.source})
 
@@ -212,7 +214,8 @@ class Agent:
             handlers,
             lambda body: self._queue_event(COMMAND_REPLY_KIND, body),
         )
-        service.start()
+        # started at the end of start(): a command queued at the broker while the device
+        # was away waits until the recorder it may need is up
         self.uplink.subscribe(self.topics.commands, service.offer)
         return service
 

@@ -26,6 +26,7 @@ from agent.messages import HitRecord
 from agent.pki import HqKeys, TlsFiles
 from agent.watchlist.provision import FleetSigner, provision_watchlist
 from agent.watchlist.publish import BrokerTarget, publish_bundle, watchlist_topic
+from firmware_glue.button import SimulatedButton
 from hq.commands import CommandSender
 from hq.db import HqDatabase
 from hq.enrol import (
@@ -113,6 +114,24 @@ def write_hq_config(path: Path, config: RaqibConfig, hq_mqtt: MqttConfig, workdi
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def officer_confirms_last_alert(agent: Agent) -> bool:
+    """The officer gives the last alert a short press of the (simulated) record button."""
+    button = agent.evidence.button if agent.evidence is not None else None
+    if not isinstance(button, SimulatedButton) or agent.stats.hits_queued == 0:
+        return False
+    button.press(held_s=0.2)
+    return bool(agent.disposition.sent)
+
+
+def _print_dispositions(db: HqDatabase, device_id: str) -> None:
+    for row in db.list_dispositions(device_id)[-1:]:  # a reused work directory has more
+        print(
+            f"demo: HQ stored the officer's verdict on hit #{row['hit_seq']}: {row['verdict']} "
+            f"(by {row['actor']}, {row['source']})",
+            flush=True,
+        )
+
+
 def command_round_trip(mqtt: MqttConfig, db: HqDatabase, keys: HqKeys, device_id: str) -> bool:
     """HQ sends a signed ``send_status`` command; the device verifies it and answers
     through its outbox. True if the reply reached HQ's database in time."""
@@ -189,11 +208,14 @@ def _run_in(base: RaqibConfig, workdir: Path, console: bool = False) -> DemoResu
             agent.start()
             try:
                 agent.run(until_end=True)
+                confirmed = officer_confirms_last_alert(agent)
                 command_round_trip(hq_mqtt, db, hq_keys, config.device.id)
                 if agent.evidence is not None:
                     agent.evidence.stop()  # seal the last segment; its ledger entry goes to HQ
                 if not agent.wait_delivered(DELIVERY_TIMEOUT_S):
                     log.error("demo: HQ did not acknowledge every hit in time")
+                if confirmed:
+                    _print_dispositions(db, config.device.id)
             finally:
                 agent.shutdown()
             if console:

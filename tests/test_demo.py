@@ -33,6 +33,7 @@ def test_demo_sends_hits_to_hq_and_loses_none(tmp_path: Path) -> None:
     assert (workdir / "hq" / "hq.sqlite").is_file()
     assert (workdir / "device" / "outbox.sqlite").is_file()
     assert "device replied: status sent (ok: True)" in result.stdout
+    assert "the officer's verdict on hit #" in result.stdout
     assert "unknown fields" not in result.stderr
     assert "rejected a message" not in result.stderr
     hq_config = workdir / "hq.toml"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from agent.evidence.service import EvidenceService
 from agent.messages import parse_command_reply_body, parse_disposition_body
 from agent.pki import HqKeys, load_or_create_device_key
 from agent.transport.topics import Topics
-from firmware_glue.button import SimulatedButton
+from firmware_glue.button import GpioButton, SimulatedButton
 from hq.commands import sign_command
 from hq.db import HqDatabase
 from hq.enrol import enrol_local
@@ -418,3 +420,32 @@ def test_running_agent_refuses_forged_replayed_stale_and_misaddressed_commands(
     assert len(refusals) == 4
     for reason in ("signature does not verify", "expired", "for device 'cam-other'", "already"):
         assert any(reason in line for line in refusals), (reason, refusals)
+
+
+class _FakeGpiozeroButton:
+    """Stands in for ``gpiozero.Button`` (not installed off the board): what it was given."""
+
+    def __init__(self, pin: int, pull_up: bool, bounce_time: float) -> None:
+        self.pin, self.pull_up, self.bounce_time = pin, pull_up, bounce_time
+        self.when_pressed: Any = None
+        self.when_released: Any = None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_gpio_button_reports_how_long_it_was_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("gpiozero")
+    fake.Button = _FakeGpiozeroButton  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gpiozero", fake)
+    button = GpioButton(22)
+    held: list[float] = []
+    button.start(held.append)
+    pin = button._button
+    assert (pin.pin, pin.pull_up) == (22, True)
+    pin.when_pressed()
+    time.sleep(0.05)
+    pin.when_released()
+    pin.when_released()  # a release with no press before it (bounce) is no press
+    assert len(held) == 1
+    assert 0.04 <= held[0] < 1.0
