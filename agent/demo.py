@@ -110,6 +110,10 @@ def write_hq_config(path: Path, config: RaqibConfig, hq_mqtt: MqttConfig, workdi
         "[evidence]",
         f"hq_dir = {q(workdir)}",
         "",
+        "[console]",
+        "secure_cookies = false  # the demo's console is plain HTTP on 127.0.0.1",
+        f"watchlist_root = {q(workdir / 'hq' / 'watchlist' / 'watchlist-root.json')}",
+        "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from console_kit import Http
 
+from agent.config import load_config
+
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
@@ -69,6 +71,9 @@ def test_demo_console_serves_the_demos_hits_until_ctrl_c(tmp_path: Path) -> None
         assert ledger.status == 200 and "verified" in ledger.text
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
+        config = load_config(workdir / "hq.toml")  # `raqib hq console --config D/hq.toml` too
+        assert config.console.secure_cookies is False
+        assert config.console.watchlist_root is not None and config.console.watchlist_root.is_file()
     finally:
         if process.poll() is None:
             process.kill()
