@@ -4,6 +4,7 @@ watchlist rollout and the bundle check before publishing."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from console_kit import ConsoleServer, console_config
 
+from agent.config import load_config
 from agent.errors import WatchlistError
 from agent.watchlist.provision import ROOT_FILE, FleetSigner
 from hq.console import i18n, maps
@@ -134,3 +136,74 @@ def test_console_tells_systemd_it_is_ready_once_it_listens(
         assert "STOPPING=1" in sock.recv(1024).decode()
     finally:
         sock.close()
+
+
+@pytest.mark.broker
+@pytest.mark.security
+def test_revoking_with_the_certificate_reaches_the_broker_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The console writes the CRL; the broker re-reads it on SIGHUP, which is what
+    systemd/raqib-hq-crl.path triggers (systemctl reload mosquitto) when the file changes."""
+    from console_kit import Http, add_users
+    from transport_kit import connects
+
+    from agent.broker import LocalBroker, free_port
+    from agent.config import MqttConfig, with_overrides
+    from hq.console.app import open_store
+    from hq.db import HqDatabase
+    from hq.enrol import issue_device_tls, setup_local_tls, tls_overrides
+
+    ca_dir = tmp_path / "hq-keys" / "ca"
+    broker_tls = setup_local_tls(ca_dir, tmp_path / "broker-tls")
+    device = issue_device_tls(ca_dir, "cam-lost-01", tmp_path / "device-tls")
+    assert broker_tls.crl is not None
+    port = free_port()
+    config = with_overrides(console_config(tmp_path), console={"crl_path": str(broker_tls.crl)})
+    add_users(config)
+    db = HqDatabase(config.hq.database_url)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    db.enrol_device("cam-lost-01", Ed25519PrivateKey.generate().public_key(), time.time())
+    db.close()
+    mqtt = MqttConfig.model_validate(
+        {**MqttConfig(port=port).model_dump(), **tls_overrides(device)}
+    )
+    identity = (device.ca, device.cert, device.key)
+    with LocalBroker(port=port, workdir=tmp_path / "broker", tls=broker_tls) as broker:
+        assert connects(mqtt, identity)
+        with ConsoleServer(config) as console:
+            http = Http(console.port)
+            http.login("farid")
+            reply = http.request(
+                "POST",
+                "/fleet/devices/cam-lost-01/revoke",
+                {"csrf": http.csrf("/fleet")},
+                {"cert": ("cam-lost-01.crt", device.cert.read_bytes())},
+            )
+            assert reply.status == 303, reply.text[-500:]
+        assert broker._process is not None
+        broker._process.send_signal(signal.SIGHUP)  # what the path unit's reload does
+        deadline = time.monotonic() + 10
+        while connects(mqtt, identity) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not connects(mqtt, identity)
+    store = open_store(config)
+    try:
+        (entry,) = [e for e in store.audit.entries(0) if e["action"] == "revoke"]
+        assert entry["outcome"] == "ok" and str(broker_tls.crl) in entry["detail"]
+    finally:
+        store.close()
+
+
+def test_crl_units_watch_the_consoles_crl_and_feed_the_brokers() -> None:
+    root = Path(__file__).resolve().parent.parent
+    path_unit = (root / "systemd" / "raqib-hq-crl.path").read_text(encoding="utf-8")
+    service = (root / "systemd" / "raqib-hq-crl.service").read_text(encoding="utf-8")
+    example = load_config(root / "deploy" / "hq.example.toml")
+    broker_conf = (root / "deploy" / "mosquitto" / "raqib.conf").read_text(encoding="utf-8")
+    assert f"PathChanged={example.console.crl_path}" in path_unit
+    crlfile = re.search(r"^crlfile (\S+)$", broker_conf, re.MULTILINE)
+    assert crlfile is not None
+    assert f"{example.console.crl_path} {crlfile.group(1)}" in service
+    assert "systemctl reload mosquitto.service" in service

@@ -83,3 +83,10 @@ def test_console_unit_is_notify_and_sandboxed_like_the_ingest() -> None:
         "SystemCallFilter=@system-service",
     ]:
         assert line in settings, line
+
+
+def test_crl_path_and_service_units_verify_without_warnings(tmp_path: Path) -> None:
+    units = [local_copy(name, tmp_path) for name in ("raqib-hq-crl.path", "raqib-hq-crl.service")]
+    result = analyze("verify", *map(str, units))
+    assert result.returncode == 0, result.stderr
+    assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr
