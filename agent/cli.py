@@ -18,6 +18,7 @@ from agent.reader import cli as reader_cli
 from agent.watchlist import cli as watchlist_cli
 from hq import cli as hq_cli
 from hq import evidence_cli
+from hq.console import cli as console_cli
 
 log = logging.getLogger("raqib")
 
@@ -42,8 +43,9 @@ def _cmd_run(args: argparse.Namespace, config: RaqibConfig) -> int:
 def _cmd_demo(args: argparse.Namespace, config: RaqibConfig) -> int:
     from agent.demo import run_demo
 
-    result = run_demo(config, args.workdir)
-    print(result.summary(), flush=True)
+    result = run_demo(config, args.workdir, console=args.console)
+    if not args.console:  # with --console the summary came before the console started
+        print(result.summary(), flush=True)
     return EXIT_OK if result.lost == 0 and result.sent > 0 else EXIT_ERROR
 
 
@@ -116,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub_parser("demo", "broker + HQ ingest + agent on the sample clip")
     demo.add_argument("--workdir", type=Path, help="keep all demo state here (default: temp dir)")
+    demo.add_argument(
+        "--console",
+        action="store_true",
+        help="after the clip, keep broker and ingest running with the HQ web console (Ctrl-C)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     status = sub_parser("status", "local health of the agent on this device")
@@ -133,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hq = hq_cli.register(sub, [common])  # hq ingest/hits/devices/broker-acl/keygen/enrol/revoke
     enroll_cli.register(sub, hq, [common])  # enroll request/install, hq enrol-request
+    console_cli.register(hq, [common])  # hq console, hq create-user, hq create-admin
     return parser
 
 

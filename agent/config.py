@@ -177,6 +177,49 @@ class HqConfig(_Section):
     """HQ's private message keys and its certificate authority."""
 
 
+class ConsoleConfig(_Section):
+    """The HQ web console (``raqib hq console``) for operators, fleet admins and auditors."""
+
+    host: str = "127.0.0.1"
+    """Address the console listens on; put a TLS-terminating proxy in front, or set ``tls_*``."""
+    port: int = Field(8080, ge=1, le=65535)
+    tls_cert: Path | None = None
+    """Serve HTTPS directly with this certificate (PEM) and ``tls_key``."""
+    tls_key: Path | None = None
+    secure_cookies: bool = True
+    """Mark the session cookie ``Secure`` (HTTPS only); turn off only for plain HTTP on loopback."""
+    tile_url: str = Field("", max_length=512, pattern=r"^(https?://[^\s\"'<>]+)?$")
+    """Map tiles, e.g. ``https://tiles.hq.example/{z}/{x}/{y}.png``; empty: a plain plot."""
+    session_lifetime_s: float = Field(8 * 3600.0, ge=60, le=7 * 86400)
+    """A session ends this long after login, whatever the activity."""
+    idle_timeout_s: float = Field(1800.0, ge=60, le=86400)
+    """A session ends after this long without a request."""
+    kdf_memory_kib: int = Field(65536, ge=8192, le=4_194_304)
+    """Argon2id memory per password hash (RFC 9106's second recommended set: 64 MiB, t=3, p=4).
+    A stored hash made with other parameters is re-made at the user's next login."""
+    kdf_time_cost: int = Field(3, ge=1, le=16)
+    kdf_parallelism: int = Field(4, ge=1, le=16)
+    lockout_failures: int = Field(5, ge=2, le=100)
+    """Failed logins in a row that lock an account (and the address they came from)."""
+    lockout_s: float = Field(900.0, ge=10, le=86400)
+    """How long a locked account stays locked."""
+    offline_after_s: float = Field(180.0, ge=5, le=86400)
+    """A device with no message for this long shows as offline even without its last will."""
+    poll_s: float = Field(2.0, ge=0.5, le=60)
+    """How often pages with live data ask the server for news."""
+    watchlist_root: Path | None = None
+    """The fleet's trusted watchlist root (``watchlist-root.json``): an uploaded bundle must
+    verify against it before the console publishes it; unset: the console publishes nothing."""
+    crl_path: Path | None = None
+    """Where revoking a device's certificate writes the broker's CRL (unset: the registry only)."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
 class BoardConfig(_Section):
     """Board health sources."""
 
@@ -290,6 +333,7 @@ class RaqibConfig(_Section):
     alert: AlertConfig = AlertConfig()
     gnss: GnssConfig = GnssConfig()
     hq: HqConfig = HqConfig()
+    console: ConsoleConfig = ConsoleConfig()
     status: StatusConfig = StatusConfig()
     board: BoardConfig = BoardConfig()
     evidence: EvidenceConfig = EvidenceConfig()

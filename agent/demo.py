@@ -112,6 +112,10 @@ def write_hq_config(path: Path, config: RaqibConfig, hq_mqtt: MqttConfig, workdi
         "[evidence]",
         f"hq_dir = {q(workdir)}",
         "",
+        "[console]",
+        "secure_cookies = false  # the demo's console is plain HTTP on 127.0.0.1",
+        f"watchlist_root = {q(workdir / 'hq' / 'watchlist' / 'watchlist-root.json')}",
+        "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
@@ -180,16 +184,20 @@ def sign_and_push_watchlist(config: RaqibConfig, workdir: Path, admin_tls: TlsFi
     )
 
 
-def run_demo(base: RaqibConfig, workdir: Path | None) -> DemoResult:
-    """Run the whole flow once; returns what was sent and what HQ stored."""
+def run_demo(base: RaqibConfig, workdir: Path | None, *, console: bool = False) -> DemoResult:
+    """Run the whole flow once; returns what was sent and what HQ stored.
+
+    ``console``: after the clip, print the summary and keep broker and ingest running
+    with the HQ web console on them until Ctrl-C (``hq.console.demo``).
+    """
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="raqib-demo-") as tmp:
-            return _run_in(base, Path(tmp))
+            return _run_in(base, Path(tmp), console)
     workdir.mkdir(parents=True, exist_ok=True)
-    return _run_in(base, workdir.resolve())
+    return _run_in(base, workdir.resolve(), console)
 
 
-def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
+def _run_in(base: RaqibConfig, workdir: Path, console: bool = False) -> DemoResult:
     port = free_port()
     config = demo_config(base, workdir, port)
     ca_dir = workdir / "hq" / "ca"
@@ -224,17 +232,33 @@ def _run_in(base: RaqibConfig, workdir: Path) -> DemoResult:
                     _print_dispositions(db, config.device.id)
             finally:
                 agent.shutdown()
+            if console:
+                _serve_console(agent, config, hq_mqtt, workdir, db.count_hits() - before)
         finally:
             ingest.stop()
         stored = db.count_hits() - before
         db.close()
-    if config.evidence.enabled:
+    if config.evidence.enabled and not console:
         upload_and_audit(config, workdir)  # footage to DIR/evidence, audited against DIR's HQ db
     print(f"demo: work directory {workdir}", flush=True)
     print(f"demo: HQ config for `raqib hq ...`: {workdir / HQ_CONFIG}", flush=True)
     return DemoResult(
         sent=agent.stats.hits_raised, stored=stored, frames=agent.pipeline.stats.frames
     )
+
+
+def _serve_console(
+    agent: Agent, config: RaqibConfig, hq_mqtt: MqttConfig, workdir: Path, stored: int
+) -> None:
+    """The clip is done: audit its footage, say how it went, then serve the console."""
+    from hq.console.demo import serve_demo_console
+
+    if config.evidence.enabled:
+        upload_and_audit(config, workdir)
+    result = DemoResult(agent.stats.hits_raised, stored, agent.pipeline.stats.frames)
+    print(f"demo: work directory {workdir}", flush=True)
+    print(result.summary(), flush=True)
+    serve_demo_console(config, hq_mqtt, workdir)
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:

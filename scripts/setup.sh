@@ -13,6 +13,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 # PostgreSQL server binaries: tests/test_hq_postgres.py starts its own throw-away cluster
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# the console's browser tests drive Debian's headless Chromium (no browser download)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# Arabic glyphs for the console's right-to-left pages and their screenshots
+compgen -G "/usr/share/fonts/truetype/noto/NotoSansArabic-*" >/dev/null || need_apt+=(fonts-noto-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -31,14 +31,18 @@ def local_copy(unit: str, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("unit", ["raqib-agent.service", "raqib-hq-ingest.service"])
+@pytest.mark.parametrize(
+    "unit", ["raqib-agent.service", "raqib-hq-ingest.service", "raqib-hq-console.service"]
+)
 def test_unit_passes_systemd_analyze_verify_without_warnings(unit: str, tmp_path: Path) -> None:
     result = analyze("verify", str(local_copy(unit, tmp_path)))
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("unit", ["raqib-agent.service", "raqib-hq-ingest.service"])
+@pytest.mark.parametrize(
+    "unit", ["raqib-agent.service", "raqib-hq-ingest.service", "raqib-hq-console.service"]
+)
 def test_unit_exposure_score_is_low(unit: str, tmp_path: Path) -> None:
     result = analyze("security", "--offline=true", str(local_copy(unit, tmp_path)))
     match = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout + result.stderr)
@@ -62,3 +66,27 @@ def test_agent_unit_is_notify_with_watchdog_restart_and_strict_sandbox() -> None
         "DeviceAllow=char-gpiochip rw",
     ]:
         assert line in settings, line
+
+
+def test_console_unit_is_notify_and_sandboxed_like_the_ingest() -> None:
+    settings = (UNITS / "raqib-hq-console.service").read_text(encoding="utf-8").splitlines()
+    for line in [
+        "Type=notify",
+        "ExecStart=/opt/raqib/.venv/bin/raqib hq console --config /etc/raqib/hq.toml",
+        "Restart=always",
+        "User=raqib-hq",
+        "StateDirectory=raqib-hq",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=true",
+        "PrivateDevices=true",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+    ]:
+        assert line in settings, line
+
+
+def test_crl_path_and_service_units_verify_without_warnings(tmp_path: Path) -> None:
+    units = [local_copy(name, tmp_path) for name in ("raqib-hq-crl.path", "raqib-hq-crl.service")]
+    result = analyze("verify", *map(str, units))
+    assert result.returncode == 0, result.stderr
+    assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr

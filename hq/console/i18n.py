@@ -1,0 +1,510 @@
+"""The console's languages: Arabic (right to left) and French as HQ in Morocco work, English
+as the fallback.
+
+The English text is the key: a page calls ``_("Live hits")`` and gets the
+user's language, or the English when a string has no translation yet (a test
+checks that every string the templates use has both). Plates, device ids,
+hashes and coordinates stay left to right inside Arabic pages (``bdi`` and CSS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Final
+
+LANGUAGE_NAMES: Final = {"ar": "العربية", "fr": "Français", "en": "English"}
+RTL: Final = frozenset({"ar"})
+
+
+def direction(lang: str) -> str:
+    return "rtl" if lang in RTL else "ltr"
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    table = CATALOG.get(lang, {})
+
+    def translate(text: object) -> str:
+        key = "" if text is None else str(text)
+        return table.get(key, key)
+
+    return translate
+
+
+def utc(ts: object) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    return dt.datetime.fromtimestamp(float(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_AGO: Final = {
+    "en": ("{n} s ago", "{n} min ago", "{n} h ago", "{n} d ago"),
+    "fr": ("il y a {n} s", "il y a {n} min", "il y a {n} h", "il y a {n} j"),
+    "ar": ("منذ {n} ث", "منذ {n} د", "منذ {n} س", "منذ {n} ي"),
+}
+
+
+def ago(ts: object, lang: str = "en", now: float | None = None) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    seconds = max(0, int((time.time() if now is None else now) - float(ts)))
+    forms = _AGO.get(lang, _AGO["en"])
+    for limit, unit, form in ((60, 1, 0), (3600, 60, 1), (86400, 3600, 2)):
+        if seconds < limit:
+            return forms[form].format(n=seconds // unit)
+    return forms[3].format(n=seconds // 86400)
+
+
+_FR: Final = {
+    "Raqib HQ console": "Console Raqib du QG",
+    "Action": "Action",
+    "Add a user": "Ajouter un utilisateur",
+    "Add": "Ajouter",
+    "Agent": "Agent",
+    "Audit trail of the console": "Journal d'audit de la console",
+    "Audit trail": "Journal d'audit",
+    "Back to your home page": "Retour à votre page d'accueil",
+    "Battery": "Batterie",
+    "By": "Par",
+    "Case": "Dossier",
+    "Chain checks": "Contrôles de la chaîne",
+    "Check and publish": "Vérifier et publier",
+    "Command": "Commande",
+    "Detail": "Détail",
+    "Device / officer": "Appareil / agent",
+    "Device id": "Identifiant de l'appareil",
+    "Device": "Appareil",
+    "Devices": "Appareils",
+    "Disposition": "Suite donnée",
+    "Dispositioned hits": "Alertes traitées",
+    "Dispositions": "Suites données",
+    "Enrol a device": "Enrôler un appareil",
+    "Enrol": "Enrôler",
+    "Enrolled": "Enrôlé",
+    "Entries": "Entrées",
+    "Sealed for (devices)": "Scellée pour (appareils)",
+    "Evidence": "Preuves",
+    "Expires": "Expire",
+    "Export (CSV)": "Exporter (CSV)",
+    "Export": "Exporter",
+    "Failed logins": "Connexions échouées",
+    "False read rate": "Taux de fausses lectures",
+    "False reads": "Fausses lectures",
+    "Filter": "Filtrer",
+    "Footage ledger": "Registre des enregistrements",
+    "Free storage": "Stockage libre",
+    "From": "Depuis",
+    "Gaps": "Manques",
+    "HQ holds no footage or ledger of this device.": (
+        "Le QG ne détient aucun enregistrement ni registre de cet appareil."
+    ),
+    "Hit": "Alerte",
+    "Kind": "Type",
+    "Language": "Langue",
+    "Last heard": "Dernier contact",
+    "Ledger entries held at HQ": "Entrées du registre détenues au QG",
+    "Ledger entry": "Entrée du registre",
+    "Listed plate": "Plaque signalée",
+    "Live hits": "Alertes en direct",
+    "Locked until": "Verrouillé jusqu'à",
+    "Log in": "Se connecter",
+    "Log out": "Se déconnecter",
+    "Match": "Correspondance",
+    "Messages received": "Messages reçus",
+    "Model": "Modèle",
+    "No command sent yet.": "Aucune commande envoyée.",
+    "No device has reported yet.": "Aucun appareil ne s'est encore signalé.",
+    "No device is enrolled.": "Aucun appareil n'est enrôlé.",
+    "No dispositions yet": "Aucune suite donnée pour l'instant",
+    "No hits yet: new ones appear here by themselves.": (
+        "Aucune alerte : les nouvelles apparaissent ici d'elles-mêmes."
+    ),
+    "None yet": "Aucune pour l'instant",
+    "Not possible": "Impossible",
+    "Note": "Note",
+    "Nothing yet.": "Rien pour l'instant.",
+    "Officer": "Agent",
+    "Open": "Ouvrir",
+    "Outbox": "File d'envoi",
+    "Outcome": "Résultat",
+    "Password": "Mot de passe",
+    "Per device": "Par appareil",
+    "Per model version": "Par version du modèle",
+    "Plate crop": "Image de la plaque",
+    "Position": "Position",
+    "Priority": "Priorité",
+    "Public key (PEM)": "Clé publique (PEM)",
+    "Publish a signed list": "Publier une liste signée",
+    "Published from this console": "Publiées depuis cette console",
+    "Publishing needs console.watchlist_root in the configuration.": (
+        "La publication demande console.watchlist_root dans la configuration."
+    ),
+    "Rate": "Taux",
+    "Read / listed": "Lue / signalée",
+    "Read": "Lue",
+    "Reason / case": "Motif / dossier",
+    "Reason": "Motif",
+    "Received at HQ": "Reçue au QG",
+    "Record a disposition": "Enregistrer la suite donnée",
+    "Record": "Enregistrer",
+    "Recorded (UTC)": "Enregistré (UTC)",
+    "Remote command": "Commande à distance",
+    "Reply": "Réponse",
+    "Report (HTML)": "Rapport (HTML)",
+    "Report (PDF)": "Rapport (PDF)",
+    "Revoke": "Révoquer",
+    "Revoke this device? Its messages will be refused.": (
+        "Révoquer cet appareil ? Ses messages seront refusés."
+    ),
+    "Role": "Rôle",
+    "Rollout": "Déploiement",
+    "Seen": "Vue",
+    "Segment": "Segment",
+    "Send (signed by HQ)": "Envoyer (signée par le QG)",
+    "Sent": "Envoyée",
+    "Share": "Part",
+    "Sign and seal the list with the admins' keys (raqib watchlist sign, raqib watchlist seal) "
+    "first: the console checks the signatures against the fleet's root and publishes it; it "
+    "never signs.": (
+        "Signez et scellez d'abord la liste avec les clés des administrateurs (raqib watchlist "
+        "sign, raqib watchlist seal) : la "
+        "console vérifie les signatures avec la racine de la flotte puis la publie ; elle ne "
+        "signe jamais."
+    ),
+    "Stale": "Périmée",
+    "State": "État",
+    "Target": "Cible",
+    "Temperature": "Température",
+    "The form expired. Please try again.": "Le formulaire a expiré. Veuillez réessayer.",
+    "Time (UTC)": "Heure (UTC)",
+    "Too many failed attempts: this account is locked for a while.": (
+        "Trop d'échecs : ce compte est verrouillé pour un moment."
+    ),
+    "Unlock": "Déverrouiller",
+    "User name": "Nom d'utilisateur",
+    "User": "Utilisateur",
+    "Users": "Utilisateurs",
+    "Verdict": "Verdict",
+    "Version": "Version",
+    "Watchlist": "Liste de surveillance",
+    "Watchlists": "Listes de surveillance",
+    "When (UTC)": "Quand (UTC)",
+    "When": "Quand",
+    "Who": "Qui",
+    "Why": "Pourquoi",
+    "Wrong user name or password.": "Nom d'utilisateur ou mot de passe incorrect.",
+    "all signatures valid": "toutes les signatures sont valides",
+    "all": "tous",
+    "bad signatures": "signatures invalides",
+    "chain broken": "chaîne rompue",
+    "chain whole": "chaîne complète",
+    "done": "fait",
+    "entries": "entrées",
+    "hash chain broken at entry": "chaîne de hachage rompue à l'entrée",
+    "hash chain intact": "chaîne de hachage intacte",
+    "malformed entries": "entrées mal formées",
+    "no position": "pas de position",
+    "open": "en attente",
+    "reads": "lectures",
+    "refused": "refusé",
+    "revoked": "révoqué",
+    "stale": "périmée",
+    "the device's key is not enrolled or is revoked": (
+        "la clé de l'appareil n'est pas enrôlée ou est révoquée"
+    ),
+    "updated live": "mis à jour en direct",
+    "waiting for the device": "en attente de l'appareil",
+    "A device id is lower-case letters, digits and dashes.": (
+        "Un identifiant d'appareil est fait de minuscules, de chiffres et de tirets."
+    ),
+    "Choose confirmed, false read or dispatched.": (
+        "Choisissez confirmée, fausse lecture ou patrouille envoyée."
+    ),
+    "HQ holds no such segment.": "Le QG ne détient pas ce segment.",
+    "HQ's database is not answering.": "La base de données du QG ne répond pas.",
+    "No such device.": "Appareil inconnu.",
+    "No such hit.": "Alerte inconnue.",
+    "This page is not open to your role.": "Cette page n'est pas ouverte à votre rôle.",
+    "Unknown command.": "Commande inconnue.",
+    "Unknown language.": "Langue inconnue.",
+    # roles, states, verdicts, kinds: shown through _() as data
+    "operator": "opérateur",
+    "fleet_admin": "administrateur de flotte",
+    "auditor": "auditeur",
+    "system": "système",
+    "online": "en ligne",
+    "offline": "hors ligne",
+    "never_seen": "jamais vu",
+    "confirmed": "confirmée",
+    "false_read": "fausse lecture",
+    "dispatched": "patrouille envoyée",
+    "rejected": "rejetée",
+    "button": "bouton",
+    "officer": "agent",
+    "command": "commande",
+    "exact": "exacte",
+    "fuzzy": "approchée",
+    "verified": "vérifié",
+    "modified": "modifié",
+    "missing": "manquant",
+    "gap": "lacune avant",
+    "not_in_ledger": "absent du registre",
+    "out_of_order": "hors séquence",
+    "bad_signature": "signature invalide",
+    "unknown": "inconnu",
+    "start_recording": "démarrer l'enregistrement",
+    "stop_recording": "arrêter l'enregistrement",
+    "send_status": "envoyer l'état maintenant",
+    "disposition": "suite donnée",
+    "ok": "ok",
+    "failed": "échec",
+    "denied": "refusé (rôle)",
+    "partial": "partiel",
+    "full": "complète",
+    "delta": "différentielle",
+    "connected_at": "connecté depuis",
+    "battery_pct": "batterie (%)",
+    "storage_free_mb": "stockage libre (Mo)",
+    "temperature_c": "température (°C)",
+    "watchlist_version": "version de la liste",
+    "watchlist_stale": "liste périmée",
+    "watchlist_last_refusal": "dernier refus de liste",
+    "model_version": "version du modèle",
+    "queue_depth": "file d'envoi",
+    "agent_version": "version de l'agent",
+}
+
+_AR: Final = {
+    "Raqib HQ console": "لوحة رقيب للمقر العام",
+    "Action": "الإجراء",
+    "Add a user": "إضافة مستخدم",
+    "Add": "إضافة",
+    "Agent": "البرنامج",
+    "Audit trail of the console": "سجل تدقيق اللوحة",
+    "Audit trail": "سجل التدقيق",
+    "Back to your home page": "العودة إلى صفحتك الرئيسية",
+    "Battery": "البطارية",
+    "By": "بواسطة",
+    "Case": "الملف",
+    "Chain checks": "فحوص السلسلة",
+    "Check and publish": "تحقق وانشر",
+    "Command": "الأمر",
+    "Detail": "التفاصيل",
+    "Device / officer": "الجهاز / الشرطي",
+    "Device id": "معرّف الجهاز",
+    "Device": "الجهاز",
+    "Devices": "الأجهزة",
+    "Disposition": "القرار",
+    "Dispositioned hits": "تنبيهات تم البت فيها",
+    "Dispositions": "القرارات",
+    "Enrol a device": "تسجيل جهاز",
+    "Enrol": "تسجيل",
+    "Enrolled": "تاريخ التسجيل",
+    "Entries": "المدخلات",
+    "Sealed for (devices)": "مختومة لـ (أجهزة)",
+    "Evidence": "الأدلة",
+    "Expires": "ينتهي",
+    "Export (CSV)": "تصدير (CSV)",
+    "Export": "تصدير",
+    "Failed logins": "محاولات دخول فاشلة",
+    "False read rate": "نسبة القراءات الخاطئة",
+    "False reads": "قراءات خاطئة",
+    "Filter": "تصفية",
+    "Footage ledger": "سجل التسجيلات",
+    "Free storage": "المساحة الحرة",
+    "From": "من",
+    "Gaps": "الفجوات",
+    "HQ holds no footage or ledger of this device.": "لا يملك المقر أي تسجيل أو سجل لهذا الجهاز.",
+    "Hit": "تنبيه",
+    "Kind": "النوع",
+    "Language": "اللغة",
+    "Last heard": "آخر اتصال",
+    "Ledger entries held at HQ": "مدخلات السجل المحفوظة في المقر",
+    "Ledger entry": "مدخل السجل",
+    "Listed plate": "اللوحة المطلوبة",
+    "Live hits": "التنبيهات المباشرة",
+    "Locked until": "مقفل حتى",
+    "Log in": "تسجيل الدخول",
+    "Log out": "تسجيل الخروج",
+    "Match": "التطابق",
+    "Messages received": "الرسائل المستلمة",
+    "Model": "النموذج",
+    "No command sent yet.": "لم يُرسل أي أمر بعد.",
+    "No device has reported yet.": "لم يُبلغ أي جهاز بعد.",
+    "No device is enrolled.": "لا يوجد جهاز مسجل.",
+    "No dispositions yet": "لا قرارات بعد",
+    "No hits yet: new ones appear here by themselves.": "لا تنبيهات بعد: تظهر الجديدة هنا تلقائيًا.",
+    "None yet": "لا شيء بعد",
+    "Not possible": "غير ممكن",
+    "Note": "ملاحظة",
+    "Nothing yet.": "لا شيء بعد.",
+    "Officer": "الشرطي",
+    "Open": "فتح",
+    "Outbox": "صندوق الإرسال",
+    "Outcome": "النتيجة",
+    "Password": "كلمة المرور",
+    "Per device": "حسب الجهاز",
+    "Per model version": "حسب إصدار النموذج",
+    "Plate crop": "صورة اللوحة",
+    "Position": "الموقع",
+    "Priority": "الأولوية",
+    "Public key (PEM)": "المفتاح العام (PEM)",
+    "Publish a signed list": "نشر قائمة موقعة",
+    "Published from this console": "ما نُشر من هذه اللوحة",
+    "Publishing needs console.watchlist_root in the configuration.": (
+        "يتطلب النشر ضبط console.watchlist_root في الإعدادات."
+    ),
+    "Rate": "النسبة",
+    "Read / listed": "المقروءة / المطلوبة",
+    "Read": "المقروءة",
+    "Reason / case": "السبب / الملف",
+    "Reason": "السبب",
+    "Received at HQ": "وصل إلى المقر",
+    "Record a disposition": "تسجيل قرار",
+    "Record": "تسجيل",
+    "Recorded (UTC)": "وقت التسجيل (UTC)",
+    "Remote command": "أمر عن بعد",
+    "Reply": "الرد",
+    "Report (HTML)": "التقرير (HTML)",
+    "Report (PDF)": "التقرير (PDF)",
+    "Revoke": "إلغاء",
+    "Revoke this device? Its messages will be refused.": "إلغاء هذا الجهاز؟ ستُرفض رسائله.",
+    "Role": "الدور",
+    "Rollout": "النشر على الأجهزة",
+    "Seen": "شوهدت",
+    "Segment": "المقطع",
+    "Send (signed by HQ)": "إرسال (موقع من المقر)",
+    "Sent": "أُرسل",
+    "Share": "الحصة",
+    "Sign and seal the list with the admins' keys (raqib watchlist sign, raqib watchlist seal) "
+    "first: the console checks the signatures against the fleet's root and publishes it; it "
+    "never signs.": (
+        "وقّع القائمة واختمها أولًا بمفاتيح المسؤولين (raqib watchlist sign, raqib watchlist "
+        "seal): تتحقق اللوحة من التوقيعات "
+        "مقابل جذر الأسطول ثم تنشرها، ولا توقّع أبدًا."
+    ),
+    "Stale": "منتهية",
+    "State": "الحالة",
+    "Target": "الهدف",
+    "Temperature": "الحرارة",
+    "The form expired. Please try again.": "انتهت صلاحية النموذج. حاول مرة أخرى.",
+    "Time (UTC)": "الوقت (UTC)",
+    "Too many failed attempts: this account is locked for a while.": (
+        "محاولات فاشلة كثيرة: هذا الحساب مقفل لبعض الوقت."
+    ),
+    "Unlock": "فتح القفل",
+    "User name": "اسم المستخدم",
+    "User": "المستخدم",
+    "Users": "المستخدمون",
+    "Verdict": "الحكم",
+    "Version": "الإصدار",
+    "Watchlist": "قائمة المراقبة",
+    "Watchlists": "قوائم المراقبة",
+    "When (UTC)": "متى (UTC)",
+    "When": "متى",
+    "Who": "من",
+    "Why": "السبب",
+    "Wrong user name or password.": "اسم المستخدم أو كلمة المرور غير صحيحة.",
+    "all signatures valid": "كل التوقيعات صحيحة",
+    "all": "الكل",
+    "bad signatures": "توقيعات غير صحيحة",
+    "chain broken": "السلسلة مقطوعة",
+    "chain whole": "السلسلة كاملة",
+    "done": "تم",
+    "entries": "مدخلات",
+    "hash chain broken at entry": "سلسلة البصمات مقطوعة عند المدخل",
+    "hash chain intact": "سلسلة البصمات سليمة",
+    "malformed entries": "مدخلات تالفة",
+    "no position": "لا موقع",
+    "open": "مفتوح",
+    "reads": "قراءات",
+    "refused": "مرفوض",
+    "revoked": "ملغى",
+    "stale": "منتهية",
+    "the device's key is not enrolled or is revoked": "مفتاح الجهاز غير مسجل أو ملغى",
+    "updated live": "يُحدَّث مباشرة",
+    "waiting for the device": "في انتظار الجهاز",
+    "A device id is lower-case letters, digits and dashes.": (
+        "معرّف الجهاز حروف لاتينية صغيرة وأرقام وشرطات."
+    ),
+    "Choose confirmed, false read or dispatched.": "اختر: مؤكد، قراءة خاطئة، أو تم إرسال دورية.",
+    "HQ holds no such segment.": "لا يملك المقر هذا المقطع.",
+    "HQ's database is not answering.": "قاعدة بيانات المقر لا تستجيب.",
+    "No such device.": "لا يوجد جهاز بهذا المعرّف.",
+    "No such hit.": "لا يوجد تنبيه بهذا الرقم.",
+    "This page is not open to your role.": "هذه الصفحة غير متاحة لدورك.",
+    "Unknown command.": "أمر غير معروف.",
+    "Unknown language.": "لغة غير معروفة.",
+    "operator": "مشغّل",
+    "fleet_admin": "مسؤول الأسطول",
+    "auditor": "مدقق",
+    "system": "النظام",
+    "online": "متصل",
+    "offline": "غير متصل",
+    "never_seen": "لم يُرَ قط",
+    "confirmed": "مؤكد",
+    "false_read": "قراءة خاطئة",
+    "dispatched": "أُرسلت دورية",
+    "rejected": "مرفوض",
+    "button": "زر",
+    "officer": "الشرطي",
+    "command": "أمر",
+    "exact": "تام",
+    "fuzzy": "تقريبي",
+    "verified": "موثَّق",
+    "modified": "معدَّل",
+    "missing": "مفقود",
+    "gap": "فجوة قبله",
+    "not_in_ledger": "غير موجود في السجل",
+    "out_of_order": "خارج الترتيب",
+    "bad_signature": "توقيع غير صحيح",
+    "unknown": "غير معروف",
+    "start_recording": "بدء التسجيل",
+    "stop_recording": "إيقاف التسجيل",
+    "send_status": "إرسال الحالة الآن",
+    "disposition": "قرار",
+    "ok": "نجح",
+    "failed": "فشل",
+    "denied": "مرفوض (الدور)",
+    "partial": "جزئي",
+    "full": "كاملة",
+    "delta": "تفاضلية",
+    "connected_at": "متصل منذ",
+    "battery_pct": "البطارية (%)",
+    "storage_free_mb": "المساحة الحرة (م.ب)",
+    "temperature_c": "الحرارة (°م)",
+    "watchlist_version": "إصدار القائمة",
+    "watchlist_stale": "القائمة منتهية",
+    "watchlist_last_refusal": "آخر رفض للقائمة",
+    "model_version": "إصدار النموذج",
+    "queue_depth": "صندوق الإرسال",
+    "agent_version": "إصدار البرنامج",
+}
+
+_EN: Final = {
+    # data keys shown as words; every other English text is its own key
+    "fleet_admin": "fleet admin",
+    "never_seen": "never seen",
+    "false_read": "false read",
+    "not_in_ledger": "not in the ledger",
+    "out_of_order": "out of order",
+    "bad_signature": "bad signature",
+    "gap": "gap before",
+    "start_recording": "start recording",
+    "stop_recording": "stop recording",
+    "send_status": "send status now",
+    "denied": "denied (role)",
+    "connected_at": "connected since",
+    "battery_pct": "battery (%)",
+    "storage_free_mb": "free storage (MB)",
+    "temperature_c": "temperature (°C)",
+    "watchlist_version": "watchlist version",
+    "watchlist_stale": "watchlist stale",
+    "watchlist_last_refusal": "last watchlist refusal",
+    "model_version": "model version",
+    "queue_depth": "outbox depth",
+    "agent_version": "agent version",
+}
+
+CATALOG: Final[dict[str, dict[str, str]]] = {"en": _EN, "fr": _FR, "ar": _AR}
