@@ -38,7 +38,7 @@ from agent.reader.ctc import (
     softmax,
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
-from agent.reader.plate_text import canonicalize, is_valid
+from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 
 
 def _load_meta(path: Path) -> dict[str, Any]:
@@ -100,11 +100,20 @@ class Recogniser:
 
     def _fitted(self, raw: str, confidence: float) -> tuple[str, float]:
         """The best path that fits a plate layout, from the last probabilities (usually one
-        dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits."""
+        dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits.
+
+        A greedy read of a layout the grammar does not know (a Slovak or Swiss plate)
+        is kept as read when fitting it would cost too much probability: the fitted
+        path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read.
+        """
         if self._grammar is None:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
-        return (fitted, fitted_conf) if fitted else (raw, confidence)
+        if not fitted:
+            return raw, confidence
+        if is_plausible_unknown(raw) and fitted_conf < UNKNOWN_KEEP_RATIO * confidence:
+            return raw, confidence
+        return fitted, fitted_conf
 
     def read_two_line(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Raw text and confidence of a crop read as a two-line plate (BGR or grayscale).
@@ -171,6 +180,10 @@ class Recogniser:
         logits = self._model.invoke(self._input)
         softmax(logits[0], out=self._probs)
 
+
+UNKNOWN_KEEP_RATIO: Final = 0.05
+"""A greedy read of an unknown layout is kept unless the best path that fits a known
+layout is at least this share as likely (the thin alif read as ``1`` costs far less)."""
 
 TWO_LINE_PREFERRED_ASPECT: Final = 1.9
 """Below this crop aspect (width / height) a valid two-line read wins a near tie."""
