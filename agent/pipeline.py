@@ -102,7 +102,9 @@ class Pipeline:
         if tracked.track_id in self._hit_tracks:
             return None
         self.stats.tracks += 1
-        match = self.matcher.match(tracked.text, tracked.confidence)
+        match = self.matcher.match(
+            tracked.text, tracked.confidence, alternatives=tracked.alternatives
+        )
         if match is None:
             return None
         self._hit_tracks[tracked.track_id] = None

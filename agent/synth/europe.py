@@ -255,7 +255,7 @@ def wide_field_crop(
 ) -> Gray:
     """The recogniser's gray training strip of the plate (two-line: the runtime's composite)."""
     crop = wide_field_plate_crop(country, groups, two_line, rng)
-    gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))
+    gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
     if two_line:
         return two_line_composite(gray, out_height, out_width)
     resized = cv2.resize(gray, (out_width, out_height), interpolation=cv2.INTER_AREA)
