@@ -185,6 +185,14 @@ class ModelPlateReader:
         text, fmt = canonicalize(raw)
         return text, fmt, confidence
 
+    def read_crop_alternatives(
+        self, image: Image
+    ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+        """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read."""
+        raw, confidence = self.recogniser.read_best(check_frame(image, MIN_CROP_SIDE))
+        text, fmt = canonicalize(raw)
+        return text, fmt, confidence, self._alternatives(raw, text)
+
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first."""
         best: dict[str, PlateRead] = {}
