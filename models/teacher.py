@@ -113,12 +113,14 @@ def _rows(datasets: Path, name: str) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(fh)
 
 
-def label_romania(datasets: Path, teacher: Teacher) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """Rule ``ro`` on the training ride's boxes."""
+def label_romania(
+    datasets: Path, teacher: Teacher, rides: frozenset[str] = ROMANIA_TRAIN_RIDES
+) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """Rule ``ro`` on the boxes of ``rides`` (default: the training ride)."""
     kept: list[dict[str, str]] = []
     counts = {"boxes": 0, "kept": 0}
     for r in _rows(datasets, ROMANIA):
-        if ride(r["image"]) not in ROMANIA_TRAIN_RIDES or not r["w"]:
+        if ride(r["image"]) not in rides or not r["w"]:
             continue
         img = cv2.imread(str(datasets / ROMANIA / r["image"]), cv2.IMREAD_COLOR)
         if img is None:
@@ -192,14 +194,48 @@ def load(path: Path = CSV_PATH) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def write_held_out_eval(datasets: Path, teacher: Teacher, out: Path) -> None:
+    """``raqib eval`` folders of the *held-out* dashcam rides labelled by rule ``ro``, for
+    measuring only (never trained on): ``out/dashcam-<ride>/`` (whole frames, boxes) and
+    ``out/dashcam-<ride>-crops/`` (the box with the runtime margins, written as JPEG)."""
+    rides = sorted({ride(r["image"]) for r in _rows(datasets, ROMANIA)} - ROMANIA_TRAIN_RIDES)
+    for name in rides:
+        kept, counts = label_romania(datasets, teacher, frozenset({name}))
+        frames, crops = out / f"dashcam-{name}", out / f"dashcam-{name}-crops"
+        frames.mkdir(parents=True, exist_ok=True)
+        crops.mkdir(parents=True, exist_ok=True)
+        head = "image,plate_text,x,y,w,h\n"
+        frame_rows, crop_rows = [head], [head]
+        for i, row in enumerate(kept):
+            path = (datasets / ROMANIA / row["image"]).resolve()
+            box = tuple(float(row[k]) for k in ("x", "y", "w", "h"))
+            frame_rows.append(f"{path},{row['plate_text']},{','.join(row[k] for k in 'xywh')}\n")
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is not None:
+                cv2.imwrite(str(crops / f"{i:04d}.jpg"), _crop(img, box, 0.05, 0.12))  # type: ignore[arg-type]
+                crop_rows.append(f"{i:04d}.jpg,{row['plate_text']},,,,\n")
+        (frames / "manifest.csv").write_text("".join(frame_rows), encoding="utf-8")
+        (crops / "manifest.csv").write_text("".join(crop_rows), encoding="utf-8")
+        print(f"{name}: {counts['kept']} of {counts['boxes']} boxes labelled -> {frames}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
     parser.add_argument("--recogniser", type=Path, default=ROOT / "models" / "recogniser.tflite")
     parser.add_argument("--out", type=Path, default=CSV_PATH)
+    parser.add_argument(
+        "--held-out-eval",
+        type=Path,
+        metavar="DIR",
+        help="instead: write raqib-eval folders of the held-out rides (measuring only)",
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     teacher = Teacher()
+    if args.held_out_eval is not None:
+        write_held_out_eval(args.datasets, teacher, args.held_out_eval)
+        return 0
     t0 = time.perf_counter()
     ro, ro_counts = label_romania(args.datasets, teacher)
     print(f"romania: kept {ro_counts['kept']} of {ro_counts['boxes']}", flush=True)
