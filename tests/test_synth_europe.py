@@ -20,7 +20,7 @@ from agent.synth.europe import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
-import teacher  # a training-time module (models/ is no package)  # noqa: E402
+import teacher  # a training-time module (models/ is no package)
 
 
 def test_every_drawn_plate_has_its_canonical_text_and_a_compact_label() -> None:
@@ -66,7 +66,7 @@ def test_french_fni_plates_come_in_white_yellow_and_black() -> None:
     papers = set()
     for _ in range(60):
         plate = render_wide_plate("FR", ["123", "AB", "45"], False, rng, 40)
-        b, g, r = (int(v) for v in np.median(plate.reshape(-1, 3), axis=0))
+        b, _g, r = (int(v) for v in np.median(plate.reshape(-1, 3), axis=0))
         papers.add("black" if r < 80 else "yellow" if r - b > 80 else "white")
     assert papers == {"black", "yellow", "white"}
 
