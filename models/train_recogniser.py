@@ -60,7 +60,35 @@ from agent.synth.augment import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-VERSION = "4.0.0"
+RECIPES: dict[str, dict[str, Any]] = {
+    "3.1": {
+        "version": "3.1.0",
+        "epochs": 9,
+        "finetune_epochs": 3,
+        "train_size": 50000,
+        "finetune_size": 20000,
+        "eval_size": 2000,
+        "wide_share": 0.0,
+        "pseudo": False,
+    },
+    "4.0": {
+        "version": "4.0.0",
+        "epochs": 4,
+        "finetune_epochs": 2,
+        "train_size": 32000,
+        "finetune_size": 16000,
+        "eval_size": 1000,
+        "wide_share": 0.15,
+        "pseudo": True,
+    },
+}
+"""What ``--recipe`` sets (each value can still be overridden by its own option). ``3.1``
+builds the shipped recogniser 3.1.0 (the default); ``4.0`` adds the European and FNI
+plates of agent.synth.europe (``wide_share`` of the synthetic strips) and the teacher's
+pseudo-labelled crops (models/pseudo_labels.csv), on a smaller budget (32,000 x 4 +
+16,000 x 2 instead of 50,000 x 9 + 20,000 x 3) so that one run fits on a shared 2-core
+machine (models/recogniser.md)."""
+DEFAULT_RECIPE = "3.1"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
@@ -114,9 +142,10 @@ region number beside a coloured sticker they lagged every other kind (92 % clean
 
 
 WIDE_SHARE = 0.15
-"""Share of synthetic training strips drawn by agent.synth.europe: plates of countries
-the grammar does not know, square / two-line European plates and French FNI plates in
-their three colours (4.0.0: real European photos read 56 %, FNI photos 36 %)."""
+"""Recipe 4.0's share of synthetic training strips drawn by agent.synth.europe: plates
+of countries the grammar does not know, square / two-line European plates and French
+FNI plates in their three colours (3.1.0 read real European photos at 56 %, FNI photos
+at 36 %)."""
 
 
 def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
@@ -132,11 +161,14 @@ def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
     return text, two_line
 
 
-def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, list[str], list[str]]:
+def _synthetic_chunk(
+    recipe: str, wide_share: float, job: tuple[int, list[int]]
+) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
     Recipe ``field``: every strip field-like; ``mixed`` (the fine-tune's): two thirds
-    from the clean renderer, one third field-like.
+    from the clean renderer, one third field-like. ``wide_share`` of the strips (none
+    when 0: no draw is made) are agent.synth.europe plates, field-like.
     """
     n, seed = job
     cv2.setNumThreads(1)
@@ -145,7 +177,7 @@ def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, li
     tokens: list[str] = []
     texts: list[str] = []
     for i in range(n):
-        if rng.random() < WIDE_SHARE:
+        if wide_share > 0 and rng.random() < wide_share:
             text, country, two_line, groups = europe.random_wide_plate(rng)
             images[i] = europe.wide_field_crop(
                 country, groups, two_line, rng, out_height=INPUT_H, out_width=INPUT_W
@@ -164,11 +196,11 @@ def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, li
 
 
 def synthetic_set(
-    n: int, seed: int, workers: int, recipe: str = "field"
+    n: int, seed: int, workers: int, recipe: str = "field", wide_share: float = 0.0
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
-    render = functools.partial(_synthetic_chunk, recipe)
+    render = functools.partial(_synthetic_chunk, recipe, wide_share)
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
         return np.empty((0, INPUT_H, INPUT_W), np.uint8), [], []
@@ -394,13 +426,16 @@ def make_training_set(
             crop = french_crop(img, box, rng)
             images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
             tokens.append(tokens_of(text))
-    more, more_tokens = pseudo_copies(real, args.real_copies, rng, 0.3)
-    print(f"pseudo-labelled copies: {len(more)}", flush=True)
-    images += more
-    tokens += more_tokens
+    if args.pseudo:
+        more, more_tokens = pseudo_copies(real, args.real_copies, rng, 0.3)
+        print(f"pseudo-labelled copies: {len(more)}", flush=True)
+        images += more
+        tokens += more_tokens
     n_real = len(images)
     n_synth = max(args.train_size - n_real, 0)
-    synth, synth_tokens, _ = synthetic_set(n_synth, args.seed, args.workers)
+    synth, synth_tokens, _ = synthetic_set(
+        n_synth, args.seed, args.workers, wide_share=args.wide_share
+    )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
     y, ylen = _encode(synth_tokens + tokens)
@@ -423,11 +458,14 @@ def make_finetune_set(
                     augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
                 )
                 tokens.append(tokens_of(text))
-    more, more_tokens = pseudo_copies(real, args.finetune_copies, rng, 0.4)
-    images += more
-    tokens += more_tokens
+    if args.pseudo:
+        more, more_tokens = pseudo_copies(real, args.finetune_copies, rng, 0.4)
+        images += more
+        tokens += more_tokens
     n_synth = max(args.finetune_size - len(images), 0)
-    synth, synth_tokens, _ = synthetic_set(n_synth, args.seed + 5, args.workers, "mixed")
+    synth, synth_tokens, _ = synthetic_set(
+        n_synth, args.seed + 5, args.workers, "mixed", args.wide_share
+    )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
     return np.concatenate([synth, np.stack(images)]) if images else synth, y, ylen
@@ -733,17 +771,32 @@ def fit(
 
 
 def main(argv: list[str] | None = None) -> int:
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
+    recipe = RECIPES[first.parse_known_args(argv)[0].recipe]
     defaults = scaffold.Defaults(
-        "recogniser", 20261125, epochs=4, finetune_epochs=2, batch=64, lr=3e-3
+        "recogniser",
+        20261125,
+        epochs=recipe["epochs"],
+        finetune_epochs=recipe["finetune_epochs"],
+        batch=64,
+        lr=3e-3,
     )
     parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
-    # 4.0.0 budget: 32,000 x 4 + 16,000 x 2 (3.1.0: 50,000 x 9 + 20,000 x 3): the run had
-    # to finish on a 2-core machine shared by many jobs (see models/recogniser.md).
-    parser.add_argument("--train-size", type=int, default=32000)
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=DEFAULT_RECIPE,
+        help="data and budget of a model version (RECIPES; default: the shipped one)",
+    )
+    parser.add_argument("--train-size", type=int, default=recipe["train_size"])
     parser.add_argument("--real-copies", type=int, default=16)
-    parser.add_argument("--finetune-size", type=int, default=16000)
+    parser.add_argument("--finetune-size", type=int, default=recipe["finetune_size"])
     parser.add_argument("--finetune-copies", type=int, default=20)
-    parser.add_argument("--eval-size", type=int, default=1000)
+    parser.add_argument("--eval-size", type=int, default=recipe["eval_size"])
+    parser.set_defaults(
+        wide_share=recipe["wide_share"], pseudo=recipe["pseudo"], version=recipe["version"]
+    )
     parser.add_argument(
         "--convert-only",
         action="store_true",
@@ -758,7 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     # The metadata must exist before the runtime can load the model for evaluation.
     meta: dict[str, Any] = {
         "name": "raqib-recogniser",
-        "version": VERSION,
+        "version": args.version,
+        "recipe": args.recipe,
         "input": {
             "height": INPUT_H,
             "width": INPUT_W,
@@ -787,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": len(real["pseudo"]),
                 "sets": sorted({teacher.ROMANIA, realdata.MA_DET}),
             }
-            if use_real and teacher.CSV_PATH.is_file()
+            if use_real and args.pseudo and teacher.CSV_PATH.is_file()
             else None
         ),
     }
