@@ -21,7 +21,7 @@ from agent.daemon import make_reader
 from agent.evidence.bench import bench_evidence
 from agent.latency import bench_alert_latency
 from agent.pipeline import Pipeline
-from agent.reader.bench import bench_reader
+from agent.reader.bench import bench_alternatives, bench_reader
 from agent.tracking import Tracker
 from agent.transport.bench import bench_transport
 from agent.watchlist.admin import read_csv
@@ -76,6 +76,7 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
 SECTIONS: dict[str, Callable[[RaqibConfig], Figures]] = {
     "pipeline": bench_pipeline,
     "reader": bench_reader,
+    "alternatives": bench_alternatives,
     "transport": bench_transport,
     "watchlist": bench_watchlist,
     "evidence": bench_evidence,

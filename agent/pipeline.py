@@ -138,7 +138,9 @@ class Pipeline:
         if tracked.track_id in self._hit_tracks:
             return None
         self.stats.tracks += 1
-        match = self.matcher.match(tracked.text, tracked.confidence)
+        match = self.matcher.match(
+            tracked.text, tracked.confidence, alternatives=tracked.alternatives
+        )
         if match is None:
             return None
         return self._raise(tracked, match, frame)

@@ -19,6 +19,9 @@ class PlateRead:
     format: PlateFormat
     confidence: float
     box: Box
+    alternatives: tuple[str, ...] = ()
+    """The few best other canonical texts the recogniser nearly read (a doubtful ``0``/``O``
+    or ``8``/``B``), most probable first; the matcher tries them (agent.reader.alternatives)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class TrackedRead:
     box: Box
     frame_index: int
     track_id: int = 0
+    alternatives: tuple[str, ...] = ()
+    """Other texts this vehicle may carry: the track's other voted texts, then the
+    recogniser's alternatives of the voted one (most likely first)."""
 
 
 @dataclass(frozen=True, slots=True)

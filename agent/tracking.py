@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from agent.reads import Box, PlateFormat, PlateRead, TrackedRead
 from agent.watchlist.confusion import fold
 
+MAX_ALTERNATIVES = 6
+"""Other texts a voted read carries to the matcher (other votes first)."""
+
 
 def within_one_edit(a: str, b: str) -> bool:
     """True when a and b differ by at most one substitution, insertion or deletion."""
@@ -43,6 +46,7 @@ class _Track:
     last_seen: float
     votes: dict[str, float] = field(default_factory=dict)
     formats: dict[str, PlateFormat] = field(default_factory=dict)
+    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
     best_box: Box = (0, 0, 0, 0)
     best_conf: float = 0.0
     frame_index: int = 0
@@ -52,6 +56,8 @@ class _Track:
     def add(self, read: PlateRead, timestamp: float, frame_index: int) -> None:
         self.votes[read.text] = self.votes.get(read.text, 0.0) + read.confidence
         self.formats[read.text] = read.format
+        if read.alternatives:
+            self.alternatives[read.text] = read.alternatives
         self.last_seen = timestamp
         self.n_reads += 1
         if read.confidence >= self.best_conf:
@@ -73,7 +79,14 @@ class _Track:
             box=self.best_box,
             frame_index=self.frame_index,
             track_id=self.track_id,
+            alternatives=self._alternatives(text),
         )
+
+    def _alternatives(self, leader: str) -> tuple[str, ...]:
+        others = sorted((t for t in self.votes if t != leader), key=self.votes.__getitem__)
+        out = dict.fromkeys([*reversed(others), *self.alternatives.get(leader, ())])
+        out.pop(leader, None)
+        return tuple(out)[:MAX_ALTERNATIVES]
 
 
 class Tracker:

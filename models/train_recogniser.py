@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -41,10 +42,12 @@ import parallel  # models/ is on sys.path when this script runs
 import realdata
 import remix
 import scaffold
+import teacher
 
 from agent.reader.layout import label_tokens, logical_raw, two_line_composite
 from agent.reader.pipeline import crop_box
 from agent.reader.plate_text import canonicalize, is_valid, raw_tokens, two_line_parts
+from agent.synth import europe
 from agent.synth.augment import (
     clean_plate_crop,
     field_crop,
@@ -57,7 +60,35 @@ from agent.synth.augment import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-VERSION = "3.1.0"
+RECIPES: dict[str, dict[str, Any]] = {
+    "3.1": {
+        "version": "3.1.0",
+        "epochs": 9,
+        "finetune_epochs": 3,
+        "train_size": 50000,
+        "finetune_size": 20000,
+        "eval_size": 2000,
+        "wide_share": 0.0,
+        "pseudo": False,
+    },
+    "4.0": {
+        "version": "4.0.0",
+        "epochs": 4,
+        "finetune_epochs": 2,
+        "train_size": 32000,
+        "finetune_size": 16000,
+        "eval_size": 1000,
+        "wide_share": 0.15,
+        "pseudo": True,
+    },
+}
+"""What ``--recipe`` sets (each value can still be overridden by its own option). ``3.1``
+builds the shipped recogniser 3.1.0 (the default); ``4.0`` adds the European and FNI
+plates of agent.synth.europe (``wide_share`` of the synthetic strips) and the teacher's
+pseudo-labelled crops (models/pseudo_labels.csv), on a smaller budget (32,000 x 4 +
+16,000 x 2 instead of 50,000 x 9 + 20,000 x 3) so that one run fits on a shared 2-core
+machine (models/recogniser.md)."""
+DEFAULT_RECIPE = "3.1"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
@@ -110,6 +141,13 @@ region number beside a coloured sticker they lagged every other kind (92 % clean
 3.0.0), the sticker read as an Arabic letter."""
 
 
+WIDE_SHARE = 0.15
+"""Recipe 4.0's share of synthetic training strips drawn by agent.synth.europe: plates
+of countries the grammar does not know, square / two-line European plates and French
+FNI plates in their three colours (3.1.0 read real European photos at 56 %, FNI photos
+at 36 %)."""
+
+
 def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
     """A training plate: the field mix (``random_training_plate``), harder kinds boosted."""
     text, two_line = random_training_plate(rng)
@@ -123,11 +161,14 @@ def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
     return text, two_line
 
 
-def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, list[str], list[str]]:
+def _synthetic_chunk(
+    recipe: str, wide_share: float, job: tuple[int, list[int]]
+) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
     Recipe ``field``: every strip field-like; ``mixed`` (the fine-tune's): two thirds
-    from the clean renderer, one third field-like.
+    from the clean renderer, one third field-like. ``wide_share`` of the strips (none
+    when 0: no draw is made) are agent.synth.europe plates, field-like.
     """
     n, seed = job
     cv2.setNumThreads(1)
@@ -136,6 +177,14 @@ def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, li
     tokens: list[str] = []
     texts: list[str] = []
     for i in range(n):
+        if wide_share > 0 and rng.random() < wide_share:
+            text, country, two_line, groups = europe.random_wide_plate(rng)
+            images[i] = europe.wide_field_crop(
+                country, groups, two_line, rng, out_height=INPUT_H, out_width=INPUT_W
+            )
+            tokens.append(europe.training_label(groups))
+            texts.append(text)
+            continue
         text, two_line = training_plate(rng)
         if recipe == "mixed" and i % 3:
             images[i] = _to_input(clean_plate_crop(text, rng, two_line=two_line), two_line)
@@ -147,11 +196,11 @@ def _synthetic_chunk(recipe: str, job: tuple[int, list[int]]) -> tuple[Array, li
 
 
 def synthetic_set(
-    n: int, seed: int, workers: int, recipe: str = "field"
+    n: int, seed: int, workers: int, recipe: str = "field", wide_share: float = 0.0
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
-    render = functools.partial(_synthetic_chunk, recipe)
+    render = functools.partial(_synthetic_chunk, recipe, wide_share)
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
         return np.empty((0, INPUT_H, INPUT_W), np.uint8), [], []
@@ -221,6 +270,10 @@ def french_crop(
     return np.ascontiguousarray(crop)
 
 
+PSEUDO_COPIES_SHARE = 0.5
+"""Pseudo-labelled boxes get half as many augmented copies as hand-labelled ones:
+consecutive dashcam frames repeat the same plates, and the labels are a teacher's."""
+
 RealCrop = tuple[Array, str, bool, int, tuple[float, float, float, float] | None]
 """(BGR image, canonical text, held out?, text lines, plate box in the image or None for a crop)"""
 
@@ -230,7 +283,7 @@ GLYPHS: dict[int, list[remix.Glyph]] = {}
 
 def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
     """Decoded real scored rows: ``{"ma": [...], "fr": [...]}`` (French: the car around the box)."""
-    out: dict[str, list[RealCrop]] = {"ma": [], "fr": []}
+    out: dict[str, list[RealCrop]] = {"ma": [], "fr": [], "pseudo": []}
     boxes = remix.load_char_boxes(datasets)
     for row in realdata.moroccan_ocr(datasets):
         if not row.scored:
@@ -257,7 +310,53 @@ def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
         x1, y1 = min(img.shape[1], int(x + 2 * w)), min(img.shape[0], int(y + 3 * h))
         around = np.ascontiguousarray(img[y0:y1, x0:x1])
         out["fr"].append((around, row.text, row.validation, 1, (x - x0, y - y0, w, h)))
+    out["pseudo"] = pseudo_crops(datasets)
     return out
+
+
+def _around(img: Array, box: tuple[float, float, float, float]) -> RealCrop | None:
+    x, y, w, h = box
+    x0, y0 = max(0, int(x - w)), max(0, int(y - h * 2))
+    x1, y1 = min(img.shape[1], int(x + 2 * w)), min(img.shape[0], int(y + 3 * h))
+    if x1 - x0 < 8 or y1 - y0 < 4:
+        return None
+    return (np.ascontiguousarray(img[y0:y1, x0:x1]), "", False, 1, (x - x0, y - y0, w, h))
+
+
+def pseudo_crops(datasets: Path) -> list[RealCrop]:
+    """The teacher-labelled boxes of models/pseudo_labels.csv (training rides and splits
+    only, models/teacher.py), each with the car around it, as training crops."""
+    out: list[RealCrop] = []
+    for row in teacher.load():
+        img = cv2.imread(str(datasets / row["dataset"] / row["image"]), cv2.IMREAD_COLOR)
+        box = tuple(float(row[k]) for k in ("x", "y", "w", "h"))
+        made = _around(img, box) if img is not None else None  # type: ignore[arg-type]
+        lines = int(row["lines"] or 1)
+        if made is None or not _trainable(row["plate_text"], lines):
+            continue
+        out.append((made[0], row["plate_text"], False, lines, made[4]))
+    return out
+
+
+def pseudo_copies(
+    real: dict[str, list[RealCrop]], copies: int, rng: np.random.Generator, clean_share: float
+) -> tuple[list[Array], list[str]]:
+    """Augmented copies of the pseudo-labelled crops (runtime-like crop around the box)."""
+    images: list[Array] = []
+    tokens: list[str] = []
+    for img, text, _, lines, box in real.get("pseudo", []):
+        if box is None:
+            continue
+        for _ in range(max(1, round(copies * PSEUDO_COPIES_SHARE))):
+            crop = french_crop(img, box, rng)
+            two = lines == 2
+            images.append(
+                augment_real_crop(crop, rng, two)
+                if rng.random() > clean_share
+                else _to_input(crop, two)
+            )
+            tokens.append(tokens_of(text, two))
+    return images, tokens
 
 
 def _trainable(text: str, lines: int) -> bool:
@@ -327,9 +426,16 @@ def make_training_set(
             crop = french_crop(img, box, rng)
             images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
             tokens.append(tokens_of(text))
+    if args.pseudo:
+        more, more_tokens = pseudo_copies(real, args.real_copies, rng, 0.3)
+        print(f"pseudo-labelled copies: {len(more)}", flush=True)
+        images += more
+        tokens += more_tokens
     n_real = len(images)
     n_synth = max(args.train_size - n_real, 0)
-    synth, synth_tokens, _ = synthetic_set(n_synth, args.seed, args.workers)
+    synth, synth_tokens, _ = synthetic_set(
+        n_synth, args.seed, args.workers, wide_share=args.wide_share
+    )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
     y, ylen = _encode(synth_tokens + tokens)
@@ -352,8 +458,14 @@ def make_finetune_set(
                     augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
                 )
                 tokens.append(tokens_of(text))
+    if args.pseudo:
+        more, more_tokens = pseudo_copies(real, args.finetune_copies, rng, 0.4)
+        images += more
+        tokens += more_tokens
     n_synth = max(args.finetune_size - len(images), 0)
-    synth, synth_tokens, _ = synthetic_set(n_synth, args.seed + 5, args.workers, "mixed")
+    synth, synth_tokens, _ = synthetic_set(
+        n_synth, args.seed + 5, args.workers, "mixed", args.wide_share
+    )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
     return np.concatenate([synth, np.stack(images)]) if images else synth, y, ylen
@@ -514,6 +626,32 @@ def _held_out_chunk(recipe: str, job: tuple[int, list[int]]) -> list[tuple[str, 
     return out
 
 
+def _wide_chunk(job: tuple[int, list[int]]) -> list[tuple[str, bool, Array]]:
+    """One seeded chunk of held-out agent.synth.europe crops: ``(label, two_line, crop)``."""
+    n, seed = job
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        _text, country, two_line, groups = europe.random_wide_plate(rng)
+        crop = europe.wide_field_plate_crop(country, groups, two_line, rng)
+        out.append((europe.training_label(groups), two_line, crop))
+    return out
+
+
+def _wide_metrics(rec: Any, n: int, seed: int, workers: int) -> dict[str, float]:
+    """Held-out field-like crops of agent.synth.europe plates (unknown layouts, square,
+    FNI colours), compact text compared, one- and two-line."""
+    groups: dict[str, tuple[list[str], list[str]]] = {"": ([], []), "_2line": ([], [])}
+    for chunk in parallel.seeded_chunks(_wide_chunk, n, seed, workers):
+        for label, two_line, crop in chunk:
+            read = canonicalize(rec.read_best(crop)[0])[0].replace("-", "")
+            for key in ("", "_2line") if two_line else ("",):
+                groups[key][0].append(read)
+                groups[key][1].append(label)
+    return {f"synthetic_wide{k}_exact": _score(r, t)["exact"] for k, (r, t) in groups.items() if t}
+
+
 def _synthetic_metrics(rec: Any, n_synth: int, seed: int, workers: int) -> dict[str, float]:
     """Held-out synthetic crops (other seeds, the field mix) at their natural aspect, read
     as the runtime reads them (``read_best``: one line, and two lines for square crops);
@@ -586,7 +724,11 @@ def evaluate(
     from agent.reader.recogniser import Recogniser
 
     rec = Recogniser(tflite, num_threads=1)
-    return _synthetic_metrics(rec, n_synth, seed, workers) | _real_metrics(rec, real)
+    return (
+        _synthetic_metrics(rec, n_synth, seed, workers)
+        | _wide_metrics(rec, n_synth // 2, seed + 2, workers)
+        | _real_metrics(rec, real)
+    )
 
 
 def fit(
@@ -629,15 +771,32 @@ def fit(
 
 
 def main(argv: list[str] | None = None) -> int:
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
+    recipe = RECIPES[first.parse_known_args(argv)[0].recipe]
     defaults = scaffold.Defaults(
-        "recogniser", 20261125, epochs=9, finetune_epochs=3, batch=64, lr=3e-3
+        "recogniser",
+        20261125,
+        epochs=recipe["epochs"],
+        finetune_epochs=recipe["finetune_epochs"],
+        batch=64,
+        lr=3e-3,
     )
     parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
-    parser.add_argument("--train-size", type=int, default=50000)
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=DEFAULT_RECIPE,
+        help="data and budget of a model version (RECIPES; default: the shipped one)",
+    )
+    parser.add_argument("--train-size", type=int, default=recipe["train_size"])
     parser.add_argument("--real-copies", type=int, default=16)
-    parser.add_argument("--finetune-size", type=int, default=20000)
+    parser.add_argument("--finetune-size", type=int, default=recipe["finetune_size"])
     parser.add_argument("--finetune-copies", type=int, default=20)
-    parser.add_argument("--eval-size", type=int, default=2000)
+    parser.add_argument("--eval-size", type=int, default=recipe["eval_size"])
+    parser.set_defaults(
+        wide_share=recipe["wide_share"], pseudo=recipe["pseudo"], version=recipe["version"]
+    )
     parser.add_argument(
         "--convert-only",
         action="store_true",
@@ -646,13 +805,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = scaffold.prepare(args, "synthetic data")
     work, tflite, use_real = out.work, out.tflite, out.use_real
-    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": []}
+    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": [], "pseudo": []}
     if not args.eval_only:
         fit(args, work, real, tflite)
     # The metadata must exist before the runtime can load the model for evaluation.
     meta: dict[str, Any] = {
         "name": "raqib-recogniser",
-        "version": VERSION,
+        "version": args.version,
+        "recipe": args.recipe,
         "input": {
             "height": INPUT_H,
             "width": INPUT_W,
@@ -674,6 +834,16 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "finetune_epochs": args.finetune_epochs,
         "real_data": sorted([realdata.MA_OCR, realdata.FRENCH]) if use_real else [],
+        "pseudo_labelled": (
+            {
+                "file": "models/pseudo_labels.csv",
+                "sha256": hashlib.sha256(teacher.CSV_PATH.read_bytes()).hexdigest(),
+                "rows": len(real["pseudo"]),
+                "sets": sorted({teacher.ROMANIA, realdata.MA_DET}),
+            }
+            if use_real and args.pseudo and teacher.CSV_PATH.is_file()
+            else None
+        ),
     }
     scaffold.write_meta(tflite, meta)
     metrics = evaluate(tflite, real, args.eval_size, args.seed + 1000, args.workers)

@@ -101,6 +101,7 @@ def test_split_by_position_refuses_mismatched_positions() -> None:
         (f"{BA}", "037513", f"037513{BA}"),  # no region read: no motorcycle either
         ("WW", "123456", "123456WW"),  # letters over digits: serial first
         ("AB", "12C", "AB12C"),  # anything else: top then bottom
+        ("MAB", "1234", "MAB1234"),  # a square European plate reads top then bottom
         ("", "123", "123"),
         ("12", "", "12"),
         ("", "", ""),

@@ -12,6 +12,18 @@ Figures (one interpreter thread, as on the device's reader core):
 - ``pipeline_fps``: frames per second through capture -> reader -> tracker ->
   matcher on the sample clip (two threads: decoding and reading), from the
   ``pipeline`` section.
+
+``raqib bench alternatives`` (:func:`bench_alternatives`): what handing the
+matcher the reader's doubts (agent.reader.alternatives) gains and costs on a
+1,000,000-entry list (``agent.watchlist.bench.generate_entries``: Moroccan and
+French plates). 1,000 listed and 1,000 unlisted plates are rendered as held-out
+field-like crops (blur, night, glare, codec: agent.synth.augment) and read once:
+
+- ``alt_listed_hit_rate`` / ``alt_listed_hit_rate_without``: listed plates that
+  alert with and without the alternatives (exact or fuzzy);
+- ``alt_false_alert_rate`` / ``alt_false_alert_rate_without``: unlisted plates
+  that alert (a listed neighbour), with and without;
+- ``alt_reads_with_alternatives``: share of reads that carry any.
 """
 
 from __future__ import annotations
@@ -86,6 +98,56 @@ def _time_calls(call: Callable[[Image], object], images: list[Image], warm_up: i
 def _percentiles(times: list[float]) -> tuple[float, float]:
     ms = np.asarray(times) * 1000
     return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
+
+
+ALT_PLATES = 1000
+
+
+def _alt_crops(rng: np.random.Generator, plates: list[str]) -> list[tuple[str, Image]]:
+    from agent.synth.augment import field_plate_crop
+
+    return [(p, field_plate_crop(p, rng)) for p in plates]
+
+
+def bench_alternatives(config: RaqibConfig) -> dict[str, float]:
+    """The ``alt_*`` figures above (one thread; about a minute)."""
+    import random
+
+    from agent.synth.plates import random_plate_text
+    from agent.watchlist.bench import N_ENTRIES, generate_entries
+    from agent.watchlist.matcher import Matcher
+
+    entries = generate_entries(N_ENTRIES)
+    listed_plates = {e.plate for e in entries}
+    matcher = Matcher(entries, fuzzy_min_confidence=config.watchlist.fuzzy_min_confidence)
+    pick = random.Random(11)
+    listed = [e.plate for e in pick.sample(entries, ALT_PLATES)]
+    rng = np.random.default_rng(4242)
+    unlisted: list[str] = []
+    while len(unlisted) < ALT_PLATES:
+        text = random_plate_text(rng, "MA" if rng.random() < 0.7 else "FR")
+        if text not in listed_plates:
+            unlisted.append(text)
+    reader = ModelPlateReader.from_config(config.reader.model_copy(update={"num_threads": 1}))
+    figures: dict[str, float] = {}
+    with_any = 0
+    for name, plates in (("listed", listed), ("unlisted", unlisted)):
+        hits = hits_without = 0
+        for truth, crop in _alt_crops(rng, plates):
+            text, _fmt, confidence, alternatives = reader.read_crop_alternatives(crop)
+            with_any += bool(alternatives)
+            if confidence < config.reader.min_confidence or not text:
+                continue
+            plain = matcher.match(text, confidence)
+            full = matcher.match(text, confidence, alternatives=alternatives)
+            right = name == "listed"
+            hits_without += plain is not None and (plain.entry.plate == truth) == right
+            hits += full is not None and (full.entry.plate == truth) == right
+        key = "alt_listed_hit_rate" if name == "listed" else "alt_false_alert_rate"
+        figures[key] = round(hits / len(plates), 4)
+        figures[f"{key}_without"] = round(hits_without / len(plates), 4)
+    figures["alt_reads_with_alternatives"] = round(with_any / (2 * ALT_PLATES), 4)
+    return figures
 
 
 def bench_reader(config: RaqibConfig) -> dict[str, float]:

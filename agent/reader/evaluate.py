@@ -10,7 +10,9 @@ manifest has a ``label_status`` column, rows marked ``suspect`` are not scored
 Figures:
 
 - detection recall: labelled boxes overlapped (IoU >= 0.5) by a detected box;
-- exact-plate accuracy: plates whose canonical read equals the canonical label
+- exact-plate accuracy: plates whose canonical read equals the canonical label,
+  separators ignored and ``O``/``0`` and ``I``/``1`` each taken as one character
+  (:func:`same_plate`: the issue's acceptance rule; the matcher folds them too)
   (the read of a box is the recogniser's text for the best-overlapping detected
   box, IoU >= 0.3; a missed plate is a wrong read);
 - character accuracy: ``1 - edit distance / label length`` (at least 0),
@@ -146,9 +148,18 @@ def load_image(path: Path) -> Image:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
+_EXACT_FOLD = str.maketrans({"O": "0", "I": "1", "-": None})
+
+
+def same_plate(read: str, truth: str) -> bool:
+    """True when two canonical texts are the same plate for exact-plate accuracy:
+    separators ignored, ``O``/``0`` and ``I``/``1`` each one character."""
+    return bool(truth) and read.translate(_EXACT_FOLD) == truth.translate(_EXACT_FOLD)
+
+
 def _score_text(result: EvalResult, truth: Truth, read: str) -> None:
     result.plates += 1
-    result.exact += read == truth.text
+    result.exact += same_plate(read, truth.text)
     result.chars_total += len(truth.text)
     result.chars_right += max(0, len(truth.text) - edit_distance(read, truth.text))
 

@@ -98,6 +98,8 @@ def logical_raw(top: str, bottom: str) -> str:
     serial (motorcycles only) the top line's letters are dropped: the
     coloured sticker beside a motorcycle's region number reads as a round
     Arabic letter (``"21"`` and heh over ``"082851"`` gives ``"21|082851"``).
+    A Latin top line (square European plates: ``"M AB"`` over ``"1234"``) reads
+    top then bottom: ``"MAB1234"``.
     """
     top_digits = "".join(ch for ch in top if ch.isdigit())
     if top_digits and len(bottom) == MOPED_SERIAL_DIGITS and bottom.isdigit():
@@ -105,8 +107,8 @@ def logical_raw(top: str, bottom: str) -> str:
     letters = [ch for ch in top if not ch.isdigit()]
     if len(letters) == 1 and not letters[0].isascii() and bottom.isdigit():
         return bottom + letters[0] + top_digits
-    if top and not top.isdigit() and bottom.isdigit() and not top[0].isdigit():
-        return bottom + top
+    if top and bottom.isdigit() and not top[0].isdigit() and (top == "WW" or not top.isascii()):
+        return bottom + top  # a Moroccan top line (letter first, or WW): serial first
     if top.isdigit() and bottom.isdigit():
         return f"{top}|{bottom}"
     return top + bottom

@@ -10,9 +10,14 @@ read by the int8 CTC recogniser (as one line, and also as two lines when the
 crop is square enough: :meth:`~agent.reader.recogniser.Recogniser.read_best`
 on the crop with its margins), the raw tokens are canonicalised
 (agent.reader.plate_text), and the read is kept only if its confidence reaches
-``min_confidence`` and its text is a valid plate of a known format
-(``UNKNOWN`` reads are dropped unless ``keep_unknown``). One text is
-reported once per frame (the most confident box).
+``min_confidence`` and its text is a valid plate of a known format (MA, FR,
+EU), or, format ``UNKNOWN``, a plausible plate of a layout the grammar does
+not know (:func:`~agent.reader.plate_text.is_plausible_unknown`: a Slovak or
+Swiss car) read with at least ``unknown_min_confidence`` in a box clear of the
+frame's edges (a plate cut by the edge reads as a shorter text that no grammar
+guards); ``keep_unknown=False`` drops those. One text is reported once per
+frame (the most confident box), with the few best alternatives the recogniser nearly read
+(:mod:`agent.reader.alternatives`) for the matcher.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, ModelDetector
-from agent.reader.plate_text import canonicalize, is_valid
+from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import Recogniser
 from agent.reads import Box, PlateFormat, PlateRead
 
@@ -41,6 +46,9 @@ MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
 MAX_PLATES_PER_FRAME = 8
+UNKNOWN_MIN_CONFIDENCE = 0.7
+"""A read of a layout the grammar does not know must be at least this sure: nothing
+but the model's own confidence vouches for it."""
 
 
 def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
@@ -77,10 +85,24 @@ class BoxRead:
     text: str
     format: PlateFormat
     confidence: float
+    alternatives: tuple[str, ...] = ()
+    """Canonical texts of the few best other reads (valid or plausible plates only)."""
 
     @property
     def valid(self) -> bool:
+        """A plate of a known format, or a plausible plate of a layout we do not know."""
+        if self.format == "UNKNOWN":
+            return is_plausible_unknown(self.text)
         return is_valid(self.text, self.format)
+
+
+EDGE_PX = 2
+"""A box this close to the frame's edge may hold a plate cut by it."""
+
+
+def _at_edge(box: Box, width: int, height: int) -> bool:
+    x, y, w, h = box
+    return x < EDGE_PX or y < EDGE_PX or x + w > width - EDGE_PX or y + h > height - EDGE_PX
 
 
 def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
@@ -104,12 +126,14 @@ class ModelPlateReader:
         min_confidence: float = 0.5,
         *,
         detector: Detector | None = None,
-        keep_unknown: bool = False,
+        keep_unknown: bool = True,
+        unknown_min_confidence: float = UNKNOWN_MIN_CONFIDENCE,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
+        self.unknown_min_confidence = unknown_min_confidence
         self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
         self.detector: Detector = (
             detector if detector is not None else default_detector(models_dir, num_threads)
@@ -135,8 +159,21 @@ class ModelPlateReader:
                 continue
             raw, confidence = self.recogniser.read_best(crop)
             text, fmt = canonicalize(raw)
-            out.append(BoxRead(box, score, text, fmt, confidence))
+            alternatives = self._alternatives(raw, text)
+            out.append(BoxRead(box, score, text, fmt, confidence, alternatives))
         return out
+
+    def _alternatives(self, raw: str, text: str) -> tuple[str, ...]:
+        """Canonical texts of the recogniser's alternatives to ``raw`` that are plates."""
+        out: dict[str, None] = {}
+        for alt in self.recogniser.alternatives(raw):
+            alt_text, alt_fmt = canonicalize(alt)
+            plate = (
+                is_plausible_unknown(alt) if alt_fmt == "UNKNOWN" else is_valid(alt_text, alt_fmt)
+            )
+            if plate and alt_text != text:
+                out[alt_text] = None
+        return tuple(out)
 
     def read_crop(self, image: Image) -> tuple[str, PlateFormat, float]:
         """Canonical text, format and confidence of an image that is already one plate crop.
@@ -148,17 +185,31 @@ class ModelPlateReader:
         text, fmt = canonicalize(raw)
         return text, fmt, confidence
 
+    def read_crop_alternatives(
+        self, image: Image
+    ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+        """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read."""
+        raw, confidence = self.recogniser.read_best(check_frame(image, MIN_CROP_SIDE))
+        text, fmt = canonicalize(raw)
+        return text, fmt, confidence, self._alternatives(raw, text)
+
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first."""
         best: dict[str, PlateRead] = {}
-        for r in self.read_boxes(image):
+        frame = check_frame(image)
+        height, width = frame.shape[:2]
+        for r in self.read_boxes(frame):
             if r.confidence < self.min_confidence or not r.valid:
                 continue
-            if r.format == "UNKNOWN" and not self.keep_unknown:
+            if r.format == "UNKNOWN" and (
+                not self.keep_unknown
+                or r.confidence < self.unknown_min_confidence
+                or _at_edge(r.box, width, height)
+            ):
                 continue
             previous = best.get(r.text)
             if previous is None or previous.confidence < r.confidence:
-                best[r.text] = PlateRead(r.text, r.format, r.confidence, r.box)
+                best[r.text] = PlateRead(r.text, r.format, r.confidence, r.box, r.alternatives)
         return sorted(best.values(), key=lambda r: r.confidence, reverse=True)
 
 

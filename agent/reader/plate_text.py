@@ -256,6 +256,25 @@ def two_line_parts(text: str) -> tuple[str, str] | None:
     return None
 
 
+UNKNOWN_PLATE_LENGTH: Final = (4, 10)
+"""Shortest and longest compact text taken for a plate of a layout we do not know."""
+
+
+def is_plausible_unknown(raw: str) -> bool:
+    """True when ``raw`` reads as a plate of a layout the grammar does not know.
+
+    Format ``UNKNOWN`` (no known layout), 4-10 Latin letters and digits with at
+    least one digit, and no Arabic letter (a Moroccan read that fits no layout is
+    a misread Moroccan plate, not a foreign one). A Slovak ``BA123XY`` or a Swiss
+    ``ZH123456`` qualifies; ``AB``, ``ABCDE`` and ``12345ب`` do not.
+    """
+    text, fmt = canonicalize(raw)
+    if fmt != "UNKNOWN" or any(ch in raw for ch in ARABIC_TO_LATIN):
+        return False
+    lo, hi = UNKNOWN_PLATE_LENGTH
+    return lo <= len(text) <= hi and any(ch.isdigit() for ch in text) and text.isascii()
+
+
 def is_valid(text: str, fmt: PlateFormat) -> bool:
     """True if ``text`` is the canonical spelling of a plate of format ``fmt``."""
     if fmt in ("MA", "EU") and "-" in text and canonicalize(text) == (text, fmt):

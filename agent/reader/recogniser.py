@@ -29,16 +29,16 @@ import numpy.typing as npt
 
 from agent.errors import ModelError
 from agent.frames import Image
+from agent.reader.alternatives import alternative_tokens, doubts
 from agent.reader.backend import QuantizedModel
 from agent.reader.ctc import (
     PlateGrammar,
     constrained_decode,
-    greedy_decode,
     greedy_decode_steps,
     softmax,
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
-from agent.reader.plate_text import canonicalize, is_valid
+from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 
 
 def _load_meta(path: Path) -> dict[str, Any]:
@@ -76,6 +76,10 @@ class Recogniser:
         self._resized = self._input[0, :, :, 0]  # a view: resizing writes the model input
         self._probs = np.empty(out[1:], np.float32)
         self._grammar = PlateGrammar(self.charset) if constrained else None
+        # The last greedy reads (one line, two lines) of the crop being read, with their
+        # probabilities, for :meth:`alternatives`.
+        self._one = _Greedy(np.empty(out[1:], np.float32))
+        self._two = _Greedy(np.empty(out[1:], np.float32))
 
     def read(self, crop: Image) -> tuple[str, float]:
         """Raw token text (digits, Latin and Arabic letters) and confidence of a BGR crop.
@@ -96,15 +100,28 @@ class Recogniser:
         if resized is not self._resized:  # OpenCV allocated after all: copy into the input
             np.copyto(self._resized, resized)
         self._infer()
-        return greedy_decode(self._probs, self.charset, probabilities=True)
+        tokens, confidence, steps = greedy_decode_steps(
+            self._probs, self.charset, probabilities=True
+        )
+        self._one.keep(tokens, steps, tokens, self._probs)
+        return tokens, confidence
 
     def _fitted(self, raw: str, confidence: float) -> tuple[str, float]:
         """The best path that fits a plate layout, from the last probabilities (usually one
-        dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits."""
+        dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits.
+
+        A greedy read of a layout the grammar does not know (a Slovak or Swiss plate)
+        is kept as read when fitting it would cost too much probability: the fitted
+        path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read.
+        """
         if self._grammar is None:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
-        return (fitted, fitted_conf) if fitted else (raw, confidence)
+        if not fitted:
+            return raw, confidence
+        if is_plausible_unknown(raw) and fitted_conf < UNKNOWN_KEEP_RATIO * confidence:
+            return raw, confidence
+        return fitted, fitted_conf
 
     def read_two_line(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Raw text and confidence of a crop read as a two-line plate (BGR or grayscale).
@@ -124,7 +141,28 @@ class Recogniser:
             self._probs, self.charset, probabilities=True
         )
         top, bottom = split_by_position(tokens, steps, self._probs.shape[0])
-        return logical_raw(top, bottom), confidence
+        raw = logical_raw(top, bottom)
+        self._two.keep(tokens, steps, raw, self._probs)
+        return raw, confidence
+
+    def alternatives(self, raw: str) -> list[str]:
+        """The few best other raw reads of the crop just read as ``raw`` (the result of the
+        last :meth:`read_best`, :meth:`read_gray` or :meth:`read_two_line`): its doubtful
+        characters swapped (:mod:`agent.reader.alternatives`), most probable first.
+
+        Empty when ``raw`` came from the grammar-constrained pass (its path is not a
+        greedy one) or from an earlier crop.
+        """
+        for greedy, two_line in ((self._one, False), (self._two, True)):
+            if greedy.raw != raw or not raw:
+                continue
+            found = doubts(greedy.probs, greedy.tokens, greedy.steps, self.charset)
+            alts = alternative_tokens(greedy.tokens, found)
+            if not two_line:
+                return alts
+            half = greedy.probs.shape[0]
+            return [logical_raw(*split_by_position(alt, greedy.steps, half)) for alt in alts]
+        return []
 
     def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Raw text and confidence of a crop that may hold a one- or a two-line plate.
@@ -150,6 +188,7 @@ class Recogniser:
         """
         gray = _gray(crop)
         height, width = gray.shape
+        self._one.raw = self._two.raw = ""
         if height < 4 or not maybe_two_line(width, height):
             return self.read_gray(gray)
         two = self.read_two_line(gray)
@@ -171,6 +210,10 @@ class Recogniser:
         logits = self._model.invoke(self._input)
         softmax(logits[0], out=self._probs)
 
+
+UNKNOWN_KEEP_RATIO: Final = 0.05
+"""A greedy read of an unknown layout is kept unless the best path that fits a known
+layout is at least this share as likely (the thin alif read as ``1`` costs far less)."""
 
 TWO_LINE_PREFERRED_ASPECT: Final = 1.9
 """Below this crop aspect (width / height) a valid two-line read wins a near tie."""
@@ -207,6 +250,22 @@ def choose_read(
     ):
         return two_line
     return two_line if two_line[1] > one_line[1] else one_line
+
+
+class _Greedy:
+    """A greedy read kept for :meth:`Recogniser.alternatives` (its own probability copy)."""
+
+    __slots__ = ("probs", "raw", "steps", "tokens")
+
+    def __init__(self, probs: npt.NDArray[np.float32]) -> None:
+        self.probs = probs
+        self.raw = ""
+        self.tokens = ""
+        self.steps: list[int] = []
+
+    def keep(self, tokens: str, steps: list[int], raw: str, probs: npt.NDArray[np.float32]) -> None:
+        self.tokens, self.steps, self.raw = tokens, steps, raw
+        np.copyto(self.probs, probs)
 
 
 def _gray(crop: Image | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

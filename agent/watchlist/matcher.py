@@ -17,7 +17,7 @@ An entry whose ``expires_at`` has passed never matches.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Final, Literal
 
@@ -187,10 +187,21 @@ class Matcher:
     def __len__(self) -> int:
         return len(self._table)
 
-    def match(self, plate: str, confidence: float, now: float | None = None) -> Match | None:
+    def match(
+        self,
+        plate: str,
+        confidence: float,
+        now: float | None = None,
+        *,
+        alternatives: Sequence[str] = (),
+    ) -> Match | None:
         """The best live entry for this read, or None; fuzzy only for confident reads.
 
         ``now`` (Unix seconds) decides entry expiry; it defaults to the matcher's clock.
+        ``alternatives``: other texts the reader nearly read (a doubtful ``0``/``O``,
+        ``8``/``B``: agent.reader.alternatives), most likely first. When ``plate`` is
+        not listed, the first listed alternative is a ``fuzzy`` match, whatever the
+        confidence (the doubt was the reader's, character by character).
         """
         if now is None:
             now = self._clock()
@@ -202,6 +213,11 @@ class Matcher:
         row = table.find(key) if len(key) <= _W else -1
         if row >= 0 and self._live(row, now):
             return Match(table.entry(row).entry, "exact")
+        if self._fuzzy:
+            for alternative in alternatives:
+                alt_row = self._exact_row(alternative)
+                if alt_row >= 0 and self._live(alt_row, now):
+                    return Match(table.entry(alt_row).entry, "fuzzy")
         if not self._fuzzy or confidence < self._fuzzy_min_confidence:
             return None
         folded = fold(plate).encode("ascii")
@@ -211,6 +227,13 @@ class Matcher:
         if best is None and self._edits_allowed(plate):
             best = self._search(folded, None, now)
         return None if best is None else Match(table.entry(best).entry, "fuzzy")
+
+    def _exact_row(self, plate: str) -> int:
+        try:
+            key = plate.encode("ascii")
+        except UnicodeEncodeError:
+            return -1
+        return self._table.find(key) if 0 < len(key) <= _W else -1
 
     def _edits_allowed(self, plate: str) -> bool:
         if self._edits == "off":

@@ -1,0 +1,277 @@
+"""Plates the grammar does not know, square European plates and French FNI colours.
+
+An officer in Morocco meets the plates of visiting cars from all over Europe,
+not only the seven countries :data:`agent.reader.plate_text.EU_PATTERNS`
+names, and square or two-line rear plates. The recogniser must read them
+character by character (the read is reported as format ``UNKNOWN`` or ``EU``,
+agent.reader.pipeline). This module draws them for training:
+
+- :func:`random_wide_plate`: ``(text, country, two_line)``: a one-line plate of
+  one of :data:`WIDE_COUNTRIES` (RO, SK, CZ, AT, CH, SE, DK, NO, HU, BG, HR,
+  GB, LU, IE, SI, LT and the seven known ones), a square / two-line plate of
+  any of them (text split into two lines at a letter/digit boundary), or a
+  French FNI plate in one of its three colours (white front, yellow rear, black
+  classic with silver characters), one- or two-line;
+- :func:`render_wide_plate`: the plate drawn (BGR);
+- :func:`wide_field_crop`: the recogniser's gray training strip, two-line
+  plates as :func:`agent.reader.layout.two_line_composite`.
+
+The text is the canonical text (:func:`agent.reader.plate_text.canonicalize`
+of the compact text: ``EU``, ``FR`` or ``UNKNOWN``); a two-line plate's
+training label is the compact text, top line first (its reading order).
+
+Reader training only: the street scenes and the training mix of
+:mod:`agent.synth.augment` do not use it, so the detector's data is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.frames import Image
+from agent.reader.layout import two_line_composite
+from agent.reader.plate_text import canonicalize
+from agent.synth.augment import (
+    _crop_box,
+    _finish,
+    _on_background,
+    _paper,
+    _row,
+    _style,
+    field_degrade,
+    rotate_warp,
+)
+from agent.synth.plates import BASE_H, BASE_W, SIV_LETTERS, _band_image
+
+Gray = npt.NDArray[np.uint8]
+Draw = Callable[[np.random.Generator], list[str]]
+"""Draws a plate's printed groups, e.g. ``["B", "21", "GSB"]``."""
+
+_L: Final = "ABCDEFGHJKLMNPRSTUVWXYZ"
+_ALL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_YELLOW: Final = (240, 200, 30)
+
+
+def _let(rng: np.random.Generator, n: int, alphabet: str = _L) -> str:
+    return "".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), size=n))
+
+
+def _dig(rng: np.random.Generator, n: int, lead_zero: bool = True) -> str:
+    if lead_zero:
+        return "".join(str(int(d)) for d in rng.integers(0, 10, size=n))
+    return str(int(rng.integers(10 ** (n - 1), 10**n)))
+
+
+def _ro(rng: np.random.Generator) -> list[str]:
+    if rng.random() < 0.5:
+        return ["B", _dig(rng, int(rng.integers(2, 4))), _let(rng, 3)]
+    return [_let(rng, 2), _dig(rng, 2), _let(rng, 3)]
+
+
+_GROUPS: Final[dict[str, Draw]] = {
+    "RO": _ro,
+    "SK": lambda r: [_let(r, 2), _dig(r, 3), _let(r, 2)],
+    "CZ": lambda r: [_dig(r, 1, False) + _let(r, 1) + _dig(r, 1), _dig(r, 4)],
+    "AT": lambda r: [
+        _let(r, int(r.integers(1, 3))),
+        _dig(r, int(r.integers(2, 6)), False),
+        _let(r, int(r.integers(1, 3))),
+    ],
+    "CH": lambda r: [_let(r, 2), _dig(r, int(r.integers(3, 7)), False)],
+    "SE": lambda r: [_let(r, 3), _dig(r, 2) + (_let(r, 1) if r.random() < 0.4 else _dig(r, 1))],
+    "DK": lambda r: [_let(r, 2), _dig(r, 2, False), _dig(r, 3)],
+    "NO": lambda r: [_let(r, 2), _dig(r, 5, False)],
+    "HU": lambda r: [_let(r, 3), _dig(r, 3)],
+    "BG": lambda r: [_let(r, int(r.integers(1, 3))), _dig(r, 4), _let(r, 2)],
+    "HR": lambda r: [
+        _let(r, 2),
+        _dig(r, int(r.integers(3, 5)), False),
+        _let(r, int(r.integers(1, 3))),
+    ],
+    "GB": lambda r: [_let(r, 2) + _dig(r, 2), _let(r, 3)],
+    "LU": lambda r: [_let(r, 2), _dig(r, 4)],
+    "IE": lambda r: [
+        _dig(r, 2),
+        _let(r, int(r.integers(1, 3))),
+        _dig(r, int(r.integers(1, 6)), False),
+    ],
+    "SI": lambda r: [_let(r, 2), _dig(r, 2) + _let(r, 1) + _dig(r, 2)],
+    "LT": lambda r: [_let(r, 3), _dig(r, 3)],
+    "DE": lambda r: [
+        _let(r, int(r.integers(1, 4)), _ALL),
+        _let(r, int(r.integers(1, 3)), _ALL),
+        _dig(r, int(r.integers(1, 5)), False),
+    ],
+    "ES": lambda r: [_dig(r, 4), _let(r, 3, "BCDFGHJKLMNPRSTVWXYZ")],
+    "IT": lambda r: [_let(r, 2), _dig(r, 3), _let(r, 2)],
+    "BE": lambda r: [_dig(r, 1, False) + _let(r, 3, _ALL), _dig(r, 3)],
+    "NL": lambda r: [_let(r, 2), _dig(r, 3), _let(r, 1)],
+    "PT": lambda r: [_let(r, 2), _dig(r, 2), _let(r, 2)],
+    "PL": lambda r: [_let(r, int(r.integers(2, 4))), _dig(r, 5 - int(r.integers(0, 2)))],
+}
+WIDE_COUNTRIES: Final = tuple(_GROUPS)
+"""Countries drawn; the first sixteen have layouts the grammar does not know."""
+
+_BAND: Final = {
+    "AT": "A",
+    "SE": "S",
+    "HU": "H",
+    "LU": "L",
+    "IE": "IRL",
+    "DE": "D",
+    "ES": "E",
+    "IT": "I",
+    "BE": "B",
+    "PT": "P",
+}
+_NO_BAND: Final = frozenset({"CH", "NO"})
+_YELLOW_PAPER: Final = {"NL": 0.9, "LU": 0.9, "GB": 0.5}
+"""Share of yellow plates (NL and LU always-ish; GB rear plates)."""
+
+
+def _fni_groups(rng: np.random.Generator) -> list[str]:
+    while True:
+        groups = [
+            _dig(rng, int(rng.integers(1, 5)), False),
+            _let(rng, int(rng.integers(2, 4)), SIV_LETTERS),
+            f"{int(rng.integers(1, 96)):02d}",
+        ]
+        if groups[2] != "20" and canonicalize("".join(groups))[1] == "FR":
+            return groups
+
+
+def random_wide_plate(rng: np.random.Generator) -> tuple[str, str, bool, list[str]]:
+    """``(canonical text, country, two_line, printed groups)`` of a plate for this module.
+
+    45 % one-line plates of :data:`WIDE_COUNTRIES`, 30 % square / two-line ones,
+    25 % French FNI (``country`` ``"FR"``; a third of them square).
+    """
+    draw = rng.random()
+    if draw < 0.25:
+        groups, country = _fni_groups(rng), "FR"
+        two_line = rng.random() < 0.33
+    else:
+        country = WIDE_COUNTRIES[int(rng.integers(len(WIDE_COUNTRIES)))]
+        groups = _GROUPS[country](rng)
+        two_line = draw >= 0.7
+    text, _fmt = canonicalize("".join(groups))
+    return text, country, two_line, groups
+
+
+def _split(groups: list[str]) -> tuple[str, str]:
+    """Top and bottom lines of a two-line plate: the groups cut nearest the middle."""
+    total = sum(len(g) for g in groups)
+    best, cut, acc = total, 1, 0
+    for i, g in enumerate(groups[:-1], start=1):
+        acc += len(g)
+        if abs(2 * acc - total) < best:
+            best, cut = abs(2 * acc - total), i
+    return " ".join(groups[:cut]), " ".join(groups[cut:])
+
+
+def _colours(country: str, rng: np.random.Generator) -> tuple[tuple[int, int, int], int, bool]:
+    """Paper (RGB), ink (gray level) and whether an EU band is drawn."""
+    if country == "FR":
+        r = rng.random()
+        if r < 0.3:  # black classic, silver characters
+            return (20, 20, 22), int(rng.integers(190, 235)), False
+        if r < 0.65:  # yellow rear
+            return _YELLOW, int(rng.integers(0, 50)), rng.random() < 0.3
+        return _paper(rng), int(rng.integers(0, 50)), rng.random() < 0.5
+    yellow = rng.random() < _YELLOW_PAPER.get(country, 0.0)
+    band = country not in _NO_BAND and rng.random() < 0.85
+    return (_YELLOW if yellow else _paper(rng)), int(rng.integers(0, 50)), band
+
+
+def render_wide_plate(
+    country: str, groups: list[str], two_line: bool, rng: np.random.Generator, height: int
+) -> Image:
+    """Draw the plate (BGR, ``height`` px tall): one line ~4.7:1, two lines ~1.4:1."""
+    paper, ink, band = _colours(country, rng)
+    colour = (ink, ink, ink)
+    font, squeeze, spacing = _style(rng)
+    if two_line:
+        base_h, base_w = 220, int(rng.integers(280, 340))
+    else:
+        base_h, base_w = BASE_H, BASE_W
+    canvas = np.empty((base_h, base_w, 3), np.uint8)
+    canvas[...] = paper
+    left = 0
+    if band:
+        left = int(rng.integers(38, 52)) if not two_line else int(rng.integers(34, 48))
+        strip = _band_image(left, _BAND.get(country, country))
+        canvas[:, :left] = cv2.resize(strip, (left, base_h), interpolation=cv2.INTER_AREA)
+    room = base_w - left - 16
+    lines = list(_split(groups)) if two_line else [" ".join(groups)]
+    char_h = int(base_h * rng.uniform(0.34, 0.4)) if two_line else int(rng.integers(60, 82))
+    gap = (base_h - char_h * len(lines)) // (len(lines) + 1)
+    y = gap + int(rng.integers(-4, 5))
+    for line in lines:
+        mask = _row(line, font, char_h, room, squeeze=squeeze, spacing=spacing)
+        x = left + 8 + (room - mask.shape[1]) // 2 + int(rng.integers(-5, 6))
+        region = canvas[y : y + mask.shape[0], x : x + mask.shape[1]]
+        alpha = mask[: region.shape[0], : region.shape[1], None].astype(np.float32) / 255.0
+        region[...] = (region * (1.0 - alpha) + np.array(colour, np.float32) * alpha).astype(
+            np.uint8
+        )
+        y += char_h + gap
+    _finish(canvas, rng, min(ink, 200))
+    width = max(2, round(base_w * height / base_h * rng.uniform(0.9, 1.1)))
+    interp = cv2.INTER_AREA if height < base_h else cv2.INTER_LINEAR
+    small = cv2.resize(canvas, (width, height), interpolation=interp)
+    return np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+
+
+def wide_field_plate_crop(
+    country: str, groups: list[str], two_line: bool, rng: np.random.Generator
+) -> Image:
+    """A field-like BGR crop (as :func:`agent.synth.augment.field_plate_crop`) of the plate."""
+    plate_h = int(rng.integers(24, 120) if two_line else rng.integers(14, 80))
+    plate = render_wide_plate(country, groups, two_line, rng, plate_h)
+    ph, pw = plate.shape[:2]
+    pad_y, pad_x = ph, max(pw // 3, ph // 2)
+    canvas = _on_background(plate, rng, pad_y, pad_x, shade=True)
+    canvas = rotate_warp(canvas, rng, max_deg=7.0, amount=0.03)
+    left, right, top, bottom = _crop_box(
+        pw, ph, two_line=two_line, side=(-0.02, 0.15), vertical=(-0.08, 0.5), rng=rng
+    )
+    crop = canvas[pad_y - top : pad_y + ph + bottom, pad_x - left : pad_x + pw + right]
+    return field_degrade(np.ascontiguousarray(crop), rng)
+
+
+def wide_field_crop(
+    country: str,
+    groups: list[str],
+    two_line: bool,
+    rng: np.random.Generator,
+    *,
+    out_height: int = 32,
+    out_width: int = 128,
+) -> Gray:
+    """The recogniser's gray training strip of the plate (two-line: the runtime's composite)."""
+    crop = wide_field_plate_crop(country, groups, two_line, rng)
+    gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    if two_line:
+        return two_line_composite(gray, out_height, out_width)
+    resized = cv2.resize(gray, (out_width, out_height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized)
+
+
+def training_label(groups: list[str]) -> str:
+    """The token label of the plate: its compact text in reading order (top line first)."""
+    return "".join(groups)
+
+
+__all__ = [
+    "WIDE_COUNTRIES",
+    "random_wide_plate",
+    "render_wide_plate",
+    "training_label",
+    "wide_field_crop",
+    "wide_field_plate_crop",
+]

@@ -1,0 +1,107 @@
+"""Training plates of layouts the grammar does not know, and the teacher's labelling rules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.reader.plate_text import canonicalize
+from agent.synth.europe import (
+    WIDE_COUNTRIES,
+    _split,
+    random_wide_plate,
+    render_wide_plate,
+    training_label,
+    wide_field_crop,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+
+import teacher  # a training-time module (models/ is no package)
+
+
+def test_every_drawn_plate_has_its_canonical_text_and_a_compact_label() -> None:
+    rng = np.random.default_rng(5)
+    kinds = set()
+    for _ in range(300):
+        text, country, two_line, groups = random_wide_plate(rng)
+        assert country in (*WIDE_COUNTRIES, "FR")
+        assert text == canonicalize("".join(groups))[0]
+        assert training_label(groups) == text.replace("-", "")
+        assert 3 <= len(training_label(groups)) <= 12
+        kinds.add((country == "FR", two_line, canonicalize(text)[1]))
+    assert (False, False, "UNKNOWN") in kinds  # unknown layouts
+    assert (False, True, "UNKNOWN") in kinds  # square ones
+    assert (True, False, "FR") in kinds  # FNI, one line
+    assert (True, True, "FR") in kinds  # FNI, square
+
+
+def test_a_two_line_plate_is_cut_between_groups_in_reading_order() -> None:
+    assert _split(["M", "AB", "1234"]) == ("M AB", "1234")
+    assert _split(["1234", "AB", "75"]) == ("1234", "AB 75")
+    top, bottom = _split(["ZH", "123456"])
+    assert (top + bottom).replace(" ", "") == "ZH123456"
+
+
+@pytest.mark.parametrize("two_line", [False, True])
+def test_rendering_is_seeded_and_keeps_the_kind_of_aspect(two_line: bool) -> None:
+    plates = [
+        render_wide_plate("RO", ["B", "21", "GSB"], two_line, np.random.default_rng(3), 60)
+        for _ in range(2)
+    ]
+    assert np.array_equal(plates[0], plates[1])
+    height, width = plates[0].shape[:2]
+    assert height == 60
+    assert (width / height < 2.0) if two_line else (width / height > 3.5)
+    strip = wide_field_crop("RO", ["B", "21", "GSB"], two_line, np.random.default_rng(3))
+    assert strip.shape == (32, 128)
+    assert strip.dtype == np.uint8
+
+
+def test_french_fni_plates_come_in_white_yellow_and_black() -> None:
+    rng = np.random.default_rng(8)
+    papers = set()
+    for _ in range(60):
+        plate = render_wide_plate("FR", ["123", "AB", "45"], False, rng, 40)
+        b, _g, r = (int(v) for v in np.median(plate.reshape(-1, 3), axis=0))
+        papers.add("black" if r < 80 else "yellow" if r - b > 80 else "white")
+    assert papers == {"black", "yellow", "white"}
+
+
+@pytest.mark.parametrize(
+    ("teacher_text", "label"),
+    [
+        ("B21GSB", "B21GSB"),
+        ("ROB21GSB", "B21GSB"),  # the band's country code dropped
+        ("BO1XEN", "B01XEN"),  # O in the number is a zero
+        ("B21GS8", "B21GSB"),  # 8 in the letters is a B
+        ("CJ12ABC", "CJ12ABC"),
+        ("B2GSB", ""),  # a digit short: no Romanian plate
+        ("FREVI", ""),
+    ],
+)
+def test_the_teacher_keeps_only_romanian_shaped_reads_put_right_by_position(
+    teacher_text: str, label: str
+) -> None:
+    assert teacher.romanian(teacher_text) == label
+
+
+def test_dashcam_frames_are_grouped_by_ride() -> None:
+    assert teacher.ride("images/train/dayride_type1_001_t1054.jpg") == "dayride_type1_001"
+    assert teacher.ride("images/valid/nightride_type3_001_t77.jpg") == "nightride_type3_001"
+    assert "nightride_type3_001" not in teacher.ROMANIA_TRAIN_RIDES
+
+
+def test_the_committed_pseudo_labels_use_only_training_rides_and_splits() -> None:
+    rows = teacher.load()
+    assert rows, "models/pseudo_labels.csv is committed"
+    for row in rows:
+        if row["dataset"] == teacher.ROMANIA:
+            assert teacher.ride(row["image"]) in teacher.ROMANIA_TRAIN_RIDES
+            assert teacher.romanian(row["plate_text"]) == row["plate_text"]
+        else:
+            assert "/train/" in row["image"]
+            assert canonicalize(row["plate_text"]) == (row["plate_text"], "MA")
