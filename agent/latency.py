@@ -34,7 +34,6 @@ from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, with_overrides
 from agent.daemon import Agent
 from agent.evidence.entry import MESSAGE_KIND as LEDGER_KIND
-from agent.pki import DEVICE_KEY, HqKeys, load_or_create_device_key
 from agent.reads import Hit
 from agent.transport.outbox import PRIORITY_LEDGER
 from agent.watchlist.provision import FleetSigner, provision_watchlist
@@ -84,14 +83,17 @@ def _bench_config(config: RaqibConfig, root: Path, port: int) -> RaqibConfig:
         alert={"adapter": "simulated"},
         evidence={"enabled": True, "button": "none", "record_on_hit": True},
         status={"metrics_port": 0},
+        hq={"database_url": f"sqlite:///{root / 'hq.sqlite'}", "keys_dir": str(root / "hq-keys")},
+        # no HQ key service in the bench: the grace copy made at enrolment opens the sealed list
+        watchlist={"key_policy": "grace"},
     )
 
 
 def _provision(config: RaqibConfig, root: Path) -> None:
-    """Enrolment as far as the device needs it: keys, HQ's public keys, a signed watchlist."""
-    keys_dir = config.device.keys_path
-    load_or_create_device_key(keys_dir / DEVICE_KEY)
-    HqKeys.load_or_create(root / "hq-keys").public().save(keys_dir)
+    """Enrolment the real way (device keys, HQ's public keys, list key), then a sealed list."""
+    from hq.enrol import enrol_local  # the bench plays HQ's part too
+
+    enrol_local(config)
     signer = FleetSigner.load_or_create(root / "fleet", "latency-bench", time.time())
     provision_watchlist(config, signer, WATCHLIST, time.time())
 
