@@ -45,7 +45,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 # ---------------------------------------------------------------- large frames
 
 
-@pytest.mark.parametrize(("w", "h"), [(3840, 2160), (2560, 1440), (4000, 3000), (2200, 900)])
+@pytest.mark.parametrize(("w", "h"), [(3840, 2160), (2560, 1440), (4000, 3000), (2600, 900)])
 def test_tiles_cover_a_large_frame_overlapping_and_flush_with_its_edges(w: int, h: int) -> None:
     tiles = tile_windows(w, h, 1280, 768)
     covered = np.zeros((h, w), bool)
@@ -83,7 +83,7 @@ def test_a_far_plate_in_a_4k_frame_is_found_by_the_tiled_pass(detector: ModelDet
     assert found >= 0.6 * total
 
 
-def test_a_720p_frame_gets_one_pass_and_a_4k_frame_a_tiled_one(
+def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
     detector: ModelDetector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[int, int]] = []
@@ -94,8 +94,10 @@ def test_a_720p_frame_gets_one_pass_and_a_4k_frame_a_tiled_one(
         return real_pass(self, image)
 
     monkeypatch.setattr(ModelDetector, "_pass", counting)
-    detector.detect(np.zeros((720, 1280, 3), np.uint8))
-    assert calls == [(720, 1280)]
+    for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
+        calls.clear()
+        detector.detect(np.zeros((*shape, 3), np.uint8))
+        assert calls == [shape]
     calls.clear()
     detector.detect(np.zeros((2160, 3840, 3), np.uint8))
     height, width = detector.input_size
@@ -106,7 +108,7 @@ def test_a_720p_frame_gets_one_pass_and_a_4k_frame_a_tiled_one(
 
 
 def test_tiling_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = ModelDetector(MODELS / "detector.tflite", tile_below=None)
+    plain = ModelDetector(MODELS / "detector.tflite", tile_above=None)
     calls = []
     real_pass = ModelDetector._pass
     monkeypatch.setattr(

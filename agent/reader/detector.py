@@ -180,10 +180,10 @@ def _widen_over_blue(image: Image, box: Box) -> Box:
     return (x - left, y, w + left + right, h)
 
 
-TILE_BELOW = 0.3
-"""Frames letterboxed at a smaller scale than this (wider than about 2,100 px for a
-640 x 384 input, e.g. 4K photos) get a second, tiled pass: a plate 60 px wide in a 4K
-frame is 10 px at the whole-frame scale, too small to find."""
+TILE_ABOVE = 2560
+"""Frames wider or taller than this (4K photos and video) get a second, tiled pass:
+letterboxed whole into a 640 px wide input, a plate 60 px wide in a 4K frame is
+10 px there, too small to find. Smaller frames (up to QHD) get one pass."""
 TILE_SCALE = 0.5
 """The tiled pass sees the frame at this scale (as a 1280 x 720 frame is seen whole)."""
 TILE_OVERLAP = 0.25
@@ -226,8 +226,8 @@ class ModelDetector:
     to the frame by ``1 / s``; overlapping boxes (IoU > 0.3) keep the best. The
     score is the heat (a plate-centre likelihood, not calibrated).
 
-    Large frames: when the frame is letterboxed at a scale below ``tile_below``
-    (default :data:`TILE_BELOW`; None: never), a second pass runs the model on
+    Large frames: when a side of the frame exceeds ``tile_above`` pixels
+    (default :data:`TILE_ABOVE`; None: never), a second pass runs the model on
     overlapping windows of the frame seen at :data:`TILE_SCALE` (each window
     ``W / 0.5 x H / 0.5`` frame pixels, :func:`tile_windows`); boxes cut by an
     inner window edge are dropped (the overlap holds them whole elsewhere) and
@@ -241,7 +241,7 @@ class ModelDetector:
         threshold: float | None = None,
         *,
         refine: bool = True,
-        tile_below: float | None = TILE_BELOW,
+        tile_above: int | None = TILE_ABOVE,
     ) -> None:
         meta = _load_detector_meta(model_path.with_suffix(".json"))
         if threshold is None:  # the model's own operating point, measured with it
@@ -268,7 +268,7 @@ class ModelDetector:
         self._last_size: tuple[int, int] = (0, 0)
         self._kernel = np.ones((3, 3), np.uint8)
         self._refiner = ContourDetector(scale=1.0, min_width=24) if refine else None
-        self.tile_below = tile_below
+        self.tile_above = tile_above
 
     def letterbox(self, image: Image) -> float:
         """Write ``image`` scaled into the model input (top-left); returns the scale used."""
@@ -303,15 +303,11 @@ class ModelDetector:
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
         found = self._pass(image)
-        if self.tile_below is not None and self._scale_of(image) < self.tile_below:
+        if self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
             found = _suppress_overlaps(found + self._tiled_pass(image))
         if self._refiner is None:
             return found
         return _suppress_overlaps([(self._refine(image, box), score) for box, score in found])
-
-    def _scale_of(self, image: Image) -> float:
-        height, width = self.input_size
-        return float(min(width / image.shape[1], height / image.shape[0]))
 
     def _pass(self, image: Image) -> list[tuple[Box, float]]:
         """The model on the whole of ``image``, letterboxed; boxes in its pixels."""
