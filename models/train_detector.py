@@ -6,22 +6,19 @@ Reproducible from ``--seed``. Needs the ``train`` extra (tensorflow-cpu).
 
 Training images (crops of ``TRAIN_H x TRAIN_W`` of the letterboxed input scale):
 
-- synthetic street scenes (agent.synth.scenes.varied_street_scene): drawn
-  streets, cars of every colour incl. white, far plates, yellow and black
-  plates, day/dusk/night/IR looks, colour casts;
+- synthetic street scenes (agent.synth.scenes.street_scene): drawn streets,
+  cars of every colour incl. white, day/dusk/night/IR looks;
 - when ``--datasets`` (default ``../shared/datasets``) is present: the *train*
-  split of ``moroccan-plates-detection``, the training part of
-  ``french-plates`` (split by plate) and the training ride of
-  ``romania-dashcam`` (split by ride; models/realdata.py), each also with
-  synthetic plates pasted in (agent.synth.scenes.paste_plates), colour casts
-  and dashcam-night looks. ``mixed-plates-roboflow`` and ``eu-square-crops``
-  are validation only: never trained on.
+  split of ``moroccan-plates-detection`` and the training part of
+  ``french-plates`` (split by plate, models/realdata.py), each also with
+  synthetic plates pasted in (agent.synth.scenes.paste_plates).
 
 Writes ``detector.tflite`` (uint8 BGR in, int8 maps out) and ``detector.json``
 (the decoding contract of agent.reader.detector.ModelDetector and measured
-figures): recall on the held-out images of every real set with boxes, on
-held-out synthetic far plates and on the sample clip, and the int8 latency per
-1280 x 720 frame on one thread.
+figures): recall on the held-out images of every real set with boxes (the
+held-out dashcam rides and the validation-only mixed scenes included, never
+trained on), on held-out synthetic far plates and on the sample clip, and the
+int8 latency per 1280 x 720 frame on one thread.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ import argparse
 import functools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,42 +38,20 @@ import scaffold
 
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.synth.augment import field_degrade
-from agent.synth.scenes import (
-    far_plate_scene,
-    night_drive,
-    paste_plates,
-    varied_look,
-    varied_street_scene,
-)
+from agent.synth.scenes import far_plate_scene, paste_plates, street_scene
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "3.0.0"
-INPUT_H, INPUT_W = 384, 640
-"""Model input at run time: a 1280 x 720 frame is scaled by 0.5 to 640 x 360."""
-TRAIN_H, TRAIN_W = 128, 320
-"""Training crops (the network is fully convolutional); both divide by 64, the
-coarsest level."""
+VERSION = "2.1.0"
+INPUT_H, INPUT_W = 224, 384
+"""Model input at run time: a 1280 x 720 frame is scaled by 0.3 to 384 x 216."""
+TRAIN_H, TRAIN_W = 160, 256
 STRIDE = 4
-MIN_W, MIN_H, OCTAVES = 4.0, 2.0, 7.0
-"""Box sizes ``4 * 2 ** (7 v)`` x ``2 * 2 ** (7 v)`` input px: widths 4-512."""
-PLATE_W_RANGE = (8.0, 256.0)
-"""Plate widths in the training crops (input px, log-uniform): far plates of a
-1280 px frame (16 px there) up to close-up photos (a 640 px photo is scaled by 0.6)."""
-MIN_SPAN = 0.8
-"""A training sample's image is scaled to at least this many crop widths."""
+MIN_W, MIN_H, OCTAVES = 4.0, 2.0, 6.0
 PAD_VALUE = 0
 FRENCH_WEIGHT = 6
 """Copies of each French training photo among the real sources: 139 close-up cars
 against about 1,100 Moroccan scenes. At 3 copies a retrained detector fitted the
 French boxes worst (80 % of its own training cars at IoU 0.5, 77 % held out)."""
-CROPS_PER_IMAGE = 2
-"""Training crops taken from each loaded photograph or drawn scene (at their own
-scales and places): decoding and drawing cost more than cropping."""
-DASHCAM_WEIGHT = 2
-"""Copies of each training-ride dashcam frame (385 frames, 1-2 s apart)."""
-DASHCAM_NIGHT = 0.25
-"""Share of dashcam samples given a night look on top of the other looks: the
-night ride is held out, so night is learnt from darkened dusk frames."""
 
 Array = np.ndarray[Any, Any]
 BoxF = tuple[float, float, float, float]
@@ -96,10 +70,7 @@ def sample(image: Array, boxes: list[BoxF], rng: np.random.Generator) -> tuple[A
     h, w = image.shape[:2]
     if boxes:
         ref = boxes[int(rng.integers(len(boxes)))]
-        # the image spans at least 0.8 crop widths, as a letterboxed frame does
-        # (a close-up photo does not shrink to a far plate in a field of padding)
-        low = max(PLATE_W_RANGE[0], ref[2] * MIN_SPAN * TRAIN_W / w)
-        target_w = float(np.exp(rng.uniform(np.log(low), np.log(max(low, PLATE_W_RANGE[1])))))
+        target_w = float(np.exp(rng.uniform(np.log(14), np.log(150))))
         scale = target_w / ref[2]
     else:
         ref = (w / 2, h / 2, 1.0, 1.0)
@@ -107,6 +78,8 @@ def sample(image: Array, boxes: list[BoxF], rng: np.random.Generator) -> tuple[A
     sx = scale * float(rng.uniform(0.85, 1.18))  # undo/redo stretched aspect ratios
     sy = scale
     nw, nh = max(1, round(w * sx)), max(1, round(h * sy))
+    interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (nw, nh), interpolation=interp)
     cx, cy = (ref[0] + ref[2] / 2) * sx, (ref[1] + ref[3] / 2) * sy
     if rng.random() < 0.85:
         x0 = round(cx - rng.uniform(0.1, 0.9) * TRAIN_W)
@@ -114,24 +87,12 @@ def sample(image: Array, boxes: list[BoxF], rng: np.random.Generator) -> tuple[A
     else:
         x0 = int(rng.integers(min(0, nw - TRAIN_W), max(1, nw - TRAIN_W + 1)))
         y0 = int(rng.integers(min(0, nh - TRAIN_H), max(1, nh - TRAIN_H + 1)))
-    out = [(b[0] * sx - x0, b[1] * sy - y0, b[2] * sx, b[3] * sy) for b in boxes]
-    if min(sx, sy) >= 1:  # enlarged: map only the crop's pixels (a whole 4x frame is 44 MB)
-        m = np.array([[sx, 0, 0.5 * sx - 0.5 - x0], [0, sy, 0.5 * sy - 0.5 - y0]], np.float32)
-        crop = cv2.warpAffine(
-            image,
-            m,
-            (TRAIN_W, TRAIN_H),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(PAD_VALUE,) * 3,
-        )
-        return np.ascontiguousarray(crop, np.uint8), out
-    scaled = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
     crop = np.full((TRAIN_H, TRAIN_W, 3), PAD_VALUE, np.uint8)
     sx0, sy0 = max(x0, 0), max(y0, 0)
     sx1, sy1 = min(x0 + TRAIN_W, nw), min(y0 + TRAIN_H, nh)
     if sx1 > sx0 and sy1 > sy0:
         crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = scaled[sy0:sy1, sx0:sx1]
+    out = [(b[0] * sx - x0, b[1] * sy - y0, b[2] * sx, b[3] * sy) for b in boxes]
     return crop, out
 
 
@@ -178,46 +139,20 @@ def targets(
     return heat, reg, mask
 
 
-@dataclass(frozen=True)
-class Source:
-    """A real training photograph, loaded when sampled (the sets do not fit in memory twice)."""
-
-    path: Path
-    boxes: tuple[BoxF, ...]
-    """plate boxes in pixels of the stored image"""
-    kind: str
-    """"ma", "fr" or "dash": which looks it gets"""
-    max_width: int = 0
-    """scaled down to this width when loaded (0: as stored)"""
-
-    def load(self) -> tuple[Array, list[BoxF]] | None:
-        img = _load(self.path)
-        if img is None:
-            return None
-        if not self.max_width or img.shape[1] <= self.max_width:
-            return img, list(self.boxes)
-        f = self.max_width / img.shape[1]
-        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        return img, [(b[0] * f, b[1] * f, b[2] * f, b[3] * f) for b in self.boxes]
-
-
-def real_sources(datasets: Path) -> list[Source]:
-    """The training images of the real sets with their plate boxes (French and
-    dashcam frames weighed up); validation-only sets never appear here."""
-    sources: list[Source] = []
+def real_sources(datasets: Path) -> list[tuple[Array, list[BoxF]]]:
+    """The training images of the real sets with their plate boxes (French ones weighed up)."""
+    sources: list[tuple[Array, list[BoxF]]] = []
     for row in realdata.moroccan_detection(datasets):
-        if not row.validation and row.box is not None:
-            sources.append(Source(row.path, (row.box,), "ma"))
+        img = _load(row.path) if not row.validation and row.box is not None else None
+        if img is not None and row.box is not None:
+            sources.append((img, [row.box]))
     for row in realdata.french(datasets):
-        if not row.validation and row.box is not None:
-            sources.extend([Source(row.path, (row.box,), "fr", 800)] * FRENCH_WEIGHT)
-    if (datasets / realdata.ROMANIA / "manifest.csv").is_file():
-        frames: dict[Path, list[BoxF]] = {}
-        for row in realdata.romania_dashcam(datasets):
-            if not row.validation and row.box is not None:
-                frames.setdefault(row.path, []).append(row.box)
-        for path, boxes in frames.items():
-            sources.extend([Source(path, tuple(boxes), "dash")] * DASHCAM_WEIGHT)
+        img = _load(row.path) if not row.validation and row.box is not None else None
+        if img is not None and row.box is not None:
+            f = 800 / img.shape[1]  # keep memory small; boxes follow
+            img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            box = (row.box[0] * f, row.box[1] * f, row.box[2] * f, row.box[3] * f)
+            sources.extend([(img, [box])] * FRENCH_WEIGHT)
     return sources
 
 
@@ -252,69 +187,44 @@ def _scene_chunk(neighbours: bool, job: tuple[int, list[int]]) -> Targets:
     rng = np.random.default_rng(seed)
     out = _empty_targets(n)
     for i in range(n):
-        if i % CROPS_PER_IMAGE == 0:
-            image, boxes = varied_street_scene(rng)
+        image, boxes = street_scene(rng)
         crop, cboxes = sample(image, boxes, rng)
-        crop = varied_look(crop, rng)
         out[0][i], (out[1][i], out[2][i], out[3][i]) = _finish_sample(crop, cboxes, rng, neighbours)
-    return out
-
-
-def _real_chunk(sources: list[Source], neighbours: bool, job: tuple[int, list[int]]) -> Targets:
-    """One seeded chunk of samples of the real photographs (runs on a worker)."""
-    n, seed = job
-    cv2.setNumThreads(1)
-    rng = np.random.default_rng(seed)
-    out = _empty_targets(n)
-    i = 0
-    while i < n:
-        source = sources[int(rng.integers(len(sources)))]
-        loaded = source.load()
-        if loaded is None:
-            continue
-        for _ in range(min(CROPS_PER_IMAGE, n - i)):
-            image, boxes = loaded
-            if rng.random() < 0.3:
-                image, extra = paste_plates(
-                    image, rng, int(rng.integers(1, 3)), boxes, recolour=True
-                )
-                boxes = boxes + extra
-            crop, cboxes = sample(image, boxes, rng)
-            if rng.random() < 0.5:  # real photos: night, blur, codec looks too
-                crop = field_degrade(crop, rng)
-            crop = varied_look(crop, rng)
-            if source.kind == "dash" and rng.random() < DASHCAM_NIGHT:
-                crop = night_drive(crop, rng)
-            out[0][i], (out[1][i], out[2][i], out[3][i]) = _finish_sample(
-                crop, cboxes, rng, neighbours
-            )
-            i += 1
     return out
 
 
 def build_set(
     args: argparse.Namespace,
-    sources: list[Source],
+    sources: list[tuple[Array, list[BoxF]]],
     *,
     seed: int,
     n: int,
     neighbours: bool,
 ) -> Targets:
-    """``n`` samples: synthetic scenes, then crops of the real photographs, both
-    rendered in seeded chunks on ``args.workers`` processes (the same samples for
-    any number of workers)."""
+    """``n`` samples: synthetic scenes (rendered in seeded chunks on ``args.workers``
+    processes, the same for any number of workers), then crops of the real photographs."""
     n_synth = n if not sources else int(n * args.synthetic_share)
     render = functools.partial(_scene_chunk, neighbours)
     parts = list(parallel.seeded_chunks(render, n_synth, seed, args.workers))
-    if n > n_synth:
-        real = functools.partial(_real_chunk, sources, neighbours)
-        parts += parallel.seeded_chunks(real, n - n_synth, seed + 1, args.workers)
+    real = _empty_targets(n - n_synth)
+    rng = np.random.default_rng([seed, 1_000_000])
+    for i in range(n - n_synth):
+        image, boxes = sources[int(rng.integers(len(sources)))]
+        if rng.random() < 0.3:
+            image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes)
+            boxes = boxes + extra
+        crop, cboxes = sample(image, boxes, rng)
+        if rng.random() < 0.5:  # real photos: night, blur, codec looks too
+            crop = field_degrade(crop, rng)
+        real[0][i], (real[1][i], real[2][i], real[3][i]) = _finish_sample(
+            crop, cboxes, rng, neighbours
+        )
     print(
         f"detector samples: {n_synth} synthetic scenes, {n - n_synth} from "
-        f"{len(sources)} real photographs (with copies)",
+        f"{len(sources)} real photographs",
         flush=True,
     )
-    x, heat, reg, mask = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    x, heat, reg, mask = (np.concatenate([p[k] for p in [*parts, real]]) for k in range(4))
     return x, heat, reg, mask
 
 
@@ -355,12 +265,8 @@ def build_model(
     x = conv(f8, 64, 2)  # /16
     x = sep(x, 64)
     f16 = sep(x, 64)
-    x = conv(f16, 96, 2)  # /32
-    f32 = sep(x, 96)
-    x = conv(f32, 128, 2)  # /64: context for close-up plates (up to ~300 px wide)
-    x = sep(x, 128)
-    x = layers.UpSampling2D(2)(pw(x, 96))
-    x = sep(layers.Add()([x, f32]), 96)  # /32
+    x = conv(f16, 96, 2)  # /32: context for big plates
+    x = sep(x, 96)
     x = layers.UpSampling2D(2)(pw(x, 64))
     x = sep(layers.Add()([x, f16]), 64)  # /16
     x = layers.UpSampling2D(2)(pw(x, 48))
@@ -591,20 +497,6 @@ def evaluate_clip(det: Any) -> dict[str, float]:
     }
 
 
-def calibration(args: argparse.Namespace, sources: list[Source], crops: Array) -> list[Array]:
-    """Letterboxed frames the int8 ranges are calibrated on: drawn scenes, whole
-    real training photographs (a third of them in a night look) and training crops."""
-    rng = np.random.default_rng(args.seed + 7)
-    calib = [letterboxed(varied_street_scene(rng)[0]) for _ in range(50)]
-    for k in rng.choice(len(sources), min(100, len(sources)), replace=False) if sources else []:
-        loaded = sources[int(k)].load()
-        if loaded is not None:
-            frame = night_drive(loaded[0], rng) if rng.random() < 1 / 3 else loaded[0]
-            calib.append(letterboxed(frame))
-    picks = rng.choice(len(crops), min(50, len(crops)), replace=False)
-    return calib + [letterboxed(x) for x in crops[picks]]
-
-
 def fit(args: argparse.Namespace, work: Path, use_real: bool, tflite: Path) -> None:
     """Stage 1 (centre-only sizes), stage 2 (fresh samples, neighbour sizes, size weight up)."""
     import tensorflow as tf
@@ -634,18 +526,22 @@ def fit(args: argparse.Namespace, work: Path, use_real: bool, tflite: Path) -> N
             size_weight=10.0,
             stage="stage 2",
         )
-    convert(model, tflite, calibration(args, sources, data[0]), work)
+    rng = np.random.default_rng(args.seed + 7)
+    calib = [letterboxed(street_scene(rng)[0]) for _ in range(60)]
+    picks = rng.choice(len(data[0]), min(140, len(data[0])), replace=False)
+    calib += [letterboxed(x) for x in data[0][picks]]
+    convert(model, tflite, calib, work)
     print(f"trained and converted in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = scaffold.Defaults(
-        "detector", 20261126, epochs=8, finetune_epochs=4, batch=32, lr=2e-3
+        "detector", 20261126, epochs=8, finetune_epochs=5, batch=32, lr=2e-3
     )
     parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
-    parser.add_argument("--samples", type=int, default=6000)
-    parser.add_argument("--synthetic-share", type=float, default=0.25)
-    parser.add_argument("--finetune-samples", type=int, default=4000)
+    parser.add_argument("--samples", type=int, default=7000)
+    parser.add_argument("--synthetic-share", type=float, default=0.3)
+    parser.add_argument("--finetune-samples", type=int, default=5000)
     parser.add_argument("--threshold", type=float, default=0.2)
     parser.add_argument(
         "--far-scenes", type=int, default=100, help="synthetic far-plate frames per look measured"
@@ -688,11 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "finetune_samples": args.finetune_samples,
         "finetune_epochs": args.finetune_epochs,
-        "plate_width_range": list(PLATE_W_RANGE),
-        "real_data": sorted([realdata.MA_DET, realdata.FRENCH, realdata.ROMANIA])
-        if use_real
-        else [],
-        "dashcam_training_rides": sorted(realdata.DASHCAM_TRAIN_RIDES),
+        "real_data": sorted([realdata.MA_DET, realdata.FRENCH]) if use_real else [],
     }
     scaffold.write_meta(tflite, meta)  # the runtime needs it to load the model for evaluation
     metrics = evaluate(ModelDetector(tflite, 1, args.threshold), args, use_real)

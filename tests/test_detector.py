@@ -83,39 +83,71 @@ def test_a_far_plate_in_a_4k_frame_is_found_by_the_tiled_pass(detector: ModelDet
     assert found >= 0.6 * total
 
 
+def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, ...], bool]]:
+    calls: list[tuple[tuple[int, ...], bool]] = []
+    real_pass = ModelDetector._pass
+
+    def counting(
+        self: ModelDetector, image: Image, *, grey: bool = False
+    ) -> list[tuple[Box, float]]:
+        calls.append((image.shape[:2], grey))
+        return real_pass(self, image, grey=grey)
+
+    monkeypatch.setattr(ModelDetector, "_pass", counting)
+    return calls
+
+
 def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
     detector: ModelDetector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[int, int]] = []
-    real_pass = ModelDetector._pass
-
-    def counting(self: ModelDetector, image: Image) -> list[tuple[Box, float]]:
-        calls.append(image.shape[:2])
-        return real_pass(self, image)
-
-    monkeypatch.setattr(ModelDetector, "_pass", counting)
+    calls = _count_passes(monkeypatch)
     for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
         calls.clear()
         detector.detect(np.zeros((*shape, 3), np.uint8))
-        assert calls == [shape]
+        assert calls == [(shape, False), (shape, True)]  # in colour, then grey
     calls.clear()
     detector.detect(np.zeros((2160, 3840, 3), np.uint8))
     height, width = detector.input_size
-    assert calls[0] == (2160, 3840)
-    assert len(calls) == 1 + len(
-        tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
-    )
+    tiles = tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
+    assert calls[0] == ((2160, 3840), False)
+    assert len(calls) == 2 * (1 + len(tiles))
+    assert sum(grey for _, grey in calls) == 1 + len(tiles)
 
 
-def test_tiling_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = ModelDetector(MODELS / "detector.tflite", tile_above=None)
-    calls = []
-    real_pass = ModelDetector._pass
-    monkeypatch.setattr(
-        ModelDetector, "_pass", lambda self, image: calls.append(1) or real_pass(self, image)
+def test_tiling_and_the_grey_pass_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_passes(monkeypatch)
+    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(
+        np.zeros((2160, 3840, 3), np.uint8)
     )
-    plain.detect(np.zeros((2160, 3840, 3), np.uint8))
-    assert len(calls) == 1
+    assert calls == [((2160, 3840), False), ((2160, 3840), True)]
+    calls.clear()
+    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(
+        np.zeros((720, 1280, 3), np.uint8)
+    )
+    assert calls == [((720, 1280), False)]
+
+
+def test_the_grey_pass_shows_the_model_the_frame_without_its_colours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    detector = ModelDetector(MODELS / "detector.tflite")
+    seen: list[Image] = []
+    real_invoke = detector._model.invoke
+
+    def recording(x: Image) -> object:
+        seen.append(x.copy())
+        return real_invoke(x)
+
+    monkeypatch.setattr(detector._model, "invoke", recording)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[..., 2] = 200  # a red cast
+    frame[300:340, 500:700] = (90, 40, 230)
+    detector.detect(frame)
+    colour, grey = seen
+    assert not np.array_equal(colour[..., 0], colour[..., 2])
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    expected = cv2.cvtColor(colour[0], cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(grey[0, ..., 0], expected)
 
 
 def test_a_small_frame_is_enlarged_into_the_input_and_boxes_come_back_in_its_pixels(
