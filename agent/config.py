@@ -73,6 +73,9 @@ class ReaderConfig(_Section):
     detector: Literal["auto", "model", "contour"] = "auto"
     """Plate localiser: the trained ``detector.tflite`` ("model"), the classical
     OpenCV one ("contour"), or "auto": the model when ``models_dir`` has it."""
+    grey_pass: bool = True
+    """The model detector also looks at the frame without its colours (dusk and night
+    dashcam plates under a colour cast); it doubles the detector's time per frame."""
 
 
 class TrackerConfig(_Section):

@@ -131,3 +131,77 @@ if __name__ == "__main__":
     args = parser.parse_args()
     for folder in write_validation_manifests(args.datasets, args.out):
         print(folder)
+
+
+# ---------------------------------------------------------------- detector-only sets
+
+ROMANIA = "romania-dashcam"
+MIXED = "mixed-plates-roboflow"
+"""Validation only (no licence for training): measured, never trained on."""
+
+DASHCAM_TRAIN_RIDES = frozenset({"dayride_type1_001"})
+"""``romania-dashcam`` split by ride (the file name before ``_t<seconds>``): the
+largest dusk ride (385 frames) is trained on; the two other dusk rides and the
+only night ride (82 frames) are held out whole, so the night figure is measured
+on a ride of which the detector never saw a real frame."""
+
+
+def dashcam_ride(path: Path) -> str:
+    """The ride a dashcam frame belongs to: its file name without ``_t<seconds>``."""
+    return path.stem.rsplit("_t", 1)[0]
+
+
+def is_night_ride(path: Path) -> bool:
+    return dashcam_ride(path).startswith("nightride")
+
+
+def romania_dashcam(datasets: Path) -> list[Row]:
+    """Dashcam plate boxes (no text); ``validation`` unless the ride is a training ride."""
+    folder = datasets / ROMANIA
+    rows: list[Row] = []
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            path = folder / r["image"]
+            held = dashcam_ride(path) not in DASHCAM_TRAIN_RIDES
+            rows.append(Row(path, "", _box(r), held))
+    return rows
+
+
+def mixed_plates(datasets: Path) -> list[Row]:
+    """Validation-only mixed scenes with boxes (text where labelled); all rows are validation."""
+    folder = datasets / MIXED
+    rows: list[Row] = []
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            text = canonicalize(r["plate_text"])[0] if r["plate_text"] else ""
+            rows.append(Row(folder / r["image"], text, _box(r), True))
+    return rows
+
+
+def write_detector_manifests(datasets: Path, out: Path) -> list[Path]:
+    """``raqib eval`` folders for the detector's held-out sets beyond
+    :func:`write_validation_manifests`: the held-out dashcam rides (all, and the
+    night ride alone) and the validation-only mixed scenes. Absolute image paths."""
+    dash = (
+        [r for r in romania_dashcam(datasets) if r.validation]
+        if (datasets / ROMANIA / "manifest.csv").is_file()
+        else []
+    )
+    sets: dict[str, list[Row]] = {
+        "dashcam-heldout": dash,
+        "dashcam-night": [r for r in dash if is_night_ride(r.path)],
+    }
+    if (datasets / MIXED / "manifest.csv").is_file():
+        sets["mixed-plates"] = mixed_plates(datasets)
+    folders = []
+    for name, rows in sets.items():
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+            for row in rows:
+                box = [f"{v:.1f}" for v in row.box] if row.box else ["", "", "", ""]
+                writer.writerow([str(row.path.resolve()), row.text, *box])
+        folders.append(folder)
+    return folders

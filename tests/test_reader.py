@@ -160,6 +160,13 @@ def test_the_reader_uses_the_trained_detector_unless_configured_otherwise() -> N
     assert isinstance(ModelPlateReader.from_config(config).detector, ContourDetector)
 
 
+@pytest.mark.parametrize("grey_pass", [True, False])
+def test_the_detectors_grey_pass_follows_the_reader_config(grey_pass: bool) -> None:
+    detector = ModelPlateReader.from_config(ReaderConfig(grey_pass=grey_pass)).detector
+    assert isinstance(detector, ModelDetector)
+    assert detector.grey_pass is grey_pass
+
+
 @pytest.mark.parametrize(
     "frame",
     [np.zeros((720, 1280, 3), np.float32), np.zeros((720, 1280), np.uint8), "frame"],

@@ -97,12 +97,16 @@ class BoxRead:
 
 
 EDGE_PX = 2
-"""A box this close to the frame's edge may hold a plate cut by it."""
+EDGE_FRACTION = 0.03
+"""A box within ``EDGE_FRACTION`` of the frame's size (at least ``EDGE_PX``) of its edge may
+hold a plate cut by it: the detector often boxes only the visible glyphs, a little inside."""
 
 
 def _at_edge(box: Box, width: int, height: int) -> bool:
     x, y, w, h = box
-    return x < EDGE_PX or y < EDGE_PX or x + w > width - EDGE_PX or y + h > height - EDGE_PX
+    mx = max(EDGE_PX, round(EDGE_FRACTION * width))
+    my = max(EDGE_PX, round(EDGE_FRACTION * height))
+    return x < mx or y < my or x + w > width - mx or y + h > height - my
 
 
 def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
@@ -143,10 +147,11 @@ class ModelPlateReader:
     def from_config(cls, config: ReaderConfig) -> ModelPlateReader:
         """A reader built from the ``[reader]`` configuration section."""
         detector: Detector | None = None
+        model = config.models_dir / DETECTOR_FILE
         if config.detector == "contour":
             detector = ContourDetector()
-        elif config.detector == "model":
-            detector = ModelDetector(config.models_dir / DETECTOR_FILE, config.num_threads)
+        elif config.detector == "model" or model.exists():
+            detector = ModelDetector(model, config.num_threads, grey_pass=config.grey_pass)
         return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
 
     def read_boxes(self, image: Image) -> list[BoxRead]:

@@ -74,6 +74,31 @@ def street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF]]:
 
 def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], list[str]]:
     """Same as :func:`street_scene` (same pixels for the same seed), with the plate texts."""
+    frame, boxes, texts = _street(rng, (12, 42, 30), recolour=False)
+    return _look(frame, rng), boxes, texts
+
+
+def varied_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF]]:
+    """A street scene for the detector with what :func:`street_scene` lacks: far
+    plates (from 6 px tall, about 25 px wide) and yellow and black plates
+    (:func:`recolour_plate`). Colour casts and dashcam night looks
+    (:func:`varied_look`) are left to the caller: they are cheaper on a crop."""
+    frame, boxes, _texts = _street(rng, (6, 42, 30), recolour=True)
+    return _look(frame, rng), boxes
+
+
+def far_plate_scene(rng: np.random.Generator, *, night: bool) -> tuple[Image, list[BoxF]]:
+    """A street scene whose plates are all far (6-11 px tall, about 25-50 px wide in
+    the 1280 x 720 frame), by day or in a dashcam night; for measuring, not training."""
+    frame, boxes, _texts = _street(rng, (6, 12, 12), recolour=True)
+    return (night_drive(frame, rng) if night else codec(frame, rng)), boxes
+
+
+def _street(
+    rng: np.random.Generator, heights: tuple[int, int, int], *, recolour: bool
+) -> tuple[Image, list[BoxF], list[str]]:
+    """Drawn street with cars; plate heights from ``heights[0]`` to ``heights[1]``
+    (first car) or ``heights[2]`` (others). No look applied yet."""
     texts: list[str] = []
     frame = _background(rng)
     frame = np.ascontiguousarray(np.roll(frame, int(rng.integers(0, WIDTH)), axis=1))
@@ -81,7 +106,7 @@ def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], 
     n_cars = int(rng.integers(1, 4))
     slots = sorted(rng.permutation(3)[:n_cars])
     for k, slot in enumerate(slots):
-        plate_h = int(rng.integers(12, 42 if k == 0 else 30))
+        plate_h = int(rng.integers(heights[0], heights[1] if k == 0 else heights[2]))
         text, two_line = random_training_plate(rng)
         colour = _BODY_COLOURS[int(rng.integers(len(_BODY_COLOURS)))]
         if two_line:  # a square plate on a car sized for a one-line plate of this height
@@ -89,6 +114,8 @@ def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], 
             sprite, mask, (px, py, pw, ph) = _square_plate_sprite(plate, rng, colour)
         else:
             plate = render_any_plate(text, rng, height=plate_h)
+            if recolour:
+                plate = recolour_plate(plate, rng)
             sprite, mask, (px, py, pw, ph) = _car_sprite(plate, rng, colour)
         sh, sw = sprite.shape[:2]
         if sw > WIDTH * 0.6 or sh > HEIGHT - 200:
@@ -100,7 +127,7 @@ def labelled_street_scene(rng: np.random.Generator) -> tuple[Image, list[BoxF], 
         region[mask] = sprite[mask]
         boxes.append((float(x + px), float(y + py), float(pw), float(ph)))
         texts.append(text)
-    return _look(frame, rng), boxes, texts
+    return frame, boxes, texts
 
 
 def _square_plate_sprite(
@@ -119,9 +146,15 @@ def _square_plate_sprite(
 
 
 def paste_plates(
-    image: Image, rng: np.random.Generator, n: int = 1, avoid: list[BoxF] | None = None
+    image: Image,
+    rng: np.random.Generator,
+    n: int = 1,
+    avoid: list[BoxF] | None = None,
+    *,
+    recolour: bool = False,
 ) -> tuple[Image, list[BoxF]]:
-    """``image`` (copied) with ``n`` synthetic plates pasted where they overlap no ``avoid`` box."""
+    """``image`` (copied) with ``n`` synthetic plates pasted where they overlap no ``avoid`` box
+    (with ``recolour``, some yellow or black: :func:`recolour_plate`)."""
     out = image.copy()
     h, w = out.shape[:2]
     taken = list(avoid or [])
@@ -132,6 +165,8 @@ def paste_plates(
         aspect = rng.uniform(0.65, 0.9) if two_line else rng.uniform(0.18, 0.3)
         plate_h = max(8, round(plate_w * aspect))
         plate = render_any_plate(text, rng, height=plate_h, two_line=two_line)
+        if recolour:
+            plate = recolour_plate(plate, rng)
         plate = np.asarray(
             cv2.resize(plate, (plate_w, plate_h), interpolation=cv2.INTER_AREA), np.uint8
         )
@@ -160,3 +195,73 @@ def _overlap(a: BoxF, b: BoxF) -> bool:
         and a[1] < b[1] + b[3] * (1 + margin)
         and b[1] < a[1] + a[3] * (1 + margin)
     )
+
+
+# ---------------------------------------------------------------- detector looks
+
+
+def recolour_plate(plate: Image, rng: np.random.Generator) -> Image:
+    """A rendered plate (dark ink on white), sometimes recoloured: one in five
+    yellow (French FNI rear, Dutch, British rear), one in ten black with silver
+    characters (French classic); blue EU bands are kept. Else ``plate`` itself."""
+    r = rng.random()
+    if r >= 0.3:
+        return plate
+    gray = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    band = plate[:, :, 0].astype(np.int16) - plate[:, :, 2].astype(np.int16) > 40
+    paper = max(float(np.percentile(gray, 90)), 1.0)
+    if r < 0.2:
+        yellow = np.array(
+            [rng.uniform(0, 70), rng.uniform(170, 225), rng.uniform(215, 255)], np.float32
+        )
+        out = np.clip(gray / paper, 0, 1)[:, :, None] * yellow
+    else:
+        silver = float(rng.uniform(170, 235))
+        out = np.repeat((15 + (1 - np.clip(gray / paper, 0, 1)) * silver)[:, :, None], 3, axis=2)
+        band[:] = False  # classic black plates have no EU band
+    recoloured: Image = np.clip(out, 0, 255).astype(np.uint8)
+    recoloured[band] = plate[band]
+    return recoloured
+
+
+def colour_cast(image: Image, rng: np.random.Generator) -> Image:
+    """White balance gone wrong (sodium lamps, dusk, a dashcam's magenta tint):
+    random channel gains, or one time in six no colour at all."""
+    if rng.random() < 1 / 6:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return np.ascontiguousarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    gains = rng.uniform(0.6, 1.35, size=3).astype(np.float32)
+    out: Image = np.clip(image.astype(np.float32) * gains, 0, 255).astype(np.uint8)
+    return out
+
+
+def night_drive(image: Image, rng: np.random.Generator) -> Image:
+    """A dashcam at night: dark gamma (lit plates and lamps stay bright), a warm or
+    magenta cast, blooming around bright lights, sensor noise, sometimes motion blur."""
+    gamma, gain = float(rng.uniform(1.6, 2.8)), float(rng.uniform(0.8, 1.4))
+    cast = np.array([rng.uniform(0.55, 0.95), rng.uniform(0.5, 0.85), 1.0], np.float32)
+    levels = (np.arange(256, dtype=np.float32) / 255.0) ** gamma * gain
+    lut = np.clip(levels[:, None] * cast * 255.0, 0, 255).astype(np.uint8)
+    dark = np.dstack([cv2.LUT(image[:, :, c], lut[:, c]) for c in range(3)])
+    h, w = image.shape[:2]
+    small = cv2.resize(dark, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    bright = np.clip(small.max(axis=2).astype(np.float32) / 255.0 - 0.8, 0, None)
+    bloom = cv2.GaussianBlur(bright, (0, 0), max(0.5, w / 4 / float(rng.uniform(60, 200))))
+    bloom = cv2.resize(bloom, (w, h), interpolation=cv2.INTER_LINEAR)
+    glow = np.array([0.9, 0.8, 1.2], np.float32) * float(rng.uniform(0.4, 1.6)) * 255.0
+    noise = rng.standard_normal(size=image.shape, dtype=np.float32)
+    f = dark + bloom[:, :, None] * glow + noise * float(rng.uniform(1.0, 8.0))
+    out: Image = np.clip(f, 0, 255).astype(np.uint8)
+    if rng.random() < 0.4:
+        out = motion_or_defocus(out, rng)
+    return out
+
+
+def varied_look(image: Image, rng: np.random.Generator) -> Image:
+    """Half the time a colour cast, one time in eight a dashcam night (either may add
+    to the other); for the detector's training samples, real or drawn."""
+    if rng.random() < 0.5:
+        image = colour_cast(image, rng)
+    if rng.random() < 1 / 8:
+        image = night_drive(image, rng)
+    return image

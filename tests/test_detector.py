@@ -1,0 +1,249 @@
+"""The plate detector on large frames, its training looks and its dashcam split."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.frames import Image
+from agent.reader.detector import TILE_SCALE, ModelDetector, tile_windows
+from agent.reads import Box
+from agent.synth.plates import render_plate
+from agent.synth.scenes import (
+    colour_cast,
+    far_plate_scene,
+    night_drive,
+    recolour_plate,
+    street_scene,
+    varied_street_scene,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def detector() -> ModelDetector:
+    return ModelDetector(MODELS / "detector.tflite")
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
+
+
+# ---------------------------------------------------------------- large frames
+
+
+@pytest.mark.parametrize(("w", "h"), [(3840, 2160), (2560, 1440), (4000, 3000), (2600, 900)])
+def test_tiles_cover_a_large_frame_overlapping_and_flush_with_its_edges(w: int, h: int) -> None:
+    tiles = tile_windows(w, h, 1280, 768)
+    covered = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in tiles:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        assert x1 - x0 <= 1280 and y1 - y0 <= 768
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    # any plate up to a quarter tile wide lies whole inside one tile
+    for px in range(0, w - 320, 97):
+        assert any(x0 <= px and px + 320 <= x1 for x0, _, x1, _ in tiles)
+
+
+def test_a_frame_no_larger_than_a_tile_is_one_window() -> None:
+    assert tile_windows(1280, 720, 1280, 768) == [(0, 0, 1280, 720)]
+
+
+def test_a_far_plate_in_a_4k_frame_is_found_by_the_tiled_pass(detector: ModelDetector) -> None:
+    # A drawn street, enlarged 1.5 x into a 4K frame: its plates are 40-130 px
+    # wide there, under 22 px at the whole-frame scale of a 640-wide input.
+    rng = np.random.default_rng(7)
+    found = total = 0
+    for _ in range(3):
+        scene, boxes = street_scene(rng)
+        big = np.zeros((2160, 3840, 3), np.uint8)
+        enlarged = cv2.resize(scene, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_LINEAR)
+        x0, y0 = 1000, 800
+        big[y0 : y0 + enlarged.shape[0], x0 : x0 + enlarged.shape[1]] = enlarged[: 2160 - y0]
+        truth = [(x0 + 1.5 * x, y0 + 1.5 * y, 1.5 * w, 1.5 * h) for x, y, w, h in boxes]
+        truth = [b for b in truth if b[1] + b[3] < 2160]
+        got = [b for b, _ in detector.detect(big)]
+        total += len(truth)
+        found += sum(any(_iou(b, t) >= 0.5 for b in got) for t in truth)
+    assert total >= 3
+    assert found >= 0.6 * total
+
+
+def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, ...], bool]]:
+    calls: list[tuple[tuple[int, ...], bool]] = []
+    real_pass = ModelDetector._pass
+
+    def counting(
+        self: ModelDetector, image: Image, *, grey: bool = False
+    ) -> list[tuple[Box, float]]:
+        calls.append((image.shape[:2], grey))
+        return real_pass(self, image, grey=grey)
+
+    monkeypatch.setattr(ModelDetector, "_pass", counting)
+    return calls
+
+
+def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
+    detector: ModelDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_passes(monkeypatch)
+    for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
+        calls.clear()
+        detector.detect(np.zeros((*shape, 3), np.uint8))
+        assert calls == [(shape, False), (shape, True)]  # in colour, then grey
+    calls.clear()
+    detector.detect(np.zeros((2160, 3840, 3), np.uint8))
+    height, width = detector.input_size
+    tiles = tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
+    assert calls[0] == ((2160, 3840), False)
+    assert len(calls) == 2 * (1 + len(tiles))
+    assert sum(grey for _, grey in calls) == 1 + len(tiles)
+
+
+def test_tiling_and_the_grey_pass_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_passes(monkeypatch)
+    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(
+        np.zeros((2160, 3840, 3), np.uint8)
+    )
+    assert calls == [((2160, 3840), False), ((2160, 3840), True)]
+    calls.clear()
+    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(
+        np.zeros((720, 1280, 3), np.uint8)
+    )
+    assert calls == [((720, 1280), False)]
+
+
+def test_the_grey_pass_shows_the_model_the_frame_without_its_colours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    detector = ModelDetector(MODELS / "detector.tflite")
+    seen: list[Image] = []
+    real_invoke = detector._model.invoke
+
+    def recording(x: Image) -> object:
+        seen.append(x.copy())
+        return real_invoke(x)
+
+    monkeypatch.setattr(detector._model, "invoke", recording)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[..., 2] = 200  # a red cast
+    frame[300:340, 500:700] = (90, 40, 230)
+    detector.detect(frame)
+    colour, grey = seen
+    assert not np.array_equal(colour[..., 0], colour[..., 2])
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    expected = cv2.cvtColor(colour[0], cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(grey[0, ..., 0], expected)
+
+
+def test_a_small_frame_is_enlarged_into_the_input_and_boxes_come_back_in_its_pixels(
+    detector: ModelDetector,
+) -> None:
+    frame = np.full((240, 320, 3), 60, np.uint8)
+    plate = render_plate("12345-B-6", np.random.default_rng(1), height=22)
+    h, w = plate.shape[:2]
+    frame[150 : 150 + h, 80 : 80 + w] = plate
+    boxes = [b for b, _ in detector.detect(frame)]
+    assert any(_iou(b, (80, 150, w, h)) >= 0.5 for b in boxes)
+    assert all(x >= 0 and x + bw <= 320 and y >= 0 and y + bh <= 240 for x, y, bw, bh in boxes)
+
+
+# ---------------------------------------------------------------- training looks
+
+
+def test_recoloured_plates_are_yellow_or_black_and_keep_their_size() -> None:
+    plate = render_plate("AB-123-CD", np.random.default_rng(0), height=40)
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for _ in range(60):
+        out = recolour_plate(plate, rng)
+        assert out.shape == plate.shape and out.dtype == np.uint8
+        if out is plate:
+            kinds.add("white")
+            continue
+        b, g, r = (float(np.median(out[:, :, c])) for c in range(3))
+        if r > 150 and g > 120 and b < 90:
+            kinds.add("yellow")
+        elif max(b, g, r) < 90:
+            kinds.add("black")
+    assert kinds == {"white", "yellow", "black"}
+
+
+def test_colour_casts_and_night_keep_the_frame_shape_and_night_is_darker() -> None:
+    rng = np.random.default_rng(5)
+    frame, _ = street_scene(rng)
+    for _ in range(5):
+        assert colour_cast(frame, rng).shape == frame.shape
+    night = night_drive(frame, rng)
+    assert night.shape == frame.shape and night.dtype == np.uint8
+    assert float(night.mean()) < 0.8 * float(frame.mean())
+
+
+def test_detector_scenes_hold_far_plates_inside_the_frame() -> None:
+    rng = np.random.default_rng(11)
+    widths = []
+    for _ in range(8):
+        frame, boxes = varied_street_scene(rng)
+        for x, y, w, h in boxes:
+            assert x >= 0 and x + w <= frame.shape[1] and y >= 0 and y + h <= frame.shape[0]
+            widths.append(w)
+    far, _ = far_plate_scene(rng, night=True)
+    assert far.shape == (720, 1280, 3)
+    assert min(widths) < 40
+
+
+# ---------------------------------------------------------------- dashcam split
+
+
+@pytest.fixture
+def realdata() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "models"))
+    try:
+        return importlib.import_module("realdata")
+    finally:
+        sys.path.remove(str(ROOT / "models"))
+
+
+def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
+    tmp_path: Path, realdata: ModuleType
+) -> None:
+    folder = tmp_path / "romania-dashcam"
+    folder.mkdir()
+    names = [
+        "images/train/dayride_type1_001_t1054.jpg",
+        "images/valid/dayride_type1_001_t1055.jpg",
+        "images/train/dayride_type1_002_t61.jpg",
+        "images/train/nightride_type3_001_t110.jpg",
+        "images/valid/nightride_type3_001_t5.jpg",
+    ]
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "x", "y", "w", "h", "source_split"])
+        for name in names:
+            writer.writerow([name, "", 10, 20, 80, 20, name.split("/")[1]])
+    rows = realdata.romania_dashcam(tmp_path)
+    held = {realdata.dashcam_ride(r.path): r.validation for r in rows}
+    # the source's own train/valid folders do not matter: a ride is on one side only
+    for ride, validation in held.items():
+        assert {r.validation for r in rows if realdata.dashcam_ride(r.path) == ride} == {validation}
+    assert held == {
+        "dayride_type1_001": False,
+        "dayride_type1_002": True,
+        "nightride_type3_001": True,
+    }
+    assert [realdata.is_night_ride(r.path) for r in rows] == [False, False, False, True, True]
+    assert rows[0].box == (10.0, 20.0, 80.0, 20.0)
