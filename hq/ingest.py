@@ -86,23 +86,27 @@ class Registry:
         self._db = db
         self._refresh_s = refresh_s
         self._clock = clock
-        self._keys: dict[str, Ed25519PublicKey | None] = {}
+        self._keys: dict[str, tuple[Ed25519PublicKey | None, int]] = {}
         self._loaded_at = float("-inf")
 
     def key_of(self, device_id: str) -> Ed25519PublicKey:
         """The device's key; raises PayloadError if it is not enrolled or revoked."""
+        return self.lookup(device_id)[0]
+
+    def lookup(self, device_id: str) -> tuple[Ed25519PublicKey, int]:
+        """The device's key and enrolment epoch; PayloadError if not enrolled or revoked."""
         now = self._clock()
         stale = now - self._loaded_at >= self._refresh_s
         # an unknown id reloads at most once a second, so junk ids cannot hammer the database
         if stale or (device_id not in self._keys and now - self._loaded_at >= 1.0):
-            self._keys = self._db.device_keys()
+            self._keys = self._db.registry()
             self._loaded_at = now
         if device_id not in self._keys:
             raise PayloadError(f"device {device_id!r} is not enrolled")
-        key = self._keys[device_id]
+        key, epoch = self._keys[device_id]
         if key is None:
             raise PayloadError(f"device {device_id!r} is revoked")
-        return key
+        return key, epoch
 
 
 class IngestService:
@@ -310,7 +314,7 @@ class IngestService:
             )
         if header.kind != kind:
             raise PayloadError(f"message kind {header.kind!r} on a {channel} topic")
-        key = self._registry.key_of(device_id)
+        key, epoch = self._registry.lookup(device_id)
         envelope = open_message(header, raw.topic, hq_key=self._keys.encryption, device_key=key)
         if kind == STATUS_KIND:
             self._record_status(envelope, raw.received_at)
@@ -319,10 +323,22 @@ class IngestService:
         if kind == HIT_KIND:
             record = parse_hit_body(envelope.body)
             return Incoming(
-                device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, record=record
+                device_id,
+                envelope.seq,
+                kind,
+                envelope.sent_at,
+                raw.received_at,
+                record=record,
+                epoch=epoch,
             )
         return Incoming(
-            device_id, envelope.seq, kind, envelope.sent_at, raw.received_at, body=envelope.body
+            device_id,
+            envelope.seq,
+            kind,
+            envelope.sent_at,
+            raw.received_at,
+            body=envelope.body,
+            epoch=epoch,
         )
 
     def _record_status(self, envelope: Envelope, received_at: float) -> None:
@@ -355,7 +371,9 @@ class IngestService:
         to_ack: dict[str, list[int]] = defaultdict(list)
         for item, result in zip(items, results, strict=True):
             if result is None:
-                log.warning("ingest: %s/%d not stored, not acked: device not enrolled", *_id(item))
+                log.warning(
+                    "ingest: %s/%d not acked: device not enrolled, or epoch superseded", *_id(item)
+                )
                 continue
             to_ack[item.device_id].append(item.seq)
         for device_id, seqs in to_ack.items():
