@@ -139,8 +139,10 @@ class LocalBroker:
         binary: str | None = None,
         start_timeout_s: float = 10.0,
         tls: BrokerTls | None = None,
+        host: str = HOST,
     ) -> None:
-        self.host = HOST
+        """``host``: the address to listen on (``0.0.0.0`` inside a test's network namespace)."""
+        self.host = host
         self.port = port if port is not None else free_port()
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:

@@ -24,6 +24,8 @@ STATUS_FIELDS: dict[str, tuple[type, ...]] = {
     "storage_free_mb": (int, float),
     "temperature_c": (int, float),
     "watchlist_version": (int, str),
+    "watchlist_stale": (bool,),
+    "watchlist_last_refusal": (str,),
     "model_version": (str,),
     "queue_depth": (int,),
     "agent_version": (str,),

@@ -319,7 +319,10 @@ class HqDatabase:
         rows = {
             row.device_id: row
             for row in conn.execute(
-                select(devices).where(devices.c.device_id.in_(ids)).with_for_update()
+                select(devices)
+                .where(devices.c.device_id.in_(ids))
+                .order_by(devices.c.device_id)
+                .with_for_update()
             )
         }
         batch = [_in_epoch(item, rows.get(item.device_id)) for item in batch]
@@ -390,29 +393,26 @@ class HqDatabase:
         that connection's heartbeats: it is accepted if its ``connected_at`` is not
         older than the held one's, which refuses the will of an earlier connection.
         """
-        online = bool(status.get("online", True))
-        connected_at = status.get("connected_at")
-        connected = float(connected_at) if isinstance(connected_at, int | float) else None
-        with self._write("record a status") as conn:
-            row = conn.execute(
-                select(devices).where(devices.c.device_id == device_id).with_for_update()
-            ).first()
-            if row is None:
-                return False
-            if not _status_is_newer(row, online, sent_at, connected):
-                return False
-            conn.execute(
-                update(devices)
-                .where(devices.c.device_id == device_id)
-                .values(
-                    status=json.dumps(status, separators=(",", ":")),
-                    status_sent_at=sent_at,
-                    connected_at=connected,
-                    online=int(online),
-                    last_seen=received_at,
+        return self.record_statuses([StatusReport(device_id, status, sent_at, received_at)])[0]
+
+    def record_statuses(self, reports: Sequence[StatusReport]) -> list[bool]:
+        """``record_status`` for many reports in one transaction (one commit for a whole
+        batch of heartbeats, e.g. a fleet reporting a new watchlist at once)."""
+        if not reports:
+            return []
+        ids = sorted({r.device_id for r in reports})
+        with self._write("record statuses") as conn:
+            # rows locked in id order, as store_batch does: two workers cannot deadlock
+            rows = {
+                row.device_id: row
+                for row in conn.execute(
+                    select(devices)
+                    .where(devices.c.device_id.in_(ids))
+                    .order_by(devices.c.device_id)
+                    .with_for_update()
                 )
-            )
-        return True
+            }
+            return [_record_status_in(conn, rows, report) for report in reports]
 
     # -- queries ---------------------------------------------------------------------
 
@@ -520,6 +520,51 @@ def _note_device(conn: Connection, row: Any, items: list[Incoming]) -> None:
             first_seen=row.first_seen if row.first_seen is not None else now,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One verified status (heartbeat or last will) of a device."""
+
+    device_id: str
+    status: dict[str, Any]
+    sent_at: float
+    received_at: float
+
+
+def _record_status_in(conn: Connection, rows: dict[str, Any], report: StatusReport) -> bool:
+    row = rows.get(report.device_id)
+    if row is None:
+        return False
+    status = report.status
+    online = bool(status.get("online", True))
+    connected_at = status.get("connected_at")
+    connected = float(connected_at) if isinstance(connected_at, int | float) else None
+    if not _status_is_newer(row, online, report.sent_at, connected):
+        return False
+    values = {
+        "status": json.dumps(status, separators=(",", ":")),
+        "status_sent_at": report.sent_at,
+        "connected_at": connected,
+        "online": int(online),
+        "last_seen": report.received_at,
+    }
+    conn.execute(update(devices).where(devices.c.device_id == report.device_id).values(values))
+    rows[report.device_id] = _Held(row, values)  # a later report in the batch sees this one
+    return True
+
+
+class _Held:
+    """A device row with this transaction's status changes laid over it."""
+
+    def __init__(self, row: Any, values: dict[str, Any]) -> None:
+        self._row = row
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._row, name)
 
 
 def _status_is_newer(row: Any, online: bool, sent_at: float, connected: float | None) -> bool:

@@ -52,7 +52,7 @@ from agent.messages import HIT_KIND, STATUS_KIND, HitRecord, parse_hit_body, par
 from agent.pki import HqKeys
 from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
 from agent.transport.uplink import configure_tls, connect_persistent, disable_nagle
-from hq.db import HqDatabase, Incoming
+from hq.db import HqDatabase, Incoming, StatusReport
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,8 @@ class IngestService:
         self._client.on_message = self._on_message
         self._worker: threading.Thread | None = None
         self._stopping = False
+        self._statuses: list[StatusReport] = []
+        """Statuses verified in the current batch (store thread only)."""
 
     def start(self) -> None:
         """Connect in the background and begin ingesting; never raises if the broker is away."""
@@ -300,6 +302,7 @@ class IngestService:
                 verified.append(item)
         if verified:
             self._store(verified)
+        self._flush_statuses()
 
     def _verify(self, raw: _Raw) -> Incoming | None:
         """The checked message to store, or None for a status (recorded here); or PayloadError."""
@@ -342,18 +345,25 @@ class IngestService:
         )
 
     def _record_status(self, envelope: Envelope, received_at: float) -> None:
+        """Check a status now; it is written with the batch's others (``_flush_statuses``)."""
         status = parse_status_body(envelope.body)
+        self._statuses.append(StatusReport(envelope.device, status, envelope.sent_at, received_at))
+
+    def _flush_statuses(self) -> None:
+        """Write the batch's statuses in one transaction, after its hits (hits go first)."""
+        reports, self._statuses = self._statuses, []
+        if not reports:
+            return
         try:
-            fresh = self._db.record_status(
-                envelope.device, status, envelope.sent_at, received_at=received_at
-            )
+            fresh = self._db.record_statuses(reports)
         except StorageError as exc:
             self._count("storage_errors")
-            log.error("ingest: status of %s not stored: %s", envelope.device, exc)
+            log.error("ingest: %d status(es) not stored: %s", len(reports), exc)
             return
-        self._count("status")
-        if not fresh:
-            log.info("ingest: ignored a stale or replayed status of %s", envelope.device)
+        self._count("status", len(reports))
+        for report, new in zip(reports, fresh, strict=True):
+            if not new:
+                log.info("ingest: ignored a stale or replayed status of %s", report.device_id)
 
     def _store(self, items: list[Incoming]) -> None:
         try:
