@@ -31,6 +31,7 @@ seconds) per component; memory is resident MiB at the end of it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing as mp
@@ -66,6 +67,10 @@ log = logging.getLogger(__name__)
 
 Figures = dict[str, float]
 LIST_ENTRIES: Final = 1000
+DEVICES_PER_PROCESS: Final = 80
+"""paho waits on its sockets with select(), which cannot watch a descriptor above 1023, and
+each simulated device holds about ten (two SQLite files with their WAL, socket, wake-up
+pair): so at most ~100 devices share one process (a camera runs one, an ingest worker one)."""
 POLL_S: Final = 0.05
 ROLLOUT_TIMEOUT_S: Final = 180.0
 DRAIN_TIMEOUT_S: Final = 180.0
@@ -75,7 +80,8 @@ DRAIN_TIMEOUT_S: Final = 180.0
 class FleetOptions:
     devices: int = 1000
     duration_s: float = 60.0
-    processes: int = 2
+    processes: int = 0
+    """Device processes; 0: enough for ``DEVICES_PER_PROCESS`` each."""
     workers: int = 2
     mix: Mix = field(default_factory=Mix)
 
@@ -114,7 +120,7 @@ def _site(root: Path, ids: list[str], db: HqDatabase, broker_port: int) -> _Site
     _enrol(root, ids, db, hq)
     base: dict[str, Any] = {
         "port": broker_port,
-        "keepalive_s": 30,
+        "keepalive_s": 120,
         "ack_timeout_s": 30.0,
     }
     device_mqtt = {
@@ -189,6 +195,7 @@ class _Fleet:
         self.reports: Any = ctx.Queue()
         self.go, self.stop_producing, self.stop = ctx.Event(), ctx.Event(), ctx.Event()
         groups = [site.ids[i :: options.processes] for i in range(options.processes)]
+        groups = [g for g in groups if g]
         self.procs = [
             ctx.Process(
                 target=device_process,
@@ -283,6 +290,9 @@ def _usage(pids: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
 def run_fleet_bench(options: FleetOptions) -> Figures:
     """Run the fleet described in the module docstring; returns its figures."""
     _raise_fd_limit()
+    if options.processes < 1:
+        needed = -(-options.devices // DEVICES_PER_PROCESS)
+        options = dataclasses.replace(options, processes=max(2, needed))
     ids = [f"cam-{n:05d}" for n in range(options.devices)]
     root = Path(tempfile.mkdtemp(prefix="raqib-fleet-"))
     figures: Figures = {"load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
@@ -410,6 +420,7 @@ def _drive(
     drained = _drain(fleet, options)
     time.sleep(1.0)
     figures = _accounting(fleet, db, options)
+    figures.update(_bytes_per_row(db))
     rollout = sorted(t - published for t in poller.updated.values())
     heartbeats = sum(v["heartbeats"] for v in fleet.produced.values())
     produced = sum(len(put) for put, _h in fleet.final.values())
@@ -429,7 +440,10 @@ def _drive(
         rollout_devices=float(len(rollout)),
         messages_per_s=round((produced + heartbeats) / (elapsed + 5.0), 1),
         db_rows_per_s=round((rows_end - rows_start) / elapsed, 1),
-        producer_late_s_max=round(max(v["late_s"] for v in fleet.produced.values()), 2),
+        producer_late_s_max=round(
+            max((v["late_s"] for v in fleet.produced.values()), default=-1), 2
+        ),
+        devices_connected_at_end=float(fleet.total("connected")),
         rows_before_window=float(rows_before),
     )
     for name in pids:
@@ -448,30 +462,47 @@ def _row_count(db: HqDatabase) -> int:
         )
 
 
+def _bytes_per_row(db: HqDatabase) -> Figures:
+    """On-disk bytes (table, TOAST and indexes) per stored row, for the capacity plan."""
+    figures: Figures = {}
+    with db._read("measure table sizes") as conn:
+        for table in ("hits", "device_messages"):
+            size = conn.execute(
+                text("SELECT pg_total_relation_size(:t)"), {"t": table}
+            ).scalar_one()
+            source = hits if table == "hits" else device_messages
+            rows = conn.execute(select(func.count()).select_from(source)).scalar_one()
+            figures[f"db_bytes_per_{table}_row"] = round(int(size) / max(1, int(rows)))
+    return figures
+
+
 def _drain(fleet: _Fleet, options: FleetOptions) -> bool:
+    """Wait until every outbox is empty (HQ acked all); then collect the final reports.
+    False if some messages were still waiting after ``DRAIN_TIMEOUT_S``."""
+    drained = False
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not drained:
         fleet.pump(0.5)
         depths = [v for (k, _pid), v in fleet.latest.items() if k == "depth"]
-        everyone = len(fleet.produced) == len(depths) == options.processes
-        if everyone and sum(depths) == 0:
-            break
-    else:
-        return False
+        everyone = len(fleet.produced) == len(depths) == len(fleet.procs)
+        drained = everyone and sum(depths) == 0
     fleet.stop.set()
     deadline = time.monotonic() + 60
     while len(fleet.final) < options.devices and time.monotonic() < deadline:
         fleet.pump(0.5)
-    return True
+    return drained
 
 
 def _accounting(fleet: _Fleet, db: HqDatabase, options: FleetOptions) -> Figures:
     stored, rows, hit_rows = _stored(db)
-    lost = sum(len(set(put) - stored.get(d, set())) for d, (put, _h) in fleet.final.items())
+    missing = sum(len(set(put) - stored.get(d, set())) for d, (put, _h) in fleet.final.items())
+    waiting = sum(v for (k, _pid), v in fleet.latest.items() if k == "depth")
+    lost = max(0, missing - waiting)  # what is still in an outbox is late, not lost
     distinct = sum(len(s) for s in stored.values())
     hits_put = sum(len(h) for _p, h in fleet.final.values())
     return {
         "lost": float(lost),
+        "still_in_outboxes": float(waiting),
         "duplicated": float(rows - distinct),
         "messages_stored": float(rows),
         "hits_stored": float(hit_rows),

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 LEDGER_KIND: Final = "ledger"
 CROP_BYTES: Final = 4096
-PRODUCERS_PER_PROCESS: Final = 4
+PRODUCERS_PER_PROCESS: Final = 2
 CONNECTS_PER_S: Final = 25.0
 """Per device process: how fast its devices come on line."""
 
