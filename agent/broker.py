@@ -37,7 +37,25 @@ _CANDIDATES: Final = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosqu
 
 
 HQ_USERS: Final = ("hq-ingest", "hq-admin")
-"""Certificate common names of HQ services; device ids may not take them."""
+"""Certificate common names of HQ services in the ACL file; device ids may not take them."""
+CONTROL_USER: Final = "hq-control"
+"""Certificate common name of HQ's broker-administration client (Mosquitto's dynamic
+security plugin: kick and block a revoked device); never a device id."""
+RESERVED_USERS: Final = (*HQ_USERS, CONTROL_USER)
+_DYNSEC_CANDIDATES: Final = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+)
+
+
+def find_dynsec_plugin() -> Path:
+    """Mosquitto's dynamic security plugin; raises TransportError if it is not installed."""
+    for candidate in _DYNSEC_CANDIDATES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise TransportError("mosquitto_dynamic_security.so not found (Debian package mosquitto)")
 
 
 def acl_text(prefix: str = "raqib/v1", hq_users: tuple[str, ...] = HQ_USERS) -> str:
@@ -85,6 +103,9 @@ class BrokerTls:
     key: Path
     crl: Path | None = None
     topic_prefix: str = "raqib/v1"
+    dynsec: Path | None = None
+    """The dynamic security plugin's state file (``hq.broker_control.dynsec_config``);
+    with it, HQ's revocation kicks and blocks a connected device at once."""
 
 
 def free_port(host: str = HOST) -> int:
@@ -122,8 +143,10 @@ class LocalBroker:
         binary: str | None = None,
         start_timeout_s: float = 10.0,
         tls: BrokerTls | None = None,
+        host: str = HOST,
     ) -> None:
-        self.host = HOST
+        """``host``: the address to listen on (``0.0.0.0`` inside a test's network namespace)."""
+        self.host = host
         self.port = port if port is not None else free_port()
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
@@ -186,6 +209,11 @@ class LocalBroker:
         ]
         if self.tls.crl is not None:
             lines.append(f"crlfile {self.tls.crl}")
+        if self.tls.dynsec is not None:
+            lines += [
+                f"plugin {find_dynsec_plugin()}",
+                f"plugin_opt_config_file {self.tls.dynsec}",
+            ]
         return lines
 
     def start(self) -> None:
@@ -258,6 +286,15 @@ class LocalBroker:
                 process.kill()
                 process.wait()
         self._close_log()
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reloads its CRL, ACL file and other reloadable settings."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): connections stay open but nothing moves, as in a

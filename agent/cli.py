@@ -52,13 +52,21 @@ def _cmd_demo(args: argparse.Namespace, config: RaqibConfig) -> int:
 def _cmd_bench(args: argparse.Namespace, config: RaqibConfig) -> int:
     from agent.bench import SECTIONS, machine_description, run_bench
 
-    if args.section and args.section not in SECTIONS:
+    if args.section and args.section not in SECTIONS and args.section != "fleet":
         print(
             f"unknown bench section {args.section!r}; choose from {', '.join(SECTIONS)}",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    figures = run_bench(config, args.section)
+    if args.section == "fleet":
+        from hq.fleet.bench import FleetOptions, run_fleet_bench
+        from hq.fleet.devices import Mix
+
+        mix = Mix(compression=args.compression)
+        options = FleetOptions(args.devices, args.duration, mix=mix, workers=args.workers)
+        figures = run_fleet_bench(options)
+    else:
+        figures = run_bench(config, args.section)
     if args.json:
         print(json.dumps(figures))
     else:
@@ -132,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub_parser("bench", "measure speed; prints figures")
     bench.add_argument("section", nargs="?", help="one section (default: all)")
     bench.add_argument("--json", action="store_true", help="one JSON object of figures")
+    fleet = bench.add_argument_group("fleet (raqib bench fleet; needs the hq extra)")
+    fleet.add_argument("--devices", type=int, default=1000, help="simulated cameras")
+    fleet.add_argument("--duration", type=float, default=60.0, help="busy window, seconds")
+    fleet.add_argument("--compression", type=float, default=1.0, help="time runs this much faster")
+    fleet.add_argument("--workers", type=int, default=2, help="HQ ingest worker processes")
     bench.set_defaults(handler=_cmd_bench)
 
     evidence_cli.register(sub, [common])  # upload, verify, export

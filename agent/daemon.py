@@ -256,6 +256,7 @@ class Agent:
             result = self._watchlist_results.popleft()
             if result.applied and self.watchlist is not None:
                 self.pipeline.replace_matcher(self.watchlist.matcher)
+                self.uplink.report_status_now()  # HQ sees the new version at once
             elif result.reason == "replay" and result.offered_version == result.version:
                 continue  # the retained list again, at each reconnect
             elif result.reason == "locked":

@@ -108,8 +108,26 @@ def _cmd_hq_revoke(args: argparse.Namespace, config: RaqibConfig) -> int:
         return EXIT_ERROR
     if args.cert is not None:
         revoke_device_tls(config.hq.keys_dir / "ca", args.cert, args.crl)
-        print(f"{args.device}: certificate revoked, CRL written to {args.crl} (reload the broker)")
+        print(f"{args.device}: certificate revoked, CRL written to {args.crl}")
     print(f"revoked {args.device}: its messages are refused from now on")
+    return _tell_broker(args, config)
+
+
+def _tell_broker(args: argparse.Namespace, config: RaqibConfig) -> int:
+    """``--broker``: kick and block the device at the running broker; SIGHUP it for the CRL."""
+    from agent.errors import TransportError
+    from hq.broker_control import BrokerControl, reload_broker
+
+    try:
+        if args.broker_pid_file is not None:
+            reload_broker(args.broker_pid_file)
+            print(f"broker reloaded (pid file {args.broker_pid_file}): the CRL applies now")
+        if args.broker:
+            BrokerControl(config.mqtt).block(args.device)
+            print(f"broker: {args.device} disconnected and blocked")
+    except TransportError as exc:
+        print(f"raqib: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -268,6 +286,15 @@ def register(
     revoke.add_argument("device", help="device id")
     revoke.add_argument("--cert", type=Path, help="also revoke this TLS certificate")
     revoke.add_argument("--crl", type=Path, default=Path("crl.pem"), help="CRL file to write")
+    revoke.add_argument(
+        "--broker",
+        action="store_true",
+        help="also kick and block it at the running broker (dynamic security plugin; "
+        "[mqtt] must carry the hq-control certificate)",
+    )
+    revoke.add_argument(
+        "--broker-pid-file", type=Path, help="SIGHUP this broker after writing the CRL"
+    )
     revoke.set_defaults(handler=_cmd_hq_revoke)
     _register_commands(hq, common)
     watchlist_cli.register(hq, common)  # watchlist-recipients, watchlist-keys

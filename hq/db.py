@@ -6,11 +6,22 @@ Portable types only (SQLite for the demo and tests, PostgreSQL in production):
 ``BigInteger`` ids (plain ``INTEGER`` on SQLite so the row id autoincrements),
 ``Float`` epoch seconds, ``LargeBinary`` crops.
 
-Exactly once: ``UNIQUE(device_id, seq)`` on ``hits`` and on ``device_messages``
-(ledger entries and any later outbox kind) makes storing idempotent, and
-``store_batch`` writes a whole batch in one transaction: it locks the batch's
-device rows (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite takes its write lock
-at ``BEGIN IMMEDIATE``), so two workers never store the same ``(device, seq)``.
+Exactly once: ``UNIQUE(device_id, epoch, seq)`` on ``hits`` and on
+``device_messages`` (ledger entries and any later outbox kind) makes storing
+idempotent, and ``store_batch`` writes a whole batch in one transaction: it locks
+the batch's device rows (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite takes its
+write lock at ``BEGIN IMMEDIATE``), so two workers never store the same message.
+
+Epochs: a re-provisioned device (state wiped, a new signing key made on first
+start, enrolled again) starts its sequence at 1 again. Enrolling a *different*
+key for a known device id opens a new epoch (``devices.epoch`` + 1) and resets its
+gap accounting, so its new messages are not taken for duplicates of the old
+incarnation's. The epoch of a message is the epoch of the key that verified its
+signature, so nothing on the wire changes. A message of a superseded epoch that
+arrives late (verified with the old key from a worker's cached registry) is
+stored for the record but not acknowledged: its sender no longer exists, and an
+ack naming its sequence numbers would make the new incarnation delete messages
+HQ never stored.
 
 Gap accounting: sequence numbers start at 1 and are shared by every kind a
 device queues in its outbox (hits, ledger entries), and HQ stores every such
@@ -29,6 +40,7 @@ Columns added after a release are added to an existing database at open
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -87,6 +99,7 @@ hits = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("device_id", String(64), nullable=False),
+    Column("epoch", Integer, nullable=False, default=0, server_default="0"),
     Column("seq", BigInteger, nullable=False),
     Column("plate", Text, nullable=False),
     Column("format", Text, nullable=False),
@@ -105,7 +118,7 @@ hits = Table(
     Column("sent_at", Float, nullable=False),
     Column("received_at", Float, nullable=False),
     Column("model_version", Text, nullable=True),
-    UniqueConstraint("device_id", "seq", name="uq_hits_device_seq"),
+    UniqueConstraint("device_id", "epoch", "seq", name="uq_hits_device_epoch_seq"),
     Index("ix_hits_received_at", "received_at"),
 )
 device_messages = Table(
@@ -113,12 +126,13 @@ device_messages = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("device_id", String(64), nullable=False),
+    Column("epoch", Integer, nullable=False, default=0, server_default="0"),
     Column("seq", BigInteger, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("body", Text, nullable=False),
     Column("sent_at", Float, nullable=False),
     Column("received_at", Float, nullable=False),
-    UniqueConstraint("device_id", "seq", name="uq_device_messages_device_seq"),
+    UniqueConstraint("device_id", "epoch", "seq", name="uq_device_messages_device_epoch_seq"),
 )
 devices = Table(
     "devices",
@@ -126,6 +140,7 @@ devices = Table(
     Column("device_id", String(64), primary_key=True),
     Column("public_key", Text, nullable=False),
     Column("enrolled_at", Float, nullable=False),
+    Column("epoch", Integer, nullable=False, default=0, server_default="0"),
     Column("revoked_at", Float, nullable=True),
     Column("first_seen", Float, nullable=True),
     Column("last_seen", Float, nullable=True),
@@ -198,6 +213,9 @@ class Incoming:
     received_at: float
     record: HitRecord | None = None
     body: dict[str, Any] | None = None
+    epoch: int | None = None
+    """The enrolment epoch whose key verified the message (``HqDatabase.registry``);
+    ``None``: the device's current epoch."""
 
 
 def _engine_for(url: str) -> tuple[Engine, bool, str]:
@@ -272,7 +290,9 @@ class HqDatabase:
         pem = public_pem(public_key).decode("ascii")
         with self._write("enrol a device") as conn:
             found = conn.execute(
-                select(devices.c.device_id).where(devices.c.device_id == device_id)
+                select(devices.c.public_key, devices.c.epoch).where(
+                    devices.c.device_id == device_id
+                )
             ).first()
             if found is None:
                 conn.execute(
@@ -280,16 +300,31 @@ class HqDatabase:
                         device_id=device_id,
                         public_key=pem,
                         enrolled_at=now,
+                        epoch=0,
                         last_seq=0,
                         received=0,
                     )
                 )
-            else:
+            elif found.public_key == pem:
                 conn.execute(
                     update(devices)
                     .where(devices.c.device_id == device_id)
-                    .values(public_key=pem, enrolled_at=now, revoked_at=None)
+                    .values(enrolled_at=now, revoked_at=None)
                 )
+            else:  # re-provisioned: a new key, a sequence starting at 1 again
+                conn.execute(
+                    update(devices)
+                    .where(devices.c.device_id == device_id)
+                    .values(
+                        public_key=pem,
+                        enrolled_at=now,
+                        revoked_at=None,
+                        epoch=int(found.epoch) + 1,
+                        last_seq=0,
+                        received=0,
+                    )
+                )
+                log.info("device %s re-keyed: epoch %d begins", device_id, int(found.epoch) + 1)
 
     def revoke_device(self, device_id: str, now: float) -> bool:
         """Refuse this device's messages from now on; False if it is not enrolled."""
@@ -301,29 +336,39 @@ class HqDatabase:
 
     def device_keys(self) -> dict[str, Ed25519PublicKey | None]:
         """Every enrolled device's public key; ``None`` for a revoked device."""
+        return {device_id: key for device_id, (key, _epoch) in self.registry().items()}
+
+    def registry(self) -> dict[str, tuple[Ed25519PublicKey | None, int]]:
+        """Every enrolled device's ``(public key, epoch)``; the key is ``None`` if revoked."""
         with self._read("read the device registry") as conn:
             rows = conn.execute(
-                select(devices.c.device_id, devices.c.public_key, devices.c.revoked_at)
+                select(
+                    devices.c.device_id, devices.c.public_key, devices.c.revoked_at, devices.c.epoch
+                )
             ).all()
-        keys: dict[str, Ed25519PublicKey | None] = {}
+        keys: dict[str, tuple[Ed25519PublicKey | None, int]] = {}
         for row in rows:
+            epoch = int(row.epoch or 0)
             if row.revoked_at is not None:
-                keys[row.device_id] = None
+                keys[row.device_id] = (None, epoch)
                 continue
             try:
-                keys[row.device_id] = ed25519_public_from_pem(
+                key = ed25519_public_from_pem(
                     row.public_key.encode("ascii"), f"key of {row.device_id}"
                 )
             except ConfigError as exc:
                 log.error("device registry: %s; its messages are refused", exc)
-                keys[row.device_id] = None
+                keys[row.device_id] = (None, epoch)
+                continue
+            keys[row.device_id] = (key, epoch)
         return keys
 
     # -- messages ------------------------------------------------------------------
 
     def store_batch(self, batch: Sequence[Incoming]) -> list[bool | None]:
         """Store a batch in one transaction; per item, True if new, False if already stored,
-        None if not stored because its device is not enrolled (it must not be acked).
+        None if it must not be acked: not stored because its device is not enrolled, or
+        stored but of a superseded epoch (see the module docstring).
 
         Raises StorageError if the database refuses (then nothing of the batch is stored).
         """
@@ -337,34 +382,44 @@ class HqDatabase:
         raise StorageError(f"HQ database {self.url}: cannot store a batch: repeated conflicts")
 
     def _store_in(self, conn: Connection, batch: Sequence[Incoming]) -> list[bool | None]:
-        by_device: dict[str, list[int]] = defaultdict(list)
-        for item in batch:
-            by_device[item.device_id].append(item.seq)
-        ids = sorted(by_device)
+        ids = sorted({item.device_id for item in batch})
         rows = {
             row.device_id: row
             for row in conn.execute(
-                select(devices).where(devices.c.device_id.in_(ids)).with_for_update()
+                select(devices)
+                .where(devices.c.device_id.in_(ids))
+                .order_by(devices.c.device_id)
+                .with_for_update()
             )
         }
-        held: set[tuple[str, int]] = set()
-        for device_id in ids:
-            held |= _held_seqs(conn, device_id, by_device[device_id])
+        batch = [_in_epoch(item, rows.get(item.device_id)) for item in batch]
+        held = _held_keys(conn, batch)
         results: list[bool | None] = []
         hit_rows: list[dict[str, Any]] = []
         other_rows: list[dict[str, Any]] = []
         new_by_device: dict[str, list[Incoming]] = defaultdict(list)
         for item in batch:
-            key = (item.device_id, item.seq)
-            if item.device_id not in rows:
+            key = (item.device_id, item.epoch or 0, item.seq)
+            row = rows.get(item.device_id)
+            if row is None:
                 results.append(None)
                 continue
+            current = item.epoch == int(row.epoch or 0)
             if key in held:
-                results.append(False)
+                results.append(False if current else None)
                 continue
             held.add(key)
-            results.append(True)
-            new_by_device[item.device_id].append(item)
+            if current:
+                results.append(True)
+                new_by_device[item.device_id].append(item)
+            else:
+                results.append(None)
+                log.warning(
+                    "device %s: stored %d of superseded epoch %d (not acked)",
+                    item.device_id,
+                    item.seq,
+                    item.epoch,
+                )
             if item.record is not None:
                 hit_rows.append(_hit_row(item))
             else:
@@ -407,32 +462,26 @@ class HqDatabase:
         older than the held one's, which refuses the will of an earlier connection.
         A last will keeps the battery, storage and other figures of the status held.
         """
-        online = bool(status.get("online", True))
-        connected_at = status.get("connected_at")
-        connected = float(connected_at) if isinstance(connected_at, int | float) else None
-        with self._write("record a status") as conn:
-            row = conn.execute(
-                select(devices).where(devices.c.device_id == device_id).with_for_update()
-            ).first()
-            if row is None:
-                return False
-            if not _status_is_newer(row, online, sent_at, connected):
-                return False
-            if not online and row.status:
-                # a last will says only "offline": keep the figures the last heartbeat gave
-                status = {**json.loads(row.status), **status}
-            conn.execute(
-                update(devices)
-                .where(devices.c.device_id == device_id)
-                .values(
-                    status=json.dumps(status, separators=(",", ":")),
-                    status_sent_at=sent_at,
-                    connected_at=connected,
-                    online=int(online),
-                    last_seen=received_at,
+        return self.record_statuses([StatusReport(device_id, status, sent_at, received_at)])[0]
+
+    def record_statuses(self, reports: Sequence[StatusReport]) -> list[bool]:
+        """``record_status`` for many reports in one transaction (one commit for a whole
+        batch of heartbeats, e.g. a fleet reporting a new watchlist at once)."""
+        if not reports:
+            return []
+        ids = sorted({r.device_id for r in reports})
+        with self._write("record statuses") as conn:
+            # rows locked in id order, as store_batch does: two workers cannot deadlock
+            rows = {
+                row.device_id: row
+                for row in conn.execute(
+                    select(devices)
+                    .where(devices.c.device_id.in_(ids))
+                    .order_by(devices.c.device_id)
+                    .with_for_update()
                 )
-            )
-        return True
+            }
+            return [_record_status_in(conn, rows, report) for report in reports]
 
     # -- queries ---------------------------------------------------------------------
 
@@ -715,11 +764,33 @@ def _store_events(conn: Connection, device_id: str, items: list[Incoming]) -> No
                 )
 
 
-def _held_seqs(conn: Connection, device_id: str, seqs: list[int]) -> set[tuple[str, int]]:
-    held: set[tuple[str, int]] = set()
+def _in_epoch(item: Incoming, row: Any) -> Incoming:
+    """The item with its epoch filled in: the device's current one unless it names one."""
+    if item.epoch is not None or row is None:
+        return item
+    return dataclasses.replace(item, epoch=int(row.epoch or 0))
+
+
+def _held_keys(conn: Connection, batch: Sequence[Incoming]) -> set[tuple[str, int, int]]:
+    """Which ``(device, epoch, seq)`` of the batch HQ already holds."""
+    by_stream: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for item in batch:
+        by_stream[(item.device_id, item.epoch or 0)].append(item.seq)
+    held: set[tuple[str, int, int]] = set()
+    for (device_id, epoch), seqs in sorted(by_stream.items()):
+        held |= _held_seqs(conn, device_id, epoch, seqs)
+    return held
+
+
+def _held_seqs(
+    conn: Connection, device_id: str, epoch: int, seqs: list[int]
+) -> set[tuple[str, int, int]]:
+    held: set[tuple[str, int, int]] = set()
     for table in (hits, device_messages):
-        query = select(table.c.seq).where(table.c.device_id == device_id, table.c.seq.in_(seqs))
-        held |= {(device_id, int(s)) for s in conn.execute(query).scalars()}
+        query = select(table.c.seq).where(
+            table.c.device_id == device_id, table.c.epoch == epoch, table.c.seq.in_(seqs)
+        )
+        held |= {(device_id, epoch, int(s)) for s in conn.execute(query).scalars()}
     return held
 
 
@@ -750,6 +821,54 @@ def _note_device(conn: Connection, row: Any, items: list[Incoming]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One verified status (heartbeat or last will) of a device."""
+
+    device_id: str
+    status: dict[str, Any]
+    sent_at: float
+    received_at: float
+
+
+def _record_status_in(conn: Connection, rows: dict[str, Any], report: StatusReport) -> bool:
+    row = rows.get(report.device_id)
+    if row is None:
+        return False
+    status = report.status
+    online = bool(status.get("online", True))
+    connected_at = status.get("connected_at")
+    connected = float(connected_at) if isinstance(connected_at, int | float) else None
+    if not _status_is_newer(row, online, report.sent_at, connected):
+        return False
+    if not online and row.status:
+        # a last will says only "offline": keep the figures the last heartbeat gave
+        status = {**json.loads(row.status), **status}
+    values = {
+        "status": json.dumps(status, separators=(",", ":")),
+        "status_sent_at": report.sent_at,
+        "connected_at": connected,
+        "online": int(online),
+        "last_seen": report.received_at,
+    }
+    conn.execute(update(devices).where(devices.c.device_id == report.device_id).values(values))
+    rows[report.device_id] = _Held(row, values)  # a later report in the batch sees this one
+    return True
+
+
+class _Held:
+    """A device row with this transaction's status changes laid over it."""
+
+    def __init__(self, row: Any, values: dict[str, Any]) -> None:
+        self._row = row
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._row, name)
+
+
 def _status_is_newer(row: Any, online: bool, sent_at: float, connected: float | None) -> bool:
     if row.status_sent_at is None:
         return True
@@ -766,6 +885,7 @@ def _hit_row(item: Incoming) -> dict[str, Any]:
     assert record is not None
     return {
         "device_id": item.device_id,
+        "epoch": item.epoch or 0,
         "seq": item.seq,
         "plate": record.plate,
         "format": record.format,
@@ -790,6 +910,7 @@ def _hit_row(item: Incoming) -> dict[str, Any]:
 def _other_row(item: Incoming) -> dict[str, Any]:
     return {
         "device_id": item.device_id,
+        "epoch": item.epoch or 0,
         "seq": item.seq,
         "kind": item.kind,
         "body": json.dumps(item.body or {}, separators=(",", ":"), ensure_ascii=False),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.broker import HQ_USERS, BrokerTls
+from agent.broker import RESERVED_USERS, BrokerTls
 from agent.config import RaqibConfig
 from agent.errors import ConfigError
 from agent.fsutil import atomic_write
@@ -68,7 +68,7 @@ def register_local_watchlist_key(config: RaqibConfig) -> None:
 
 def issue_device_tls(ca_dir: Path, device_id: str, out_dir: Path) -> TlsFiles:
     """Certify a fresh TLS key for ``device_id`` with HQ's CA (made if missing)."""
-    if device_id in HQ_USERS:
+    if device_id in RESERVED_USERS:
         raise ConfigError(f"device id {device_id!r} is reserved for an HQ service")
     ca = CertificateAuthority.load_or_create(ca_dir)
     return write_tls_identity(ca, out_dir, device_id)

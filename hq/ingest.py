@@ -31,6 +31,7 @@ Nothing a device sends can stop the service.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import re
@@ -68,7 +69,7 @@ from agent.messages import (
 from agent.pki import HqKeys
 from agent.transport.topics import Topics, channel_from_topic, hq_hits_subscription
 from agent.transport.uplink import configure_tls, connect_persistent, disable_nagle
-from hq.db import HqDatabase, Incoming
+from hq.db import HqDatabase, Incoming, StatusReport
 
 log = logging.getLogger(__name__)
 
@@ -164,23 +165,27 @@ class Registry:
         self._db = db
         self._refresh_s = refresh_s
         self._clock = clock
-        self._keys: dict[str, Ed25519PublicKey | None] = {}
+        self._keys: dict[str, tuple[Ed25519PublicKey | None, int]] = {}
         self._loaded_at = float("-inf")
 
     def key_of(self, device_id: str) -> Ed25519PublicKey:
         """The device's key; raises PayloadError if it is not enrolled or revoked."""
+        return self.lookup(device_id)[0]
+
+    def lookup(self, device_id: str) -> tuple[Ed25519PublicKey, int]:
+        """The device's key and enrolment epoch; PayloadError if not enrolled or revoked."""
         now = self._clock()
         stale = now - self._loaded_at >= self._refresh_s
         # an unknown id reloads at most once a second, so junk ids cannot hammer the database
         if stale or (device_id not in self._keys and now - self._loaded_at >= 1.0):
-            self._keys = self._db.device_keys()
+            self._keys = self._db.registry()
             self._loaded_at = now
         if device_id not in self._keys:
             raise PayloadError(f"device {device_id!r} is not enrolled")
-        key = self._keys[device_id]
+        key, epoch = self._keys[device_id]
         if key is None:
             raise PayloadError(f"device {device_id!r} is revoked")
-        return key
+        return key, epoch
 
 
 class IngestService:
@@ -240,6 +245,8 @@ class IngestService:
         self._client.on_message = self._on_message
         self._worker: threading.Thread | None = None
         self._stopping = False
+        self._statuses: list[StatusReport] = []
+        """Statuses verified in the current batch (store thread only)."""
 
     def start(self) -> None:
         """Connect in the background and begin ingesting; never raises if the broker is away."""
@@ -375,6 +382,7 @@ class IngestService:
                 verified.append(item)
         if verified:
             self._store(verified)
+        self._flush_statuses()
 
     def _verify(self, raw: _Raw) -> Incoming | None:
         """The checked message to store, None for a heartbeat (recorded here); or PayloadError."""
@@ -388,7 +396,11 @@ class IngestService:
         )
         if opened.status is not None:
             self._record_status(opened.envelope, opened.status, raw.received_at)
-        return opened.incoming
+        if opened.incoming is None:
+            return None
+        # the epoch of the key that verified it (a re-provisioned device starts a new one)
+        _, epoch = self._registry.lookup(opened.envelope.device)
+        return dataclasses.replace(opened.incoming, epoch=epoch)
 
     def _record_status(self, envelope: Envelope, status: StatusRecord, received_at: float) -> None:
         new = set(status.ignored) - self._ignored_fields
@@ -400,17 +412,25 @@ class IngestService:
                 envelope.device,
                 ", ".join(sorted(new)),
             )
+        self._statuses.append(
+            StatusReport(envelope.device, status.fields, envelope.sent_at, received_at)
+        )
+
+    def _flush_statuses(self) -> None:
+        """Write the batch's statuses in one transaction, after its hits (hits go first)."""
+        reports, self._statuses = self._statuses, []
+        if not reports:
+            return
         try:
-            fresh = self._db.record_status(
-                envelope.device, status.fields, envelope.sent_at, received_at=received_at
-            )
+            fresh = self._db.record_statuses(reports)
         except StorageError as exc:
             self._count("storage_errors")
-            log.error("ingest: status of %s not stored: %s", envelope.device, exc)
+            log.error("ingest: %d status(es) not stored: %s", len(reports), exc)
             return
-        self._count("status")
-        if not fresh:
-            log.info("ingest: ignored a stale or replayed status of %s", envelope.device)
+        self._count("status", len(reports))
+        for report, new in zip(reports, fresh, strict=True):
+            if not new:
+                log.info("ingest: ignored a stale or replayed status of %s", report.device_id)
 
     def _store(self, items: list[Incoming]) -> None:
         try:
@@ -428,7 +448,9 @@ class IngestService:
         to_ack: dict[str, list[int]] = defaultdict(list)
         for item, result in zip(items, results, strict=True):
             if result is None:
-                log.warning("ingest: %s/%d not stored, not acked: device not enrolled", *_id(item))
+                log.warning(
+                    "ingest: %s/%d not acked: device not enrolled, or epoch superseded", *_id(item)
+                )
                 continue
             to_ack[item.device_id].append(item.seq)
         for device_id, seqs in to_ack.items():

@@ -18,6 +18,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # Arabic glyphs for the console's right-to-left pages and their screenshots
 compgen -G "/usr/share/fonts/truetype/noto/NotoSansArabic-*" >/dev/null || need_apt+=(fonts-noto-core)
+# iptables (and iproute2's `ip netns`): tests/test_fleet_hosts.py builds its simulated hosts
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

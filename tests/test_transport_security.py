@@ -258,11 +258,13 @@ def test_shipped_acl_is_what_the_code_generates() -> None:
 def test_shipped_broker_config_runs_and_requires_client_certificates(tmp_path: Path) -> None:
     """deploy/mosquitto/raqib.conf, with its paths pointed at a temporary directory."""
     from agent.broker import acl_text, find_mosquitto
+    from hq.broker_control import write_dynsec_config
 
     deploy = Path(__file__).parent.parent / "deploy" / "mosquitto"
     etc = tmp_path / "etc"
     tls = setup_local_tls(tmp_path / "ca", etc)
     (etc / "acl").write_text(acl_text(), encoding="utf-8")
+    write_dynsec_config(etc / "dynamic-security.json")
     device = issue_device_tls(tmp_path / "ca", A, tmp_path / A)
     port = free_port()
     text = (deploy / "raqib.conf").read_text(encoding="utf-8")

@@ -63,6 +63,9 @@ SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 DEFAULT_WINDOW: Final = 100
 DEFAULT_MAX_UNACKED: Final = 1000
 DEFAULT_HEARTBEAT_S: Final = 60.0
+CONNECT_TIMEOUT_S: Final = 30.0
+"""TCP connect + TLS handshake; paho's 5 s default gives up too early on a slow cellular link
+or a busy broker (the fleet bench saw whole fleets retrying in step after a broker start)."""
 
 StatusSource = Callable[[], dict[str, Any]]
 
@@ -167,6 +170,7 @@ class Uplink:
         configure_tls(client, self._config)
         client.will_set(self._topics.status, self._status_payload(online=False), qos=1, retain=True)
         client.reconnect_delay_set(1, max(1, round(self._config.reconnect_max_s)))
+        client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(window)
         client.max_queued_messages_set(window)
         client.on_socket_open = disable_nagle
@@ -219,6 +223,12 @@ class Uplink:
 
     def wake(self) -> None:
         """Tell the sender a message was just put, so it goes out now, not at the next poll."""
+        self._wake.set()
+
+    def report_status_now(self) -> None:
+        """Send a heartbeat at the next step, not at the next period (e.g. a new watchlist
+        was applied: HQ's view of the rollout should not wait up to ``heartbeat_s``)."""
+        self._next_heartbeat = 0.0
         self._wake.set()
 
     @property

@@ -97,8 +97,13 @@ def make_root(
     root_threshold: int = 1,
     issued_at: int,
     previous: Root | None = None,
+    expires_at: int | None = None,
 ) -> Root:
-    """An unsigned root: version 1, or ``previous.version + 1`` with dropped admin keys revoked."""
+    """An unsigned root: version 1, or ``previous.version + 1`` with dropped admin keys revoked.
+
+    ``expires_at``: after it, devices refuse lists under this root until a rotation
+    to a newer root reaches them (rotate well before; see docs/watchlist.md).
+    """
     admins = {k.keyid: k for k in admin_keys}
     revoked: frozenset[str] = frozenset()
     version = 1
@@ -114,6 +119,7 @@ def make_root(
         admin_keys=admins,
         threshold=threshold,
         revoked=revoked,
+        expires_at=expires_at,
     )
     return Root.from_dict(root.to_dict())  # the same checks a device makes
 

@@ -375,6 +375,8 @@ class WatchlistCache:
             "expires_at": meta.expires_at if meta else None,
             "stale": meta is None or meta.expires_at <= now,
             "root_version": self._root.version,
+            "root_expires_at": self._root.expires_at,
+            "root_expired": self._root.expires_at is not None and self._root.expires_at <= now,
             "last_refusal": row.last_refusal if row else None,
             "last_refusal_detail": row.last_refusal_detail if row else None,
             "last_refusal_at": row.last_refusal_at if row else None,

@@ -87,14 +87,16 @@ def cmd_root(args: argparse.Namespace) -> int:
     if not fleet:
         _err("--fleet is required for a first root")
         return 2
+    issued = int(args.issued_at if args.issued_at is not None else time.time())
     root = admin.make_root(
         fleet,
         [admin.load_public_key(p) for p in args.root_key],
         [admin.load_public_key(p) for p in args.admin_key],
         args.threshold,
         root_threshold=args.root_threshold,
-        issued_at=int(args.issued_at if args.issued_at is not None else time.time()),
+        issued_at=issued,
         previous=previous,
+        expires_at=issued + round(args.expires_in_days * 86_400),
     )
     for key_path in args.sign or []:
         root = admin.sign_root(root, admin.load_private_key(key_path))
@@ -338,6 +340,12 @@ def _add_admin_commands(add: Adder) -> None:
     p.add_argument("--admin-key", type=Path, action="append", required=True)
     p.add_argument("--threshold", type=int, default=1, help="admin signatures a list needs")
     p.add_argument("--sign", type=Path, action="append", help="root private key(s) to sign with")
+    p.add_argument(
+        "--expires-in-days",
+        type=float,
+        default=365.0,
+        help="devices refuse lists under this root after it (rotate before)",
+    )
     p.add_argument("--issued-at", type=int)
 
     p = add(

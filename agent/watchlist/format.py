@@ -257,8 +257,17 @@ class Root:
     threshold: int
     revoked: frozenset[str] = frozenset()
     signatures: tuple[Signature, ...] = ()
+    expires_at: int | None = None
+    """After this (epoch s) the root is only good for reaching a newer one; ``None``:
+    a root made before roots expired (no ``expires_at`` in its signed part)."""
 
     def signed_dict(self) -> dict[str, Any]:
+        signed = self._signed_fields()
+        if self.expires_at is not None:
+            signed["expires_at"] = self.expires_at
+        return signed
+
+    def _signed_fields(self) -> dict[str, Any]:
         return {
             "format": ROOT_FORMAT,
             "spec_version": SPEC_VERSION,
@@ -295,6 +304,8 @@ class Root:
             raise MalformedError("root.signed is not an object")
         names = {"format", "spec_version", "fleet", "version", "issued_at", "root_keys"}
         names |= {"root_threshold", "admin_keys", "threshold", "revoked"}
+        if "expires_at" in s:
+            names.add("expires_at")
         _exact_keys(s, names, "root.signed")
         if s["format"] != ROOT_FORMAT or s["spec_version"] != SPEC_VERSION:
             raise MalformedError(f"root is not {ROOT_FORMAT} spec version {SPEC_VERSION}")
@@ -311,7 +322,10 @@ class Root:
             threshold=_get(s, "threshold", int, "root.signed"),
             revoked=frozenset(revoked),
             signatures=_signatures(obj["signatures"], "root.signatures"),
+            expires_at=_get(s, "expires_at", int, "root.signed") if "expires_at" in s else None,
         )
+        if root.expires_at is not None and root.expires_at <= root.issued_at:
+            raise MalformedError("root.signed.expires_at is not after issued_at")
         if not 1 <= root.root_threshold <= len(root.root_keys):
             raise MalformedError(
                 "root.signed.root_threshold is not between 1 and the root key count"

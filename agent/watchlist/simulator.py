@@ -47,6 +47,7 @@ class AdminSimulator:
     admins: list[Ed25519PrivateKey] = field(default_factory=list)
     roots: list[Root] = field(default_factory=list)
     published: list[bytes] = field(default_factory=list)
+    root_lifetime: int = 365 * DAY
 
     def __post_init__(self) -> None:
         if not self.admins:
@@ -57,6 +58,7 @@ class AdminSimulator:
             [PublicKey.of(k) for k in self.admins],
             self.threshold,
             issued_at=self.now,
+            expires_at=self.now + self.root_lifetime,
         )
         self.roots.append(sign_root(root, self.root_key))
 
@@ -78,6 +80,7 @@ class AdminSimulator:
             threshold,
             issued_at=self.now,
             previous=self.root,
+            expires_at=self.now + self.root_lifetime,
         )
         root = sign_root(sign_root(root, old_key), self.root_key)
         self.admins, self.threshold = list(admins), threshold

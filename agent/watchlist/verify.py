@@ -104,6 +104,16 @@ def verify_root_chain(trusted: Root, roots: Iterable[Root]) -> tuple[Root, tuple
     return trusted, tuple(accepted)
 
 
+def check_root_fresh(root: Root, now: float) -> None:
+    """The newest trusted root must not have expired (TUF: older roots of a chain may have:
+    they only vouch for the next one, so a device offline for a year still catches up)."""
+    if root.expires_at is not None and root.expires_at <= now:
+        raise ExpiredError(
+            f"root v{root.version} expired at {root.expires_at} (now {int(now)}): "
+            "the fleet admins must rotate to a new root"
+        )
+
+
 def check_metadata(metadata: Metadata, signatures: tuple[Signature, ...], root: Root) -> None:
     """Signatures reach the root's admin threshold and the fleet is the root's."""
     check_threshold(
@@ -184,6 +194,7 @@ def verify_update(
     """
     decoded = decode_bundle(bundle)
     root, new_roots = verify_root_chain(trusted_root, decoded.roots)
+    check_root_fresh(root, now)
     check_metadata(decoded.metadata, decoded.signatures, root)
     header_sha256 = sha256_hex(decoded.header)
     _check_freshness(decoded, current, now, header_sha256)
