@@ -156,7 +156,7 @@ class ReaderTiming:
         return max(0.0, self.frame_ms - sum(self.model_ms.values()))
 
 
-def time_reader(models_dir: Path, frames: int) -> ReaderTiming:
+def time_reader(models_dir: Path, frames: int, *, grey_pass: bool = True) -> ReaderTiming:
     """The whole reader on the clip's first frames, with the time inside each model apart."""
     from agent.reader import backend
     from agent.reader.pipeline import ModelPlateReader
@@ -173,7 +173,8 @@ def time_reader(models_dir: Path, frames: int) -> ReaderTiming:
             spent[self.path.name] += (time.thread_time() - start) * 1000
             calls[self.path.name] += 1
 
-    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=models_dir, detector="model"))
+    config = ReaderConfig(models_dir=models_dir, detector="model", grey_pass=grey_pass)
+    reader = ModelPlateReader.from_config(config)
     images = list(_clip_frames(frames))
     for image in images[:5]:  # warm-up
         reader.read(image)
@@ -364,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, help="MobileNet v1 1.0 224 int8 .tflite")
     parser.add_argument("--frames", type=int, default=150, help="clip frames for the reader")
     parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.add_argument(
+        "--no-grey-pass",
+        action="store_true",
+        help="estimate with reader.grey_pass = false (one detector pass per frame)",
+    )
     args = parser.parse_args(argv)
     models_dir = _models_dir(args.detector, args.recogniser)
     paths = {"detector.tflite": args.detector, "recogniser.tflite": args.recogniser}
@@ -377,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         (reference_ops, reference_ms),
         (counts["detector.tflite"], invoke_ms["detector.tflite"]),
     )
-    timing = time_reader(models_dir, args.frames)
+    timing = time_reader(models_dir, args.frames, grey_pass=not args.no_grey_pass)
     boards = estimate(counts, timing, here)
     result = _report(counts, invoke_ms, (reference_ms, here), timing, boards)
     if args.json:
