@@ -245,8 +245,11 @@ def _engine_for(url: str) -> tuple[Engine, bool, str]:
     return engine, sqlite, shown
 
 
-class HqDatabase:
-    """Devices, hits and status as HQ stores them; database failures raise StorageError."""
+class SqlAccess:
+    """One engine on an HQ database URL, its lock and its error mapping, for each store of
+    HQ's (this registry, the console's accounts and audit log): failures raise StorageError."""
+
+    _what = "HQ database"
 
     def __init__(self, url: str) -> None:
         self._engine, self._sqlite, self.url = _engine_for(url)
@@ -255,13 +258,6 @@ class HqDatabase:
         self._lock: AbstractContextManager[Any] = (
             threading.RLock() if self._sqlite else contextlib.nullcontext()
         )
-        try:
-            with self._write("create tables") as conn:
-                metadata.create_all(conn)
-                _add_missing_columns(conn)
-        except StorageError:
-            self._engine.dispose()
-            raise
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[Connection]:
@@ -281,7 +277,24 @@ class HqDatabase:
             raise  # a constraint said no: the caller decides what that means
         except DBAPIError as exc:
             reason = exc.orig if exc.orig is not None else exc
-            raise StorageError(f"HQ database {self.url}: cannot {operation}: {reason}") from exc
+            raise StorageError(f"{self._what} {self.url}: cannot {operation}: {reason}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+class HqDatabase(SqlAccess):
+    """Devices, hits and status as HQ stores them; database failures raise StorageError."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            with self._write("create tables") as conn:
+                metadata.create_all(conn)
+                _add_missing_columns(conn)
+        except StorageError:
+            self._engine.dispose()
+            raise
 
     # -- registry ----------------------------------------------------------------
 
@@ -658,9 +671,6 @@ class HqDatabase:
             row["args"] = json.loads(row["args"]) if row["args"] else {}
             row["reply_ok"] = None if row["reply_ok"] is None else bool(row["reply_ok"])
         return rows
-
-    def close(self) -> None:
-        self._engine.dispose()
 
     def __enter__(self) -> HqDatabase:
         return self

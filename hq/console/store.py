@@ -21,14 +21,11 @@ back breaks :meth:`AuditLog.verify_chain`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,12 +48,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from agent.errors import ConfigError, StorageError
-from agent.sqlite import READ_ONLY_OPTION
 from hq.console.roles import AUDITOR, FLEET_ADMIN, LANGUAGES, OPERATOR, ROLES
-from hq.db import _engine_for, _Id
+from hq.db import SqlAccess, _Id
 
 log = logging.getLogger(__name__)
 __all__ = ["AUDITOR", "FLEET_ADMIN", "LANGUAGES", "OPERATOR", "ROLES", "ConsoleStore"]
@@ -202,8 +198,10 @@ def check_password(password: str) -> str:
     return password
 
 
-class ConsoleStore:
+class ConsoleStore(SqlAccess):
     """Users, sessions and the audit log; database failures raise StorageError."""
+
+    _what = "console database"
 
     def __init__(
         self,
@@ -215,10 +213,7 @@ class ConsoleStore:
         lockout_s: float = 900.0,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self._engine, sqlite, self.url = _engine_for(url)
-        self._lock: AbstractContextManager[Any] = (
-            threading.RLock() if sqlite else contextlib.nullcontext()
-        )
+        super().__init__(url)
         self._audit_lock = threading.Lock()
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
@@ -233,31 +228,6 @@ class ConsoleStore:
             self._engine.dispose()
             raise
         self.audit = AuditLog(self)
-
-    @contextmanager
-    def _write(self, operation: str) -> Iterator[Connection]:
-        with self._lock, self._guard(operation), self._engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self, operation: str) -> Iterator[Connection]:
-        with self._lock, self._guard(operation), self._engine.connect() as conn:
-            yield conn.execution_options(**{READ_ONLY_OPTION: True})
-
-    @contextmanager
-    def _guard(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            reason = exc.orig if exc.orig is not None else exc
-            raise StorageError(
-                f"console database {self.url}: cannot {operation}: {reason}"
-            ) from exc
-
-    def close(self) -> None:
-        self._engine.dispose()
 
     # -- users --------------------------------------------------------------------------
 
