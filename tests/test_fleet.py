@@ -34,6 +34,7 @@ def test_small_fleet_loses_and_duplicates_nothing_and_takes_the_new_list() -> No
 def test_the_daemons_heartbeat_fields_are_accepted_by_hq() -> None:
     """Found by the fleet simulator: HQ refused every heartbeat that named its list's state."""
     body = {"online": True, "watchlist_version": 7, "watchlist_stale": False}
-    assert (
-        parse_status_body(body | {"watchlist_last_refusal": "expired"})["watchlist_stale"] is False
-    )
+    status = parse_status_body(body | {"watchlist_last_refusal": "expired"})
+    assert status.ignored == ()
+    assert status.fields["watchlist_stale"] is False
+    assert status.fields["watchlist_last_refusal"] == "expired"
