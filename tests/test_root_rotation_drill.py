@@ -71,7 +71,9 @@ class Admins:
         return out
 
     def publish(self, bundle: Path) -> None:
-        assert cli("publish", bundle, *self.publish_to) == 0
+        # the drill is about roots: its device opens clear lists (no device keys), so the clear
+        # bundle goes out as is; sealing is tests/test_watchlist_confidential.py's concern
+        assert cli("publish", bundle, "--clear", *self.publish_to) == 0
 
 
 class Device:
