@@ -534,3 +534,38 @@ def test_two_line_plate_read_end_to_end(reader: ModelPlateReader) -> None:
     assert reader.read_crop(crop)[:2] == ("45498-B-26", "MA")
     reads = ModelPlateReader(MODELS, detector=_FixedBoxes([box])).read(scene)
     assert [(r.text, r.format) for r in reads] == [("45498-B-26", "MA")]
+
+
+def _read_probs(rec: Recogniser, steps: str, peak: float) -> np.ndarray:
+    """Probabilities with one step per character of ``steps`` (``_``: blank): each
+    character at ``peak``, the rest of the step on blank."""
+    probs = np.full(rec._probs.shape, 1e-6, np.float32)
+    probs[:, 0] = 1.0
+    for t, ch in enumerate(steps):
+        if ch != "_":
+            probs[t, 0] = 1.0 - peak
+            probs[t, rec.charset.index(ch) + 1] = peak
+    out: np.ndarray = probs / probs.sum(axis=1, keepdims=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("peak", "kept"),
+    [
+        (0.995, True),  # a sure British read stays whole (format UNKNOWN)
+        (0.9, False),  # an unsure one is fitted to the nearest layout (Portuguese-shaped)
+    ],
+)
+def test_the_grammar_does_not_drop_characters_of_a_sure_read_of_an_unknown_layout(
+    peak: float, kept: bool
+) -> None:
+    # U and Y on neighbouring steps: one letter slot spanning both costs the path
+    # nothing, so dropping a character is as probable as the read itself
+    rec = Recogniser(MODELS / "recogniser.tflite")
+    np.copyto(rec._probs, _read_probs(rec, "__B_T_6_3_UY_N__", peak))
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert raw == "BT63UYN"
+    fitted, _ = rec._fitted(raw, confidence)
+    assert (fitted == raw) is kept
+    if not kept:
+        assert len(fitted) == 6 and canonicalize(fitted)[1] == "EU"

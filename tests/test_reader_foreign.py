@@ -46,6 +46,7 @@ def reader() -> ModelPlateReader:
         ("SK", ["BA", "123", "XY"]),  # Slovak: the SIV shape, reported as FR
         ("RO", ["B", "21", "GSB"]),  # Romanian: a layout the grammar does not know
         ("AT", ["W", "12345", "A"]),  # Austrian: idem
+        ("GB", ["BT63", "UYN"]),  # British: idem
     ],
 )
 def test_a_stolen_foreign_car_on_a_moroccan_list_raises_a_hit(

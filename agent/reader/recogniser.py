@@ -111,15 +111,21 @@ class Recogniser:
         dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits.
 
         A greedy read of a layout the grammar does not know (a Slovak or Swiss plate)
-        is kept as read when fitting it would cost too much probability: the fitted
-        path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read.
+        is kept as read when fitting it would cost too much probability (the fitted
+        path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read), or
+        would drop characters of a read at least :data:`SURE_UNKNOWN` sure: a path
+        that skips a character can be as probable as the read itself, so probability
+        alone let the grammar cut ``BT63UYN`` down to a Portuguese-shaped ``BT63YN``.
         """
         if self._grammar is None:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         if not fitted:
             return raw, confidence
-        if is_plausible_unknown(raw) and fitted_conf < UNKNOWN_KEEP_RATIO * confidence:
+        if is_plausible_unknown(raw) and (
+            fitted_conf < UNKNOWN_KEEP_RATIO * confidence
+            or (len(fitted) < len(raw) and confidence >= SURE_UNKNOWN)
+        ):
             return raw, confidence
         return fitted, fitted_conf
 
@@ -214,6 +220,9 @@ class Recogniser:
 UNKNOWN_KEEP_RATIO: Final = 0.05
 """A greedy read of an unknown layout is kept unless the best path that fits a known
 layout is at least this share as likely (the thin alif read as ``1`` costs far less)."""
+
+SURE_UNKNOWN: Final = 0.8
+"""Confidence from which the grammar may not drop characters of a read of an unknown layout."""
 
 TWO_LINE_PREFERRED_ASPECT: Final = 1.9
 """Below this crop aspect (width / height) a valid two-line read wins a near tie."""
