@@ -67,10 +67,10 @@ log = logging.getLogger(__name__)
 
 Figures = dict[str, float]
 LIST_ENTRIES: Final = 1000
-DEVICES_PER_PROCESS: Final = 80
-"""paho waits on its sockets with select(), which cannot watch a descriptor above 1023, and
-each simulated device holds about ten (two SQLite files with their WAL, socket, wake-up
-pair): so at most ~100 devices share one process (a camera runs one, an ingest worker one)."""
+DEVICES_PER_PROCESS: Final = 250
+"""The devices of a process share one selector thread (epoll: no descriptor limit; each device
+holds about ten: two SQLite files with their WAL, its socket) and a few sender threads; one
+process runs on one core at a time (the GIL), so four of them for 1,000 devices."""
 POLL_S: Final = 0.05
 ROLLOUT_TIMEOUT_S: Final = 180.0
 DRAIN_TIMEOUT_S: Final = 180.0

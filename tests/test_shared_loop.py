@@ -1,0 +1,170 @@
+"""Many real uplinks on one shared loop (the fleet simulator's way of running devices):
+one selector thread carries every socket, a few sender threads step every uplink, and HQ
+still stores each message exactly once, across a broker crash too."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from transport_kit import Fleet
+
+from agent.broker import LocalBroker
+from agent.config import MqttConfig
+from agent.transport.outbox import Outbox
+from agent.transport.shared_loop import SharedLoop
+from agent.transport.uplink import Uplink
+from hq.db import HqDatabase
+from hq.ingest import IngestService
+
+pytestmark = [pytest.mark.broker, pytest.mark.fleet]
+
+DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def db(tmp_db_url: str) -> Iterator[HqDatabase]:
+    database = HqDatabase(tmp_db_url)
+    yield database
+    database.close()
+
+
+@contextlib.contextmanager
+def descriptors_above_1023() -> Iterator[None]:
+    """Hold descriptors up to 1,100, so the sockets opened meanwhile are past select()'s 1023."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"needs 4,096 descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class Rig:
+    """N devices (own key, own outbox, own MQTT session) on one shared loop, and HQ ingest."""
+
+    def __init__(
+        self,
+        n: int,
+        config: MqttConfig,
+        db: HqDatabase,
+        fleet: Fleet,
+        tmp: Path,
+        senders: int,
+        high_fds: bool = False,
+    ) -> None:
+        """``high_fds``: the devices' sockets get descriptors above 1023 (HQ's ingest, which
+        waits with paho's select(), connects first)."""
+        self.devices = [f"cam-s{i:03d}" for i in range(n)]
+        fleet.enrol(db, *self.devices)
+        self.fleet = fleet
+        self.ingest = IngestService(config, db, fleet.hq_keys, client_id="hq-ingest-shared")
+        self.ingest.start()
+        self.loop = SharedLoop(senders=senders, name="test").start()
+        self.boxes = [Outbox(tmp / f"{d}.sqlite") for d in self.devices]
+        with descriptors_above_1023() if high_fds else contextlib.nullcontext():
+            self.uplinks: list[Uplink] = [
+                fleet.uplink(config, box, d, shared=self.loop)
+                for d, box in zip(self.devices, self.boxes, strict=True)
+            ]
+            self.wait(lambda: self.connected() == n, "every device connected")
+
+    def put(self, per_device: int) -> None:
+        for device, box, uplink in zip(self.devices, self.boxes, self.uplinks, strict=True):
+            self.fleet.put_hits_bulk(box, per_device, device)
+            uplink.wake()
+
+    def wait(self, predicate: object, what: str) -> None:
+        assert callable(predicate)
+        deadline = time.monotonic() + DEADLINE_S
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert predicate(), what
+
+    def drained(self) -> bool:
+        return all(box.depth() == 0 for box in self.boxes)
+
+    def connected(self) -> int:
+        return sum(uplink.connected for uplink in self.uplinks)
+
+    def close(self) -> None:
+        for uplink in self.uplinks:
+            uplink.stop(timeout=2.0)
+        self.loop.close()
+        self.ingest.stop()
+        for box in self.boxes:
+            box.close()
+
+
+def assert_each_once(db: HqDatabase, devices: list[str], per_device: int) -> None:
+    for device in devices:
+        assert sorted(db.hit_seqs(device)) == list(range(1, per_device + 1)), device
+    assert db.count_hits() == len(devices) * per_device
+
+
+def test_many_devices_on_one_selector_thread_deliver_every_message_once(
+    broker: LocalBroker,
+    mqtt_config: MqttConfig,
+    db: HqDatabase,
+    tmp_path: Path,
+) -> None:
+    threads_before = threading.active_count()
+    rig = Rig(60, mqtt_config, db, Fleet(), tmp_path, senders=2, high_fds=True)
+    try:
+        assert rig.loop.connections == 60
+        # one network thread, two senders, two connectors, and ingest's own: not one per device
+        assert threading.active_count() - threads_before <= 8
+        sockets = [u._client.socket() for u in rig.uplinks]
+        assert min(s.fileno() for s in sockets if s is not None) > 1023  # past select()
+        rig.put(5)
+        rig.wait(rig.drained, "every outbox emptied by HQ's acks")
+        rig.put(3)  # a second round on the same sessions
+        rig.wait(rig.drained, "the second round acked too")
+    finally:
+        rig.close()
+    assert_each_once(db, rig.devices, 8)
+    assert rig.ingest.stats()["rejected"] == 0
+    assert sum(u.stats()["acked"] for u in rig.uplinks) == 60 * 8
+
+
+def test_shared_loop_reconnects_every_device_after_a_broker_crash(
+    broker: LocalBroker, mqtt_config: MqttConfig, db: HqDatabase, tmp_path: Path
+) -> None:
+    rig = Rig(20, mqtt_config, db, Fleet(), tmp_path, senders=2)
+    try:
+        rig.put(10)
+        broker.restart(kill=True)  # mid-flow: some published, some acked, some neither
+        rig.put(10)  # put while the broker is down or coming back
+        rig.wait(lambda: rig.connected() == 20, "every device back after the crash")
+        rig.wait(rig.drained, "everything acked after the crash")
+        assert rig.loop.connections == 20
+    finally:
+        rig.close()
+    assert_each_once(db, rig.devices, 20)
+
+
+def test_a_stopped_uplink_leaves_the_loop_and_its_session_offline(
+    broker: LocalBroker, mqtt_config: MqttConfig, db: HqDatabase, tmp_path: Path
+) -> None:
+    rig = Rig(3, mqtt_config, db, Fleet(), tmp_path, senders=1)
+    try:
+        rig.uplinks[0].stop(timeout=2.0)
+        assert not rig.uplinks[0].connected
+        rig.wait(lambda: rig.loop.connections == 2, "the stopped device's socket closed")
+        rig.put(2)
+        rig.wait(lambda: all(b.depth() == 0 for b in rig.boxes[1:]), "the others acked")
+        time.sleep(0.5)
+        assert rig.boxes[0].depth() == 2  # the stopped device keeps its messages for later
+    finally:
+        rig.close()
