@@ -26,9 +26,11 @@ import heapq
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -57,6 +59,7 @@ SENDERS_PER_PROCESS: Final = 8
 """Sender threads of a process's shared loop: each outbox commit waits for an fsync (1-40 ms
 on this machine's shared disk), so one thread would serialise the devices' disks."""
 UPDATERS_PER_PROCESS: Final = 2
+OPENERS_PER_PROCESS: Final = 8
 CONNECTS_PER_S: Final = 25.0
 """Per device process: how fast its devices come on line."""
 
@@ -164,7 +167,7 @@ def open_device(
     *,
     mqtt: dict[str, Any],
     anchor: Root,
-    base_list: bytes,
+    list_cache: str,
     mix: Mix,
     shared: SharedLoop,
 ) -> SimDevice:
@@ -176,11 +179,12 @@ def open_device(
     )
     config = MqttConfig.model_validate(mqtt)
     outbox = Outbox(state / "outbox.sqlite")
-    manager = WatchlistManager.open(state / "watchlist.sqlite", anchor)
+    cache = state / "watchlist.sqlite"
+    if not cache.exists():  # provisioned with the fleet's current list, like a new camera
+        shutil.copyfile(list_cache, cache)
+    manager = WatchlistManager.open(cache, anchor)  # checks the cached list's signatures
     if manager.status(time.time()).get("version") is None:
-        result = manager.handle_update(base_list, time.time())
-        if not result.applied:
-            raise RuntimeError(f"{device_id}: base watchlist refused: {result.reason}")
+        raise RuntimeError(f"{device_id}: the provisioned watchlist was refused")
     holder: dict[str, SimDevice] = {}
 
     def status() -> dict[str, Any]:
@@ -284,7 +288,7 @@ def device_process(
     devices: list[str],
     mqtt: dict[str, dict[str, Any]],
     anchor: bytes,
-    base_list: bytes,
+    list_cache: str,
     mix: Mix,
     reports: Any,
     go: Any,
@@ -295,18 +299,20 @@ def device_process(
     logging.basicConfig(level=logging.WARNING)
     root_doc = Root.from_bytes(anchor)
     shared = SharedLoop(senders=SENDERS_PER_PROCESS, name="fleet").start()
-    sims = [
-        open_device(
-            Path(root) / d,
-            d,
-            mqtt=mqtt[d],
+
+    def open_one(device_id: str) -> SimDevice:
+        return open_device(
+            Path(root) / device_id,
+            device_id,
+            mqtt=mqtt[device_id],
             anchor=root_doc,
-            base_list=base_list,
+            list_cache=list_cache,
             mix=mix,
             shared=shared,
         )
-        for d in devices
-    ]
+
+    with ThreadPoolExecutor(OPENERS_PER_PROCESS) as pool:  # the files' fsyncs overlap
+        sims = list(pool.map(open_one, devices))
     updaters = subscribe_watchlists(sims, UPDATERS_PER_PROCESS)
     for updater in updaters:
         updater.start()
