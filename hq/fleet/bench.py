@@ -280,7 +280,7 @@ class _Fleet:
     def close(self) -> None:
         self.stop_producing.set()
         self.stop.set()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 20
         for proc in self.procs:
             while proc.is_alive() and time.monotonic() < deadline:
                 self.pump(0.2)  # a child cannot exit while its reports sit in the pipe
@@ -518,7 +518,7 @@ def _drain(fleet: _Fleet, options: FleetOptions) -> bool:
         everyone = len(fleet.produced) == len(depths) == len(fleet.procs)
         drained = everyone and sum(depths) == 0
     fleet.stop.set()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     while len(fleet.final) < options.devices and time.monotonic() < deadline:
         fleet.pump(0.5)
     return drained

@@ -58,7 +58,7 @@ PRODUCERS_PER_PROCESS: Final = 2
 SENDERS_PER_PROCESS: Final = 8
 """Sender threads of a process's shared loop: each outbox commit waits for an fsync (1-40 ms
 on this machine's shared disk), so one thread would serialise the devices' disks."""
-UPDATERS_PER_PROCESS: Final = 2
+UPDATERS_PER_PROCESS: Final = 4
 OPENERS_PER_PROCESS: Final = 8
 CONNECTS_PER_S: Final = 25.0
 """Per device process: how fast its devices come on line."""
@@ -361,7 +361,7 @@ def device_process(
 
 def _close(sims: list[SimDevice], updaters: list[UpdateWorker], shared: SharedLoop) -> None:
     for sim in sims:
-        sim.uplink.stop(timeout=1.0)
+        sim.uplink.stop(timeout=0.3)
     for updater in updaters:
         updater.stop(timeout=1.0)
     shared.close()
