@@ -20,6 +20,10 @@ from agent.config import MqttConfig
 from agent.transport.outbox import Outbox
 from agent.transport.shared_loop import SharedLoop
 from agent.transport.uplink import Uplink
+from agent.watchlist.content import ListEntry
+from agent.watchlist.manager import UpdateResult, WatchlistManager
+from agent.watchlist.simulator import AdminSimulator
+from agent.watchlist.updater import UpdateWorker
 from hq.db import HqDatabase
 from hq.ingest import IngestService
 
@@ -168,3 +172,33 @@ def test_a_stopped_uplink_leaves_the_loop_and_its_session_offline(
         assert rig.boxes[0].depth() == 2  # the stopped device keeps its messages for later
     finally:
         rig.close()
+
+
+def test_one_update_worker_applies_each_devices_list_with_its_own_manager(
+    tmp_path: Path,
+) -> None:
+    """The fleet simulator's watchlist path: one worker thread for many devices, each update
+    verified and applied by the device's own manager, each result to that device."""
+    admin = AdminSimulator(now=int(time.time()))
+    base = [ListEntry(f"{10 + i}-A-1", "stolen", f"C-{i}", 2) for i in range(20)]
+    managers = [WatchlistManager.open(tmp_path / f"d{i}.sqlite", admin.root) for i in range(3)]
+    results: dict[int, list[UpdateResult]] = {0: [], 1: [], 2: []}
+    worker = UpdateWorker(managers[0], results[0].append, serves=3)
+    offers = [worker.feed(m, results[i].append) for i, m in enumerate(managers)]
+    worker.start()
+    try:
+        offers[0](admin.full(base, 1))
+        offers[2](admin.full(base[:5], 1))
+        offers[1](b"not a signed list")
+        deadline = time.monotonic() + 10
+        while sum(map(len, results.values())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert [r.applied for r in results[0]] == [True]
+    assert [r.applied for r in results[1]] == [False]
+    assert [r.applied for r in results[2]] == [True]
+    entries = [m.status(time.time())["entries"] for m in managers]
+    for manager in managers:
+        manager.close()
+    assert entries == [20, 0, 5]
