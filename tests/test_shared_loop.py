@@ -202,3 +202,46 @@ def test_one_update_worker_applies_each_devices_list_with_its_own_manager(
     for manager in managers:
         manager.close()
     assert entries == [20, 0, 5]
+
+
+class Counter:
+    """A stand-in sender that records when it was stepped."""
+
+    def __init__(self, poll_s: float, pause: float = 0.0, fail: bool = False) -> None:
+        self._poll_s, self._pause, self._fail = poll_s, pause, fail
+        self.steps: list[float] = []
+
+    @property
+    def poll_s(self) -> float:
+        return self._poll_s
+
+    def step(self) -> float:
+        self.steps.append(time.monotonic())
+        if self._fail:
+            raise RuntimeError("a bug in one uplink's step")
+        return self._pause
+
+
+def test_shared_senders_step_woken_uplinks_at_once_and_the_rest_every_poll() -> None:
+    with SharedLoop(senders=2, name="test-senders") as loop:
+        idle, woken = Counter(poll_s=0.2), Counter(poll_s=10.0)
+        broken, paused = Counter(poll_s=0.05, fail=True), Counter(poll_s=0.05, pause=0.6)
+        for counter in (idle, woken, broken, paused):
+            loop.add_sender(counter)
+        time.sleep(0.1)
+        asked = time.monotonic()
+        loop.wake(woken)
+        time.sleep(1.0)
+        loop.wake(paused)  # held: its last step asked for a pause
+        loop.remove_sender(idle)
+        after_removal = len(idle.steps)
+        time.sleep(0.3)
+    assert len(woken.steps) == 2  # added, then woken; its poll of 10 s never came
+    assert woken.steps[1] - asked < 0.2
+    assert 4 <= after_removal <= 8  # every 0.2 s for ~1.1 s
+    assert len(idle.steps) == after_removal
+    # a raising step stops neither it nor the others; it is retried after 1 s, as on a camera
+    assert len(broken.steps) >= 2
+    assert all(b - a >= 0.95 for a, b in zip(broken.steps, broken.steps[1:], strict=False))
+    gaps = [b - a for a, b in zip(paused.steps, paused.steps[1:], strict=False)]
+    assert paused.steps and all(gap >= 0.55 for gap in gaps)

@@ -98,6 +98,7 @@ class _Sender:
         self._heap: list[tuple[float, int, int]] = []
         self._tie = itertools.count()
         self._busy: int | None = None
+        self._turn = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -138,8 +139,14 @@ class _Sender:
                 self._cond.notify()
 
     def _next(self) -> _Member | None:
-        """Under the lock: the member to step now, or None (then wait)."""
+        """Under the lock: the member to step now, or None (then wait).
+
+        Woken members and members whose poll is due take turns, so that a busy process
+        still sends its heartbeats and resends on time."""
         now = time.monotonic()
+        self._turn = not self._turn
+        if self._turn and (member := self._due(now)) is not None:
+            return member
         for key in list(self._woken):
             member = self._members.get(key)
             if member is None:
@@ -147,6 +154,10 @@ class _Sender:
             elif member.hold_until <= now:
                 del self._woken[key]
                 return member
+        return self._due(now)
+
+    def _due(self, now: float) -> _Member | None:
+        """Under the lock: the member whose poll is due first, if any is due."""
         while self._heap:
             at, _tie, key = self._heap[0]
             member = self._members.get(key)
@@ -319,8 +330,9 @@ class SharedLoop:
             self._forget_socket(conn, close=False)  # paho closes it right after this callback
             if conn.closing or self._stopping.is_set():
                 return
-            conn.delay = MIN_RECONNECT_S if conn.established else conn.delay
-            conn.established = False
+            # after a session that worked: soon; after a refusal (CONNACK failed): back off
+            established, conn.established = conn.established, False
+            conn.delay = MIN_RECONNECT_S if established else min(conn.max_delay, conn.delay * 2)
             self._schedule_retry(conn)
 
     def _on_write_wanted(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
@@ -357,10 +369,7 @@ class SharedLoop:
             self._changed.notify_all()
             sock = client.socket()
             if error is None and sock is not None:
-                conn.sock = sock
-                conn.events = selectors.EVENT_READ | selectors.EVENT_WRITE
-                self._selector.register(sock, conn.events, conn)
-                self._kicked.add(conn)
+                self._register(conn, sock)
         if error is None and sock is not None:
             self._wake()
             return
@@ -375,6 +384,15 @@ class SharedLoop:
             if not conn.closing and not self._stopping.is_set():
                 conn.delay = min(conn.max_delay, conn.delay * 2)
                 self._schedule_retry(conn)
+
+    def _register(self, conn: _Conn, sock: Any) -> None:
+        """Under the lock: watch a new connection's socket (reading, and writing its CONNECT)."""
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(sock)  # a closed socket's stale entry with this number
+        conn.sock = sock
+        conn.events = selectors.EVENT_READ | selectors.EVENT_WRITE
+        self._selector.register(sock, conn.events, conn)
+        self._kicked.add(conn)
 
     def _schedule_retry(self, conn: _Conn) -> None:
         """Under the lock: connect again after the backoff, jittered by +-50 %."""
