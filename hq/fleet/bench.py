@@ -8,7 +8,8 @@ What one run does (every part real except the cameras' sensors, see
    shared subscription, storing into PostgreSQL;
 2. N devices enrolled the real way: an Ed25519 signing key each, registered in
    HQ's database, and a TLS certificate from HQ's CA; each gets the fleet's
-   signed watchlist (root + a 1,000-entry list v1) in its own cache;
+   signed watchlist (root + a 1,000-entry list v1) in its own cache (a copy of
+   one cache a real manager built; each device's manager re-verifies it);
 3. the devices, split over ``processes`` processes, connect (one MQTT 5
    session each), then send the :class:`~hq.fleet.devices.Mix` (heartbeats,
    ledger entries, hits) for ``duration_s`` seconds, time compressed by
@@ -17,7 +18,7 @@ What one run does (every part real except the cameras' sensors, see
    ``hq-admin``) a signed delta adding 1,000 entries; each device verifies and
    applies it and reports its list version in a heartbeat at once; the
    rollout time is from the publish until HQ's database shows the new version
-   for 50 % and 99 % of the devices;
+   for 50 % and 99 % of the devices (counted for ``ROLLOUT_TIMEOUT_S``);
 5. a poller reads new hit rows as they commit: hit latency is the time from the
    device sealing the hit into its outbox to the row being visible (poll
    interval 50 ms, so figures are at most that much high);
