@@ -158,7 +158,7 @@ def test_shared_loop_reconnects_every_device_after_a_broker_crash(
     assert_each_once(db, rig.devices, 20)
 
 
-def test_a_stopped_uplink_leaves_the_loop_and_its_session_offline(
+def test_a_stopped_uplink_leaves_the_loop_and_keeps_its_messages(
     broker: LocalBroker, mqtt_config: MqttConfig, db: HqDatabase, tmp_path: Path
 ) -> None:
     rig = Rig(3, mqtt_config, db, Fleet(), tmp_path, senders=1)
