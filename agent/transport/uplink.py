@@ -29,6 +29,12 @@ behind, the device stops adding to its backlog instead of piling up resends
 that HQ would only recognise as duplicates.
 Nothing here raises into the daemon once started: broker absence, refusals and
 malformed acks are logged and counted.
+
+Threads: on a camera the uplink runs paho's network thread (``loop_start``) and
+its own sender thread. Given a :class:`~agent.transport.shared_loop.SharedLoop`
+(the fleet simulator's hundreds of uplinks in one process) it runs on that
+loop's shared network and sender threads instead; what it sends and when is
+the same.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -55,6 +61,9 @@ from agent.priority import lower_this_thread
 from agent.transport.outbox import Outbox
 from agent.transport.sealer import Sealer
 from agent.transport.topics import Topics
+
+if TYPE_CHECKING:
+    from agent.transport.shared_loop import SharedLoop
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +92,9 @@ def configure_tls(client: mqtt.Client, config: MqttConfig) -> None:
     )
 
 
-def connect_persistent(client: mqtt.Client, config: MqttConfig, session_expiry_s: int) -> None:
-    """Connect in the background with a session the broker keeps ``session_expiry_s`` seconds,
-    so QoS 1 messages for this client wait at the broker while it is away."""
+def prepare_persistent(client: mqtt.Client, config: MqttConfig, session_expiry_s: int) -> None:
+    """Set the connection up (no I/O yet) for a session the broker keeps ``session_expiry_s``
+    seconds, so QoS 1 messages for this client wait at the broker while it is away."""
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
     client.connect_async(
@@ -95,6 +104,11 @@ def connect_persistent(client: mqtt.Client, config: MqttConfig, session_expiry_s
         clean_start=False,
         properties=props,
     )
+
+
+def connect_persistent(client: mqtt.Client, config: MqttConfig, session_expiry_s: int) -> None:
+    """:func:`prepare_persistent`, then connect and stay connected on paho's own thread."""
+    prepare_persistent(client, config, session_expiry_s)
     client.loop_start()
 
 
@@ -124,8 +138,11 @@ class Uplink:
         max_unacked: int = DEFAULT_MAX_UNACKED,
         status_source: StatusSource | None = None,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        shared: SharedLoop | None = None,
     ) -> None:
+        """``shared``: run on that loop's threads instead of paho's and a sender of its own."""
         self._config = config
+        self._shared = shared
         device_id = sealer.device_id
         self._sealer = sealer
         self._topics = Topics(config.topic_prefix, device_id)
@@ -152,6 +169,7 @@ class Uplink:
             "heartbeats": 0,
         }
         self._thread: threading.Thread | None = None
+        self._started = False
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._window = window
         self._inflight = 0
@@ -186,8 +204,14 @@ class Uplink:
 
     def start(self) -> None:
         """Begin connecting (in the background) and sending; never raises if the broker is away."""
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("uplink already started")
+        self._started = True
+        if self._shared is not None:
+            prepare_persistent(self._client, self._config, SESSION_EXPIRY_S)
+            self._shared.open(self._client, self._config.reconnect_max_s)
+            self._shared.add_sender(self)
+            return
         connect_persistent(self._client, self._config, SESSION_EXPIRY_S)
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
         self._thread.start()
@@ -195,8 +219,11 @@ class Uplink:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop sending and disconnect; what is not acked stays in the outbox for next time."""
         self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
+        self._notify()
+        if self._shared is not None:
+            self._shared.remove_sender(self, timeout)
+            self._apply_last_acks()
+        elif self._thread is not None:
             self._thread.join(timeout)
         if self._connected.is_set():
             # a clean disconnect sends no last will: say "offline" ourselves
@@ -205,8 +232,11 @@ class Uplink:
             )
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(min(timeout, 2.0))
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._shared is not None:
+            self._shared.close_client(self._client, min(timeout, 2.0))
+        else:
+            self._client.disconnect()
+            self._client.loop_stop()
         self._connected.clear()
 
     def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
@@ -219,17 +249,23 @@ class Uplink:
     def heartbeat_now(self) -> None:
         """Publish a heartbeat now (or on connecting), e.g. for HQ's ``send_status`` command."""
         self._next_heartbeat = 0.0
-        self._wake.set()
+        self._notify()
 
     def wake(self) -> None:
         """Tell the sender a message was just put, so it goes out now, not at the next poll."""
-        self._wake.set()
+        self._notify()
 
     def report_status_now(self) -> None:
         """Send a heartbeat at the next step, not at the next period (e.g. a new watchlist
         was applied: HQ's view of the rollout should not wait up to ``heartbeat_s``)."""
         self._next_heartbeat = 0.0
-        self._wake.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._shared is not None:
+            self._shared.wake(self)
+        else:
+            self._wake.set()
 
     @property
     def connected(self) -> bool:
@@ -273,7 +309,7 @@ class Uplink:
             with self._lock:
                 self._session_lost = True
         self._connected.set()
-        self._wake.set()
+        self._notify()
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         if self._reachable:
@@ -309,7 +345,7 @@ class Uplink:
             self._inflight = max(0, self._inflight - 1)
             room = self._inflight <= self._window // 2
         if room:
-            self._wake.set()  # refill the window in one go, not one message per PUBACK
+            self._notify()  # refill the window in one go, not one message per PUBACK
 
     def _on_subscribe(
         self,
@@ -344,28 +380,43 @@ class Uplink:
             return
         with self._lock:
             self._pending_acks.extend(seqs)
-        self._wake.set()
+        self._notify()
 
     def _where(self) -> str:
         return f"{self._config.host}:{self._config.port}"
 
-    # -- sender thread -------------------------------------------------------
+    # -- sender ------------------------------------------------------------------
+
+    @property
+    def poll_s(self) -> float:
+        """The sender steps at least this often (resends and heartbeats fall due by time)."""
+        return self._poll_s
+
+    def step(self) -> float:
+        """One round of the sender; returns how long to pause before the next (after an
+        error), else 0. Run by the uplink's own thread or by a shared loop's sender."""
+        try:
+            self._step()
+        except StorageError as exc:
+            self._count("storage_errors")
+            log.error("uplink: outbox failed: %s", exc)
+            return 1.0
+        except Exception:
+            # The sender must outlive any bug: a dead sender would strand every hit.
+            log.exception("uplink: unexpected error in the sender; retrying in 1 s")
+            return 1.0
+        return 0.0
 
     def _run(self) -> None:
         lower_this_thread()  # hits are already stored; the officer's alert is not waiting on this
         while not self._stopping.is_set():
             self._wake.wait(self._poll_s)
             self._wake.clear()
-            try:
-                self._step()
-            except StorageError as exc:
-                self._count("storage_errors")
-                log.error("uplink: outbox failed: %s", exc)
-                self._stopping.wait(1.0)
-            except Exception:
-                # The sender must outlive any bug: a dead thread would strand every hit.
-                log.exception("uplink: unexpected error in the sender; retrying in 1 s")
-                self._stopping.wait(1.0)
+            if pause := self.step():
+                self._stopping.wait(pause)
+        self._apply_last_acks()
+
+    def _apply_last_acks(self) -> None:
         try:
             self._apply_acks()
         except StorageError as exc:

@@ -4,16 +4,20 @@ Each simulated device is the real device code, minus the camera: its own
 Ed25519 key and mTLS certificate, its own durable outbox (SQLite,
 ``synchronous=FULL``), the real ``Sealer`` (HPKE to HQ + Ed25519), the real
 ``Uplink`` (its own MQTT 5 connection, persistent session, signed acks,
-heartbeats, last will) and the real watchlist path (``WatchlistManager`` with its
-own cache, ``UpdateWorker``). Only what the camera would produce is synthetic:
-ledger entries (one per video segment, hash-chained and signed as the recorder
-signs them) and hits (a plate crop of ``CROP_BYTES``), put into the outbox at a
-rate given by :class:`Mix`.
+heartbeats, last will) and the real watchlist path (its own ``WatchlistManager``
+and cache, which verifies and applies each signed list). Only what the camera
+would produce is synthetic: ledger entries (one per video segment,
+hash-chained and signed as the recorder signs them) and hits (a plate crop of
+``CROP_BYTES``), put into the outbox at a rate given by :class:`Mix`.
 
-A few producer threads per process put the messages (SQLite releases the GIL
-while it fsyncs); each device's uplink and paho network thread run as on a
-camera. The parent talks to a device process through a queue of reports and
-three events (go, stop producing, stop).
+What differs from a camera is only the threads: a camera runs paho's network
+thread, a sender and a watchlist updater for its one device; here the devices
+of a process share one :class:`~agent.transport.shared_loop.SharedLoop` (one
+selector thread for all sockets, ``SENDERS_PER_PROCESS`` sender threads so
+that the outboxes' fsyncs overlap) and ``UPDATERS_PER_PROCESS`` watchlist
+workers. A few producer threads put the messages (SQLite releases the GIL while
+it fsyncs). The parent talks to a device process through a queue of reports
+and three events (go, stop producing, stop).
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ import heapq
 import logging
 import os
 import random
+import shutil
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +42,7 @@ from agent.pki import DEVICE_KEY, HqPublicKeys, load_ed25519_private
 from agent.reads import GnssFix, Hit, Match, TrackedRead, WatchlistEntry
 from agent.transport.outbox import PRIORITY_HIT, PRIORITY_LEDGER, Outbox
 from agent.transport.sealer import Sealer
+from agent.transport.shared_loop import SharedLoop
 from agent.transport.topics import Topics
 from agent.transport.uplink import Uplink
 from agent.watchlist.format import Root
@@ -47,6 +55,11 @@ log = logging.getLogger(__name__)
 LEDGER_KIND: Final = "ledger"
 CROP_BYTES: Final = 4096
 PRODUCERS_PER_PROCESS: Final = 2
+SENDERS_PER_PROCESS: Final = 8
+"""Sender threads of a process's shared loop: each outbox commit waits for an fsync (1-40 ms
+on this machine's shared disk), so one thread would serialise the devices' disks."""
+UPDATERS_PER_PROCESS: Final = 4
+OPENERS_PER_PROCESS: Final = 8
 CONNECTS_PER_S: Final = 25.0
 """Per device process: how fast its devices come on line."""
 
@@ -79,7 +92,6 @@ class SimDevice:
     outbox: Outbox
     uplink: Uplink
     manager: WatchlistManager
-    updater: UpdateWorker
     prev_hash: str = GENESIS
     segments: int = 0
     put_seqs: list[int] | None = None
@@ -155,29 +167,28 @@ def open_device(
     *,
     mqtt: dict[str, Any],
     anchor: Root,
-    base_list: bytes,
+    list_cache: str,
     mix: Mix,
+    shared: SharedLoop,
 ) -> SimDevice:
-    """The real device objects for one camera whose keys and certificates are under ``state``."""
+    """The real device objects for one camera whose keys and certificates are under ``state``
+    (its watchlist subscription is added by :func:`subscribe_watchlists`)."""
     keys = state / "keys"
     sealer = Sealer(
         device_id, load_ed25519_private(keys / DEVICE_KEY, "key"), HqPublicKeys.load(keys)
     )
     config = MqttConfig.model_validate(mqtt)
     outbox = Outbox(state / "outbox.sqlite")
-    manager = WatchlistManager.open(state / "watchlist.sqlite", anchor)
+    cache = state / "watchlist.sqlite"
+    if not cache.exists():  # provisioned with the fleet's current list, like a new camera
+        shutil.copyfile(list_cache, cache)
+    manager = WatchlistManager.open(cache, anchor)  # checks the cached list's signatures
     if manager.status(time.time()).get("version") is None:
-        result = manager.handle_update(base_list, time.time())
-        if not result.applied:
-            raise RuntimeError(f"{device_id}: base watchlist refused: {result.reason}")
+        raise RuntimeError(f"{device_id}: the provisioned watchlist was refused")
     holder: dict[str, SimDevice] = {}
 
     def status() -> dict[str, Any]:
         return holder["device"].status()
-
-    def on_result(result: UpdateResult) -> None:
-        if result.applied:
-            holder["device"].uplink.report_status_now()
 
     uplink = Uplink(
         config,
@@ -187,15 +198,37 @@ def open_device(
         heartbeat_s=mix.scaled(mix.heartbeat_s),
         window=20,
         max_unacked=200,
+        shared=shared,
     )
-    updater = UpdateWorker(manager, on_result)
-    uplink.subscribe(watchlist_topic(config.topic_prefix), updater.offer)
     device = SimDevice(
-        device_id, Topics(config.topic_prefix, device_id), sealer, outbox, uplink, manager, updater
+        device_id, Topics(config.topic_prefix, device_id), sealer, outbox, uplink, manager
     )
     device.put_seqs, device.hit_seqs = [], []
     holder["device"] = device
     return device
+
+
+def subscribe_watchlists(sims: list[SimDevice], workers: int) -> list[UpdateWorker]:
+    """Each device's fleet watchlist subscription, verified and applied by its own manager on
+    one of ``workers`` shared update threads; a device that applied a new list reports its
+    status at once, as the daemon does."""
+    updaters: list[UpdateWorker] = []
+    for i in range(min(workers, len(sims))):
+        share = sims[i::workers]
+        updater = UpdateWorker(share[0].manager, _report_applied(share[0]), serves=len(share))
+        for sim in share:
+            topic = watchlist_topic(sim.topics.prefix)
+            sim.uplink.subscribe(topic, updater.feed(sim.manager, _report_applied(sim)))
+        updaters.append(updater)
+    return updaters
+
+
+def _report_applied(sim: SimDevice) -> Callable[[UpdateResult], None]:
+    def on_result(result: UpdateResult) -> None:
+        if result.applied:
+            sim.uplink.report_status_now()
+
+    return on_result
 
 
 class Producer(threading.Thread):
@@ -255,7 +288,7 @@ def device_process(
     devices: list[str],
     mqtt: dict[str, dict[str, Any]],
     anchor: bytes,
-    base_list: bytes,
+    list_cache: str,
     mix: Mix,
     reports: Any,
     go: Any,
@@ -265,12 +298,24 @@ def device_process(
     """A child process: open its devices, connect them, produce until told, drain, report."""
     logging.basicConfig(level=logging.WARNING)
     root_doc = Root.from_bytes(anchor)
-    sims = [
-        open_device(Path(root) / d, d, mqtt=mqtt[d], anchor=root_doc, base_list=base_list, mix=mix)
-        for d in devices
-    ]
-    for sim in sims:
-        sim.updater.start()
+    shared = SharedLoop(senders=SENDERS_PER_PROCESS, name="fleet").start()
+
+    def open_one(device_id: str) -> SimDevice:
+        return open_device(
+            Path(root) / device_id,
+            device_id,
+            mqtt=mqtt[device_id],
+            anchor=root_doc,
+            list_cache=list_cache,
+            mix=mix,
+            shared=shared,
+        )
+
+    with ThreadPoolExecutor(OPENERS_PER_PROCESS) as pool:  # the files' fsyncs overlap
+        sims = list(pool.map(open_one, devices))
+    updaters = subscribe_watchlists(sims, UPDATERS_PER_PROCESS)
+    for updater in updaters:
+        updater.start()
     reports.put(("opened", os.getpid(), len(sims)))
     for n, sim in enumerate(sims):  # a fleet comes on line over a while, not in one second
         sim.uplink.start()
@@ -279,7 +324,7 @@ def device_process(
         time.sleep(1 / CONNECTS_PER_S)
     while not go.wait(0.5):
         if stop.is_set():
-            _close(sims)
+            _close(sims, updaters, shared)
             return
         reports.put(("connected", os.getpid(), sum(s.uplink.connected for s in sims)))
     producers = [
@@ -311,12 +356,15 @@ def device_process(
             {s.device_id: (s.put_seqs or [], s.hit_seqs or []) for s in sims},
         )
     )
-    _close(sims)
+    _close(sims, updaters, shared)
 
 
-def _close(sims: list[SimDevice]) -> None:
+def _close(sims: list[SimDevice], updaters: list[UpdateWorker], shared: SharedLoop) -> None:
     for sim in sims:
-        sim.uplink.stop(timeout=1.0)
-        sim.updater.stop(timeout=1.0)
+        sim.uplink.stop(timeout=0.3)
+    for updater in updaters:
+        updater.stop(timeout=1.0)
+    shared.close()
+    for sim in sims:
         sim.outbox.close()
         sim.manager.close()
