@@ -6,12 +6,20 @@ Reproducible from ``--seed``. Needs the ``train`` extra (tensorflow-cpu).
 
 Training images (crops of ``TRAIN_H x TRAIN_W`` of the letterboxed input scale):
 
-- synthetic street scenes (agent.synth.scenes.street_scene): drawn streets,
-  cars of every colour incl. white, day/dusk/night/IR looks;
+- synthetic street scenes (agent.synth.scenes.varied_street_scene): drawn
+  streets, cars of every colour incl. white, far plates, yellow and black
+  plates, day/dusk/night/IR looks;
 - when ``--datasets`` (default ``../shared/datasets``) is present: the *train*
-  split of ``moroccan-plates-detection`` and the training part of
-  ``french-plates`` (split by plate, models/realdata.py), each also with
-  synthetic plates pasted in (agent.synth.scenes.paste_plates).
+  split of ``moroccan-plates-detection``, the training part of
+  ``french-plates`` (split by plate) and the training ride of
+  ``romania-dashcam`` (split by ride; models/realdata.py), each also with
+  synthetic plates pasted in (agent.synth.scenes.paste_plates, some yellow or
+  black). ``mixed-plates-roboflow`` and ``eu-square-crops`` are validation
+  only: never trained on.
+
+Every sample, drawn or real, may get a colour cast or a dashcam-night look
+(agent.synth.scenes.varied_look): 2.1.0, trained without them, left its heat
+map flat on dusk dashcam frames with a magenta cast.
 
 Writes ``detector.tflite`` (uint8 BGR in, int8 maps out) and ``detector.json``
 (the decoding contract of agent.reader.detector.ModelDetector and measured
@@ -38,10 +46,17 @@ import scaffold
 
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.synth.augment import field_degrade
-from agent.synth.scenes import far_plate_scene, paste_plates, street_scene
+from agent.synth.scenes import (
+    far_plate_scene,
+    night_drive,
+    paste_plates,
+    street_scene,
+    varied_look,
+    varied_street_scene,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 INPUT_H, INPUT_W = 224, 384
 """Model input at run time: a 1280 x 720 frame is scaled by 0.3 to 384 x 216."""
 TRAIN_H, TRAIN_W = 160, 256
@@ -52,6 +67,18 @@ FRENCH_WEIGHT = 6
 """Copies of each French training photo among the real sources: 139 close-up cars
 against about 1,100 Moroccan scenes. At 3 copies a retrained detector fitted the
 French boxes worst (80 % of its own training cars at IoU 0.5, 77 % held out)."""
+DASHCAM_WEIGHT = 2
+"""Copies of each frame of the training dashcam ride (385 frames, 1-2 s apart)."""
+DASHCAM_NIGHT = 0.25
+"""Share of dashcam samples darkened to a night drive on top of their other looks:
+the only night ride is held out, so night is learnt from darkened dusk frames."""
+PLATE_W_RANGE = (14.0, 180.0)
+"""Plate widths in the training crops (input px, log-uniform). 2.1.0 stopped at 150:
+close-up photos (a 450 px plate of a 640 px photo is 160 px at the input) got
+boxes too small for IoU 0.5."""
+AS_SEEN_SHARE = 0.35
+"""Share of real samples taken at the scale the runtime letterbox gives their photo
+(x 0.8-1.25), so close-ups are learnt at their true input size and context."""
 
 Array = np.ndarray[Any, Any]
 BoxF = tuple[float, float, float, float]
@@ -65,13 +92,19 @@ def _load(path: Path) -> Array | None:
     return None if img is None else np.ascontiguousarray(img)
 
 
-def sample(image: Array, boxes: list[BoxF], rng: np.random.Generator) -> tuple[Array, list[BoxF]]:
-    """A ``TRAIN_H x TRAIN_W`` crop of ``image`` re-scaled so a plate has a field-like size."""
+def sample(
+    image: Array, boxes: list[BoxF], rng: np.random.Generator, *, as_seen: bool = False
+) -> tuple[Array, list[BoxF]]:
+    """A ``TRAIN_H x TRAIN_W`` crop of ``image`` re-scaled so a plate has a field-like
+    size (``as_seen``: about the scale the runtime letterbox gives the whole image)."""
     h, w = image.shape[:2]
     if boxes:
         ref = boxes[int(rng.integers(len(boxes)))]
-        target_w = float(np.exp(rng.uniform(np.log(14), np.log(150))))
-        scale = target_w / ref[2]
+        if as_seen:
+            scale = min(INPUT_W / w, INPUT_H / h) * float(np.exp(rng.uniform(-0.22, 0.22)))
+        else:
+            low, high = np.log(PLATE_W_RANGE[0]), np.log(PLATE_W_RANGE[1])
+            scale = float(np.exp(rng.uniform(low, high))) / ref[2]
     else:
         ref = (w / 2, h / 2, 1.0, 1.0)
         scale = float(rng.uniform(0.15, 0.6))
@@ -139,20 +172,34 @@ def targets(
     return heat, reg, mask
 
 
-def real_sources(datasets: Path) -> list[tuple[Array, list[BoxF]]]:
-    """The training images of the real sets with their plate boxes (French ones weighed up)."""
-    sources: list[tuple[Array, list[BoxF]]] = []
+Source = tuple[Array, list[BoxF], bool]
+"""A real training photograph, its plate boxes, and whether it is a dashcam frame."""
+
+
+def real_sources(datasets: Path) -> list[Source]:
+    """The training images of the real sets with their plate boxes (French and dashcam
+    frames weighed up); validation-only sets and held-out rides never appear here."""
+    sources: list[Source] = []
     for row in realdata.moroccan_detection(datasets):
         img = _load(row.path) if not row.validation and row.box is not None else None
         if img is not None and row.box is not None:
-            sources.append((img, [row.box]))
+            sources.append((img, [row.box], False))
     for row in realdata.french(datasets):
         img = _load(row.path) if not row.validation and row.box is not None else None
         if img is not None and row.box is not None:
             f = 800 / img.shape[1]  # keep memory small; boxes follow
             img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             box = (row.box[0] * f, row.box[1] * f, row.box[2] * f, row.box[3] * f)
-            sources.extend([(img, [box])] * FRENCH_WEIGHT)
+            sources.extend([(img, [box], False)] * FRENCH_WEIGHT)
+    if (datasets / realdata.ROMANIA / "manifest.csv").is_file():
+        frames: dict[Path, list[BoxF]] = {}
+        for row in realdata.romania_dashcam(datasets):
+            if not row.validation and row.box is not None:
+                frames.setdefault(row.path, []).append(row.box)
+        for path, boxes in frames.items():
+            img = _load(path)
+            if img is not None:
+                sources.extend([(img, boxes, True)] * DASHCAM_WEIGHT)
     return sources
 
 
@@ -187,15 +234,16 @@ def _scene_chunk(neighbours: bool, job: tuple[int, list[int]]) -> Targets:
     rng = np.random.default_rng(seed)
     out = _empty_targets(n)
     for i in range(n):
-        image, boxes = street_scene(rng)
+        image, boxes = varied_street_scene(rng)
         crop, cboxes = sample(image, boxes, rng)
+        crop = varied_look(crop, rng)
         out[0][i], (out[1][i], out[2][i], out[3][i]) = _finish_sample(crop, cboxes, rng, neighbours)
     return out
 
 
 def build_set(
     args: argparse.Namespace,
-    sources: list[tuple[Array, list[BoxF]]],
+    sources: list[Source],
     *,
     seed: int,
     n: int,
@@ -209,13 +257,16 @@ def build_set(
     real = _empty_targets(n - n_synth)
     rng = np.random.default_rng([seed, 1_000_000])
     for i in range(n - n_synth):
-        image, boxes = sources[int(rng.integers(len(sources)))]
+        image, boxes, dashcam = sources[int(rng.integers(len(sources)))]
         if rng.random() < 0.3:
-            image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes)
+            image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes, recolour=True)
             boxes = boxes + extra
-        crop, cboxes = sample(image, boxes, rng)
+        crop, cboxes = sample(image, boxes, rng, as_seen=rng.random() < AS_SEEN_SHARE)
         if rng.random() < 0.5:  # real photos: night, blur, codec looks too
             crop = field_degrade(crop, rng)
+        crop = varied_look(crop, rng)
+        if dashcam and rng.random() < DASHCAM_NIGHT:
+            crop = night_drive(crop, rng)
         real[0][i], (real[1][i], real[2][i], real[3][i]) = _finish_sample(
             crop, cboxes, rng, neighbours
         )
@@ -539,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector", 20261126, epochs=8, finetune_epochs=5, batch=32, lr=2e-3
     )
     parser = scaffold.training_parser(__doc__.splitlines()[0], defaults)
-    parser.add_argument("--samples", type=int, default=7000)
+    parser.add_argument("--samples", type=int, default=8000)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--finetune-samples", type=int, default=5000)
     parser.add_argument("--threshold", type=float, default=0.2)
@@ -584,7 +635,10 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "finetune_samples": args.finetune_samples,
         "finetune_epochs": args.finetune_epochs,
-        "real_data": sorted([realdata.MA_DET, realdata.FRENCH]) if use_real else [],
+        "real_data": (
+            sorted([realdata.MA_DET, realdata.FRENCH, realdata.ROMANIA]) if use_real else []
+        ),
+        "dashcam_train_rides": sorted(realdata.DASHCAM_TRAIN_RIDES) if use_real else [],
     }
     scaffold.write_meta(tflite, meta)  # the runtime needs it to load the model for evaluation
     metrics = evaluate(ModelDetector(tflite, 1, args.threshold), args, use_real)

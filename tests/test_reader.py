@@ -124,6 +124,12 @@ def test_contour_detector_finds_the_clip_plates(
     assert found >= 0.95 * total, f"recall {found}/{total}"
 
 
+def _part_of_any(text: str, plates: set[str]) -> bool:
+    """True when ``text`` is one of ``plates`` or a run of at least 4 of its characters."""
+    compact = text.replace("-", "")
+    return len(compact) >= 4 and any(compact in p.replace("-", "") for p in plates)
+
+
 def test_trained_detector_finds_the_clip_plates_and_the_reader_drops_its_other_boxes(
     clip_frames: list[Image], truth: dict[str, object]
 ) -> None:
@@ -144,9 +150,10 @@ def test_trained_detector_finds_the_clip_plates_and_the_reader_drops_its_other_b
         found += sum(any(_iou(b, gt) >= 0.5 for b in boxes) for gt in gts)
         other_boxes += sum(all(_iou(b, gt) < 0.3 for gt in gts) for b in boxes)
         # Reads away from the truth boxes are mostly the clip's own plates where
-        # the truth has no box (a car entering or leaving the frame); count the rest.
+        # the truth has no box (a car entering or leaving the frame), whole or cut
+        # by the frame edge (``5403-W-71`` of ``25403-W-71``); count the rest.
         stray_reads += sum(
-            all(_iou(r.box, gt) < 0.3 for gt in gts) and r.text not in plates
+            all(_iou(r.box, gt) < 0.3 for gt in gts) and not _part_of_any(r.text, plates)
             for r in reader.read(clip_frames[index])
         )
     assert found >= 0.95 * total, f"recall {found}/{total}"
