@@ -12,7 +12,7 @@ inside the wheel; never a device dependency). Folders (the manifest format of
 - ``moroccan-ocr-val``: the held-out Moroccan crops (Arabic letter included).
 
 Ours: exactly ``raqib eval`` (agent.reader.evaluate: detector + recogniser on
-photos, recogniser alone on crops), one thread. PP-OCRv4: the whole engine
+photos read as stills, recogniser alone on crops), one thread. PP-OCRv4: the whole engine
 (text detection, angle classifier, recognition) on the same image, its default
 threads; for a photo, the text lines whose centre lies in the labelled plate
 box (widened by 20 %) are joined top to bottom; for a crop, every line. Its
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "models"))
 
 import realdata  # noqa: E402  (models/ is not a package)
 
-from agent.config import DEFAULT_MODELS_DIR  # noqa: E402
+from agent.config import DEFAULT_MODELS_DIR, ReaderConfig  # noqa: E402
 from agent.errors import FrameError  # noqa: E402
 from agent.reader.evaluate import (  # noqa: E402
     Truth,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         from rapidocr_onnxruntime import RapidOCR
 
         engine = RapidOCR()
-    reader = ModelPlateReader(args.models, num_threads=1)
+    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=args.models), stills=True)
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -15,6 +15,10 @@ reported on stderr and the exit status is 1; the other files are still read.
 
 ``raqib eval DIR`` prints detection recall, exact-plate accuracy, character
 accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
+
+Photos are read as stills (``reader.still_tile_above``: from 1000 px the detector
+also looks at overlapping tiles at half size, for far plates), video frames as the
+live pipeline reads them (``reader.tile_above``).
 """
 
 from __future__ import annotations
@@ -61,8 +65,18 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     ev.set_defaults(handler=cmd_eval)
 
 
-def _reader(config: RaqibConfig) -> ModelPlateReader:
-    return ModelPlateReader.from_config(config.reader)
+class _Readers:
+    """The reader for photos and the one for video frames (``reader.still_tile_above``
+    and ``reader.tile_above``), each built when first needed."""
+
+    def __init__(self, config: RaqibConfig) -> None:
+        self._config = config
+        self._built: dict[bool, ModelPlateReader] = {}
+
+    def get(self, *, stills: bool) -> ModelPlateReader:
+        if stills not in self._built:
+            self._built[stills] = ModelPlateReader.from_config(self._config.reader, stills=stills)
+        return self._built[stills]
 
 
 def _frames(path: Path, every: int) -> Iterator[tuple[int, Image]]:
@@ -120,17 +134,17 @@ def cmd_read(args: argparse.Namespace, config: RaqibConfig) -> int:
     if args.every < 1:
         sys.stderr.write("raqib read: --every must be at least 1\n")
         return 2
-    reader = _reader(config)
+    readers = _Readers(config)
     status = EXIT_OK
     for path in args.paths:
         name = str(path)
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES and not args.crops:
                 for index, frame in _frames(path, args.every):
-                    plates, ms = _read_one(reader, frame, False)
+                    plates, ms = _read_one(readers.get(stills=False), frame, False)
                     _emit({"image": name, "frame": index, "plates": plates, "ms": ms}, args.json)
             else:
-                plates, ms = _read_one(reader, load_image(path), args.crops)
+                plates, ms = _read_one(readers.get(stills=True), load_image(path), args.crops)
                 _emit({"image": name, "plates": plates, "ms": ms}, args.json)
         except FrameError as exc:
             sys.stderr.write(f"raqib read: {exc}\n")
@@ -147,7 +161,7 @@ def _fmt(value: float, percent: bool) -> str:
 
 def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
     """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
-    result = evaluate_folder(_reader(config), args.dir)
+    result = evaluate_folder(ModelPlateReader.from_config(config.reader, stills=True), args.dir)
     figures = result.figures()
     for error in result.errors:
         sys.stderr.write(f"raqib eval: {error}\n")

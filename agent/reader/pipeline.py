@@ -144,14 +144,21 @@ class ModelPlateReader:
         )
 
     @classmethod
-    def from_config(cls, config: ReaderConfig) -> ModelPlateReader:
-        """A reader built from the ``[reader]`` configuration section."""
+    def from_config(cls, config: ReaderConfig, *, stills: bool = False) -> ModelPlateReader:
+        """A reader built from the ``[reader]`` configuration section: for video frames,
+        or with ``stills`` for photos read one at a time (``still_tile_above``)."""
         detector: Detector | None = None
         model = config.models_dir / DETECTOR_FILE
+        tile_above = config.still_tile_above if stills else config.tile_above
         if config.detector == "contour":
             detector = ContourDetector()
         elif config.detector == "model" or model.exists():
-            detector = ModelDetector(model, config.num_threads, grey_pass=config.grey_pass)
+            detector = ModelDetector(
+                model,
+                config.num_threads,
+                grey_pass=config.grey_pass,
+                tile_above=tile_above or None,
+            )
         return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -218,6 +225,6 @@ class ModelPlateReader:
         return sorted(best.values(), key=lambda r: r.confidence, reverse=True)
 
 
-def from_config(config: ReaderConfig) -> ModelPlateReader:
+def from_config(config: ReaderConfig, *, stills: bool = False) -> ModelPlateReader:
     """Same as :meth:`ModelPlateReader.from_config`."""
-    return ModelPlateReader.from_config(config)
+    return ModelPlateReader.from_config(config, stills=stills)
