@@ -66,9 +66,14 @@ host_mirror() {  # $1: "main" or "security"
             esac
         done
 }
-mirror="${DEBIAN_MIRROR:-$(host_mirror main)}"
-security_mirror="${DEBIAN_SECURITY_MIRROR:-$(host_mirror security)}"
-[ -n "$mirror" ] || { log "no Debian mirror in this machine's apt sources; set DEBIAN_MIRROR"; exit 2; }
+mirror=""
+security_mirror=""
+find_mirrors() {  # only when apt or debootstrap has work to do (apt-get indextargets can be slow)
+    [ -z "$mirror" ] || return 0
+    mirror="${DEBIAN_MIRROR:-$(host_mirror main)}"
+    security_mirror="${DEBIAN_SECURITY_MIRROR:-$(host_mirror security)}"
+    [ -n "$mirror" ] || { log "no Debian mirror in this machine's apt sources; set DEBIAN_MIRROR"; exit 2; }
+}
 
 # Debian packages inside the root: Python 3.13 and what scripts/setup.sh installs on a host
 packages=(
@@ -121,6 +126,7 @@ if [ ! -f "$root/.raqib-debootstrap-done" ]; then
         log "$root exists, is not empty and was not made by this script; choose another --root"
         exit 2
     fi
+    find_mirrors
     log "debootstrap trixie into $root from $mirror (a few minutes, mostly download)"
     mkdir -p "$root"
     touch "$root/.raqib-trixie-root"
@@ -141,30 +147,39 @@ mount_into "$root/tmp" -t tmpfs -o mode=1777,size=50% tmp
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 # the local certificate authorities this machine trusts (e.g. a company TLS proxy) are trusted in
 # the root too, so that apt and pip there reach the same package indexes
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-    mkdir -p "$root/usr/local/share/ca-certificates"
-    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-    [ ! -x "$root/usr/sbin/update-ca-certificates" ] || in_root update-ca-certificates >/dev/null
+for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -f "$crt" ] || continue
+    copy="$root/usr/local/share/ca-certificates/$(basename "$crt")"
+    if ! cmp -s "$crt" "$copy"; then
+        mkdir -p "$(dirname "$copy")"
+        cp "$crt" "$copy"
+        rm -f "$root/.raqib-ca-done"
+    fi
+done
+if [ ! -f "$root/.raqib-ca-done" ] && [ -x "$root/usr/sbin/update-ca-certificates" ]; then
+    in_root update-ca-certificates >/dev/null
+    touch "$root/.raqib-ca-done"
 fi
 
-{
-    echo "deb $mirror trixie main"
-    echo "deb $mirror trixie-updates main"
-    [ -z "$security_mirror" ] || echo "deb $security_mirror trixie-security main"
-} >"$root/etc/apt/sources.list"
 # packages' maintainer scripts must not start services inside the root
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 
 stamp="$root/.raqib-packages-$(echo "${packages[*]}" | md5sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
+    find_mirrors
+    {
+        echo "deb $mirror trixie main"
+        echo "deb $mirror trixie-updates main"
+        [ -z "$security_mirror" ] || echo "deb $security_mirror trixie-security main"
+    } >"$root/etc/apt/sources.list"
     log "installing Debian packages in the root: ${packages[*]}"
     in_root apt-get update -qq
     in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${packages[@]}" >/dev/null
     in_root apt-get clean
     in_root update-ca-certificates >/dev/null
-    touch "$stamp"
+    touch "$root/.raqib-ca-done" "$stamp"
 fi
 log "root ready in $(($(date +%s) - started)) s: Debian $(cat "$root/etc/debian_version"), $(in_root python3.13 --version)"
 [ "$build_only" -eq 0 ] || exit 0
