@@ -4,12 +4,14 @@
 # debootstrap from Debian's packages, entered with chroot.
 #
 # Usage (as root, or with sudo):
-#   scripts/debian13_check.sh [--root DIR] [--build-only] [--shell] [-- PYTEST_ARGS...]
+#   scripts/debian13_check.sh [--root DIR] [--build-only] [--shell] [--jobs N] [-- PYTEST_ARGS...]
 #
 #   --root DIR      where the trixie root lives (default /var/tmp/raqib-trixie, or $RAQIB_TRIXIE_ROOT);
 #                   made on the first run, reused (and its packages topped up) afterwards
 #   --build-only    make or update the root and stop
 #   --shell         open a shell in the root with the repository copy and its venv instead of pytest
+#   --jobs N        deal the test files to N pytest processes run side by side (default 1);
+#                   PYTEST_ARGS then must not name test files
 #   PYTEST_ARGS     passed to pytest (default: -q -p no:cacheprovider); e.g. -- tests/test_config.py -x
 #
 # The Debian mirror is the one this machine's apt already uses (override with $DEBIAN_MIRROR and
@@ -33,12 +35,14 @@ argv=("$@")
 root="${RAQIB_TRIXIE_ROOT:-/var/tmp/raqib-trixie}"
 build_only=0
 shell=0
+jobs=1
 pytest_args=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --root) root="$2"; shift 2 ;;
         --build-only) build_only=1; shift ;;
         --shell) shell=1; shift ;;
+        --jobs) jobs="$2"; shift 2 ;;
         --) shift; pytest_args=("$@"); break ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "debian13_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -209,9 +213,32 @@ if [ "$shell" -eq 1 ]; then
     in_root sh -c 'cd /src/raqib && exec bash -i'
     exit $?
 fi
-log "pytest ${pytest_args[*]} (Python $(in_root /src/raqib/.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"
-set +e
-in_root sh -c 'cd /src/raqib && exec .venv/bin/python -m pytest "$@"' pytest "${pytest_args[@]}"
-rc=$?
-set -e
+log "pytest ${pytest_args[*]} (Python $(in_root /src/raqib/.venv/bin/python -c 'import sys; print(sys.version.split()[0])'), $jobs job(s))"
+if [ "$jobs" -le 1 ]; then
+    set +e
+    in_root sh -c 'cd /src/raqib && exec .venv/bin/python -m pytest "$@"' pytest "${pytest_args[@]}"
+    rc=$?
+    set -e
+    exit "$rc"
+fi
+
+# --jobs N: the test files dealt round-robin to N pytest processes (each its own basetemp and
+# log), for a machine whose CPUs are mostly taken by something else and whose tests mostly wait
+# on brokers, databases and real-time clips. Each job prints its own summary line.
+mapfile -t files < <(cd "$src" && ls tests/test_*.py)
+pids=()
+for ((j = 0; j < jobs; j++)); do
+    group=()
+    for ((k = j; k < ${#files[@]}; k += jobs)); do group+=("${files[k]}"); done
+    in_root sh -c 'cd /src/raqib && exec .venv/bin/python -m pytest "$@"' pytest \
+        --basetemp="/tmp/raqib-job$j" "${pytest_args[@]}" "${group[@]}" \
+        >"$root/src/job$j.log" 2>&1 &
+    pids+=($!)
+    log "job $j: ${#group[@]} files, log $root/src/job$j.log"
+done
+rc=0
+for ((j = 0; j < jobs; j++)); do
+    wait "${pids[j]}" || rc=1
+    echo "job $j: $(tail -n 1 "$root/src/job$j.log")"
+done
 exit "$rc"
