@@ -76,11 +76,20 @@ def _crop(img: Array, box: tuple[float, float, float, float], mx: float, my: flo
     return np.ascontiguousarray(img[y0:y1, x0:x1])
 
 
+TEACHER_MISSING = (
+    "the PP-OCRv4 teacher needs the `teacher` extra (pip install -e '.[teacher]'); "
+    "rapidocr-onnxruntime is published for Python 3.11 and 3.12 only"
+)
+
+
 class Teacher:
     """PP-OCRv4 recognition (no detection) of one plate crop."""
 
     def __init__(self) -> None:
-        from rapidocr_onnxruntime import RapidOCR
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:  # the extra installs nothing on Python 3.13 (see pyproject)
+            raise RuntimeError(TEACHER_MISSING) from exc
 
         self.engine = RapidOCR()
         self.version = f"rapidocr-onnxruntime {metadata.version('rapidocr-onnxruntime')}"

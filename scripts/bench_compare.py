@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine: Any = None
     if not args.ours_only:
-        from rapidocr_onnxruntime import RapidOCR
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:  # the extra installs nothing on Python 3.13 (see pyproject)
+            parser.error("PP-OCRv4 needs the `teacher` extra (Python 3.11, 3.12); or --ours-only")
 
         engine = RapidOCR()
     reader = ModelPlateReader.from_config(ReaderConfig(models_dir=args.models), stills=True)

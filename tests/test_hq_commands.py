@@ -7,6 +7,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,11 @@ from hq.ingest import IngestService, open_uplink
 
 
 @pytest.fixture
-def db(tmp_db_url: str) -> HqDatabase:
-    return HqDatabase(tmp_db_url)
+def db(tmp_db_url: str) -> Iterator[HqDatabase]:
+    # closed explicitly: Python 3.13 warns (an error here) about a sqlite3 connection left to GC
+    database = HqDatabase(tmp_db_url)
+    yield database
+    database.close()
 
 
 def command_row(command_id: str = "c0ffee00", device: str = DEVICE) -> dict[str, object]:

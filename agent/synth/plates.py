@@ -61,7 +61,7 @@ class FontsMissingError(RuntimeError):
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     path = FONT_DIR / name
     if not path.is_file():
-        raise FontsMissingError(f"font {path} not found (install fonts-dejavu-core)")
+        raise FontsMissingError(f"font {path} not found (install fonts-dejavu-extra)")
     return ImageFont.truetype(str(path), size)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Raqib agent on Raspberry Pi OS Bookworm (run as root from the checkout).
+# Install the Raqib agent on Raspberry Pi OS Bookworm or Trixie (run as root from the checkout).
 # Usage: sudo deploy/pi/install.sh DEVICE_ID
 # Then enrol (docs/deploy-pi.md): raqib enroll request -> HQ -> raqib enroll install.
 set -euo pipefail
