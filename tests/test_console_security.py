@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -226,7 +227,7 @@ def test_next_after_login_never_leaves_the_console(console: ConsoleServer) -> No
 
 def test_passwords_are_stored_as_argon2id_hashes(config: RaqibConfig) -> None:
     path = config.hq.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         hashes = [row[0] for row in db.execute("SELECT password_hash FROM console_users")]
     assert len(hashes) == 3
     assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
@@ -246,7 +247,7 @@ def test_audit_log_refuses_update_and_delete_and_its_chain_shows_tampering(
     finally:
         store.close()
     path = config.hq.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         for statement in (
             "UPDATE console_audit_log SET actor = 'nobody'",
             "DELETE FROM console_audit_log WHERE id = 2",

@@ -106,8 +106,11 @@ def test_sample_clip_hits_reach_hq_once_each(
         assert agent.wait_delivered(20)
     finally:
         agent.shutdown()
-    stored = {row["plate"] for row in hq.list_hits()}
+    # each listed plate once, read exactly or near enough for a fuzzy match
+    # (a plate read as it enters the frame: ``BY-446-C`` for ``BY-446-CV``)
+    stored = {row["entry_plate"] for row in hq.list_hits()}
     assert stored == watchlisted_plates_in_clip()
+    assert all(row["match"] in ("exact", "fuzzy") for row in hq.list_hits())
     assert hq.count_hits() == agent.stats.hits_raised == len(stored)
     assert isinstance(agent.alerter.adapter, SimulatedAlert)
     assert len(agent.alerter.adapter.events) == len(stored)
@@ -163,6 +166,7 @@ def test_watchlist_cache_edited_on_disk_is_refused_and_the_agent_keeps_reading(
     assert agent.stats.hits_raised == 0  # but nothing matches a refused list
     assert agent.watchlist is not None
     assert agent.watchlist.status(time.time())["cache_tampered"]
+    agent.watchlist.close()  # status() after the agent's shutdown opened the cache again
 
 
 def test_device_without_a_trusted_watchlist_root_runs_and_says_so(

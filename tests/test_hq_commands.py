@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,8 @@ def test_a_database_made_before_model_versions_gets_the_column_added(tmp_path: P
     conn.close()
     with HqDatabase(f"sqlite:///{path}") as reopened:
         assert reopened.list_hits() == []
-    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(hits)")]
+    with closing(sqlite3.connect(path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(hits)")]
     assert "model_version" in columns
 
 

@@ -291,6 +291,7 @@ def test_grace_mode_boots_offline_within_its_window_only(
     late.close()
     memory = cams[0].open(sim)
     assert memory.locked
+    memory.close()
 
 
 def test_refusal_details_name_no_plate() -> None:
