@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -39,9 +40,19 @@ def watchlisted_plates_in_clip() -> set[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below Linux's ephemeral range (32768-60999). A port the kernel
+    hands out for port 0 is an ephemeral one: while no broker listens on it, the
+    agent's own reconnect attempts can get it as their source port (a TCP
+    self-connect) and hold it, and the broker started later cannot bind it."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def agent_config(tmp_path: Path, port: int, **capture: object) -> RaqibConfig:
