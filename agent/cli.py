@@ -63,7 +63,13 @@ def _cmd_bench(args: argparse.Namespace, config: RaqibConfig) -> int:
         from hq.fleet.devices import Mix
 
         mix = Mix(compression=args.compression)
-        options = FleetOptions(args.devices, args.duration, mix=mix, workers=args.workers)
+        options = FleetOptions(
+            args.devices,
+            args.duration,
+            mix=mix,
+            workers=args.workers,
+            device_state=args.device_state,
+        )
         figures = run_fleet_bench(options)
     else:
         figures = run_bench(config, args.section)
@@ -145,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--duration", type=float, default=60.0, help="busy window, seconds")
     fleet.add_argument("--compression", type=float, default=1.0, help="time runs this much faster")
     fleet.add_argument("--workers", type=int, default=2, help="HQ ingest worker processes")
+    fleet.add_argument(
+        "--device-state",
+        type=Path,
+        default=None,
+        help="folder for the simulated cameras' outboxes and list caches "
+        "(default: /dev/shm, a RAM disk: each camera has its own storage)",
+    )
     bench.set_defaults(handler=_cmd_bench)
 
     evidence_cli.register(sub, [common])  # upload, verify, export

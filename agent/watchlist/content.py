@@ -307,31 +307,91 @@ class Change:
     """Plates with a new entry (added or replacing), sorted."""
 
 
+DENSE_SHARE: Final = 64
+"""A splice changing more than one element in this many is done with whole-array masks;
+a sparser one copies the unchanged runs (fewer passes over a long list)."""
+
+
 def splice(
     arrays: Sequence[npt.NDArray[Any]],
-    events: Sequence[tuple[int, bool, Sequence[Any] | None]],
+    removed: Ints,
+    inserted_at: Ints,
+    inserted: Sequence[npt.ArrayLike],
+) -> list[npt.NDArray[Any]]:
+    """Arrays after removals and insertions.
+
+    ``removed`` are positions in the old arrays to drop (unique, any order);
+    ``inserted[k]`` are the values inserted into ``arrays[k]``, value ``j`` before
+    old element ``inserted_at[j]`` (after a removal of that element; values with the
+    same position keep their order). A few changes to a long list copy the
+    unchanged runs once (a loop over the changes); many changes (a fleet-wide
+    rollout rewriting a small list) go through vectorised masks instead, so the
+    Python work does not grow with the changes.
+    """
+    n = len(arrays[0])
+    gone = np.sort(np.asarray(removed, np.int64))
+    at = np.asarray(inserted_at, np.int64)
+    order = np.argsort(at, kind="stable")
+    at = at[order]
+    values = [np.asarray(v, a.dtype)[order] for a, v in zip(arrays, inserted, strict=True)]
+    new_length = n - len(gone) + len(at)
+    if (len(gone) + len(at)) * DENSE_SHARE > n:
+        return _splice_masked(arrays, gone, at, values, new_length)
+    return _splice_runs(arrays, gone, at, values, new_length)
+
+
+def _splice_masked(
+    arrays: Sequence[npt.NDArray[Any]],
+    gone: Ints,
+    at: Ints,
+    values: Sequence[npt.NDArray[Any]],
     new_length: int,
 ) -> list[npt.NDArray[Any]]:
-    """Arrays after removals and insertions, copying unchanged runs once (no O(n) temporaries).
+    # an insert lands after the kept old elements before it and after earlier inserts
+    dest = at - np.searchsorted(gone, at) + np.arange(len(at))
+    keep = np.ones(len(arrays[0]), np.bool_)
+    keep[gone] = False
+    from_old = np.ones(new_length, np.bool_)
+    from_old[dest] = False
+    outs = []
+    for old, new_values in zip(arrays, values, strict=True):
+        out = np.empty(new_length, old.dtype)
+        out[dest] = new_values
+        out[from_old] = old[keep]
+        outs.append(out)
+    return outs
 
-    ``events`` are sorted by position ``p`` in the old arrays: ``(p, remove, values)``
-    inserts ``values`` (one per array) before old element ``p`` if given, then drops
-    old element ``p`` if ``remove``.
-    """
+
+def _splice_runs(
+    arrays: Sequence[npt.NDArray[Any]],
+    gone: Ints,
+    at: Ints,
+    values: Sequence[npt.NDArray[Any]],
+    new_length: int,
+) -> list[npt.NDArray[Any]]:
     outs = [np.empty(new_length, a.dtype) for a in arrays]
-    src = dst = 0
-    for p, remove, values in events:
+    removals, inserts = gone.tolist(), at.tolist()
+    src = dst = gi = ai = 0
+    while gi < len(removals) or ai < len(inserts):
+        p = min(
+            removals[gi] if gi < len(removals) else len(arrays[0]),
+            inserts[ai] if ai < len(inserts) else len(arrays[0]),
+        )
         run = p - src
         if run:
             for old, out in zip(arrays, outs, strict=True):
                 out[dst : dst + run] = old[src:p]
             dst, src = dst + run, p
-        if values is not None:
-            for out, value in zip(outs, values, strict=True):
-                out[dst] = value
-            dst += 1
-        if remove:
+        first = ai
+        while ai < len(inserts) and inserts[ai] == p:
+            ai += 1
+        if ai > first:
+            for new_values, out in zip(values, outs, strict=True):
+                out[dst : dst + ai - first] = new_values[first:ai]
+            dst += ai - first
+        if gi < len(removals) and removals[gi] == p:
             src += 1
+            gi += 1
     for old, out in zip(arrays, outs, strict=True):
         out[dst:] = old[src:]
     return outs
@@ -340,70 +400,40 @@ def splice(
 def apply_delta(table: EntryTable, delta: Delta) -> tuple[EntryTable, Change]:
     """The table after the delta, and what changed; raises MalformedError if a removal is absent.
 
-    O(d) Python work for d changes; each array is copied once, run by run.
+    Each array is rebuilt in vectorised passes (:func:`splice`); the line starts
+    follow from the line lengths; only the content is joined piece by piece.
     """
     n = len(table)
     plates = np.array([p.encode("ascii") for p in delta.plates], "S16")
     pos = np.searchsorted(table.plates, plates)
     present = pos < n
     present[present] = table.plates[pos[present]] == plates[present]
-    here = present.tolist()
-    for plate, entry, ok in zip(delta.plates, delta.entries, here, strict=True):
-        if entry is None and not ok:
-            raise MalformedError(f"delta removes {plate}, which the base list does not have")
+    upsert = np.fromiter((e is not None for e in delta.entries), np.bool_, len(delta.entries))
+    absent = ~present & ~upsert
+    if absent.any():
+        plate = delta.plates[int(absent.argmax())]
+        raise MalformedError(f"delta removes {plate}, which the base list does not have")
     added = [e for e in delta.entries if e is not None]
-    new_n = n - sum(here) + len(added)
+    new_n = n - int(present.sum()) + len(added)
     if new_n > MAX_ENTRIES:
         raise OversizedError(f"the delta makes the list longer than {MAX_ENTRIES} entries")
-    new_content = _merge_content(table, delta, pos, here)
-    events: list[tuple[int, bool, Sequence[Any] | None]] = []
-    old_starts = table.starts
-    shift = 0  # bytes added minus bytes removed before the current point
-    for p, entry, line, ok in zip(pos.tolist(), delta.entries, delta.lines, here, strict=True):
-        values = None
-        if entry is not None and line is not None:
-            start = int(old_starts[p]) + shift
-            values = (entry.plate.encode("ascii"), entry.priority, entry.expires_at, start)
-            shift += len(line)
-        if ok:
-            shift -= int(old_starts[p + 1] - old_starts[p])
-        events.append((p, ok, values))
-    new_plates, priority, expires, starts = splice(
-        [table.plates, table.priority, table.expires, old_starts[:-1]], events, new_n
+    new_content = _merge_content(table, delta, pos, present.tolist())
+    new_plates, priority, expires, lengths = splice(
+        [table.plates, table.priority, table.expires, np.diff(table.starts)],
+        pos[present],
+        pos[upsert],
+        [
+            plates[upsert],
+            [e.priority for e in added],
+            [e.expires_at for e in added],
+            [len(line) for line in delta.lines if line is not None],
+        ],
     )
-    _shift_starts(starts, events, old_starts, delta)
-    new_starts = np.empty(new_n + 1, np.uint32)
-    new_starts[:-1] = starts
-    new_starts[-1] = len(new_content)
+    new_starts = np.zeros(new_n + 1, np.uint32)
+    np.cumsum(lengths, dtype=np.uint32, out=new_starts[1:])
     new_table = EntryTable(new_content, new_plates, new_starts, priority, expires)
     removed = np.sort(plates[present])
-    return new_table, Change(removed, np.array([e.plate.encode("ascii") for e in added], "S16"))
-
-
-def _shift_starts(
-    starts: U32,
-    events: Sequence[tuple[int, bool, Sequence[Any] | None]],
-    old_starts: U32,
-    delta: Delta,
-) -> None:
-    """Add, run by run, the byte shift earlier changes caused to the copied line starts."""
-    dst = src = 0
-    shift = 0
-    for (p, remove, values), line in zip(events, delta.lines, strict=True):
-        run = p - src
-        if run and shift:
-            segment = starts[dst : dst + run]
-            np.add(segment, np.uint32(shift % 2**32), out=segment, casting="unsafe")
-        dst, src = dst + run, p
-        if values is not None and line is not None:
-            dst += 1
-            shift += len(line)
-        if remove:
-            shift -= int(old_starts[p + 1] - old_starts[p])
-            src += 1
-    if shift:
-        segment = starts[dst:]
-        np.add(segment, np.uint32(shift % 2**32), out=segment, casting="unsafe")
+    return new_table, Change(removed, plates[upsert])
 
 
 def _merge_content(table: EntryTable, delta: Delta, pos: Ints, here: list[bool]) -> bytes:

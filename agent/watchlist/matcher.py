@@ -155,30 +155,41 @@ class Matcher:
         """A new matcher over ``table`` (the result of a delta), following ``change``.
 
         Removed and added plates are spliced into the folded index: O(d log n)
-        searches and one copy of each array, no re-sort; ``self`` is unchanged.
+        searches and one vectorised rebuild of each array, no re-sort; ``self`` is
+        unchanged.
         """
         new = Matcher.__new__(Matcher)
         new._setup(table, self._fuzzy, self._fuzzy_min_confidence, self._edits, self._clock)
         codes, plates = self._codes, self._key_plates
-        events: list[tuple[int, int, np.uint64, bytes]] = []  # uint64 keys: no casts
-        removed = change.removed.tolist()
-        for plate, code in zip(removed, _plate_codes(change.removed), strict=True):
-            i = int(np.searchsorted(codes, code))
+        gone = self._positions(change.removed)
+        added_codes = _plate_codes(change.added)
+        by_code = np.argsort(added_codes, kind="stable")  # same position: by code
+        added_codes = added_codes[by_code]
+        new._codes, new._key_plates = splice(
+            [codes, plates],
+            gone,
+            np.searchsorted(codes, added_codes, side="right"),
+            [added_codes, change.added[by_code]],
+        )
+        return new
+
+    def _positions(self, removed: npt.NDArray[np.bytes_]) -> npt.NDArray[np.int64]:
+        """Where each of these plates sits in the folded index (several plates may fold to
+        one code: those are found by a short scan); RuntimeError if one is missing."""
+        codes, plates = self._codes, self._key_plates
+        found = np.searchsorted(codes, _plate_codes(removed)).astype(np.int64)
+        inside = found < len(codes)
+        hit = np.zeros(len(removed), np.bool_)
+        hit[inside] = plates[found[inside]] == removed[inside]
+        for k in np.flatnonzero(~hit).tolist():
+            i, plate = int(found[k]), removed[k]
+            code = codes[i] if i < len(codes) else None
             while i < len(codes) and codes[i] == code and plates[i] != plate:
                 i += 1
             if i == len(codes) or plates[i] != plate:
                 raise RuntimeError(f"index out of step: {plate!r} is not in the folded index")
-            events.append((i, 1, code, plate))
-        added = change.added.tolist()
-        for plate, code in zip(added, _plate_codes(change.added), strict=True):
-            events.append((int(np.searchsorted(codes, code, side="right")), 0, code, plate))
-        events.sort()  # by position, inserts (by code) before the removal at the same position
-        new._codes, new._key_plates = splice(
-            [codes, plates],
-            [(p, bool(rm), None if rm else (code, plate)) for p, rm, code, plate in events],
-            len(codes) - len(removed) + len(added),
-        )
-        return new
+            found[k] = i
+        return found
 
     @property
     def table(self) -> EntryTable:
