@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--device-state",
         type=Path,
         default=None,
-        help="folder for the simulated cameras' outboxes and list caches "
-        "(default: /dev/shm, a RAM disk: each camera has its own storage)",
+        help="folder for the simulated cameras' keys, outboxes and list caches "
+        "(default: the temporary folder; /dev/shm takes their shared disk out)",
     )
     bench.set_defaults(handler=_cmd_bench)
 

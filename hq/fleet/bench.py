@@ -91,19 +91,9 @@ class FleetOptions:
     workers: int = 2
     mix: Mix = field(default_factory=Mix)
     device_state: Path | None = None
-    """Where the simulated cameras keep their keys, outboxes and list caches; None: a RAM
-    disk (:data:`RAM_DISK`) when there is one. A camera fsyncs its own storage; 1,000 of
-    them on one shared disk queue ~400 fsyncs/s behind each other, which no fleet does."""
-
-
-RAM_DISK: Final = Path("/dev/shm")  # noqa: S108 (only mkdtemp, 0700, under it)
-
-
-def device_state_parent(options: FleetOptions) -> Path | None:
-    """The folder the devices' state goes under (None: the system's temporary folder)."""
-    if options.device_state is not None:
-        return options.device_state
-    return RAM_DISK if RAM_DISK.is_dir() and os.access(RAM_DISK, os.W_OK) else None
+    """Where the simulated cameras keep their keys, outboxes and list caches; None: the
+    system's temporary folder. All of them share that one disk, where a real camera fsyncs
+    its own card: ``/dev/shm`` takes that shared queue out (figure ``device_state_in_ram``)."""
 
 
 @dataclass
@@ -335,8 +325,7 @@ def run_fleet_bench(options: FleetOptions) -> Figures:
         options = dataclasses.replace(options, processes=max(2, needed))
     ids = [f"cam-{n:05d}" for n in range(options.devices)]
     root = Path(tempfile.mkdtemp(prefix="raqib-fleet-"))
-    parent = device_state_parent(options)
-    devices = Path(tempfile.mkdtemp(prefix="raqib-fleet-devices-", dir=parent))
+    devices = Path(tempfile.mkdtemp(prefix="raqib-fleet-devices-", dir=options.device_state))
     figures: Figures = {
         "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
         "device_state_in_ram": float(_in_ram(devices)),
