@@ -189,6 +189,21 @@ def test_a_plausible_plate_of_an_unknown_layout(raw: str, plausible: bool) -> No
     assert is_plausible_unknown(raw) is plausible
 
 
+@pytest.mark.parametrize(
+    ("raw", "confidence", "plausible"),
+    [
+        ("WEFLYN", 0.95, True),  # a personalised plate, read sure
+        ("WEFLYN", 0.5, False),  # letters only and doubtful: a sign as likely as a plate
+        ("ABC", 0.99, False),  # too short, however sure
+        ("B21GSB", 0.1, True),  # with a digit the confidence does not matter
+    ],
+)
+def test_a_plate_of_letters_only_is_plausible_only_when_read_sure(
+    raw: str, confidence: float, plausible: bool
+) -> None:
+    assert is_plausible_unknown(raw, confidence) is plausible
+
+
 def test_exact_accuracy_takes_o_and_zero_i_and_one_as_one_character() -> None:
     assert same_plate("AB-1O3-CD", "AB-103-CD")
     assert same_plate("ZHI23456", "ZH123456")

@@ -92,7 +92,7 @@ class BoxRead:
     def valid(self) -> bool:
         """A plate of a known format, or a plausible plate of a layout we do not know."""
         if self.format == "UNKNOWN":
-            return is_plausible_unknown(self.text)
+            return is_plausible_unknown(self.text, self.confidence)
         return is_valid(self.text, self.format)
 
 

@@ -260,19 +260,29 @@ UNKNOWN_PLATE_LENGTH: Final = (4, 10)
 """Shortest and longest compact text taken for a plate of a layout we do not know."""
 
 
-def is_plausible_unknown(raw: str) -> bool:
+SURE_LETTERS_ONLY: Final = 0.8
+"""Confidence from which a read of letters only (a personalised plate) is taken for a plate."""
+
+
+def is_plausible_unknown(raw: str, confidence: float = 0.0) -> bool:
     """True when ``raw`` reads as a plate of a layout the grammar does not know.
 
-    Format ``UNKNOWN`` (no known layout), 4-10 Latin letters and digits with at
-    least one digit, and no Arabic letter (a Moroccan read that fits no layout is
-    a misread Moroccan plate, not a foreign one). A Slovak ``BA123XY`` or a Swiss
-    ``ZH123456`` qualifies; ``AB``, ``ABCDE`` and ``12345ب`` do not.
+    Format ``UNKNOWN`` (no known layout), 4-10 Latin letters and digits, and no
+    Arabic letter (a Moroccan read that fits no layout is a misread Moroccan
+    plate, not a foreign one). It needs a digit unless the read is at least
+    :data:`SURE_LETTERS_ONLY` sure (``confidence``): personalised plates of
+    letters only (``WEFLYN``) exist, but a doubtful letters-only read is more
+    often a sign or a badge. A Slovak ``BA123XY`` or a Swiss ``ZH123456``
+    qualifies; ``AB``, ``ABCDE`` read at 0.5 and ``12345ب`` do not.
     """
     text, fmt = canonicalize(raw)
     if fmt != "UNKNOWN" or any(ch in raw for ch in ARABIC_TO_LATIN):
         return False
     lo, hi = UNKNOWN_PLATE_LENGTH
-    return lo <= len(text) <= hi and any(ch.isdigit() for ch in text) and text.isascii()
+    has_digit = any(ch.isdigit() for ch in text)
+    return (
+        lo <= len(text) <= hi and (has_digit or confidence >= SURE_LETTERS_ONLY) and text.isascii()
+    )
 
 
 def is_valid(text: str, fmt: PlateFormat) -> bool:

@@ -122,7 +122,7 @@ class Recogniser:
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         if not fitted:
             return raw, confidence
-        if is_plausible_unknown(raw) and (
+        if is_plausible_unknown(raw, confidence) and (
             fitted_conf < UNKNOWN_KEEP_RATIO * confidence
             or (len(fitted) < len(raw) and confidence >= SURE_UNKNOWN)
         ):
