@@ -20,6 +20,8 @@ DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_SAMPLES_DIR = PROJECT_ROOT / "samples"
 
 DeviceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+Zoom = Annotated[float, Field(ge=1.0, le=20.0)]
+"""A second-look window's width as a multiple of the plate box's width."""
 
 
 class _Section(BaseModel):
@@ -84,6 +86,13 @@ class ReaderConfig(_Section):
     """The same for still photos (``raqib read`` of images, ``raqib eval``): a photo is
     read once, so from 1000 px it gets the tiles (held-out dashcam frames: 64 -> 85 %
     of the plates found with detector 2.1.0)."""
+    zooms: list[Zoom] = Field(default_factory=list, max_length=8)
+    """Second look for video frames: each plate found is looked at again through windows
+    this many times its width (e.g. ``[4, 5]``); one model run per zoom per plate, so
+    none by default (a 1280 x 720 frame must stay under 25 ms)."""
+    still_zooms: list[Zoom] = Field(default_factory=lambda: [3.0, 4.0, 5.0, 6.0], max_length=8)
+    """The same for still photos: boxes found whole far more often (Moroccan scenes
+    79.9 -> 87.9 %, dashcam 84.0 -> 95.0 % at IoU 0.5), for 4 model runs per plate."""
 
 
 class TrackerConfig(_Section):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent.frames import Image
-from agent.reader.detector import TILE_SCALE, ModelDetector, tile_windows
+from agent.reader.detector import SECOND_LOOK_BOXES, TILE_SCALE, ModelDetector, tile_windows
 from agent.reads import Box
 from agent.synth.plates import render_plate
 from agent.synth.scenes import (
@@ -160,6 +160,51 @@ def test_a_small_frame_is_enlarged_into_the_input_and_boxes_come_back_in_its_pix
     boxes = [b for b, _ in detector.detect(frame)]
     assert any(_iou(b, (80, 150, w, h)) >= 0.5 for b in boxes)
     assert all(x >= 0 and x + bw <= 320 and y >= 0 and y + bh <= 240 for x, y, bw, bh in boxes)
+
+
+def _plate_frame() -> tuple[Image, Box]:
+    """A 1280 x 720 street frame with one Moroccan plate 150 px wide, and its box."""
+    frame = np.full((720, 1280, 3), 70, np.uint8)
+    frame[:, :, 1] = 80
+    plate = render_plate("12345-B-6", np.random.default_rng(3), height=34)
+    h, w = plate.shape[:2]
+    frame[400 : 400 + h, 600 : 600 + w] = plate
+    return frame, (600, 400, w, h)
+
+
+def test_a_plate_boxed_in_part_is_boxed_whole_on_the_second_look() -> None:
+    """The network at frame scale often boxes only the right-hand segments of a Moroccan
+    plate; the zoomed passes around that box find the plate whole."""
+    frame, plate = _plate_frame()
+    x, y, w, h = plate
+    partial = (x + round(0.55 * w), y, round(0.45 * w), h)
+    assert _iou(partial, plate) < 0.5
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(3.0, 4.0, 5.0, 6.0))
+    assert _iou(detector._second_look(frame, partial), plate) >= 0.5
+
+
+def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame, plate = _plate_frame()
+    calls = _count_passes(monkeypatch)
+    ModelDetector(MODELS / "detector.tflite").detect(frame)
+    assert calls == [((720, 1280), False), ((720, 1280), True)]  # video: no second look
+    calls.clear()
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0))
+    found = detector.detect(frame)
+    assert any(_iou(box, plate) >= 0.5 for box, _ in found)
+    looks = calls[2:]
+    assert looks and len(looks) % 2 == 0 and len(looks) <= 2 * SECOND_LOOK_BOXES
+    in_h, in_w = detector.input_size
+    for (height, width), grey in looks:
+        assert not grey
+        assert abs(height / width - in_h / in_w) < 0.05  # windows of the input's aspect
+
+
+def test_a_second_look_narrower_than_the_box_is_refused() -> None:
+    with pytest.raises(ValueError, match="zooms"):
+        ModelDetector(MODELS / "detector.tflite", zooms=(0.5,))
 
 
 # ---------------------------------------------------------------- training looks

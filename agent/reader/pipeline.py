@@ -150,6 +150,7 @@ class ModelPlateReader:
         detector: Detector | None = None
         model = config.models_dir / DETECTOR_FILE
         tile_above = config.still_tile_above if stills else config.tile_above
+        zooms = config.still_zooms if stills else config.zooms
         if config.detector == "contour":
             detector = ContourDetector()
         elif config.detector == "model" or model.exists():
@@ -158,6 +159,7 @@ class ModelPlateReader:
                 config.num_threads,
                 grey_pass=config.grey_pass,
                 tile_above=tile_above or None,
+                zooms=tuple(zooms),
             )
         return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
 
