@@ -11,7 +11,7 @@ from agent.reader.alternatives import DOUBT_RATIO, Doubt, alternative_tokens, do
 from agent.reader.evaluate import same_plate
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.plate_text import canonicalize, is_plausible_unknown
-from agent.reader.recogniser import Recogniser
+from agent.reader.recogniser import Recogniser, _band_glyph_dropped
 from agent.reads import Box, PlateRead, WatchlistEntry
 from agent.tracking import Tracker
 from agent.watchlist.matcher import Matcher
@@ -210,3 +210,20 @@ def test_exact_accuracy_takes_o_and_zero_i_and_one_as_one_character() -> None:
     assert same_plate("AB103CD", "AB-103-CD")
     assert not same_plate("AB-183-CD", "AB-103-CD")
     assert not same_plate("", "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "fitted", "dropped"),
+    [
+        ("1ER140CY", "ER140CY", True),  # the band's F read as a 1 before a French plate
+        ("ER140CYI", "ER140CY", True),  # the region logo's edge after it
+        ("1AB2345", "AB2345", False),  # a Czech plate keeps its leading 1
+        ("VNK296GP", "NK296GP", False),  # an eight-character plate keeps its first letter
+        ("BT63UYN", "BT63YN", False),  # never a character from the middle
+        ("1AB123", "AB123", False),  # what is left must be a French SIV plate
+    ],
+)
+def test_only_a_band_glyph_at_the_edge_of_a_french_plate_is_dropped_from_a_sure_read(
+    raw: str, fitted: str, dropped: bool
+) -> None:
+    assert _band_glyph_dropped(raw, fitted) is dropped

@@ -124,7 +124,11 @@ class Recogniser:
             return raw, confidence
         if is_plausible_unknown(raw, confidence) and (
             fitted_conf < UNKNOWN_KEEP_RATIO * confidence
-            or (len(fitted) < len(raw) and confidence >= SURE_UNKNOWN)
+            or (
+                len(fitted) < len(raw)
+                and confidence >= SURE_UNKNOWN
+                and not _band_glyph_dropped(raw, fitted)
+            )
         ):
             return raw, confidence
         return fitted, fitted_conf
@@ -284,6 +288,26 @@ def _gray(crop: Image | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     if crop.ndim == 2 and crop.shape[0] >= 2 and crop.shape[1] >= 2:
         return np.asarray(crop, dtype=np.uint8)
     raise ValueError(f"crop must be H x W x 3 or H x W with H, W >= 2, got {crop.shape}")
+
+
+BAND_GLYPHS: Final = "1IF"
+"""What the EU band's ``F`` or the edge of a French plate's band or region logo reads as."""
+
+
+def _band_glyph_dropped(raw: str, fitted: str) -> bool:
+    """True when ``fitted`` is ``raw`` without a first or last :data:`BAND_GLYPHS` glyph and
+    is a French SIV plate: the band read as one more character (``1ER140CY``). Only then:
+    other layouts (a Czech ``1AB2345``, an eight-character ``VNK296GP``) lose a real
+    character that way."""
+    if len(raw) != len(fitted) + 1:
+        return False
+    if not (
+        (raw[0] in BAND_GLYPHS and raw[1:] == fitted)
+        or (raw[-1] in BAND_GLYPHS and raw[:-1] == fitted)
+    ):
+        return False
+    text, fmt = canonicalize(fitted)
+    return fmt == "FR" and len(text) == 9 and text[:2].isalpha()
 
 
 def _is_plate(raw: str) -> bool:
