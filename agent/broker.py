@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -108,11 +109,27 @@ class BrokerTls:
     with it, HQ's revocation kicks and blocks a connected device at once."""
 
 
+PORT_RANGE: Final = (20000, 32000)
+"""Where :func:`free_port` picks: below Linux's ephemeral range (32768-60999)."""
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nothing listens on right now, below the ephemeral range.
+
+    Not port 0: the kernel then hands out an ephemeral port, and while no server
+    listens on it, a client's reconnect attempts can get that very port as their
+    source port (a TCP self-connect) and hold it, so the broker started there
+    later cannot bind it (seen in CI: the agent retrying a broker not yet up).
+    """
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
 
 
 def find_mosquitto() -> str:

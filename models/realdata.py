@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +50,21 @@ class Row:
     scored: bool = True
 
 
+def _manifest_rows(folder: Path) -> Iterator[dict[str, str]]:
+    """The rows of ``folder/manifest.csv`` (the format every shared set uses)."""
+    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
+        yield from csv.DictReader(fh)
+
+
 def moroccan_ocr(datasets: Path) -> list[Row]:
     """Moroccan crops, ``validation`` by plate; ``suspect`` rows unscored, not trained on."""
     folder = datasets / MA_OCR
     rows: list[Row] = []
-    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            text, _fmt = canonicalize(r["plate_text"])
-            lines = int(r["n_lines"] or 1)
-            scored = r["label_status"] != "suspect"
-            rows.append(Row(folder / r["image"], text, None, held_out(text, 0.2), lines, scored))
+    for r in _manifest_rows(folder):
+        text, _fmt = canonicalize(r["plate_text"])
+        lines = int(r["n_lines"] or 1)
+        scored = r["label_status"] != "suspect"
+        rows.append(Row(folder / r["image"], text, None, held_out(text, 0.2), lines, scored))
     return rows
 
 
@@ -72,23 +78,20 @@ def french(datasets: Path) -> list[Row]:
     """French cars with plate box and canonical text, ``validation`` by plate."""
     folder = datasets / FRENCH
     rows: list[Row] = []
-    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            text, fmt = canonicalize(r["plate_text"])
-            rows.append(
-                Row(folder / r["image"], text, _box(r), held_out(text, 0.25), scored=fmt == "FR")
-            )
+    for r in _manifest_rows(folder):
+        text, fmt = canonicalize(r["plate_text"])
+        rows.append(
+            Row(folder / r["image"], text, _box(r), held_out(text, 0.25), scored=fmt == "FR")
+        )
     return rows
 
 
 def moroccan_detection(datasets: Path) -> list[Row]:
     """Moroccan scenes with one plate box each; ``validation`` is the source's ``valid`` split."""
     folder = datasets / MA_DET
-    rows: list[Row] = []
-    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            rows.append(Row(folder / r["image"], "", _box(r), r["split"] != "train"))
-    return rows
+    return [
+        Row(folder / r["image"], "", _box(r), r["split"] != "train") for r in _manifest_rows(folder)
+    ]
 
 
 def available(datasets: Path) -> bool:
@@ -159,11 +162,9 @@ def romania_dashcam(datasets: Path) -> list[Row]:
     """Dashcam plate boxes (no text); ``validation`` unless the ride is a training ride."""
     folder = datasets / ROMANIA
     rows: list[Row] = []
-    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            path = folder / r["image"]
-            held = dashcam_ride(path) not in DASHCAM_TRAIN_RIDES
-            rows.append(Row(path, "", _box(r), held))
+    for r in _manifest_rows(folder):
+        path = folder / r["image"]
+        rows.append(Row(path, "", _box(r), dashcam_ride(path) not in DASHCAM_TRAIN_RIDES))
     return rows
 
 
@@ -171,10 +172,9 @@ def mixed_plates(datasets: Path) -> list[Row]:
     """Validation-only mixed scenes with boxes (text where labelled); all rows are validation."""
     folder = datasets / MIXED
     rows: list[Row] = []
-    with (folder / "manifest.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            text = canonicalize(r["plate_text"])[0] if r["plate_text"] else ""
-            rows.append(Row(folder / r["image"], text, _box(r), True))
+    for r in _manifest_rows(folder):
+        text = canonicalize(r["plate_text"])[0] if r["plate_text"] else ""
+        rows.append(Row(folder / r["image"], text, _box(r), True))
     return rows
 
 

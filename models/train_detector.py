@@ -192,15 +192,21 @@ def real_sources(datasets: Path) -> list[Source]:
             box = (row.box[0] * f, row.box[1] * f, row.box[2] * f, row.box[3] * f)
             sources.extend([(img, [box], False)] * FRENCH_WEIGHT)
     if (datasets / realdata.ROMANIA / "manifest.csv").is_file():
-        frames: dict[Path, list[BoxF]] = {}
-        for row in realdata.romania_dashcam(datasets):
-            if not row.validation and row.box is not None:
-                frames.setdefault(row.path, []).append(row.box)
-        for path, boxes in frames.items():
+        rides = [r for r in realdata.romania_dashcam(datasets) if not r.validation]
+        for path, boxes in boxes_by_image(rides):
             img = _load(path)
             if img is not None:
                 sources.extend([(img, boxes, True)] * DASHCAM_WEIGHT)
     return sources
+
+
+def boxes_by_image(rows: list[realdata.Row]) -> list[tuple[Path, list[BoxF]]]:
+    """Each image of ``rows`` once, with all its plate boxes (rows without a box skipped)."""
+    images: dict[Path, list[BoxF]] = {}
+    for r in rows:
+        if r.box is not None:
+            images.setdefault(r.path, []).append(r.box)
+    return list(images.items())
 
 
 Targets = tuple[Array, Array, Array, Array]
@@ -461,13 +467,7 @@ def eval_sets(args: argparse.Namespace, use_real: bool) -> dict[str, EvalSet]:
     synthetic far plates by day and night (a seed of their own)."""
     sets: dict[str, EvalSet] = {}
 
-    def grouped(rows: list[realdata.Row]) -> EvalSet:
-        images: dict[Path, list[BoxF]] = {}
-        for r in rows:
-            if r.box is not None:
-                images.setdefault(r.path, []).append(r.box)
-        return list(images.items())
-
+    grouped = boxes_by_image
     if use_real:
         ma = [r for r in realdata.moroccan_detection(args.datasets) if r.validation]
         fr = [r for r in realdata.french(args.datasets) if r.validation]

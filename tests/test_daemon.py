@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import sqlite3
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.broker import LocalBroker
+from agent.broker import LocalBroker, free_port
 from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, parse_config
 from agent.daemon import Agent
 from agent.pki import HqKeys
@@ -37,22 +36,6 @@ WATCHLIST = DEFAULT_SAMPLES_DIR / "watchlist.csv"
 def watchlisted_plates_in_clip() -> set[str]:
     listed = {line.split(",")[0] for line in WATCHLIST.read_text(encoding="utf-8").splitlines()[1:]}
     return {v["plate"] for v in TRUTH["vehicles"]} & listed
-
-
-def free_port() -> int:
-    """A free port below Linux's ephemeral range (32768-60999). A port the kernel
-    hands out for port 0 is an ephemeral one: while no broker listens on it, the
-    agent's own reconnect attempts can get it as their source port (a TCP
-    self-connect) and hold it, and the broker started later cannot bind it."""
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def agent_config(tmp_path: Path, port: int, **capture: object) -> RaqibConfig:
