@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from agent.frames import Image
-from agent.reader.detector import SECOND_LOOK_BOXES, TILE_SCALE, ModelDetector, tile_windows
+from agent.reader.detector import (
+    SECOND_LOOK_BOXES,
+    TILE_SCALE,
+    Look,
+    ModelDetector,
+    tile_windows,
+)
+from agent.reader.pipeline import ModelPlateReader
 from agent.reads import Box
 from agent.synth.plates import render_plate
 from agent.synth.scenes import (
@@ -200,6 +207,31 @@ def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
     for (height, width), grey in looks:
         assert not grey
         assert abs(height / width - in_h / in_w) < 0.05  # windows of the input's aspect
+
+
+def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both crops are read (the first box's margins sometimes hold the plate better); the
+    read kept is a plate over no plate, and the box reported is the second look's."""
+    frame, plate = _plate_frame()
+    x, y, w, h = plate
+    clutter = (x + w + 40, y, w // 3, h)  # a second look gone astray: no plate in it
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,))
+    monkeypatch.setattr(detector, "looks", lambda _image: [Look(clutter, 0.9, plate)])
+    reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
+    assert [(r.box, r.text) for r in reads] == [(clutter, "12345-B-6")]
+    monkeypatch.setattr(detector, "looks", lambda _image: [Look(plate, 0.9, clutter)])
+    reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
+    assert [(r.box, r.text) for r in reads] == [(plate, "12345-B-6")]
+
+
+def test_looks_without_zooms_are_the_boxes_found() -> None:
+    frame, _plate = _plate_frame()
+    detector = ModelDetector(MODELS / "detector.tflite")
+    looks = detector.looks(frame)
+    assert looks and all(look.first == look.box for look in looks)
+    assert [(look.box, look.score) for look in looks] == detector.detect(frame)
 
 
 def test_a_second_look_narrower_than_the_box_is_refused() -> None:

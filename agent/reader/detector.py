@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -46,6 +46,14 @@ class Detector(Protocol):
     """Finds plates in a BGR frame: boxes in frame pixels with a score in [0, 1]."""
 
     def detect(self, image: Image) -> list[tuple[Box, float]]: ...
+
+
+class Look(NamedTuple):
+    """A plate box found, its score, and the box it was before the second look."""
+
+    box: Box
+    score: float
+    first: Box
 
 
 class ContourDetector:
@@ -258,11 +266,12 @@ class ModelDetector:
     heat, into the plate's box. Why: at the whole-frame scale the network often
     boxes only part of a plate (the right-hand segments of a Moroccan plate, the
     characters without the EU band) or a loose region around it; seen larger,
-    it boxes the plate whole. Measured with 2.2.0 (IoU 0.5, held-out sets,
-    ``models/detector.md``): Moroccan scenes 79.9 -> 87.9 %, French cars 87.5 ->
-    91.7 %, dashcam 84.0 -> 95.0 %, mixed plates 59.5 -> 75.4 %, for one model
-    run per zoom for each of the best :data:`SECOND_LOOK_BOXES` boxes; so photos get
-    it and live video, by default, does not.
+    it boxes the plate whole. Measured with 2.2.0 on photos (IoU 0.5, held-out
+    sets, ``models/detector.md``): Moroccan scenes 79.9 -> 88.5 %, dashcam 88.9 ->
+    96.7 %, mixed plates 59.5 -> 76.2 %, for one model run per zoom for each of
+    the best :data:`SECOND_LOOK_BOXES` boxes; so photos get it and live video, by
+    default, does not. :meth:`looks` gives each box with its first box, whose crop
+    the reader reads too.
     """
 
     def __init__(
@@ -327,6 +336,11 @@ class ModelDetector:
 
         Raises ``FrameError`` for anything but an H x W x 3 uint8 array.
         """
+        return [(look.box, look.score) for look in self.looks(image)]
+
+    def looks(self, image: Image) -> list[Look]:
+        """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
+        the second look (the same box when it had none)."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -345,12 +359,17 @@ class ModelDetector:
             # the grey pass only adds plates the colour pass did not find
             found += [(b, sc) for b, sc in boxes if all(_iou(b, f) <= 0.3 for f, _ in found)]
         found = _suppress_overlaps(found)
-        if self.zooms:
-            looked = [(self._second_look(image, b), sc) for b, sc in found[:SECOND_LOOK_BOXES]]
-            found = _suppress_overlaps(looked + found[SECOND_LOOK_BOXES:])
-        if self._refiner is None:
-            return found
-        return _suppress_overlaps([(self._refine(image, box), score) for box, score in found])
+        if self._refiner is not None:
+            found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
+        if not self.zooms:
+            return [Look(box, score, box) for box, score in found]
+        first = {}
+        for rank, (box, score) in enumerate(found[:SECOND_LOOK_BOXES]):
+            seen = self._second_look(image, box)
+            first[seen] = box
+            found[rank] = (seen, score)
+        kept = _suppress_overlaps(found)
+        return [Look(box, score, first.get(box, box)) for box, score in kept]
 
     def _second_look(self, image: Image, box: Box) -> Box:
         """The plate's box from passes zoomed on ``box`` (see the class docstring)."""

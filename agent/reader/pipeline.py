@@ -22,7 +22,7 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy as np
 from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
-from agent.reader.detector import ContourDetector, Detector, ModelDetector
+from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import Recogniser
 from agent.reads import Box, PlateFormat, PlateRead
@@ -62,6 +62,13 @@ def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
     if image.shape[0] < min_side or image.shape[1] < min_side:
         raise FrameError(f"frame is too small: {image.shape[1]}x{image.shape[0]}")
     return image
+
+
+def _better(read: BoxRead, other: BoxRead) -> bool:
+    """True when ``read`` beats ``other``: a plate over no plate, else the surer read."""
+    if read.valid != other.valid:
+        return read.valid
+    return read.confidence > other.confidence
 
 
 def crop_box(
@@ -166,16 +173,31 @@ class ModelPlateReader:
     def read_boxes(self, image: Image) -> list[BoxRead]:
         """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read."""
         frame = check_frame(image)
+        if isinstance(self.detector, ModelDetector):
+            looks = self.detector.looks(frame)
+        else:
+            looks = [Look(box, score, box) for box, score in self.detector.detect(frame)]
         out: list[BoxRead] = []
-        for box, score in self.detector.detect(frame)[:MAX_PLATES_PER_FRAME]:
-            crop, _ = crop_box(frame, box)
-            if crop.shape[0] < 2 or crop.shape[1] < 2:
-                continue
-            raw, confidence = self.recogniser.read_best(crop)
-            text, fmt = canonicalize(raw)
-            alternatives = self._alternatives(raw, text)
-            out.append(BoxRead(box, score, text, fmt, confidence, alternatives))
+        for look in looks[:MAX_PLATES_PER_FRAME]:
+            read = self._read_box(frame, look.box, look.score)
+            if look.first != look.box:
+                # The second look's box is the better box, but the first box's crop (its
+                # margins often hold the plate, with less around it) sometimes reads better.
+                first = self._read_box(frame, look.first, look.score)
+                if first is not None and (read is None or _better(first, read)):
+                    read = replace(first, box=look.box)
+            if read is not None:
+                out.append(read)
         return out
+
+    def _read_box(self, frame: Image, box: Box, score: float) -> BoxRead | None:
+        """The recogniser's read of ``box`` (with the reader's margins); None if too small."""
+        crop, _ = crop_box(frame, box)
+        if crop.shape[0] < 2 or crop.shape[1] < 2:
+            return None
+        raw, confidence = self.recogniser.read_best(crop)
+        text, fmt = canonicalize(raw)
+        return BoxRead(box, score, text, fmt, confidence, self._alternatives(raw, text))
 
     def _alternatives(self, raw: str, text: str) -> tuple[str, ...]:
         """Canonical texts of the recogniser's alternatives to ``raw`` that are plates."""
