@@ -203,6 +203,9 @@ def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
     assert any(_iou(box, plate) >= 0.5 for box, _ in found)
     looks = calls[2:]
     assert looks and len(looks) % 2 == 0 and len(looks) <= 2 * SECOND_LOOK_BOXES
+    calls.clear()
+    ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0), look_boxes=1).detect(frame)
+    assert len(calls[2:]) == 2  # the best box only
     in_h, in_w = detector.input_size
     for (height, width), grey in looks:
         assert not grey

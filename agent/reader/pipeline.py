@@ -158,6 +158,7 @@ class ModelPlateReader:
         model = config.models_dir / DETECTOR_FILE
         tile_above = config.still_tile_above if stills else config.tile_above
         zooms = config.still_zooms if stills else config.zooms
+        look_boxes = config.still_zoom_boxes if stills else config.zoom_boxes
         if config.detector == "contour":
             detector = ContourDetector()
         elif config.detector == "model" or model.exists():
@@ -167,6 +168,7 @@ class ModelPlateReader:
                 grey_pass=config.grey_pass,
                 tile_above=tile_above or None,
                 zooms=tuple(zooms),
+                look_boxes=look_boxes,
             )
         return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
 
