@@ -124,12 +124,18 @@ def free_port(host: str = HOST) -> int:
     rng = random.SystemRandom()
     while True:
         port = rng.randrange(*PORT_RANGE)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
+        if port_is_free(port, host):
             return port
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """True when nothing listens on (or holds) ``port`` of ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def find_mosquitto() -> str:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import secrets
 import signal
-import socket
 import time
 from pathlib import Path
 from types import FrameType
 
-from agent.broker import free_port
+from agent.broker import free_port, port_is_free
 from agent.config import MqttConfig, RaqibConfig, with_overrides
 from agent.errors import ConfigError
 from agent.watchlist.provision import ROOT_FILE
@@ -26,17 +25,8 @@ from hq.console.roles import AUDITOR, FLEET_ADMIN, OPERATOR
 DEMO_USERS = {"demo-operator": OPERATOR, "demo-admin": FLEET_ADMIN, "demo-auditor": AUDITOR}
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def demo_console_config(config: RaqibConfig, hq_mqtt: MqttConfig, workdir: Path) -> RaqibConfig:
-    port = config.console.port if _port_free(config.console.port) else free_port()
+    port = config.console.port if port_is_free(config.console.port) else free_port()
     return with_overrides(
         config,
         mqtt=hq_mqtt.model_dump(),
