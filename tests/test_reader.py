@@ -501,6 +501,13 @@ NOT_PLATE = ("12", 0.95)
         (("1", 0.5), NOT_PLATE, 1.2, NOT_PLATE),
         (ONE_PLATE, ("AB-123-CD", 0.8), 2.1, ONE_PLATE),  # a tie goes to one line
         (("AB-123-CD", 0.5), ("1234BCD", 0.55), 2.1, ("1234BCD", 0.55)),  # French vs Spanish
+        # A sure read of a layout the grammar does not know counts as a plate: a square
+        # Dutch 14 / VR-LV read as two lines beats a one-line read spelling 1-B-2 at 0.005.
+        ((f"1{BA}2", 0.005), ("14VRLV", 0.99), 1.4, ("14VRLV", 0.99)),
+        (("G00GLE", 0.99), (f"400{BA}60", 0.01), 2.3, ("G00GLE", 0.99)),
+        ((f"1{BA}2", 0.6), ("14VRLV", 0.7), 1.4, (f"1{BA}2", 0.6)),  # not sure enough
+        # digits alone are a Moroccan plate whose letter was missed, not a foreign plate
+        (("8013353", 0.95), ("8|013353", 0.7), 1.6, ("8|013353", 0.7)),
     ],
 )
 def test_the_read_kept_for_a_square_crop_follows_the_documented_rule(

@@ -193,8 +193,9 @@ class Recogniser:
         - a crop narrower than :data:`TWO_LINE_PREFERRED_ASPECT` whose two-line
           read is a plate with confidence >= :data:`SURE_TWO_LINE` is not read
           as one line at all (one model run instead of two);
-        - when the greedy one-line read is no plate and the two-line read is
-          one, the one-line read is not fitted to a layout (the costliest step).
+        - when the greedy one-line read is no plate (nor a sure read of a layout
+          the grammar does not know) and the two-line read is one, the one-line
+          read is not fitted to a layout (the costliest step).
         """
         gray = _gray(crop)
         height, width = gray.shape
@@ -210,7 +211,7 @@ class Recogniser:
             return two
         one = self._greedy_one_line(gray)
         if not _is_plate(one[0]):
-            if _is_plate(two[0]):
+            if _is_plate(two[0]) and not _sure_unknown(*one):
                 return two
             one = self._fitted(*one)
         return choose_read(one, two, width / height)
@@ -244,16 +245,20 @@ def choose_read(
 ) -> tuple[str, float]:
     """The read kept for a crop of ``aspect`` (width / height) read both ways.
 
-    - exactly one read is a valid plate (Moroccan, French or European,
-      canonical text per :mod:`agent.reader.plate_text`): that read;
-    - both are valid: the two-line read when ``aspect`` is below
+    - exactly one read counts as a plate: that read. A read counts when it is a
+      valid plate (Moroccan, French or European, canonical text per
+      :mod:`agent.reader.plate_text`) or a plate of a layout the grammar does not
+      know read at least :data:`SURE_UNKNOWN` sure (:func:`_sure_unknown`): a
+      square Dutch ``14 / VR-LV`` read as two lines at 0.99 must not lose to a
+      one-line read that happens to spell a Moroccan plate at 0.005;
+    - both count: the two-line read when ``aspect`` is below
       :data:`TWO_LINE_PREFERRED_ASPECT` (1.9) and the confidences are within
       :data:`TWO_LINE_MARGIN` (0.1) of each other, else the more confident read;
     - neither is valid: the more confident read.
 
     Ties go to the one-line read.
     """
-    one_ok, two_ok = _is_plate(one_line[0]), _is_plate(two_line[0])
+    one_ok, two_ok = _counts(*one_line), _counts(*two_line)
     if one_ok != two_ok:
         return one_line if one_ok else two_line
     if (
@@ -314,3 +319,19 @@ def _is_plate(raw: str) -> bool:
     """True when ``raw`` canonicalises to a valid plate of a known format (MA, FR, EU)."""
     text, fmt = canonicalize(raw)
     return fmt != "UNKNOWN" and is_valid(text, fmt)
+
+
+def _sure_unknown(raw: str, confidence: float) -> bool:
+    """True for a read of a layout the grammar does not know, at least :data:`SURE_UNKNOWN`
+    sure, with a Latin letter: digits alone are more often a Moroccan plate whose letter
+    was missed (a motorcycle's ``8 / 013353`` read on one line) than a foreign plate."""
+    return (
+        confidence >= SURE_UNKNOWN
+        and any(ch.isalpha() for ch in raw)
+        and is_plausible_unknown(raw, confidence)
+    )
+
+
+def _counts(raw: str, confidence: float) -> bool:
+    """True when a read counts as a plate in :func:`choose_read`."""
+    return _is_plate(raw) or _sure_unknown(raw, confidence)
