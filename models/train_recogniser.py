@@ -69,6 +69,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "finetune_size": 20000,
         "eval_size": 2000,
         "wide_share": 0.0,
+        "spread_share": 0.0,
         "pseudo": False,
     },
     "4.0": {
@@ -79,14 +80,30 @@ RECIPES: dict[str, dict[str, Any]] = {
         "finetune_size": 20000,
         "eval_size": 2000,
         "wide_share": 0.15,
+        "spread_share": 0.0,
+        "pseudo": True,
+    },
+    "4.1": {
+        "version": "4.1.0",
+        "epochs": 9,
+        "finetune_epochs": 3,
+        "train_size": 50000,
+        "finetune_size": 20000,
+        "eval_size": 2000,
+        "wide_share": 0.25,
+        "spread_share": 0.5,
         "pseudo": True,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
 builds the shipped recogniser 4.0.0 (the default): 3.1's budget and data plus the
 European and FNI plates of agent.synth.europe (``wide_share`` of the synthetic strips)
-and the teacher's pseudo-labelled crops (models/pseudo_labels.csv). ``3.1`` rebuilds
-the previous recogniser 3.1.0 (models/recogniser.md)."""
+and the teacher's pseudo-labelled crops (models/pseudo_labels.csv). ``4.1`` (a candidate,
+same budget) draws more of those plates (``wide_share`` 0.25) and spreads the
+characters of half the square ones over the line (``spread_share``,
+agent.synth.europe.SPREAD_SPACING): 4.0.0 read real square European plates at 38 %,
+dropping the last letter of a line or reading a spread ``K O S`` as a Moroccan
+letter. ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
@@ -161,13 +178,14 @@ def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
 
 
 def _synthetic_chunk(
-    recipe: str, wide_share: float, job: tuple[int, list[int]]
+    recipe: str, wide_share: float, spread_share: float, job: tuple[int, list[int]]
 ) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
     Recipe ``field``: every strip field-like; ``mixed`` (the fine-tune's): two thirds
     from the clean renderer, one third field-like. ``wide_share`` of the strips (none
-    when 0: no draw is made) are agent.synth.europe plates, field-like.
+    when 0: no draw is made) are agent.synth.europe plates, field-like, ``spread_share``
+    of their square ones spread over the line.
     """
     n, seed = job
     cv2.setNumThreads(1)
@@ -179,7 +197,13 @@ def _synthetic_chunk(
         if wide_share > 0 and rng.random() < wide_share:
             text, country, two_line, groups = europe.random_wide_plate(rng)
             images[i] = europe.wide_field_crop(
-                country, groups, two_line, rng, out_height=INPUT_H, out_width=INPUT_W
+                country,
+                groups,
+                two_line,
+                rng,
+                out_height=INPUT_H,
+                out_width=INPUT_W,
+                spread_share=spread_share,
             )
             tokens.append(europe.training_label(groups))
             texts.append(text)
@@ -195,11 +219,17 @@ def _synthetic_chunk(
 
 
 def synthetic_set(
-    n: int, seed: int, workers: int, recipe: str = "field", wide_share: float = 0.0
+    n: int,
+    seed: int,
+    workers: int,
+    recipe: str = "field",
+    wide_share: float = 0.0,
+    *,
+    spread_share: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
-    render = functools.partial(_synthetic_chunk, recipe, wide_share)
+    render = functools.partial(_synthetic_chunk, recipe, wide_share, spread_share)
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
         return np.empty((0, INPUT_H, INPUT_W), np.uint8), [], []
@@ -433,7 +463,11 @@ def make_training_set(
     n_real = len(images)
     n_synth = max(args.train_size - n_real, 0)
     synth, synth_tokens, _ = synthetic_set(
-        n_synth, args.seed, args.workers, wide_share=args.wide_share
+        n_synth,
+        args.seed,
+        args.workers,
+        wide_share=args.wide_share,
+        spread_share=args.spread_share,
     )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
@@ -463,7 +497,12 @@ def make_finetune_set(
         tokens += more_tokens
     n_synth = max(args.finetune_size - len(images), 0)
     synth, synth_tokens, _ = synthetic_set(
-        n_synth, args.seed + 5, args.workers, "mixed", args.wide_share
+        n_synth,
+        args.seed + 5,
+        args.workers,
+        "mixed",
+        args.wide_share,
+        spread_share=args.spread_share,
     )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
@@ -794,7 +833,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-copies", type=int, default=20)
     parser.add_argument("--eval-size", type=int, default=recipe["eval_size"])
     parser.set_defaults(
-        wide_share=recipe["wide_share"], pseudo=recipe["pseudo"], version=recipe["version"]
+        wide_share=recipe["wide_share"],
+        spread_share=recipe["spread_share"],
+        pseudo=recipe["pseudo"],
+        version=recipe["version"],
     )
     parser.add_argument(
         "--convert-only",

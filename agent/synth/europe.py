@@ -188,13 +188,31 @@ def _colours(country: str, rng: np.random.Generator) -> tuple[tuple[int, int, in
     return (_YELLOW if yellow else _paper(rng)), int(rng.integers(0, 50)), band
 
 
+SPREAD_SPACING: Final = (0.2, 0.7)
+"""Character spacing (share of the font size) of a spread-out square plate line."""
+
+
 def render_wide_plate(
-    country: str, groups: list[str], two_line: bool, rng: np.random.Generator, height: int
+    country: str,
+    groups: list[str],
+    two_line: bool,
+    rng: np.random.Generator,
+    height: int,
+    *,
+    spread_share: float = 0.0,
 ) -> Image:
-    """Draw the plate (BGR, ``height`` px tall): one line ~4.7:1, two lines ~1.4:1."""
+    """Draw the plate (BGR, ``height`` px tall): one line ~4.7:1, two lines ~1.4:1.
+
+    ``spread_share`` of the two-line plates get their characters spread over the
+    line (:data:`SPREAD_SPACING`), as Polish, Swedish or Norwegian square plates
+    print three letters across the whole width (``K O S`` over ``8 A 5 3``); no
+    random draw is made when it is 0, so earlier recipes' plates are unchanged.
+    """
     paper, ink, band = _colours(country, rng)
     colour = (ink, ink, ink)
     font, squeeze, spacing = _style(rng)
+    if two_line and spread_share > 0 and rng.random() < spread_share:
+        spacing = float(rng.uniform(*SPREAD_SPACING))
     if two_line:
         base_h, base_w = 220, int(rng.integers(280, 340))
     else:
@@ -228,11 +246,16 @@ def render_wide_plate(
 
 
 def wide_field_plate_crop(
-    country: str, groups: list[str], two_line: bool, rng: np.random.Generator
+    country: str,
+    groups: list[str],
+    two_line: bool,
+    rng: np.random.Generator,
+    *,
+    spread_share: float = 0.0,
 ) -> Image:
     """A field-like BGR crop (as :func:`agent.synth.augment.field_plate_crop`) of the plate."""
     plate_h = int(rng.integers(24, 120) if two_line else rng.integers(14, 80))
-    plate = render_wide_plate(country, groups, two_line, rng, plate_h)
+    plate = render_wide_plate(country, groups, two_line, rng, plate_h, spread_share=spread_share)
     ph, pw = plate.shape[:2]
     pad_y, pad_x = ph, max(pw // 3, ph // 2)
     canvas = _on_background(plate, rng, pad_y, pad_x, shade=True)
@@ -252,9 +275,10 @@ def wide_field_crop(
     *,
     out_height: int = 32,
     out_width: int = 128,
+    spread_share: float = 0.0,
 ) -> Gray:
     """The recogniser's gray training strip of the plate (two-line: the runtime's composite)."""
-    crop = wide_field_plate_crop(country, groups, two_line, rng)
+    crop = wide_field_plate_crop(country, groups, two_line, rng, spread_share=spread_share)
     gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
     if two_line:
         return two_line_composite(gray, out_height, out_width)
