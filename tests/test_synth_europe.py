@@ -61,6 +61,42 @@ def test_rendering_is_seeded_and_keeps_the_kind_of_aspect(two_line: bool) -> Non
     assert strip.dtype == np.uint8
 
 
+def _top_line_ink_span(plate: np.ndarray) -> float:
+    """Share of the top half's width between its first and last dark column (band cut off)."""
+    gray = plate.mean(axis=2)
+    top = gray[: gray.shape[0] // 2, gray.shape[1] // 5 :]
+    dark = np.flatnonzero((top < top.mean() - 40).sum(axis=0) > 2)
+    return float(dark[-1] - dark[0]) / top.shape[1]
+
+
+def test_spread_square_plates_print_their_characters_across_the_line() -> None:
+    spans = {
+        share: np.median(
+            [
+                _top_line_ink_span(
+                    render_wide_plate(
+                        "PL",
+                        ["KOS", "8A53"],
+                        True,
+                        np.random.default_rng(seed),
+                        110,
+                        spread_share=share,
+                    )
+                )
+                for seed in range(12)
+            ]
+        )
+        for share in (0.0, 1.0)
+    }
+    assert spans[1.0] > spans[0.0] + 0.1
+    # no draw is made when the share is 0: earlier recipes' plates are unchanged
+    plain = render_wide_plate("PL", ["KOS", "8A53"], True, np.random.default_rng(4), 60)
+    same = render_wide_plate(
+        "PL", ["KOS", "8A53"], True, np.random.default_rng(4), 60, spread_share=0.0
+    )
+    assert np.array_equal(plain, same)
+
+
 def test_french_fni_plates_come_in_white_yellow_and_black() -> None:
     rng = np.random.default_rng(8)
     papers = set()
