@@ -254,7 +254,7 @@ def choose_read(
     - both count: the two-line read when ``aspect`` is below
       :data:`TWO_LINE_PREFERRED_ASPECT` (1.9) and the confidences are within
       :data:`TWO_LINE_MARGIN` (0.1) of each other, else the more confident read;
-    - neither is valid: the more confident read.
+    - neither counts: the more confident read.
 
     Ties go to the one-line read.
     """
