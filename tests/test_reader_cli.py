@@ -216,7 +216,7 @@ def test_photos_are_read_with_the_tiled_pass_and_video_frames_as_live(
     assert (still.tile_above, live.tile_above) == (1000, 2560)
     # the second look: four zooms on a photo's best 4 boxes, one on a video frame's best box
     assert (still.zooms, still.look_boxes) == ((3.0, 4.0, 5.0, 6.0), 4)
-    assert (live.zooms, live.look_boxes) == ((5.0,), 1)
+    assert (live.zooms, live.look_boxes) == ((5.0,), 2)
     never = ReaderConfig(still_tile_above=0, tile_above=0)
     for stills in (True, False):
         detector = ModelPlateReader.from_config(never, stills=stills).detector
