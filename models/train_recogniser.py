@@ -99,11 +99,11 @@ RECIPES: dict[str, dict[str, Any]] = {
 builds the shipped recogniser 4.0.0 (the default): 3.1's budget and data plus the
 European and FNI plates of agent.synth.europe (``wide_share`` of the synthetic strips)
 and the teacher's pseudo-labelled crops (models/pseudo_labels.csv). ``4.1`` (a candidate,
-same budget) draws more of those plates (``wide_share`` 0.25) and spreads the
-characters of half the square ones over the line (``spread_share``,
-agent.synth.europe.SPREAD_SPACING): 4.0.0 read real square European plates at 38 %,
-dropping the last letter of a line or reading a spread ``K O S`` as a Moroccan
-letter. ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
+same budget; measured and not shipped, models/recogniser.md) draws more of those plates
+(``wide_share`` 0.25) and spreads the characters of half the square ones over the line
+(``spread_share``, agent.synth.europe.SPREAD_SPACING): 4.0.0 dropped the last letter of
+a square plate's line or read a spread ``K O S`` as a Moroccan letter. ``3.1`` rebuilds
+the previous recogniser 3.1.0 (models/recogniser.md)."""
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
