@@ -156,8 +156,11 @@ class ReaderTiming:
         return max(0.0, self.frame_ms - sum(self.model_ms.values()))
 
 
-def time_reader(models_dir: Path, frames: int, *, grey_pass: bool = True) -> ReaderTiming:
-    """The whole reader on the clip's first frames, with the time inside each model apart."""
+def time_reader(
+    models_dir: Path, frames: int, *, grey_pass: bool = True, second_look: bool = True
+) -> ReaderTiming:
+    """The whole reader on the clip's first frames, with the time inside each model apart
+    (``second_look`` False: ``reader.zooms = []``)."""
     from agent.reader import backend
     from agent.reader.pipeline import ModelPlateReader
 
@@ -174,6 +177,8 @@ def time_reader(models_dir: Path, frames: int, *, grey_pass: bool = True) -> Rea
             calls[self.path.name] += 1
 
     config = ReaderConfig(models_dir=models_dir, detector="model", grey_pass=grey_pass)
+    if not second_look:
+        config = config.model_copy(update={"zooms": []})
     reader = ModelPlateReader.from_config(config)
     images = list(_clip_frames(frames))
     for image in images[:5]:  # warm-up
@@ -370,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="estimate with reader.grey_pass = false (one detector pass per frame)",
     )
+    parser.add_argument(
+        "--no-second-look",
+        action="store_true",
+        help="estimate with reader.zooms = [] (no second look at the best boxes)",
+    )
     args = parser.parse_args(argv)
     models_dir = _models_dir(args.detector, args.recogniser)
     paths = {"detector.tflite": args.detector, "recogniser.tflite": args.recogniser}
@@ -383,7 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         (reference_ops, reference_ms),
         (counts["detector.tflite"], invoke_ms["detector.tflite"]),
     )
-    timing = time_reader(models_dir, args.frames, grey_pass=not args.no_grey_pass)
+    timing = time_reader(
+        models_dir,
+        args.frames,
+        grey_pass=not args.no_grey_pass,
+        second_look=not args.no_second_look,
+    )
     boards = estimate(counts, timing, here)
     result = _report(counts, invoke_ms, (reference_ms, here), timing, boards)
     if args.json:
