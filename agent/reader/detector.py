@@ -270,7 +270,7 @@ class ModelDetector:
     sets, ``models/detector.md``): Moroccan scenes 79.9 -> 88.5 %, dashcam 88.9 ->
     96.7 %, mixed plates 59.5 -> 76.2 %, for one model run per zoom for each of
     the best 4 boxes. Live video, with a 25 ms budget per frame, gets one zoom on
-    its best box (Moroccan 79.9 -> 85.6 %, dashcam 84.0 -> 89.0 %). :meth:`looks`
+    its best two boxes (Moroccan 79.9 -> 86.3 %, dashcam 84.0 -> 92.3 %). :meth:`looks`
     gives each box with its first box, whose crop the reader reads too.
     """
 
