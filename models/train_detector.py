@@ -467,19 +467,20 @@ def eval_sets(args: argparse.Namespace, use_real: bool) -> dict[str, EvalSet]:
     synthetic far plates by day and night (a seed of their own)."""
     sets: dict[str, EvalSet] = {}
 
-    grouped = boxes_by_image
     if use_real:
         ma = [r for r in realdata.moroccan_detection(args.datasets) if r.validation]
         fr = [r for r in realdata.french(args.datasets) if r.validation]
-        sets["real_ma_valid"] = grouped(ma)
-        sets["real_fr_val"] = grouped(fr)
-        sets["real_fr_val_fni"] = grouped([r for r in fr if r.text[:1].isdigit()])
+        sets["real_ma_valid"] = boxes_by_image(ma)
+        sets["real_fr_val"] = boxes_by_image(fr)
+        sets["real_fr_val_fni"] = boxes_by_image([r for r in fr if r.text[:1].isdigit()])
     if (args.datasets / realdata.ROMANIA / "manifest.csv").is_file():
         dash = [r for r in realdata.romania_dashcam(args.datasets) if r.validation]
-        sets["dashcam_heldout"] = grouped(dash)
-        sets["dashcam_heldout_night"] = grouped([r for r in dash if realdata.is_night_ride(r.path)])
+        sets["dashcam_heldout"] = boxes_by_image(dash)
+        sets["dashcam_heldout_night"] = boxes_by_image(
+            [r for r in dash if realdata.is_night_ride(r.path)]
+        )
     if (args.datasets / realdata.MIXED / "manifest.csv").is_file():
-        sets["mixed_validation_only"] = grouped(realdata.mixed_plates(args.datasets))
+        sets["mixed_validation_only"] = boxes_by_image(realdata.mixed_plates(args.datasets))
     for night in (False, True):
         rng = np.random.default_rng([424242, int(night)])
         scenes = [far_plate_scene(rng, night=night) for _ in range(args.far_scenes)]
