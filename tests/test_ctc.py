@@ -73,8 +73,22 @@ def test_greedy_steps_of_logits_and_of_an_empty_read() -> None:
         ("AB12CD", {5: ("0", "D")}, "AB-12-CD", "EU"),
         ("AB1234", {1: ("8", "B")}, "AB-1234", "EU"),
         ("45498\u062826", {5: ("8", "\u0628")}, "45498-B-26", "MA"),
+        ("B123ABC", {4: ("0", "A")}, "B-123-ABC", "EU"),
+        ("BT63UYN", {2: ("G", "6")}, "BT-63-UYN", "EU"),
     ],
-    ids=["w18", "state", "diplomatic-cd", "diplomatic-cmd", "es", "be", "pt", "de", "ma"],
+    ids=[
+        "w18",
+        "state",
+        "diplomatic-cd",
+        "diplomatic-cmd",
+        "es",
+        "be",
+        "pt",
+        "de",
+        "ma",
+        "ro",
+        "gb",
+    ],
 )
 def test_constrained_decoding_reads_the_new_layouts(
     truth: str, fixes: dict[int, tuple[str, str]], canonical: str, fmt: str

@@ -240,6 +240,10 @@ def test_plates_without_a_two_line_layout_have_no_two_line_parts(text: str) -> N
         ("12-AB-99", "12-AB-99", "PT"),
         ("1234-AB", "1234-AB", "PT"),
         ("WA 12345", "WA-12345", "PL"),
+        ("B 123 ABC", "B-123-ABC", "RO"),
+        ("B 12 XYZ", "B-12-XYZ", "RO"),
+        ("CJ 12 ABC", "CJ-12-ABC", "GB"),  # a Romanian county plate has the British shape
+        ("BT63 UYN", "BT-63-UYN", "GB"),
     ],
 )
 def test_eu_plate_is_runs_of_letters_and_digits(raw: str, canonical: str, country: str) -> None:
@@ -249,8 +253,8 @@ def test_eu_plate_is_runs_of_letters_and_digits(raw: str, canonical: str, countr
     assert canonicalize(raw_tokens(canonical)) == (canonical, "EU")
 
 
-def test_eu_patterns_cover_the_seven_countries() -> None:
-    assert {c for c, _ in EU_PATTERNS} == {"ES", "DE", "IT", "BE", "NL", "PT", "PL"}
+def test_eu_patterns_cover_the_nine_countries() -> None:
+    assert {c for c, _ in EU_PATTERNS} == {"ES", "DE", "IT", "BE", "NL", "PT", "PL", "RO", "GB"}
 
 
 @pytest.mark.parametrize(

@@ -175,7 +175,7 @@ def test_a_voted_read_carries_the_other_votes_and_the_readers_alternatives() -> 
     ("raw", "plausible"),
     [
         ("ZH123456", True),  # Swiss
-        ("B21GSB", True),  # Romanian
+        ("CA1234AB", True),  # Bulgarian
         ("1AB2345", True),  # Czech
         ("ABCDEF", False),  # no digit
         ("AB1", False),  # too short
@@ -195,7 +195,7 @@ def test_a_plausible_plate_of_an_unknown_layout(raw: str, plausible: bool) -> No
         ("WEFLYN", 0.95, True),  # a personalised plate, read sure
         ("WEFLYN", 0.5, False),  # letters only and doubtful: a sign as likely as a plate
         ("ABC", 0.99, False),  # too short, however sure
-        ("B21GSB", 0.1, True),  # with a digit the confidence does not matter
+        ("CA1234AB", 0.1, True),  # with a digit the confidence does not matter
     ],
 )
 def test_a_plate_of_letters_only_is_plausible_only_when_read_sure(

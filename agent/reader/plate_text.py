@@ -21,7 +21,7 @@ the canonical text and names the format:
   old FNI ``123-AB-45`` (1-4 digits, 1-3 letters, department 01-95, 2A, 2B, 971-976).
 - ``EU`` other EU plates (country code in the blue band not part of the text):
   the compact text must match one of :data:`EU_PATTERNS` (ES, DE, IT, BE, NL, PT,
-  PL); canonical text = runs of letters and of digits joined by ``-``
+  PL, RO, GB); canonical text = runs of letters and of digits joined by ``-``
   (``1234BCD`` -> ``1234-BCD``, ``1ABC123`` -> ``1-ABC-123``).
 - ``UNKNOWN``: anything else that has letters or digits, as upper-case
   alphanumerics only (``"ab 12-x"`` -> ``AB12X``).
@@ -91,6 +91,8 @@ EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("IT", re.compile(r"^[A-Z]{2}\d{3}[A-Z]{2}$")),
     ("DE", re.compile(r"^[A-Z]{2,5}\d{1,4}[EH]?$")),
     ("PL", re.compile(r"^[A-Z]{2,3}\d{4,5}$")),
+    ("RO", re.compile(r"^B\d{2,3}[A-Z]{3}$")),
+    ("GB", re.compile(r"^[A-Z]{2}\d{2}[A-Z]{3}$")),
 )
 """``(country, pattern)`` of the EU plates read as format ``EU``, on the compact
 upper-case text (no separators). Tried after MA and FR, so an IT-shaped text that

@@ -115,7 +115,8 @@ class Recogniser:
         path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read), or
         would drop characters of a read at least :data:`SURE_UNKNOWN` sure: a path
         that skips a character can be as probable as the read itself, so probability
-        alone let the grammar cut ``BT63UYN`` down to a Portuguese-shaped ``BT63YN``.
+        alone let the grammar cut a British ``BT63UYN`` (before it knew that layout) down
+        to a Portuguese-shaped ``BT63YN``.
         """
         if self._grammar is None:
             return raw, confidence

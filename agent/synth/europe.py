@@ -1,7 +1,7 @@
 """Plates the grammar does not know, square European plates and French FNI colours.
 
 An officer in Morocco meets the plates of visiting cars from all over Europe,
-not only the seven countries :data:`agent.reader.plate_text.EU_PATTERNS`
+not only the countries :data:`agent.reader.plate_text.EU_PATTERNS`
 names, and square or two-line rear plates. The recogniser must read them
 character by character (the read is reported as format ``UNKNOWN`` or ``EU``,
 agent.reader.pipeline). This module draws them for training:
@@ -115,7 +115,8 @@ _GROUPS: Final[dict[str, Draw]] = {
     "PL": lambda r: [_let(r, int(r.integers(2, 4))), _dig(r, 5 - int(r.integers(0, 2)))],
 }
 WIDE_COUNTRIES: Final = tuple(_GROUPS)
-"""Countries drawn; the first sixteen have layouts the grammar does not know."""
+"""Countries drawn; the first sixteen had layouts the grammar did not know when this
+module was written (it has known RO and GB shapes since recogniser 4.0 shipped)."""
 
 _BAND: Final = {
     "AT": "A",
