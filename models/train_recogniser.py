@@ -71,6 +71,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "wide_share": 0.0,
         "spread_share": 0.0,
         "pseudo": False,
+        "hand": False,
     },
     "4.0": {
         "version": "4.0.0",
@@ -82,6 +83,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "wide_share": 0.15,
         "spread_share": 0.0,
         "pseudo": True,
+        "hand": False,
     },
     "4.1": {
         "version": "4.1.0",
@@ -93,6 +95,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "wide_share": 0.25,
         "spread_share": 0.5,
         "pseudo": True,
+        "hand": False,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
@@ -102,8 +105,18 @@ and the teacher's pseudo-labelled crops (models/pseudo_labels.csv). ``4.1`` (a c
 same budget; measured and not shipped, models/recogniser.md) draws more of those plates
 (``wide_share`` 0.25) and spreads the characters of half the square ones over the line
 (``spread_share``, agent.synth.europe.SPREAD_SPACING): 4.0.0 dropped the last letter of
-a square plate's line or read a spread ``K O S`` as a Moroccan letter. ``3.1`` rebuilds
-the previous recogniser 3.1.0 (models/recogniser.md)."""
+a square plate's line or read a spread ``K O S`` as a Moroccan letter. ``4.2`` (a
+candidate) is 4.0 plus the boxes labelled by eye (models/hand_labels.csv, ``hand``),
+with both stages larger (58,000 and 30,000 crops) by about what those add, so that the
+model sees as many synthetic crops as 4.0.
+``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
+RECIPES["4.2"] = {
+    **RECIPES["4.0"],
+    "version": "4.2.0",
+    "hand": True,
+    "train_size": 58000,
+    "finetune_size": 30000,
+}
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
@@ -299,9 +312,10 @@ def french_crop(
     return np.ascontiguousarray(crop)
 
 
-PSEUDO_COPIES_SHARE = 0.5
-"""Pseudo-labelled boxes get half as many augmented copies as hand-labelled ones:
-consecutive dashcam frames repeat the same plates, and the labels are a teacher's."""
+BOX_LABEL_COPIES_SHARE = 0.5
+"""Labelled boxes of the scene sets (the teacher's and those labelled by eye) get half as
+many augmented copies as the labelled crops of the OCR sets: consecutive dashcam frames and
+photos of one parked car repeat the same plates (and the teacher's labels are a teacher's)."""
 
 RealCrop = tuple[Array, str, bool, int, tuple[float, float, float, float] | None]
 """(BGR image, canonical text, held out?, text lines, plate box in the image or None for a crop)"""
@@ -312,7 +326,7 @@ GLYPHS: dict[int, list[remix.Glyph]] = {}
 
 def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
     """Decoded real scored rows: ``{"ma": [...], "fr": [...]}`` (French: the car around the box)."""
-    out: dict[str, list[RealCrop]] = {"ma": [], "fr": [], "pseudo": []}
+    out: dict[str, list[RealCrop]] = {"ma": [], "fr": [], "pseudo": [], "hand": []}
     boxes = remix.load_char_boxes(datasets)
     for row in realdata.moroccan_ocr(datasets):
         if not row.scored:
@@ -339,7 +353,8 @@ def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
         x1, y1 = min(img.shape[1], int(x + 2 * w)), min(img.shape[0], int(y + 3 * h))
         around = np.ascontiguousarray(img[y0:y1, x0:x1])
         out["fr"].append((around, row.text, row.validation, 1, (x - x0, y - y0, w, h)))
-    out["pseudo"] = pseudo_crops(datasets)
+    out["pseudo"] = box_label_crops(datasets, teacher.load())
+    out["hand"] = box_label_crops(datasets, teacher.load(HAND_LABELS))
     return out
 
 
@@ -352,11 +367,17 @@ def _around(img: Array, box: tuple[float, float, float, float]) -> RealCrop | No
     return (np.ascontiguousarray(img[y0:y1, x0:x1]), "", False, 1, (x - x0, y - y0, w, h))
 
 
-def pseudo_crops(datasets: Path) -> list[RealCrop]:
-    """The teacher-labelled boxes of models/pseudo_labels.csv (training rides and splits
-    only, models/teacher.py), each with the car around it, as training crops."""
+HAND_LABELS = Path(__file__).resolve().parent / "hand_labels.csv"
+"""Boxes labelled by eye (models/README.md): of ``moroccan-plates-detection`` (split
+``train``) and of the training ride of ``romania-dashcam`` that the teacher's rules of
+models/teacher.py left out. Same columns as models/pseudo_labels.csv, rule ``hand``."""
+
+
+def box_label_crops(datasets: Path, rows: list[dict[str, str]]) -> list[RealCrop]:
+    """Labelled boxes (rows of models/pseudo_labels.csv or models/hand_labels.csv: training
+    rides and splits only), each with the car around it, as training crops."""
     out: list[RealCrop] = []
-    for row in teacher.load():
+    for row in rows:
         img = cv2.imread(str(datasets / row["dataset"] / row["image"]), cv2.IMREAD_COLOR)
         box = tuple(float(row[k]) for k in ("x", "y", "w", "h"))
         made = _around(img, box) if img is not None else None  # type: ignore[arg-type]
@@ -367,16 +388,16 @@ def pseudo_crops(datasets: Path) -> list[RealCrop]:
     return out
 
 
-def pseudo_copies(
-    real: dict[str, list[RealCrop]], copies: int, rng: np.random.Generator, clean_share: float
+def box_label_copies(
+    crops: list[RealCrop], copies: int, rng: np.random.Generator, clean_share: float
 ) -> tuple[list[Array], list[str]]:
-    """Augmented copies of the pseudo-labelled crops (runtime-like crop around the box)."""
+    """Augmented copies of labelled boxes (runtime-like crop around the box)."""
     images: list[Array] = []
     tokens: list[str] = []
-    for img, text, _, lines, box in real.get("pseudo", []):
+    for img, text, _, lines, box in crops:
         if box is None:
             continue
-        for _ in range(max(1, round(copies * PSEUDO_COPIES_SHARE))):
+        for _ in range(copies):
             crop = french_crop(img, box, rng)
             two = lines == 2
             images.append(
@@ -386,6 +407,26 @@ def pseudo_copies(
             )
             tokens.append(tokens_of(text, two))
     return images, tokens
+
+
+def _box_label_sets(
+    args: argparse.Namespace,
+    real: dict[str, list[RealCrop]],
+    copies: int,
+    rng: np.random.Generator,
+    clean_share: float,
+) -> list[tuple[list[Array], list[str]]]:
+    """Copies of the teacher's boxes (``pseudo``) and of the boxes labelled by eye (``hand``),
+    each half as many as of a labelled crop (:data:`BOX_LABEL_COPIES_SHARE`)."""
+    out = []
+    share = max(1, round(copies * BOX_LABEL_COPIES_SHARE))
+    if args.pseudo:
+        out.append(box_label_copies(real["pseudo"], share, rng, clean_share))
+        print(f"pseudo-labelled copies: {len(out[-1][0])}", flush=True)
+    if args.hand:
+        out.append(box_label_copies(real["hand"], share, rng, clean_share))
+        print(f"copies of boxes labelled by eye: {len(out[-1][0])}", flush=True)
+    return out
 
 
 def _trainable(text: str, lines: int) -> bool:
@@ -455,9 +496,7 @@ def make_training_set(
             crop = french_crop(img, box, rng)
             images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
             tokens.append(tokens_of(text))
-    if args.pseudo:
-        more, more_tokens = pseudo_copies(real, args.real_copies, rng, 0.3)
-        print(f"pseudo-labelled copies: {len(more)}", flush=True)
+    for more, more_tokens in _box_label_sets(args, real, args.real_copies, rng, 0.3):
         images += more
         tokens += more_tokens
     n_real = len(images)
@@ -491,8 +530,7 @@ def make_finetune_set(
                     augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
                 )
                 tokens.append(tokens_of(text))
-    if args.pseudo:
-        more, more_tokens = pseudo_copies(real, args.finetune_copies, rng, 0.4)
+    for more, more_tokens in _box_label_sets(args, real, args.finetune_copies, rng, 0.4):
         images += more
         tokens += more_tokens
     n_synth = max(args.finetune_size - len(images), 0)
@@ -836,6 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         wide_share=recipe["wide_share"],
         spread_share=recipe["spread_share"],
         pseudo=recipe["pseudo"],
+        hand=recipe["hand"],
         version=recipe["version"],
     )
     parser.add_argument(
@@ -846,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = scaffold.prepare(args, "synthetic data")
     work, tflite, use_real = out.work, out.tflite, out.use_real
-    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": [], "pseudo": []}
+    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": [], "pseudo": [], "hand": []}
     if not args.eval_only:
         fit(args, work, real, tflite)
     # The metadata must exist before the runtime can load the model for evaluation.
@@ -883,6 +922,16 @@ def main(argv: list[str] | None = None) -> int:
                 "sets": sorted({teacher.ROMANIA, realdata.MA_DET}),
             }
             if use_real and args.pseudo and teacher.CSV_PATH.is_file()
+            else None
+        ),
+        "hand_labelled": (
+            {
+                "file": "models/hand_labels.csv",
+                "sha256": hashlib.sha256(HAND_LABELS.read_bytes()).hexdigest(),
+                "rows": len(real["hand"]),
+                "sets": sorted({teacher.ROMANIA, realdata.MA_DET}),
+            }
+            if use_real and args.hand and HAND_LABELS.is_file()
             else None
         ),
     }

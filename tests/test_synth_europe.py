@@ -137,7 +137,27 @@ def test_the_committed_pseudo_labels_use_only_training_rides_and_splits() -> Non
     for row in rows:
         if row["dataset"] == teacher.ROMANIA:
             assert teacher.ride(row["image"]) in teacher.ROMANIA_TRAIN_RIDES
-            assert teacher.romanian(row["plate_text"]) == row["plate_text"]
+            compact = row["plate_text"].replace("-", "")  # labels written before RO was EU
+            assert teacher.romanian(compact) == compact
         else:
             assert "/train/" in row["image"]
             assert canonicalize(row["plate_text"]) == (row["plate_text"], "MA")
+
+
+def test_the_boxes_labelled_by_eye_are_training_boxes_labelled_once() -> None:
+    rows = teacher.load(Path(__file__).resolve().parent.parent / "models" / "hand_labels.csv")
+    assert rows, "models/hand_labels.csv is committed"
+    teacher_labels = {(r["image"], r["x"], r["y"]): r["plate_text"] for r in teacher.load()}
+    seen = set()
+    for row in rows:
+        if row["dataset"] == teacher.ROMANIA:
+            assert teacher.ride(row["image"]) in teacher.ROMANIA_TRAIN_RIDES
+            assert canonicalize(row["plate_text"])[1] in ("EU", "UNKNOWN")  # B089414: temporary
+        else:
+            assert row["dataset"] == "moroccan-plates-detection" and "/train/" in row["image"]
+            assert canonicalize(row["plate_text"]) == (row["plate_text"], "MA")
+        assert canonicalize(row["plate_text"])[0] == row["plate_text"]
+        key = (row["image"], row["x"], row["y"])
+        assert teacher_labels.get(key, row["plate_text"]) == row["plate_text"]  # never two labels
+        assert key not in seen
+        seen.add(key)
