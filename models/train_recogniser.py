@@ -929,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
                 "file": "models/hand_labels.csv",
                 "sha256": hashlib.sha256(HAND_LABELS.read_bytes()).hexdigest(),
                 "rows": len(real["hand"]),
-                "sets": sorted({teacher.ROMANIA, realdata.MA_DET}),
+                "sets": sorted({row["dataset"] for row in teacher.load(HAND_LABELS)}),
             }
             if use_real and args.hand and HAND_LABELS.is_file()
             else None

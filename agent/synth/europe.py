@@ -116,7 +116,7 @@ _GROUPS: Final[dict[str, Draw]] = {
 }
 WIDE_COUNTRIES: Final = tuple(_GROUPS)
 """Countries drawn; the first sixteen had layouts the grammar did not know when this
-module was written (it has known RO and GB shapes since recogniser 4.0 shipped)."""
+module was written (the grammar has known the RO and GB shapes since 2026-12-02)."""
 
 _BAND: Final = {
     "AT": "A",
