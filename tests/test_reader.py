@@ -20,7 +20,7 @@ from agent.reader.detector import ContourDetector, ModelDetector
 from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
-from agent.reader.recogniser import Recogniser, choose_read
+from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
 from agent.reads import Box, PlateFormat
 from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
 
@@ -583,3 +583,33 @@ def test_the_grammar_does_not_drop_characters_of_a_sure_read_of_an_unknown_layou
     assert (fitted == raw) is kept
     if not kept:
         assert len(fitted) == 5 and canonicalize(fitted)[1] == "EU"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fitted", "taken"),
+    [
+        ("D0178TV", "DD178TV", True),  # a D read as 0 among a French plate's letters
+        ("8T254HA", "BT254HA", True),  # B read as 8
+        ("CS9030C", "CS903QC", True),  # Q read as 0
+        ("D0178T0", "DD178TD", False),  # two characters: no longer one look-alike
+        ("1000051", "1000O51", False),  # fitted to an FNI plate: only SIV plates are
+        ("J75665", "JT5665", False),  # fitted to another European layout: kept as read
+        ("D0178TX", "DD178TV", False),  # X and V are not look-alikes
+    ],
+)
+def test_a_sure_read_that_is_a_french_plate_but_for_one_look_alike_takes_the_plates_letter(
+    raw: str, fitted: str, taken: bool
+) -> None:
+    assert _siv_but_one_confusion(raw, fitted) is taken
+
+
+def test_the_recogniser_reads_a_french_plate_whose_letter_it_took_for_a_digit() -> None:
+    rec = Recogniser(MODELS / "recogniser.tflite")
+    probs = _read_probs(rec, "__D_0_1_7_8_T_V__", 0.99)
+    probs[4, rec.charset.index("D") + 1] = 0.004  # the model's doubt: a little D under the 0
+    np.copyto(rec._probs, probs / probs.sum(axis=1, keepdims=True))
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert raw == "D0178TV" and confidence > 0.9
+    text, sure = rec._fitted(raw, confidence)
+    assert canonicalize(text) == ("DD-178-TV", "FR")
+    assert sure == confidence  # the glyph was read sure; the layout named the look-alike

@@ -183,6 +183,12 @@ def _french(compact: str) -> str | None:
     return None
 
 
+def is_french_siv(text: str) -> bool:
+    """True for a French plate of the current SIV series, ``AB-123-CD`` (dashes optional)."""
+    m = _SIV.match(text)
+    return m is not None and m.group(2) != "000"
+
+
 def eu_country(compact: str) -> str | None:
     """The country (``"ES"``, ``"DE"`` ...) of the first :data:`EU_PATTERNS` entry
     ``compact`` (upper-case, no separators) matches, or None."""

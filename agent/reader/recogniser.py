@@ -38,7 +38,8 @@ from agent.reader.ctc import (
     softmax,
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
-from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
+from agent.reader.plate_text import canonicalize, is_french_siv, is_plausible_unknown, is_valid
+from agent.watchlist.confusion import fold
 
 
 def _load_meta(path: Path) -> dict[str, Any]:
@@ -110,7 +111,11 @@ class Recogniser:
         """The best path that fits a plate layout, from the last probabilities (usually one
         dropped or doubled character, or the thin alif read as "1"); ``raw`` if none fits.
 
-        A greedy read of a layout the grammar does not know (a Slovak or Swiss plate)
+        A read that is a French SIV plate but for one character of the same OCR confusion
+        class (``D0178TV``: ``D`` read as ``0``, however sure) takes the SIV path, with
+        the read's confidence: the model was sure of the glyph's shape, the layout says
+        which of the look-alikes it is (:func:`_siv_but_one_confusion`). Otherwise a
+        greedy read of a layout the grammar does not know (a Slovak or Swiss plate)
         is kept as read when fitting it would cost too much probability (the fitted
         path is less than :data:`UNKNOWN_KEEP_RATIO` times as likely as the read), or
         would drop characters of a read at least :data:`SURE_UNKNOWN` sure: a path
@@ -123,6 +128,8 @@ class Recogniser:
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         if not fitted:
             return raw, confidence
+        if _siv_but_one_confusion(raw, fitted):
+            return fitted, confidence
         if is_plausible_unknown(raw, confidence) and (
             fitted_conf < UNKNOWN_KEEP_RATIO * confidence
             or (
@@ -314,6 +321,21 @@ def _band_glyph_dropped(raw: str, fitted: str) -> bool:
         return False
     text, fmt = canonicalize(fitted)
     return fmt == "FR" and len(text) == 9 and text[:2].isalpha()
+
+
+def _siv_but_one_confusion(raw: str, fitted: str) -> bool:
+    """True when ``fitted`` is a French SIV plate (``AB-123-CD``) that differs from ``raw``
+    in exactly one character, of the same confusion class (``0``/``D``/``Q``, ``8``/``B``,
+    ``5``/``S`` ...: agent.watchlist.confusion). French cars are the foreign plates met most
+    in Morocco, and in the SIV layout every position is a letter or a digit, so a ``0``
+    among its letters is a ``D`` or a ``Q``. Only SIV: a digit-only or a free-form read
+    fitted the same way to another layout (``1000051`` to an FNI ``1000-O-51``) was
+    wrong every time it was tried on the mixed-plates validation photos."""
+    if len(raw) != len(fitted) or fold(raw) != fold(fitted):
+        return False
+    if sum(a != b for a, b in zip(raw, fitted, strict=True)) != 1:
+        return False
+    return is_french_siv(canonicalize(fitted)[0])
 
 
 def _is_plate(raw: str) -> bool:
