@@ -93,17 +93,23 @@ def _load(path: Path) -> Array | None:
 
 
 def sample(
-    image: Array, boxes: list[BoxF], rng: np.random.Generator, *, as_seen: bool = False
+    image: Array,
+    boxes: list[BoxF],
+    rng: np.random.Generator,
+    *,
+    as_seen: bool = False,
+    max_width: float = PLATE_W_RANGE[1],
 ) -> tuple[Array, list[BoxF]]:
     """A ``TRAIN_H x TRAIN_W`` crop of ``image`` re-scaled so a plate has a field-like
-    size (``as_seen``: about the scale the runtime letterbox gives the whole image)."""
+    size, up to ``max_width`` input px (``as_seen``: about the scale the runtime
+    letterbox gives the whole image)."""
     h, w = image.shape[:2]
     if boxes:
         ref = boxes[int(rng.integers(len(boxes)))]
         if as_seen:
             scale = min(INPUT_W / w, INPUT_H / h) * float(np.exp(rng.uniform(-0.22, 0.22)))
         else:
-            low, high = np.log(PLATE_W_RANGE[0]), np.log(PLATE_W_RANGE[1])
+            low, high = np.log(PLATE_W_RANGE[0]), np.log(max_width)
             scale = float(np.exp(rng.uniform(low, high))) / ref[2]
     else:
         ref = (w / 2, h / 2, 1.0, 1.0)
@@ -267,7 +273,8 @@ def build_set(
         if rng.random() < 0.3:
             image, extra = paste_plates(image, rng, int(rng.integers(1, 3)), boxes, recolour=True)
             boxes = boxes + extra
-        crop, cboxes = sample(image, boxes, rng, as_seen=rng.random() < AS_SEEN_SHARE)
+        as_seen = rng.random() < AS_SEEN_SHARE
+        crop, cboxes = sample(image, boxes, rng, as_seen=as_seen, max_width=args.max_plate_width)
         if rng.random() < 0.5:  # real photos: night, blur, codec looks too
             crop = field_degrade(crop, rng)
         crop = varied_look(crop, rng)
@@ -596,6 +603,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-samples", type=int, default=5000)
     parser.add_argument("--threshold", type=float, default=0.2)
     parser.add_argument(
+        "--max-plate-width",
+        type=float,
+        default=PLATE_W_RANGE[1],
+        help="widest plate of the real samples, in input px (log-uniform from the narrowest)",
+    )
+    parser.add_argument(
         "--far-scenes", type=int, default=100, help="synthetic far-plate frames per look measured"
     )
     parser.add_argument(
@@ -636,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "finetune_samples": args.finetune_samples,
         "finetune_epochs": args.finetune_epochs,
+        "max_plate_width": args.max_plate_width,
         "real_data": (
             sorted([realdata.MA_DET, realdata.FRENCH, realdata.ROMANIA]) if use_real else []
         ),

@@ -72,6 +72,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "spread_share": 0.0,
         "pseudo": False,
         "hand": False,
+        "hand_finetune": False,
     },
     "4.0": {
         "version": "4.0.0",
@@ -84,6 +85,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "spread_share": 0.0,
         "pseudo": True,
         "hand": False,
+        "hand_finetune": False,
     },
     "4.1": {
         "version": "4.1.0",
@@ -96,6 +98,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "spread_share": 0.5,
         "pseudo": True,
         "hand": False,
+        "hand_finetune": False,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
@@ -108,14 +111,23 @@ same budget; measured and not shipped, models/recogniser.md) draws more of those
 a square plate's line or read a spread ``K O S`` as a Moroccan letter. ``4.2`` (a
 candidate) is 4.0 plus the boxes labelled by eye (models/hand_labels.csv, ``hand``),
 with both stages larger (58,000 and 30,000 crops) by about what those add, so that the
-model sees as many synthetic crops as 4.0.
+model sees as many synthetic crops as 4.0. ``4.3`` (a candidate) shows those boxes in
+stage 1 only (``hand_finetune`` off; stage 2 as 4.0's): 4.2's runs read Moroccan crops
+better but French whole photos worse.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
     "version": "4.2.0",
     "hand": True,
+    "hand_finetune": True,
     "train_size": 58000,
     "finetune_size": 30000,
+}
+RECIPES["4.3"] = {
+    **RECIPES["4.2"],
+    "version": "4.3.0",
+    "hand_finetune": False,
+    "finetune_size": 20000,
 }
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
@@ -415,15 +427,18 @@ def _box_label_sets(
     copies: int,
     rng: np.random.Generator,
     clean_share: float,
+    *,
+    finetune: bool,
 ) -> list[tuple[list[Array], list[str]]]:
-    """Copies of the teacher's boxes (``pseudo``) and of the boxes labelled by eye (``hand``),
-    each half as many as of a labelled crop (:data:`BOX_LABEL_COPIES_SHARE`)."""
+    """Copies of the teacher's boxes (``pseudo``) and of the boxes labelled by eye (``hand``;
+    in stage 2, ``finetune``, only with ``hand_finetune``), each half as many as of a
+    labelled crop (:data:`BOX_LABEL_COPIES_SHARE`)."""
     out = []
     share = max(1, round(copies * BOX_LABEL_COPIES_SHARE))
     if args.pseudo:
         out.append(box_label_copies(real["pseudo"], share, rng, clean_share))
         print(f"pseudo-labelled copies: {len(out[-1][0])}", flush=True)
-    if args.hand:
+    if args.hand and (args.hand_finetune or not finetune):
         out.append(box_label_copies(real["hand"], share, rng, clean_share))
         print(f"copies of boxes labelled by eye: {len(out[-1][0])}", flush=True)
     return out
@@ -496,7 +511,9 @@ def make_training_set(
             crop = french_crop(img, box, rng)
             images.append(augment_real_crop(crop, rng) if rng.random() < 0.7 else _to_input(crop))
             tokens.append(tokens_of(text))
-    for more, more_tokens in _box_label_sets(args, real, args.real_copies, rng, 0.3):
+    for more, more_tokens in _box_label_sets(
+        args, real, args.real_copies, rng, 0.3, finetune=False
+    ):
         images += more
         tokens += more_tokens
     n_real = len(images)
@@ -530,7 +547,9 @@ def make_finetune_set(
                     augment_real_crop(crop, rng) if rng.random() < 0.6 else _to_input(crop)
                 )
                 tokens.append(tokens_of(text))
-    for more, more_tokens in _box_label_sets(args, real, args.finetune_copies, rng, 0.4):
+    for more, more_tokens in _box_label_sets(
+        args, real, args.finetune_copies, rng, 0.4, finetune=True
+    ):
         images += more
         tokens += more_tokens
     n_synth = max(args.finetune_size - len(images), 0)
@@ -875,6 +894,7 @@ def main(argv: list[str] | None = None) -> int:
         spread_share=recipe["spread_share"],
         pseudo=recipe["pseudo"],
         hand=recipe["hand"],
+        hand_finetune=recipe["hand_finetune"],
         version=recipe["version"],
     )
     parser.add_argument(
@@ -930,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sha256": hashlib.sha256(HAND_LABELS.read_bytes()).hexdigest(),
                 "rows": len(real["hand"]),
                 "sets": sorted({row["dataset"] for row in teacher.load(HAND_LABELS)}),
+                "stages": [1, 2] if args.hand_finetune else [1],
             }
             if use_real and args.hand and HAND_LABELS.is_file()
             else None
