@@ -26,7 +26,7 @@ test: lint
 bench: setup
 	$(BIN)/raqib bench
 
-# Rebuilds models/{recogniser,detector}.{tflite,json} from scratch, seeded (~50 min on 2 cores).
+# Rebuilds models/{recogniser,detector}.{tflite,json} from scratch, seeded (~48 min on 2 cores).
 # Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
 models: setup-train
 	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/
