@@ -112,8 +112,9 @@ a square plate's line or read a spread ``K O S`` as a Moroccan letter. ``4.2`` (
 candidate) is 4.0 plus the boxes labelled by eye (models/hand_labels.csv, ``hand``),
 with both stages larger (58,000 and 30,000 crops) by about what those add, so that the
 model sees as many synthetic crops as 4.0. ``4.3`` (a candidate) shows those boxes in
-stage 1 only (``hand_finetune`` off; stage 2 as 4.0's): 4.2's runs read Moroccan crops
-better but French whole photos worse.
+stage 1 only (``hand_finetune`` off; stage 2 as 4.0's), since 4.2's runs read Moroccan
+crops better but French whole photos worse; measured and not shipped either: the same
+trade (models/recogniser.md).
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
