@@ -337,9 +337,14 @@ GLYPHS: dict[int, list[remix.Glyph]] = {}
 """Labelled glyph boxes of the real Moroccan crops, by ``id`` of the loaded image (rescaled)."""
 
 
+def no_real_sets() -> dict[str, list[RealCrop]]:
+    """The real sets, all empty: the kinds :func:`real_sets` fills."""
+    return {"ma": [], "fr": [], "pseudo": [], "hand": []}
+
+
 def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
     """Decoded real scored rows: ``{"ma": [...], "fr": [...]}`` (French: the car around the box)."""
-    out: dict[str, list[RealCrop]] = {"ma": [], "fr": [], "pseudo": [], "hand": []}
+    out = no_real_sets()
     boxes = remix.load_char_boxes(datasets)
     for row in realdata.moroccan_ocr(datasets):
         if not row.scored:
@@ -906,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = scaffold.prepare(args, "synthetic data")
     work, tflite, use_real = out.work, out.tflite, out.use_real
-    real = real_sets(args.datasets) if use_real else {"ma": [], "fr": [], "pseudo": [], "hand": []}
+    real = real_sets(args.datasets) if use_real else no_real_sets()
     if not args.eval_only:
         fit(args, work, real, tflite)
     # The metadata must exist before the runtime can load the model for evaluation.

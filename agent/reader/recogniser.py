@@ -319,8 +319,7 @@ def _band_glyph_dropped(raw: str, fitted: str) -> bool:
         or (raw[-1] in BAND_GLYPHS and raw[:-1] == fitted)
     ):
         return False
-    text, fmt = canonicalize(fitted)
-    return fmt == "FR" and len(text) == 9 and text[:2].isalpha()
+    return is_french_siv(canonicalize(fitted)[0])
 
 
 def _siv_but_one_confusion(raw: str, fitted: str) -> bool:
