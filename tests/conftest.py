@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,34 @@ def cli_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+DetectorRun = tuple[tuple[int, ...], bool]
+"""One detector model run: the shape of the image letterboxed for it, and whether it
+reused the input of the run before (the grey pass on the colour pass's frame)."""
+
+
+@pytest.fixture
+def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
+    """Every run of any ``ModelDetector``'s model from now on, in order."""
+    from agent.reader.backend import QuantizedModel
+    from agent.reader.detector import ModelDetector
+
+    runs: list[DetectorRun] = []
+    letterboxed: list[tuple[int, ...]] = []
+    real_letterbox, real_invoke = ModelDetector.letterbox, QuantizedModel.invoke
+
+    def letterbox(self: ModelDetector, image: Any, *args: Any) -> float:
+        letterboxed.append(image.shape[:2])
+        return real_letterbox(self, image, *args)
+
+    def invoke(self: QuantizedModel, data: Any) -> Any:
+        if data.shape[-1] == 3:  # the detector's input; the recogniser's is grey, 1 channel
+            fresh = bool(letterboxed)
+            runs.append((letterboxed[-1] if fresh else runs[-1][0], not fresh))
+            letterboxed.clear()
+        return real_invoke(self, data)
+
+    monkeypatch.setattr(ModelDetector, "letterbox", letterbox)
+    monkeypatch.setattr(QuantizedModel, "invoke", invoke)
+    return runs

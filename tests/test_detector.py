@@ -11,6 +11,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
+from conftest import DetectorRun
 
 from agent.frames import Image
 from agent.reader.detector import (
@@ -90,48 +91,33 @@ def test_a_far_plate_in_a_4k_frame_is_found_by_the_tiled_pass(detector: ModelDet
     assert found >= 0.6 * total
 
 
-def _count_passes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, ...], bool]]:
-    calls: list[tuple[tuple[int, ...], bool]] = []
-    real_pass = ModelDetector._pass
-
-    def counting(
-        self: ModelDetector, image: Image, *, grey: bool = False
-    ) -> list[tuple[Box, float]]:
-        calls.append((image.shape[:2], grey))
-        return real_pass(self, image, grey=grey)
-
-    monkeypatch.setattr(ModelDetector, "_pass", counting)
-    return calls
-
-
 def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
-    detector: ModelDetector, monkeypatch: pytest.MonkeyPatch
+    detector: ModelDetector, detector_runs: list[DetectorRun]
 ) -> None:
-    calls = _count_passes(monkeypatch)
     for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
-        calls.clear()
+        detector_runs.clear()
         detector.detect(np.zeros((*shape, 3), np.uint8))
-        assert calls == [(shape, False), (shape, True)]  # in colour, then grey
-    calls.clear()
+        # in colour, then grey on the same letterboxed frame (no second resize)
+        assert detector_runs == [(shape, False), (shape, True)]
+    detector_runs.clear()
     detector.detect(np.zeros((2160, 3840, 3), np.uint8))
     height, width = detector.input_size
     tiles = tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
-    assert calls[0] == ((2160, 3840), False)
-    assert len(calls) == 1 + len(tiles) + 1  # tiles in colour; the grey pass sees the whole
-    assert [shape for shape, grey in calls if grey] == [(2160, 3840)]
+    assert detector_runs[:2] == [((2160, 3840), False), ((2160, 3840), True)]
+    assert len(detector_runs) == 2 + len(tiles)  # tiles in colour only
+    assert all(not reused and shape != (2160, 3840) for shape, reused in detector_runs[2:])
 
 
-def test_tiling_and_the_grey_pass_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_passes(monkeypatch)
+def test_tiling_and_the_grey_pass_can_be_switched_off(detector_runs: list[DetectorRun]) -> None:
     ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(
         np.zeros((2160, 3840, 3), np.uint8)
     )
-    assert calls == [((2160, 3840), False), ((2160, 3840), True)]
-    calls.clear()
+    assert detector_runs == [((2160, 3840), False), ((2160, 3840), True)]
+    detector_runs.clear()
     ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(
         np.zeros((720, 1280, 3), np.uint8)
     )
-    assert calls == [((720, 1280), False)]
+    assert detector_runs == [((720, 1280), False)]
 
 
 def test_the_grey_pass_shows_the_model_the_frame_without_its_colours(
@@ -191,25 +177,44 @@ def test_a_plate_boxed_in_part_is_boxed_whole_on_the_second_look() -> None:
 
 
 def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
-    monkeypatch: pytest.MonkeyPatch,
+    detector_runs: list[DetectorRun],
 ) -> None:
     frame, plate = _plate_frame()
-    calls = _count_passes(monkeypatch)
     ModelDetector(MODELS / "detector.tflite").detect(frame)
-    assert calls == [((720, 1280), False), ((720, 1280), True)]  # video: no second look
-    calls.clear()
+    assert detector_runs == [((720, 1280), False), ((720, 1280), True)]  # video: no second look
+    detector_runs.clear()
     detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0))
     found = detector.detect(frame)
     assert any(_iou(box, plate) >= 0.5 for box, _ in found)
-    looks = calls[2:]
+    looks = detector_runs[2:]
     assert looks and len(looks) % 2 == 0 and len(looks) <= 2 * SECOND_LOOK_BOXES
-    calls.clear()
+    detector_runs.clear()
     ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0), look_boxes=1).detect(frame)
-    assert len(calls[2:]) == 2  # the best box only
+    assert len(detector_runs[2:]) == 2  # the best box only
     in_h, in_w = detector.input_size
-    for (height, width), grey in looks:
-        assert not grey
+    for (height, width), reused in looks:
+        assert not reused
         assert abs(height / width - in_h / in_w) < 0.05  # windows of the input's aspect
+
+
+def test_second_look_windows_are_scaled_bilinearly_the_whole_frame_by_area(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Area interpolation by a factor that is no whole number costs more than the model
+    run; the windows, a few plate widths wide, are scaled bilinearly."""
+    frame, _plate = _plate_frame()
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,), look_boxes=1)
+    used: list[tuple[tuple[int, ...], int]] = []
+    real_letterbox = ModelDetector.letterbox
+
+    def letterbox(self: ModelDetector, image: Image, interpolation: int = cv2.INTER_AREA) -> float:
+        used.append((image.shape[:2], interpolation))
+        return real_letterbox(self, image, interpolation)
+
+    monkeypatch.setattr(ModelDetector, "letterbox", letterbox)
+    detector.detect(frame)
+    assert used[0] == ((720, 1280), cv2.INTER_AREA)
+    assert len(used) == 2 and used[1][1] == cv2.INTER_LINEAR and used[1][0] != (720, 1280)
 
 
 def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(

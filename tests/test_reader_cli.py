@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import DetectorRun
 
 from agent.cli import main
 from agent.reader.evaluate import ManifestError, edit_distance, load_manifest
@@ -203,7 +204,7 @@ def test_bench_reader_prints_the_documented_figures(capsys: pytest.CaptureFixtur
 
 
 def test_photos_are_read_with_the_tiled_pass_and_video_frames_as_live(
-    monkeypatch: pytest.MonkeyPatch,
+    detector_runs: list[DetectorRun],
 ) -> None:
     from agent.config import ReaderConfig
     from agent.reader.detector import ModelDetector
@@ -222,17 +223,9 @@ def test_photos_are_read_with_the_tiled_pass_and_video_frames_as_live(
         detector = ModelPlateReader.from_config(never, stills=stills).detector
         assert isinstance(detector, ModelDetector) and detector.tile_above is None
     # a 1280 x 720 photo is looked at in tiles (more model runs than a video frame)
-    runs: list[tuple[int, ...]] = []
-    real_pass = ModelDetector._pass
-
-    def counting(self: ModelDetector, image: np.ndarray, *, grey: bool = False) -> list:  # type: ignore[type-arg]
-        runs.append(image.shape[:2])
-        return real_pass(self, image, grey=grey)
-
-    monkeypatch.setattr(ModelDetector, "_pass", counting)
     frame = np.zeros((720, 1280, 3), np.uint8)
     live.detect(frame)
-    assert len(runs) == 2  # colour and grey, whole frame
-    runs.clear()
+    assert len(detector_runs) == 2  # colour and grey, whole frame
+    detector_runs.clear()
     still.detect(frame)
-    assert len(runs) > 2 and (720, 1280) in runs
+    assert len(detector_runs) > 2 and ((720, 1280), False) in detector_runs

@@ -203,6 +203,11 @@ SECOND_LOOK_MIN_WINDOW: Final = 64
 SECOND_LOOK_BOXES: Final = 4
 """By default only the best this many boxes of a frame get the second look: a photo's
 tiles add low-heat boxes that, all looked at again, doubled its time for no plate found."""
+ZOOM_INTERPOLATION: Final = cv2.INTER_LINEAR
+"""How a second-look window is scaled into the model input. Bilinear, not area: area
+interpolation by a factor that is no whole number cost 0.7-1.5 ms per window (more than
+the model run), and with bilinear windows the held-out photo figures stayed within one
+plate of area's on every set (models/detector.md, runtime)."""
 SECOND_LOOK_IOU: Final = 0.1
 """A box of a second look counts for the plate it zooms on when it overlaps it this much."""
 
@@ -318,8 +323,11 @@ class ModelDetector:
         self.zooms = zooms
         self.look_boxes = look_boxes
 
-    def letterbox(self, image: Image) -> float:
-        """Write ``image`` scaled into the model input (top-left); returns the scale used."""
+    def letterbox(self, image: Image, interpolation: int = cv2.INTER_AREA) -> float:
+        """Write ``image`` scaled into the model input (top-left); returns the scale used.
+
+        Area interpolation (default) is how the model was trained; :meth:`_second_look`'s
+        windows use bilinear (:data:`ZOOM_INTERPOLATION`)."""
         height, width = self.input_size
         fh, fw = image.shape[:2]
         scale = float(min(width / fw, height / fh))
@@ -328,7 +336,7 @@ class ModelDetector:
             self._input[...] = self._pad_value
             self._last_size = (nh, nw)
         target = self._input[0, :nh, :nw]
-        resized = cv2.resize(image, (nw, nh), dst=target, interpolation=cv2.INTER_AREA)
+        resized = cv2.resize(image, (nw, nh), dst=target, interpolation=interpolation)
         if resized is not target and not np.shares_memory(resized, target):
             np.copyto(target, resized)
         return scale
@@ -355,12 +363,7 @@ class ModelDetector:
                 f"detector wants an H x W x 3 uint8 BGR frame, got "
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
-        found: list[tuple[Box, float]] = []
-        for grey in (False, True) if self.grey_pass else (False,):
-            boxes = self._all_passes(image, grey=grey)
-            # the grey pass only adds plates the colour pass did not find
-            found += [(b, sc) for b, sc in boxes if all(_iou(b, f) <= 0.3 for f, _ in found)]
-        found = _suppress_overlaps(found)
+        found = self._whole_frame_passes(image)
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if not self.zooms:
@@ -387,7 +390,7 @@ class ModelDetector:
             x1, y1 = int(min(fw, cx + win_w / 2)), int(min(fh, cy + win_h / 2))
             if x1 - x0 < 16 or y1 - y0 < 8:
                 continue
-            for (bx, by, bw, bh), score in self._pass(image[y0:y1, x0:x1]):
+            for (bx, by, bw, bh), score in self._pass(image[y0:y1, x0:x1], ZOOM_INTERPOLATION):
                 seen = (bx + x0, by + y0, bw, bh)
                 if _iou(seen, box) > SECOND_LOOK_IOU:
                     total += score * np.array(seen, np.float64)
@@ -397,32 +400,39 @@ class ModelDetector:
         sx, sy, sw, sh = (round(float(v)) for v in total / weight)
         return (sx, sy, sw, sh)
 
-    def _all_passes(self, image: Image, *, grey: bool) -> list[tuple[Box, float]]:
-        """The whole-frame pass and, for a large frame, the tiled one (in colour only:
-        grey tiles doubled a photo's time for no plate found on the held-out sets), merged."""
-        found = self._pass(image, grey=grey)
-        if not grey and self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
-            found = _suppress_overlaps(found + self._tiled_pass(image, grey=grey))
-        return found
-
-    def _pass(self, image: Image, *, grey: bool = False) -> list[tuple[Box, float]]:
-        """The model on the whole of ``image``, letterboxed (with ``grey``, its colours
-        dropped after letterboxing); boxes in its pixels."""
+    def _whole_frame_passes(self, image: Image) -> list[tuple[Box, float]]:
+        """The colour pass (the whole frame and, for a large frame, the tiled pass), then
+        with ``grey_pass`` the grey one on the same letterboxed frame (its boxes that
+        overlap no colour box, IoU <= 0.3: it only adds plates), merged. The grey pass
+        reuses the colour pass's input, colours dropped: no second resize of the frame.
+        No grey tiles: they doubled a photo's time for no plate found on the held-out sets."""
         scale = self.letterbox(image)
-        if grey:
+        fw, fh = image.shape[1], image.shape[0]
+        colour = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
+        grey: list[tuple[Box, float]] = []
+        if self.grey_pass:
             canvas = self._input[0]
             canvas[...] = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[:, :, None]
+            grey = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
+        if self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
+            colour = _suppress_overlaps(colour + self._tiled_pass(image))
+        added = [(b, sc) for b, sc in grey if all(_iou(b, f) <= 0.3 for f, _ in colour)]
+        return _suppress_overlaps(colour + added)
+
+    def _pass(self, image: Image, interpolation: int = cv2.INTER_AREA) -> list[tuple[Box, float]]:
+        """The model on the whole of ``image``, letterboxed; boxes in its pixels."""
+        scale = self.letterbox(image, interpolation)
         out = self._model.invoke(self._input)[0]
         return self.decode(out, scale, image.shape[1], image.shape[0])
 
-    def _tiled_pass(self, image: Image, *, grey: bool = False) -> list[tuple[Box, float]]:
+    def _tiled_pass(self, image: Image) -> list[tuple[Box, float]]:
         """The model on overlapping windows seen at :data:`TILE_SCALE`; boxes in frame pixels."""
         height, width = self.input_size
         fh, fw = image.shape[:2]
         tile_w, tile_h = round(width / TILE_SCALE), round(height / TILE_SCALE)
         found: list[tuple[Box, float]] = []
         for x0, y0, x1, y1 in tile_windows(fw, fh, tile_w, tile_h):
-            for (x, y, w, h), score in self._pass(image[y0:y1, x0:x1], grey=grey):
+            for (x, y, w, h), score in self._pass(image[y0:y1, x0:x1]):
                 cut = (x <= 1 and x0 > 0) or (y <= 1 and y0 > 0)
                 cut |= (x + w >= x1 - x0 - 1 and x1 < fw) or (y + h >= y1 - y0 - 1 and y1 < fh)
                 if not cut:
