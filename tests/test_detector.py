@@ -197,6 +197,23 @@ def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
         assert abs(height / width - in_h / in_w) < 0.05  # windows of the input's aspect
 
 
+def test_zooms_whose_windows_the_frame_clips_to_the_same_window_run_the_model_once(
+    detector_runs: list[DetectorRun],
+) -> None:
+    """A large, close plate: every zoom's window is the whole frame. One model run, and
+    the box is what four runs on the same window would average to."""
+    frame, plate = _plate_frame()
+    x, y, w, h = plate
+    big = (x - 2 * w, y - 40, 5 * w, h + 80)  # 750 px: 3x is already wider than the frame
+    once = ModelDetector(MODELS / "detector.tflite", zooms=(3.0, 4.0, 5.0, 6.0))
+    box = once._second_look(frame, big)
+    assert detector_runs == [((720, 1280), False)]
+    detector_runs.clear()
+    single = ModelDetector(MODELS / "detector.tflite", zooms=(3.0,))
+    assert single._second_look(frame, big) == box
+    assert len(detector_runs) == 1
+
+
 def test_second_look_windows_are_scaled_bilinearly_the_whole_frame_by_area(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -377,12 +377,17 @@ class ModelDetector:
         return [Look(box, score, first.get(box, box)) for box, score in kept]
 
     def _second_look(self, image: Image, box: Box) -> Box:
-        """The plate's box from passes zoomed on ``box`` (see the class docstring)."""
+        """The plate's box from passes zoomed on ``box`` (see the class docstring).
+
+        A window clipped by the frame can be the window of another zoom (a large plate's
+        zooms all clip to the whole frame): the model runs once for it, and its boxes
+        count once per zoom, as if it had run again."""
         x, y, w, h = box
         cx, cy = x + w / 2, y + h / 2
         in_h, in_w = self.input_size
         fh, fw = image.shape[:2]
         weight, total = 0.0, np.zeros(4)
+        passes: dict[tuple[int, int, int, int], list[tuple[Box, float]]] = {}
         for zoom in self.zooms:
             win_w = max(zoom * w, SECOND_LOOK_MIN_WINDOW)
             win_h = win_w * in_h / in_w
@@ -390,7 +395,10 @@ class ModelDetector:
             x1, y1 = int(min(fw, cx + win_w / 2)), int(min(fh, cy + win_h / 2))
             if x1 - x0 < 16 or y1 - y0 < 8:
                 continue
-            for (bx, by, bw, bh), score in self._pass(image[y0:y1, x0:x1], ZOOM_INTERPOLATION):
+            window = (x0, y0, x1, y1)
+            if window not in passes:
+                passes[window] = self._pass(image[y0:y1, x0:x1], ZOOM_INTERPOLATION)
+            for (bx, by, bw, bh), score in passes[window]:
                 seen = (bx + x0, by + y0, bw, bh)
                 if _iou(seen, box) > SECOND_LOOK_IOU:
                     total += score * np.array(seen, np.float64)
