@@ -43,7 +43,9 @@ def training_parser(description: str, defaults: Defaults) -> argparse.ArgumentPa
     parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)
     parser.add_argument("--finetune-lr", type=float, default=defaults.finetune_lr)
     parser.add_argument(
-        "--resume", action="store_true", help="skip stage 1: fine-tune <out>/.work's stage 1 model"
+        "--resume",
+        action="store_true",
+        help="skip stage 1: fine-tune <out>/.work/<name>/'s stage 1 model",
     )
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -64,7 +66,9 @@ class Outputs:
     """Where a run writes, and whether the real data sets take part."""
 
     work: Path
-    """Working files (Keras weights, SavedModels): ``<out>/.work/``, git-ignored."""
+    """Working files (Keras weights, SavedModels): ``<out>/.work/<name>/``, git-ignored; one
+    folder per output name, so that two models (the recogniser ensemble's members) can
+    train side by side into one ``<out>``."""
     tflite: Path
     use_real: bool
 
@@ -73,7 +77,7 @@ def prepare(args: argparse.Namespace, without_real: str) -> Outputs:
     """Create the output folders; say so when the real sets are missing (``without_real``:
     what the script trains on then)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    work = args.out / ".work"
+    work = args.out / ".work" / args.name
     work.mkdir(parents=True, exist_ok=True)
     use_real = realdata.available(args.datasets)
     if not use_real:

@@ -22,7 +22,7 @@ bottom line in one strip (agent.reader.layout.two_line_composite), labelled
 Writes ``recogniser.tflite`` (uint8 image in, int8 logits out, batch 1) and
 ``recogniser.json`` (charset, input size, version, data, measured figures), and
 prints the held-out synthetic, real Moroccan and real French accuracy and the
-int8 latency that go into the model card. Working files go to ``<out>/.work/``
+int8 latency that go into the model card. Working files go to ``<out>/.work/<name>/``
 (git-ignored).
 """
 
@@ -906,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--convert-only",
         action="store_true",
-        help="quantize the last trained Keras model in <out>/.work/ again, then evaluate",
+        help="quantize the last trained Keras model in <out>/.work/<name>/ again, then evaluate",
     )
     args = parser.parse_args(argv)
     out = scaffold.prepare(args, "synthetic data")

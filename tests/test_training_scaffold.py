@@ -28,8 +28,13 @@ def test_prepare_makes_the_work_folder_and_says_when_the_real_sets_are_missing(
     parser = scaffold.training_parser("train a thing", DEFAULTS)
     args = parser.parse_args(["--out", str(tmp_path / "out"), "--datasets", str(tmp_path / "no")])
     out = scaffold.prepare(args, "synthetic things")
-    assert out.work == tmp_path / "out" / ".work" and out.work.is_dir()
+    assert out.work == tmp_path / "out" / ".work" / "thing" and out.work.is_dir()
     assert out.tflite == tmp_path / "out" / "thing.tflite"
+    # another output name works in its own folder: two models can train into one <out>
+    other = parser.parse_args(["--out", str(tmp_path / "out"), "--name", "thing_2"])
+    assert (
+        scaffold.prepare(other, "synthetic things").work == tmp_path / "out" / ".work" / "thing_2"
+    )
     assert not out.use_real
     assert "training on synthetic things only" in capsys.readouterr().out
 

@@ -33,10 +33,13 @@ from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
-from agent.reader.recogniser import Recogniser
+from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble
 from agent.reads import Box, PlateFormat, PlateRead
 
 RECOGNISER_FILE = "recogniser.tflite"
+MORE_RECOGNISER_FILES = ("recogniser_2.tflite",)
+"""Further members of the recogniser ensemble, read when ``models_dir`` ships them
+(:class:`~agent.reader.recogniser.RecogniserEnsemble`)."""
 DETECTOR_FILE = "detector.tflite"
 MARGIN_X = 0.05
 """Crop margin on each side, as a share of the box width."""
@@ -116,6 +119,15 @@ def _at_edge(box: Box, width: int, height: int) -> bool:
     return x < mx or y < my or x + w > width - mx or y + h > height - my
 
 
+def load_recognisers(models_dir: Path, num_threads: int = 1) -> PlateRecogniser:
+    """``recogniser.tflite`` (required), with the ensemble members of
+    :data:`MORE_RECOGNISER_FILES` that ``models_dir`` ships."""
+    first = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
+    more = [models_dir / name for name in MORE_RECOGNISER_FILES]
+    members = [first, *(Recogniser(path, num_threads) for path in more if path.exists())]
+    return first if len(members) == 1 else RecogniserEnsemble(members)
+
+
 def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
     """The trained detector if ``models_dir`` ships one, else the classical one."""
     if (models_dir / DETECTOR_FILE).exists():
@@ -145,7 +157,7 @@ class ModelPlateReader:
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
         self.unknown_min_confidence = unknown_min_confidence
-        self.recogniser = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
+        self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads)
         self.detector: Detector = (
             detector if detector is not None else default_detector(models_dir, num_threads)
         )

@@ -15,13 +15,18 @@ Two-line plates (:mod:`agent.reader.layout`): :meth:`Recogniser.read_two_line`
 shows the model the composite strip (top line left, bottom line right) and
 turns the tokens back into one-line order by where they were emitted;
 :meth:`Recogniser.read_best` reads a square-ish crop both ways and keeps one.
+
+Ensembles (:class:`RecogniserEnsemble`): recognisers of one recipe trained from
+different seeds each read the crop, and :func:`pick_read` keeps one of their
+reads: a plate over no plate, the text most of them agree on, then the surer read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import cv2
 import numpy as np
@@ -228,6 +233,76 @@ class Recogniser:
         """Run the model on the input buffer; softmax probabilities into ``self._probs``."""
         logits = self._model.invoke(self._input)
         softmax(logits[0], out=self._probs)
+
+
+class PlateRecogniser(Protocol):
+    """What the reader needs of a recogniser: one model (:class:`Recogniser`) or several
+    (:class:`RecogniserEnsemble`)."""
+
+    version: str
+
+    def read(self, crop: Image) -> tuple[str, float]: ...
+    def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]: ...
+    def alternatives(self, raw: str) -> list[str]: ...
+
+
+class RecogniserEnsemble:
+    """Recognisers of one recipe, trained from different seeds, reading every crop together.
+
+    Why: seeds of the same recipe reach the same accuracy on the held-out real sets
+    (within 2-4 points) but miss different plates, so where one is unsure the other is
+    often right. Each member reads the crop (:meth:`Recogniser.read_best`, grammar and
+    two-line logic included) and :func:`pick_read` keeps one read; its confidence and
+    :meth:`alternatives` are that member's. Averaging the members' probabilities per
+    time step instead does not work: independently trained CTC models emit a character
+    at different time steps (measured: 10 % exact). Costs one model run per member and
+    crop (models/recogniser.md, Ensemble).
+    """
+
+    def __init__(self, members: Sequence[Recogniser]) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one recogniser")
+        charsets = {m.charset for m in members}
+        if len(charsets) != 1:
+            raise ModelError("the recognisers of an ensemble must share one charset")
+        self.members = tuple(members)
+        self.version = "+".join(m.version for m in members)
+        self._last = members[0]
+
+    def read(self, crop: Image) -> tuple[str, float]:
+        """The kept one-line read (:meth:`Recogniser.read`) of the members."""
+        gray = _gray(crop)
+        return self._pick([m.read_gray(gray) for m in self.members])
+
+    def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
+        """The kept read (:meth:`Recogniser.read_best`) of the members."""
+        gray = _gray(crop)
+        return self._pick([m.read_best(gray) for m in self.members])
+
+    def alternatives(self, raw: str) -> list[str]:
+        """The alternatives of the member whose read was kept last."""
+        return self._last.alternatives(raw)
+
+    def _pick(self, reads: list[tuple[str, float]]) -> tuple[str, float]:
+        kept = pick_read(reads)
+        self._last = self.members[kept]
+        return reads[kept]
+
+
+def pick_read(reads: Sequence[tuple[str, float]]) -> int:
+    """Index of the read an ensemble keeps among its members' ``(raw, confidence)`` reads.
+
+    Only reads that count as a plate (:func:`_counts`: a valid plate of a known format,
+    or a sure read of a layout the grammar does not know) compete when there are any;
+    among them, the canonical text read by the most members wins, then the more
+    confident read. Ties go to the earlier member."""
+    if not reads:
+        raise ValueError("no reads to pick from")
+    counting = [i for i, (raw, conf) in enumerate(reads) if _counts(raw, conf)]
+    pool = counting or list(range(len(reads)))
+    texts = [canonicalize(reads[i][0])[0] for i in pool]
+    votes = {text: texts.count(text) for text in texts}
+    return max(pool, key=lambda i: (votes[texts[pool.index(i)]], reads[i][1], -i))
 
 
 UNKNOWN_KEEP_RATIO: Final = 0.05

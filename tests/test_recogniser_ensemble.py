@@ -1,0 +1,97 @@
+"""Several recognisers read each crop together; one read is kept (real models, no mocks
+of the inference: only which read a member returns is forced where a test needs it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.errors import ModelError
+from agent.reader.pipeline import MORE_RECOGNISER_FILES, ModelPlateReader, load_recognisers
+from agent.reader.recogniser import Recogniser, RecogniserEnsemble, pick_read
+from agent.synth.plates import render_plate
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def test_a_plate_beats_no_plate_whatever_the_confidence() -> None:
+    assert pick_read([("12", 0.99), ("12345ب6", 0.4)]) == 1
+
+
+def test_the_text_most_members_read_wins_then_the_surer_read() -> None:
+    reads = [("12345ب6", 0.6), ("12845ب6", 0.9), ("12345ب6", 0.5)]
+    assert pick_read(reads) == 0  # two of three read 12345-B-6; the surer of those two
+    assert pick_read(reads[:2]) == 1  # one each: the surer read
+    assert pick_read([("AB123CD", 0.7), ("AB123CD", 0.7)]) == 0  # a tie: the first member
+
+
+def test_with_no_plate_among_the_reads_the_surest_read_is_kept() -> None:
+    assert pick_read([("12X", 0.3), ("1", 0.8)]) == 1
+    with pytest.raises(ValueError):
+        pick_read([])
+
+
+def _members(n: int = 2) -> list[Recogniser]:
+    return [Recogniser(MODELS / "recogniser.tflite") for _ in range(n)]
+
+
+def test_the_ensemble_keeps_the_member_that_read_a_plate_and_its_alternatives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = _members()
+    ensemble = RecogniserEnsemble([first, second])
+    crop = render_plate("12345-B-6", np.random.default_rng(5), height=40)
+    truth = second.read_best(crop)
+    assert truth[0] == "12345ب6"
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("12", 0.99))
+    assert ensemble.read_best(crop) == truth
+    # the alternatives are the kept member's, from its own last read
+    assert ensemble.alternatives(truth[0]) == second.alternatives(truth[0])
+    assert ensemble.version == f"{first.version}+{second.version}"
+
+
+def test_members_must_share_a_charset(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "recogniser.tflite", tmp_path / "other.tflite")
+    meta = json.loads((MODELS / "recogniser.json").read_text(encoding="utf-8"))
+    meta["charset"] = meta["charset"][::-1]
+    (tmp_path / "other.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ModelError, match="charset"):
+        RecogniserEnsemble(
+            [Recogniser(MODELS / "recogniser.tflite"), Recogniser(tmp_path / "other.tflite")]
+        )
+    with pytest.raises(ValueError):
+        RecogniserEnsemble([])
+
+
+def _models_dir(tmp_path: Path, *, second: bool) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in ("recogniser", "detector"):
+        for ext in (".tflite", ".json"):
+            shutil.copy(MODELS / f"{name}{ext}", tmp_path / f"{name}{ext}")
+    if second:
+        shutil.copy(MODELS / "recogniser.tflite", tmp_path / MORE_RECOGNISER_FILES[0])
+        shutil.copy(
+            MODELS / "recogniser.json", (tmp_path / MORE_RECOGNISER_FILES[0]).with_suffix(".json")
+        )
+    return tmp_path
+
+
+def test_the_reader_reads_with_every_recogniser_the_models_folder_ships(tmp_path: Path) -> None:
+    alone = load_recognisers(_models_dir(tmp_path / "one", second=False))
+    assert isinstance(alone, Recogniser)
+    pair = load_recognisers(_models_dir(tmp_path / "two", second=True))
+    assert isinstance(pair, RecogniserEnsemble) and len(pair.members) == 2
+    reader = ModelPlateReader(tmp_path / "two")
+    crop = render_plate("AB-123-CD", np.random.default_rng(2), height=40)
+    assert reader.read_crop(crop)[0] == "AB-123-CD"
+
+
+def test_a_corrupt_second_recogniser_is_a_model_error_naming_it(tmp_path: Path) -> None:
+    folder = _models_dir(tmp_path, second=True)
+    (folder / MORE_RECOGNISER_FILES[0]).write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=MORE_RECOGNISER_FILES[0]):
+        ModelPlateReader(folder)
