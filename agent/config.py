@@ -99,6 +99,15 @@ class ReaderConfig(_Section):
     79.9 -> 88.5 %, dashcam 88.9 -> 96.7 % at IoU 0.5), for 4 model runs per plate."""
     still_zoom_boxes: int = Field(4, ge=0, le=8)
     """How many of a photo's best boxes get the second look."""
+    recognisers: int = Field(1, ge=1, le=4)
+    """How many of the shipped recognisers (``recogniser.tflite``, then the ensemble's
+    other members, ``recogniser_2.tflite``) read each plate of a video frame; at most
+    as many as ``models_dir`` ships. One keeps a frame's p99 under 25 ms: two members
+    doubled it (12 -> 25 ms), where a tracked plate is read again on the next frames."""
+    still_recognisers: int = Field(2, ge=1, le=4)
+    """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
+    ensemble of two reads 12 more of the 552 held-out and validation plates than the
+    first member alone (models/recogniser.md, Ensemble)."""
 
 
 class TrackerConfig(_Section):

@@ -157,26 +157,36 @@ class ReaderTiming:
 
 
 def time_reader(
-    models_dir: Path, frames: int, *, grey_pass: bool = True, second_look: bool = True
+    models_dir: Path,
+    frames: int,
+    *,
+    grey_pass: bool = True,
+    second_look: bool = True,
+    recognisers: int = 1,
 ) -> ReaderTiming:
     """The whole reader on the clip's first frames, with the time inside each model apart
-    (``second_look`` False: ``reader.zooms = []``)."""
+    (``second_look`` False: ``reader.zooms = []``; ``recognisers``: ``reader.recognisers``,
+    the ensemble members reading each plate of a video frame)."""
     from agent.reader import backend
-    from agent.reader.pipeline import ModelPlateReader
+    from agent.reader.pipeline import MORE_RECOGNISER_FILES, RECOGNISER_FILE, ModelPlateReader
 
     spent: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     original = backend.QuantizedModel.invoke
 
     def timed_invoke(self: Any, data: Any) -> Any:
+        # the ensemble's members share the recogniser's architecture: their runs count as its
+        name = RECOGNISER_FILE if self.path.name in MORE_RECOGNISER_FILES else self.path.name
         start = time.thread_time()
         try:
             return original(self, data)
         finally:
-            spent[self.path.name] += (time.thread_time() - start) * 1000
-            calls[self.path.name] += 1
+            spent[name] += (time.thread_time() - start) * 1000
+            calls[name] += 1
 
-    config = ReaderConfig(models_dir=models_dir, detector="model", grey_pass=grey_pass)
+    config = ReaderConfig(
+        models_dir=models_dir, detector="model", grey_pass=grey_pass, recognisers=recognisers
+    )
     if not second_look:
         config = config.model_copy(update={"zooms": []})
     reader = ModelPlateReader.from_config(config)

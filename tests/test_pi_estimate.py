@@ -70,3 +70,27 @@ def test_calibration_reproduces_the_times_it_was_fitted_to(pi: ModuleType) -> No
     assert here.model_ms(rec) == pytest.approx(0.3)
     assert here.model_ms(ref) == pytest.approx(3.4)
     assert here.model_ms(det) == pytest.approx(2.5)
+
+
+def test_the_recogniser_ensembles_members_count_as_recogniser_runs(
+    pi: ModuleType, tmp_path: Path
+) -> None:
+    """Video frames are read by the first recogniser only (``reader.recognisers`` 1); with
+    more, the members share the recogniser's architecture: the estimate prices their runs
+    at its cost, so a second member doubles the recogniser's calls per frame."""
+    import shutil
+
+    for name in ("detector", "recogniser"):
+        for ext in (".tflite", ".json"):
+            shutil.copy(DEFAULT_MODELS_DIR / f"{name}{ext}", tmp_path / f"{name}{ext}")
+    alone = pi.time_reader(tmp_path, 40)
+    for ext in (".tflite", ".json"):
+        shutil.copy(DEFAULT_MODELS_DIR / f"recogniser{ext}", tmp_path / f"recogniser_2{ext}")
+    assert pi.time_reader(tmp_path, 40).calls_per_frame == alone.calls_per_frame  # video: one
+    pair = pi.time_reader(tmp_path, 40, recognisers=2)
+    assert set(pair.calls_per_frame) == {"detector.tflite", "recogniser.tflite"}
+    assert alone.calls_per_frame["recogniser.tflite"] > 0
+    assert (
+        pair.calls_per_frame["recogniser.tflite"] == 2 * alone.calls_per_frame["recogniser.tflite"]
+    )
+    assert pair.calls_per_frame["detector.tflite"] == alone.calls_per_frame["detector.tflite"]

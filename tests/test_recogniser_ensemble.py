@@ -95,3 +95,21 @@ def test_a_corrupt_second_recogniser_is_a_model_error_naming_it(tmp_path: Path) 
     (folder / MORE_RECOGNISER_FILES[0]).write_bytes(b"not a model")
     with pytest.raises(ModelError, match=MORE_RECOGNISER_FILES[0]):
         ModelPlateReader(folder)
+
+
+def test_photos_are_read_by_every_member_and_video_frames_by_the_first_only(
+    tmp_path: Path,
+) -> None:
+    """A video frame has a 25 ms budget and its plate is read again on the next frames;
+    a photo is read once."""
+    from agent.config import ReaderConfig
+
+    config = ReaderConfig(models_dir=_models_dir(tmp_path, second=True))
+    assert (config.recognisers, config.still_recognisers) == (1, 2)
+    still = ModelPlateReader.from_config(config, stills=True).recogniser
+    live = ModelPlateReader.from_config(config).recogniser
+    assert isinstance(still, RecogniserEnsemble) and len(still.members) == 2
+    assert isinstance(live, Recogniser)
+    # asking for more members than are shipped reads with those there are
+    many = ReaderConfig(models_dir=tmp_path, recognisers=4)
+    assert len(ModelPlateReader.from_config(many).recogniser.members) == 2  # type: ignore[attr-defined]

@@ -119,12 +119,18 @@ def _at_edge(box: Box, width: int, height: int) -> bool:
     return x < mx or y < my or x + w > width - mx or y + h > height - my
 
 
-def load_recognisers(models_dir: Path, num_threads: int = 1) -> PlateRecogniser:
+def load_recognisers(
+    models_dir: Path, num_threads: int = 1, limit: int | None = None
+) -> PlateRecogniser:
     """``recogniser.tflite`` (required), with the ensemble members of
-    :data:`MORE_RECOGNISER_FILES` that ``models_dir`` ships."""
+    :data:`MORE_RECOGNISER_FILES` that ``models_dir`` ships: all of them, or the first
+    ``limit`` recognisers in all."""
     first = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
     more = [models_dir / name for name in MORE_RECOGNISER_FILES]
-    members = [first, *(Recogniser(path, num_threads) for path in more if path.exists())]
+    more = [path for path in more if path.exists()]
+    if limit is not None:
+        more = more[: max(0, limit - 1)]
+    members = [first, *(Recogniser(path, num_threads) for path in more)]
     return first if len(members) == 1 else RecogniserEnsemble(members)
 
 
@@ -138,8 +144,9 @@ def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
 class ModelPlateReader:
     """Reads plates with the shipped models in ``models_dir``.
 
-    ``detector`` defaults to :func:`default_detector`. Raises ``ModelError`` at
-    construction if a model file is missing or corrupt.
+    ``detector`` defaults to :func:`default_detector`; ``recognisers`` is how many of
+    the shipped recognisers read each plate (None: all, :func:`load_recognisers`).
+    Raises ``ModelError`` at construction if a model file is missing or corrupt.
     """
 
     def __init__(
@@ -151,13 +158,14 @@ class ModelPlateReader:
         detector: Detector | None = None,
         keep_unknown: bool = True,
         unknown_min_confidence: float = UNKNOWN_MIN_CONFIDENCE,
+        recognisers: int | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
         self.unknown_min_confidence = unknown_min_confidence
-        self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads)
+        self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
             detector if detector is not None else default_detector(models_dir, num_threads)
         )
@@ -182,7 +190,13 @@ class ModelPlateReader:
                 zooms=tuple(zooms),
                 look_boxes=look_boxes,
             )
-        return cls(config.models_dir, config.num_threads, config.min_confidence, detector=detector)
+        return cls(
+            config.models_dir,
+            config.num_threads,
+            config.min_confidence,
+            detector=detector,
+            recognisers=config.still_recognisers if stills else config.recognisers,
+        )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
         """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read."""
