@@ -6,7 +6,8 @@ detector is the trained int8 ``detector.tflite`` when it is in ``models_dir``
 :class:`~agent.reader.detector.ContourDetector`; ``[reader] detector`` in the
 configuration picks one explicitly. For each plate the detector finds, the
 crop (box plus a small margin, the margins the recogniser was trained with) is
-read by the int8 CTC recogniser (as one line, and also as two lines when the
+read by the int8 CTC recogniser (for photos, by each member of the recogniser
+ensemble, :func:`load_recognisers`; as one line, and also as two lines when the
 crop is square enough: :meth:`~agent.reader.recogniser.Recogniser.read_best`
 on the crop with its margins), the raw tokens are canonicalised
 (agent.reader.plate_text), and the read is kept only if its confidence reaches
