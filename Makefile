@@ -27,8 +27,9 @@ bench: setup
 	$(BIN)/raqib bench
 
 # Rebuilds models/{recogniser,recogniser_2,detector}.{tflite,json} from scratch, seeded
-# (~55 min on 2 cores): the recogniser ensemble's two members (recipe 4.0; the second
-# with another seed and 5 stage-1 epochs) train side by side, then the detector.
+# (~50 min on 2 free cores, models/README.md): the recogniser ensemble's two members
+# (recipe 4.0; the second with another seed and 5 stage-1 epochs) train side by side,
+# then the detector.
 # Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
 RECOGNISER_2_SEED := 20261128
 models: setup-train
