@@ -73,6 +73,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "pseudo": False,
         "hand": False,
         "hand_finetune": False,
+        "hand_min_aspect": 0.0,
     },
     "4.0": {
         "version": "4.0.0",
@@ -86,6 +87,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "pseudo": True,
         "hand": False,
         "hand_finetune": False,
+        "hand_min_aspect": 0.0,
     },
     "4.1": {
         "version": "4.1.0",
@@ -99,6 +101,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "pseudo": True,
         "hand": False,
         "hand_finetune": False,
+        "hand_min_aspect": 0.0,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
@@ -114,7 +117,9 @@ with both stages larger (58,000 and 30,000 crops) by about what those add, so th
 model sees as many synthetic crops as 4.0. ``4.3`` (a candidate) shows those boxes in
 stage 1 only (``hand_finetune`` off; stage 2 as 4.0's), since 4.2's runs read Moroccan
 crops better but French whole photos worse; measured and not shipped either: the same
-trade (models/recogniser.md).
+trade (models/recogniser.md). ``4.4`` (a candidate) is 4.3 without the boxes labelled by
+eye that are one-line plates narrower than 2:1 (``hand_min_aspect``: mostly tilted
+plates, whose upright box holds much background), the likely cost of 4.3 on clean Latin plates.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -129,6 +134,11 @@ RECIPES["4.3"] = {
     "version": "4.3.0",
     "hand_finetune": False,
     "finetune_size": 20000,
+}
+RECIPES["4.4"] = {
+    **RECIPES["4.3"],
+    "version": "4.4.0",
+    "hand_min_aspect": 2.0,
 }
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
@@ -445,9 +455,16 @@ def _box_label_sets(
         out.append(box_label_copies(real["pseudo"], share, rng, clean_share))
         print(f"pseudo-labelled copies: {len(out[-1][0])}", flush=True)
     if args.hand and (args.hand_finetune or not finetune):
-        out.append(box_label_copies(real["hand"], share, rng, clean_share))
+        wide = [c for c in real["hand"] if c[3] == 2 or _aspect(c) >= args.hand_min_aspect]
+        out.append(box_label_copies(wide, share, rng, clean_share))
         print(f"copies of boxes labelled by eye: {len(out[-1][0])}", flush=True)
     return out
+
+
+def _aspect(crop: RealCrop) -> float:
+    """Width over height of a labelled crop's box (0 without a box)."""
+    box = crop[4]
+    return box[2] / box[3] if box is not None and box[3] > 0 else 0.0
 
 
 def _trainable(text: str, lines: int) -> bool:
@@ -901,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         pseudo=recipe["pseudo"],
         hand=recipe["hand"],
         hand_finetune=recipe["hand_finetune"],
+        hand_min_aspect=recipe["hand_min_aspect"],
         version=recipe["version"],
     )
     parser.add_argument(
@@ -957,6 +975,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": len(real["hand"]),
                 "sets": sorted({row["dataset"] for row in teacher.load(HAND_LABELS)}),
                 "stages": [1, 2] if args.hand_finetune else [1],
+                "min_aspect_one_line": args.hand_min_aspect,
             }
             if use_real and args.hand and HAND_LABELS.is_file()
             else None
