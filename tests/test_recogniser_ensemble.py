@@ -29,6 +29,16 @@ def test_the_text_most_members_read_wins_then_the_surer_read() -> None:
     assert pick_read([("AB123CD", 0.7), ("AB123CD", 0.7)]) == 0  # a tie: the first member
 
 
+def test_a_read_with_a_dropped_character_loses_to_the_fuller_read_however_sure() -> None:
+    # FC-768-J is FC-768-JZ with its last letter dropped at the crop's edge
+    assert pick_read([("FC768JZ", 0.96), ("FC768J", 0.99)]) == 0
+    assert pick_read([("692أ51", 0.9), ("16912أ51", 0.5)]) == 1
+    # a different character, not a dropped one: the surer read still wins
+    assert pick_read([("22706ب8", 0.3), ("22706و8", 0.6)]) == 1
+    # the votes of more members come first
+    assert pick_read([("FC768J", 0.9), ("FC768J", 0.8), ("FC768JZ", 0.7)]) == 0
+
+
 def test_with_no_plate_among_the_reads_the_surest_read_is_kept() -> None:
     assert pick_read([("12X", 0.3), ("1", 0.8)]) == 1
     with pytest.raises(ValueError):

@@ -295,7 +295,10 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
 
     Only reads that count as a plate (:func:`_counts`: a valid plate of a known format,
     or a sure read of a layout the grammar does not know) compete when there are any;
-    among them, the canonical text read by the most members wins, then the more
+    among them, the canonical text read by the most members wins, then a plate read that
+    holds another competing plate read's characters, in order, and more (:func:`_fuller`:
+    a dropped character, often at the crop's edge, is the commonest CTC error and
+    comes with high confidence: ``FC-768-J`` at 0.99 for ``FC-768-JZ``), then the more
     confident read. Ties go to the earlier member."""
     if not reads:
         raise ValueError("no reads to pick from")
@@ -303,7 +306,18 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     pool = counting or list(range(len(reads)))
     text = {i: canonicalize(reads[i][0])[0] for i in pool}
     votes = Counter(text.values())
-    return max(pool, key=lambda i: (votes[text[i]], reads[i][1], -i))
+    bare = {i: text[i].replace("-", "") for i in pool}
+    fuller = {i: bool(counting) and any(_fuller(bare[i], bare[j]) for j in pool) for i in pool}
+    return max(pool, key=lambda i: (votes[text[i]], fuller[i], reads[i][1], -i))
+
+
+def _fuller(text: str, other: str) -> bool:
+    """True when ``text`` is longer than ``other`` and holds all of its characters in
+    order (``other`` is ``text`` with characters dropped)."""
+    if len(text) <= len(other):
+        return False
+    rest = iter(text)
+    return all(ch in rest for ch in other)
 
 
 UNKNOWN_KEEP_RATIO: Final = 0.05
