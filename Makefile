@@ -28,13 +28,13 @@ bench: setup
 
 # Rebuilds models/{recogniser,recogniser_2,detector}.{tflite,json} from scratch, seeded
 # (~50 min on 2 free cores, models/README.md): the recogniser ensemble's two members
-# (recipe 4.0; the second with another seed and 5 stage-1 epochs) train side by side,
-# then the detector.
+# (recipe 4.0; the second recipe 4.4, with another seed and 5 stage-1 epochs) train side
+# by side, then the detector.
 # Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
 RECOGNISER_2_SEED := 20261128
 models: setup-train
 	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ & first=$$!; \
-	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --name recogniser_2 \
+	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --name recogniser_2 --recipe 4.4 \
 		--seed $(RECOGNISER_2_SEED) --epochs 5 & second=$$!; \
 	wait $$first; a=$$?; wait $$second; b=$$?; test $$a -eq 0 && test $$b -eq 0
 	nice -n 5 $(BIN)/python models/train_detector.py --out models/

@@ -455,10 +455,15 @@ def _box_label_sets(
         out.append(box_label_copies(real["pseudo"], share, rng, clean_share))
         print(f"pseudo-labelled copies: {len(out[-1][0])}", flush=True)
     if args.hand and (args.hand_finetune or not finetune):
-        wide = [c for c in real["hand"] if c[3] == 2 or _aspect(c) >= args.hand_min_aspect]
+        wide = _wide_enough(real["hand"], args.hand_min_aspect)
         out.append(box_label_copies(wide, share, rng, clean_share))
         print(f"copies of boxes labelled by eye: {len(out[-1][0])}", flush=True)
     return out
+
+
+def _wide_enough(crops: list[RealCrop], min_aspect: float) -> list[RealCrop]:
+    """The two-line crops, and the one-line ones whose box is at least ``min_aspect`` wide."""
+    return [c for c in crops if c[3] == 2 or _aspect(c) >= min_aspect]
 
 
 def _aspect(crop: RealCrop) -> float:
@@ -976,6 +981,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sets": sorted({row["dataset"] for row in teacher.load(HAND_LABELS)}),
                 "stages": [1, 2] if args.hand_finetune else [1],
                 "min_aspect_one_line": args.hand_min_aspect,
+                "rows_trained": len(_wide_enough(real["hand"], args.hand_min_aspect)),
             }
             if use_real and args.hand and HAND_LABELS.is_file()
             else None
