@@ -117,9 +117,10 @@ with both stages larger (58,000 and 30,000 crops) by about what those add, so th
 model sees as many synthetic crops as 4.0. ``4.3`` (a candidate) shows those boxes in
 stage 1 only (``hand_finetune`` off; stage 2 as 4.0's), since 4.2's runs read Moroccan
 crops better but French whole photos worse; measured and not shipped either: the same
-trade (models/recogniser.md). ``4.4`` (a candidate) is 4.3 without the boxes labelled by
-eye that are one-line plates narrower than 2:1 (``hand_min_aspect``: mostly tilted
-plates, whose upright box holds much background), the likely cost of 4.3 on clean Latin plates.
+trade (models/recogniser.md). ``4.4`` is 4.3 without the boxes labelled by eye that are
+one-line plates narrower than 2:1 (``hand_min_aspect``: mostly tilted plates, whose
+upright box holds much background); it builds the ensemble's second member 4.4.0
+(``--name recogniser_2 --seed 20261128 --epochs 5``, as the Makefile runs it).
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],

@@ -248,11 +248,13 @@ class PlateRecogniser(Protocol):
 
 
 class RecogniserEnsemble:
-    """Recognisers of one recipe, trained from different seeds, reading every crop together.
+    """Recognisers of one architecture and charset, trained from different seeds (and
+    recipes), reading every crop together.
 
     Why: seeds of the same recipe reach the same accuracy on the held-out real sets
     (within 2-4 points) but miss different plates, so where one is unsure the other is
-    often right. Each member reads the crop (:meth:`Recogniser.read_best`, grammar and
+    often right; a member trained on other data (recipe 4.4's real boxes labelled by
+    eye) misses still others. Each member reads the crop (:meth:`Recogniser.read_best`, grammar and
     two-line logic included) and :func:`pick_read` keeps one read; its confidence and
     :meth:`alternatives` are that member's. Averaging the members' probabilities per
     time step instead does not work: independently trained CTC models emit a character
