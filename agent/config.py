@@ -106,8 +106,8 @@ class ReaderConfig(_Section):
     doubled it (12 -> 25 ms), where a tracked plate is read again on the next frames."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
-    ensemble of two reads 12 more of the 552 held-out and validation plates than the
-    first member alone (models/recogniser.md, Ensemble)."""
+    ensemble of two reads 29 more of the 552 held-out and validation plates than the
+    first member alone (models/recogniser.md, Ensemble and Second member 4.4.0)."""
 
 
 class TrackerConfig(_Section):
