@@ -613,3 +613,35 @@ def test_the_recogniser_reads_a_french_plate_whose_letter_it_took_for_a_digit() 
     text, sure = rec._fitted(raw, confidence)
     assert canonicalize(text) == ("DD-178-TV", "FR")
     assert sure == confidence  # the glyph was read sure; the layout named the look-alike
+
+
+def _plate_cut_at_the_right(text: str, seed: int, share: float) -> tuple[Image, Box]:
+    """A rendered plate on a dark bumper and a detector box over only ``share`` of its width."""
+    plate = render_plate(text, np.random.default_rng(seed), height=40)
+    h, w = plate.shape[:2]
+    scene = np.full((h * 3, w * 2, 3), 40, np.uint8)
+    scene[h : 2 * h, w // 2 : w // 2 + w] = plate
+    return scene, (w // 2, h, round(w * share), h)
+
+
+def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
+    """A box ending inside the plate's last character: the reader's crop loses it and the
+    recogniser, sure of the rest, drops it; the wider view (photos) reads it."""
+    narrow_reads, wide_reads = [], []
+    for seed in range(3):
+        scene, box = _plate_cut_at_the_right("48213-D-27", seed, 0.84)
+        for wide, reads in ((False, narrow_reads), (True, wide_reads)):
+            reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]), wide_view=wide)
+            (read,) = reader.read_boxes(scene)
+            assert read.box == box  # the wider view changes the crop read, not the box
+            reads.append(read.text)
+    assert wide_reads == ["48213-D-27"] * 3
+    assert sum(text != "48213-D-27" for text in narrow_reads) >= 2, narrow_reads
+
+
+def test_photos_get_the_wider_view_and_video_frames_do_not() -> None:
+    config = ReaderConfig(models_dir=MODELS)
+    assert ModelPlateReader.from_config(config, stills=True).wide_view
+    assert not ModelPlateReader.from_config(config).wide_view
+    video = ReaderConfig(models_dir=MODELS, wide_view=True)
+    assert ModelPlateReader.from_config(video).wide_view

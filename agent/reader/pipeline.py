@@ -34,7 +34,7 @@ from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
-from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble
+from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
 from agent.reads import Box, PlateFormat, PlateRead
 
 RECOGNISER_FILE = "recogniser.tflite"
@@ -46,6 +46,9 @@ MARGIN_X = 0.05
 """Crop margin on each side, as a share of the box width."""
 MARGIN_Y = 0.12
 """Crop margin above and below, as a share of the box height."""
+WIDE_MARGINS = (0.12, 0.2)
+"""Margins of the wider view of a box (``wide_view``): about two thirds of a character
+more on each side, and the rows above and below a loose box cuts."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -160,11 +163,13 @@ class ModelPlateReader:
         keep_unknown: bool = True,
         unknown_min_confidence: float = UNKNOWN_MIN_CONFIDENCE,
         recognisers: int | None = None,
+        wide_view: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
+        self.wide_view = wide_view
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -197,6 +202,7 @@ class ModelPlateReader:
             config.min_confidence,
             detector=detector,
             recognisers=config.still_recognisers if stills else config.recognisers,
+            wide_view=config.still_wide_view if stills else config.wide_view,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -220,13 +226,32 @@ class ModelPlateReader:
         return out
 
     def _read_box(self, frame: Image, box: Box, score: float) -> BoxRead | None:
-        """The recogniser's read of ``box`` (with the reader's margins); None if too small."""
-        crop, _ = crop_box(frame, box)
+        """The recogniser's read of ``box`` (with the reader's margins); None if too small.
+
+        With ``wide_view`` the box is also read from a wider crop (:data:`WIDE_MARGINS`)
+        and :func:`~agent.reader.recogniser.pick_read` keeps one of the two reads (a plate
+        over none, the fuller read, the surer): a detector box a little inside the plate
+        cuts its first or last character, which the recogniser then drops, sure of the
+        rest (models/recogniser.md, Wider view)."""
+        read = self._read_view(frame, box, score, (MARGIN_X, MARGIN_Y))
+        if read is None or not self.wide_view:
+            return read[1] if read is not None else None
+        wide = self._read_view(frame, box, score, WIDE_MARGINS)
+        if wide is None:
+            return read[1]
+        return (read, wide)[pick_read([read[0], wide[0]])][1]
+
+    def _read_view(
+        self, frame: Image, box: Box, score: float, margins: tuple[float, float]
+    ) -> tuple[tuple[str, float], BoxRead] | None:
+        """The raw read of ``box``'s crop with ``margins``, and what it makes of the box."""
+        crop, _ = crop_box(frame, box, margins)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
         raw, confidence = self.recogniser.read_best(crop)
         text, fmt = canonicalize(raw)
-        return BoxRead(box, score, text, fmt, confidence, self._alternatives(raw, text))
+        alternatives = self._alternatives(raw, text)
+        return (raw, confidence), BoxRead(box, score, text, fmt, confidence, alternatives)
 
     def _alternatives(self, raw: str, text: str) -> tuple[str, ...]:
         """Canonical texts of the recogniser's alternatives to ``raw`` that are plates."""
