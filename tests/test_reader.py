@@ -627,7 +627,8 @@ def _plate_cut_at_the_right(text: str, seed: int, share: float) -> tuple[Image, 
 def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     """A box ending inside the plate's last character: the reader's crop loses it and the
     recogniser, sure of the rest, drops it; the wider view (photos) reads it."""
-    narrow_reads, wide_reads = [], []
+    narrow_reads: list[str] = []
+    wide_reads: list[str] = []
     for seed in range(3):
         scene, box = _plate_cut_at_the_right("48213-D-27", seed, 0.84)
         for wide, reads in ((False, narrow_reads), (True, wide_reads)):
@@ -645,3 +646,44 @@ def test_photos_get_the_wider_view_and_video_frames_do_not() -> None:
     assert not ModelPlateReader.from_config(config).wide_view
     video = ReaderConfig(models_dir=MODELS, wide_view=True)
     assert ModelPlateReader.from_config(video).wide_view
+
+
+class _ReadsBySize:
+    """A recogniser double answering by crop size, keeping the crops it was shown: the
+    reader's own view and pick logic decide."""
+
+    version = "double"
+
+    def __init__(self, answers: dict[tuple[int, int], tuple[str, float]]) -> None:
+        self.answers = answers
+        self.crops: list[Image] = []
+
+    def read(self, crop: Image) -> tuple[str, float]:
+        return self.read_best(crop)
+
+    def read_best(self, crop: Image | np.ndarray) -> tuple[str, float]:
+        self.crops.append(np.asarray(crop))
+        return self.answers.get((crop.shape[0], crop.shape[1]), ("", 0.0))
+
+    def alternatives(self, raw: str) -> list[str]:
+        return []
+
+
+def test_a_crop_is_also_read_with_margins_of_its_own_edge_pixels() -> None:
+    """A crop cut tight to the plate: the recogniser, trained on crops with margins, drops
+    its last character; read again with margins (photos), the fuller plate read is kept."""
+    crop = np.random.default_rng(5).integers(0, 256, (40, 120, 3), dtype=np.uint8)
+    double = _ReadsBySize({(40, 120): ("AB123C", 0.99), (56, 148): ("AB123CD", 0.9)})
+    reader = ModelPlateReader(MODELS, wide_view=True)
+    reader.recogniser = double
+    assert reader.read_crop(crop)[:2] == ("AB-123-CD", "FR")
+    tight, padded = double.crops
+    np.testing.assert_array_equal(tight, crop)
+    np.testing.assert_array_equal(padded[8:48, 14:134], crop)
+    np.testing.assert_array_equal(padded[0, 14:134], crop[0])  # the edge rows, repeated
+    np.testing.assert_array_equal(padded[55, 14:134], crop[-1])
+
+    reader.wide_view = False
+    double.crops.clear()
+    assert reader.read_crop(crop)[0] != "AB-123-CD"
+    assert len(double.crops) == 1

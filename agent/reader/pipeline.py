@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from agent.config import ReaderConfig
@@ -269,19 +270,36 @@ class ModelPlateReader:
         """Canonical text, format and confidence of an image that is already one plate crop.
 
         One- or two-line: :meth:`~agent.reader.recogniser.Recogniser.read_best`
-        decides from the image's own aspect.
-        """
-        raw, confidence = self.recogniser.read_best(check_frame(image, MIN_CROP_SIDE))
-        text, fmt = canonicalize(raw)
+        decides from the image's own aspect. With ``wide_view`` the crop is also read
+        with margins of its own edge pixels (:data:`WIDE_MARGINS`, as if cut from a
+        wider view) and :func:`~agent.reader.recogniser.pick_read` keeps one read: the
+        recogniser learnt plates with margins, and a crop cut tight to a square plate
+        often lost its two-line read (models/recogniser.md, Wider view)."""
+        text, fmt, confidence, _ = self.read_crop_alternatives(image)
         return text, fmt, confidence
 
     def read_crop_alternatives(
         self, image: Image
     ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
         """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read."""
-        raw, confidence = self.recogniser.read_best(check_frame(image, MIN_CROP_SIDE))
+        crop = check_frame(image, MIN_CROP_SIDE)
+        reads = [self._read_crop_view(crop)]
+        if self.wide_view:
+            height, width = crop.shape[:2]
+            mx, my = round(WIDE_MARGINS[0] * width), round(WIDE_MARGINS[1] * height)
+            padded = np.asarray(
+                cv2.copyMakeBorder(crop, my, my, mx, mx, cv2.BORDER_REPLICATE), np.uint8
+            )
+            reads.append(self._read_crop_view(padded))
+        (_raw, confidence), text, fmt, alternatives = reads[pick_read([r[0] for r in reads])]
+        return text, fmt, confidence, alternatives
+
+    def _read_crop_view(
+        self, crop: Image
+    ) -> tuple[tuple[str, float], str, PlateFormat, tuple[str, ...]]:
+        raw, confidence = self.recogniser.read_best(crop)
         text, fmt = canonicalize(raw)
-        return text, fmt, confidence, self._alternatives(raw, text)
+        return (raw, confidence), text, fmt, self._alternatives(raw, text)
 
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first."""
