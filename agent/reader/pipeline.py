@@ -230,29 +230,27 @@ class ModelPlateReader:
         """The recogniser's read of ``box`` (with the reader's margins); None if too small.
 
         With ``wide_view`` the box is also read from a wider crop (:data:`WIDE_MARGINS`)
-        and :func:`~agent.reader.recogniser.pick_read` keeps one of the two reads (a plate
-        over none, the fuller read, the surer): a detector box a little inside the plate
-        cuts its first or last character, which the recogniser then drops, sure of the
-        rest (models/recogniser.md, Wider view)."""
-        read = self._read_view(frame, box, score, (MARGIN_X, MARGIN_Y))
-        if read is None or not self.wide_view:
-            return read[1] if read is not None else None
-        wide = self._read_view(frame, box, score, WIDE_MARGINS)
-        if wide is None:
-            return read[1]
-        return (read, wide)[pick_read([read[0], wide[0]])][1]
-
-    def _read_view(
-        self, frame: Image, box: Box, score: float, margins: tuple[float, float]
-    ) -> tuple[tuple[str, float], BoxRead] | None:
-        """The raw read of ``box``'s crop with ``margins``, and what it makes of the box."""
-        crop, _ = crop_box(frame, box, margins)
+        and :meth:`_read_views` keeps one of the two reads: a detector box a little inside
+        the plate cuts its first or last character, which the recogniser then drops, sure
+        of the rest (models/recogniser.md, Wider view)."""
+        crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
-        raw, confidence = self.recogniser.read_best(crop)
-        text, fmt = canonicalize(raw)
-        alternatives = self._alternatives(raw, text)
-        return (raw, confidence), BoxRead(box, score, text, fmt, confidence, alternatives)
+        views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if self.wide_view else [crop]
+        text, fmt, confidence, alternatives = self._read_views(views)
+        return BoxRead(box, score, text, fmt, confidence, alternatives)
+
+    def _read_views(self, views: list[Image]) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+        """Canonical text, format, confidence and alternatives of the read that
+        :func:`~agent.reader.recogniser.pick_read` keeps among the reads of ``views``
+        (crops of one plate; a plate over none, their votes, the fuller read, the surer)."""
+        reads = []
+        for view in views:
+            raw, confidence = self.recogniser.read_best(view)
+            text, fmt = canonicalize(raw)
+            reads.append(((raw, confidence), text, fmt, self._alternatives(raw, text)))
+        (_raw, confidence), text, fmt, alternatives = reads[pick_read([r[0] for r in reads])]
+        return text, fmt, confidence, alternatives
 
     def _alternatives(self, raw: str, text: str) -> tuple[str, ...]:
         """Canonical texts of the recogniser's alternatives to ``raw`` that are plates."""
@@ -283,23 +281,14 @@ class ModelPlateReader:
     ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
         """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read."""
         crop = check_frame(image, MIN_CROP_SIDE)
-        reads = [self._read_crop_view(crop)]
+        views = [crop]
         if self.wide_view:
             height, width = crop.shape[:2]
             mx, my = round(WIDE_MARGINS[0] * width), round(WIDE_MARGINS[1] * height)
-            padded = np.asarray(
-                cv2.copyMakeBorder(crop, my, my, mx, mx, cv2.BORDER_REPLICATE), np.uint8
+            views.append(
+                np.asarray(cv2.copyMakeBorder(crop, my, my, mx, mx, cv2.BORDER_REPLICATE), np.uint8)
             )
-            reads.append(self._read_crop_view(padded))
-        (_raw, confidence), text, fmt, alternatives = reads[pick_read([r[0] for r in reads])]
-        return text, fmt, confidence, alternatives
-
-    def _read_crop_view(
-        self, crop: Image
-    ) -> tuple[tuple[str, float], str, PlateFormat, tuple[str, ...]]:
-        raw, confidence = self.recogniser.read_best(crop)
-        text, fmt = canonicalize(raw)
-        return (raw, confidence), text, fmt, self._alternatives(raw, text)
+        return self._read_views(views)
 
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first."""
