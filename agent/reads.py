@@ -11,6 +11,16 @@ Box = tuple[int, int, int, int]
 """x, y, width, height in pixels of the frame, top-left origin."""
 
 
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
 @dataclass(frozen=True, slots=True)
 class PlateRead:
     """One plate read in one frame, text already in canonical form (see agent.reader.plate_text)."""

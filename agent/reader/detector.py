@@ -39,7 +39,7 @@ import numpy.typing as npt
 from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel
-from agent.reads import Box
+from agent.reads import Box, box_iou
 
 
 class Detector(Protocol):
@@ -126,21 +126,12 @@ class ContourDetector:
         return self.min_aspect <= w / h <= self.max_aspect
 
 
-def _iou(a: Box, b: Box) -> float:
-    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
-
-
 def _suppress_overlaps(found: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
     """Best first; drop a box overlapping (IoU > 0.3) a better one."""
     found.sort(key=lambda item: item[1], reverse=True)
     kept: list[tuple[Box, float]] = []
     for box, score in found:
-        if all(_iou(box, other) <= 0.3 for other, _ in kept):
+        if all(box_iou(box, other) <= 0.3 for other, _ in kept):
             kept.append((box, score))
     return kept
 
@@ -400,7 +391,7 @@ class ModelDetector:
                 passes[window] = self._pass(image[y0:y1, x0:x1], ZOOM_INTERPOLATION)
             for (bx, by, bw, bh), score in passes[window]:
                 seen = (bx + x0, by + y0, bw, bh)
-                if _iou(seen, box) > SECOND_LOOK_IOU:
+                if box_iou(seen, box) > SECOND_LOOK_IOU:
                     total += score * np.array(seen, np.float64)
                     weight += score
         if weight <= 0.0:
@@ -424,7 +415,7 @@ class ModelDetector:
             grey = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
         if self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
             colour = _suppress_overlaps(colour + self._tiled_pass(image))
-        added = [(b, sc) for b, sc in grey if all(_iou(b, f) <= 0.3 for f, _ in colour)]
+        added = [(b, sc) for b, sc in grey if all(box_iou(b, f) <= 0.3 for f, _ in colour)]
         return _suppress_overlaps(colour + added)
 
     def _pass(self, image: Image, interpolation: int = cv2.INTER_AREA) -> list[tuple[Box, float]]:
@@ -465,7 +456,7 @@ class ModelDetector:
         best, best_iou = box, 0.3
         for (cx, cy, cw, ch), _ in self._refiner.detect(image[y0:y1, x0:x1]):
             candidate = (cx + x0, cy + y0, cw, ch)
-            overlap = _iou(candidate, box)
+            overlap = box_iou(candidate, box)
             if overlap >= best_iou:
                 best, best_iou = candidate, overlap
         return best

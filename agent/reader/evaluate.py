@@ -35,7 +35,7 @@ from agent.errors import FrameError, InputError
 from agent.frames import Image
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.plate_text import canonicalize
-from agent.reads import Box
+from agent.reads import Box, box_iou
 
 DETECTION_IOU = 0.5
 READ_IOU = 0.3
@@ -78,14 +78,6 @@ class EvalResult:
             "ms_per_image": float(np.mean(self.ms)) if self.ms else float("nan"),
             "unreadable_images": float(len(self.errors)),
         }
-
-
-def iou(a: Box, b: Box) -> float:
-    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    return iw * ih / float(a[2] * a[3] + b[2] * b[3] - iw * ih)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -183,7 +175,7 @@ def evaluate_image(
     for t in truths:
         if not t.scored or t.box is None:
             continue
-        overlaps = [(iou(r.box, t.box), r) for r in reads]
+        overlaps = [(box_iou(r.box, t.box), r) for r in reads]
         best = max(overlaps, key=lambda o: o[0], default=None)
         result.boxes += 1
         result.detected += best is not None and best[0] >= DETECTION_IOU
