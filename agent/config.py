@@ -113,6 +113,14 @@ class ReaderConfig(_Section):
     recogniser then drops: mixed validation photos 62.1 -> 68.1 % exact); a plate crop
     (``raqib read --crops``, ``raqib eval`` of crops) is also read with margins of its own
     edge pixels (square European crops 57.0 -> 62.0 %, Moroccan crops 81.7 -> 82.4 %)."""
+    dark_plates: bool = False
+    """Also read each video frame inverted, for plates with light characters on a dark
+    ground (black classic French plates): off, as it doubles the reader's time."""
+    still_dark_plates: bool = True
+    """The same for photos (``raqib read``, ``raqib eval``): the detector and recogniser
+    learnt dark characters on light plates and missed a black French plate that they
+    find and read inverted. A read of the inverted photo counts only on a dark ground,
+    read surely (agent.reader.pipeline, ``DARK_*``); it doubles a photo's time."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

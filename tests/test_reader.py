@@ -687,3 +687,55 @@ def test_a_crop_is_also_read_with_margins_of_its_own_edge_pixels() -> None:
     double.crops.clear()
     assert reader.read_crop(crop)[0] != "AB-123-CD"
     assert len(double.crops) == 1
+
+
+def _dark_plate_scene(text: str, seed: int) -> Image:
+    """A plate with light characters on a dark ground (a rendered plate, inverted) on a
+    light car body."""
+    plate = render_plate(text, np.random.default_rng(seed), height=40)
+    h, w = plate.shape[:2]
+    scene = np.full((h * 6, w * 3, 3), 215, np.uint8)
+    scene[h * 3 : h * 4, w : 2 * w] = 255 - plate
+    return scene
+
+
+@pytest.fixture(scope="module")
+def photo_reader() -> ModelPlateReader:
+    return ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+
+
+def test_a_plate_with_light_characters_on_a_dark_ground_is_read_inverted(
+    photo_reader: ModelPlateReader,
+) -> None:
+    """The models learnt dark characters on light plates: a black plate read as it is
+    loses or confuses characters; read from the inverted photo it reads right."""
+    as_is: list[list[str]] = []
+    for seed in range(6):
+        scene = _dark_plate_scene("7351-B-6", seed)
+        photo_reader.dark_plates = False
+        as_is.append([r.text for r in photo_reader.read(scene)])
+        photo_reader.dark_plates = True
+        assert [r.text for r in photo_reader.read(scene)] == ["7351-B-6"], seed
+    assert sum(texts != ["7351-B-6"] for texts in as_is) >= 3, as_is
+
+
+def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlateReader) -> None:
+    """A light plate's ground is not dark: the inverted photo adds no read and changes none."""
+    read_right = []
+    for seed in range(3):
+        plate = render_plate("48213-D-27", np.random.default_rng(seed), height=40)
+        h, w = plate.shape[:2]
+        scene = np.full((h * 6, w * 3, 3), 40, np.uint8)
+        scene[h * 3 : h * 4, w : 2 * w] = plate
+        photo_reader.dark_plates = False
+        before = [(r.text, r.box) for r in photo_reader.read_boxes(scene)]
+        photo_reader.dark_plates = True
+        assert [(r.text, r.box) for r in photo_reader.read_boxes(scene)] == before
+        read_right.append("48213-D-27" in {text for text, _ in before})
+    assert any(read_right)  # the scenes hold a plate the reader reads
+
+
+def test_photos_get_the_dark_pass_and_video_frames_do_not() -> None:
+    config = ReaderConfig(models_dir=MODELS)
+    assert ModelPlateReader.from_config(config, stills=True).dark_plates
+    assert not ModelPlateReader.from_config(config).dark_plates

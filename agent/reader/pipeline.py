@@ -36,7 +36,7 @@ from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
-from agent.reads import Box, PlateFormat, PlateRead
+from agent.reads import Box, PlateFormat, PlateRead, box_iou
 
 RECOGNISER_FILE = "recogniser.tflite"
 MORE_RECOGNISER_FILES = ("recogniser_2.tflite",)
@@ -50,6 +50,15 @@ MARGIN_Y = 0.12
 WIDE_MARGINS = (0.12, 0.2)
 """Margins of the wider view of a box (``wide_view``): about two thirds of a character
 more on each side, and the rows above and below a loose box cuts."""
+DARK_GROUND_MAX = 100
+"""A box read from the inverted frame (``dark_plates``) counts only where the plate's
+ground is dark: the median grey of its pixels below this (white, yellow and dim night
+plates lie well above it: 150-250 on the validation photos)."""
+DARK_MIN_SCORE = 0.4
+"""... and where the detector is this sure of it (twice the model's threshold): the
+inverted frame turns shadows, grilles and tyres into bright shapes."""
+DARK_MIN_CONFIDENCE = 0.7
+"""... and the recogniser too (a plate read of a known or plausible layout)."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -117,6 +126,15 @@ EDGE_FRACTION = 0.03
 hold a plate cut by it: the detector often boxes only the visible glyphs, a little inside."""
 
 
+def _ground(frame: Image, box: Box) -> float:
+    """Median grey level of the pixels inside ``box``: a plate's ground covers most of it."""
+    x, y, w, h = box
+    region = frame[max(0, y) : y + h, max(0, x) : x + w]
+    if region.size == 0:
+        return 255.0
+    return float(np.median(cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)))
+
+
 def _at_edge(box: Box, width: int, height: int) -> bool:
     x, y, w, h = box
     mx = max(EDGE_PX, round(EDGE_FRACTION * width))
@@ -165,12 +183,14 @@ class ModelPlateReader:
         unknown_min_confidence: float = UNKNOWN_MIN_CONFIDENCE,
         recognisers: int | None = None,
         wide_view: bool = False,
+        dark_plates: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
         self.wide_view = wide_view
+        self.dark_plates = dark_plates
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -204,11 +224,49 @@ class ModelPlateReader:
             detector=detector,
             recognisers=config.still_recognisers if stills else config.recognisers,
             wide_view=config.still_wide_view if stills else config.wide_view,
+            dark_plates=config.still_dark_plates if stills else config.dark_plates,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
-        """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read."""
+        """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read;
+        with ``dark_plates``, also the plates with light characters on a dark ground
+        (:meth:`_dark_plate_reads`)."""
         frame = check_frame(image)
+        found = self._read_looks(frame)
+        if not self.dark_plates:
+            return found
+        dark = self._dark_plate_reads(frame, found)
+        kept = [r for r in found if all(box_iou(r.box, d.box) <= 0.3 for d in dark)]
+        return kept + dark
+
+    def _dark_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
+        """Reads of the inverted frame that are dark plates: black classic French plates,
+        silver characters on black. The models learnt dark characters on a light plate;
+        inverted, such a plate is one (a black French plate the detector missed was found
+        and read). A read counts where its box's ground is dark in the frame
+        (:data:`DARK_GROUND_MAX`), the detector and the recogniser are sure of it
+        (:data:`DARK_MIN_SCORE`, :data:`DARK_MIN_CONFIDENCE`) and
+        :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the frame
+        its box overlaps (a dark plate read as it is often loses a character)."""
+        inverted = np.asarray(cv2.bitwise_not(frame), np.uint8)
+        out: list[BoxRead] = []
+        for read in self._read_looks(inverted):
+            if not (
+                read.valid
+                and read.detector_score >= DARK_MIN_SCORE
+                and read.confidence >= DARK_MIN_CONFIDENCE
+                and _ground(frame, read.box) < DARK_GROUND_MAX
+            ):
+                continue
+            rivals = [r for r in found if box_iou(r.box, read.box) > 0.3]
+            # pick_read canonicalises its texts again: canonical texts stay as they are.
+            reads = [(read.text, read.confidence)] + [(r.text, r.confidence) for r in rivals]
+            if pick_read(reads) == 0:
+                out.append(read)
+        return out
+
+    def _read_looks(self, frame: Image) -> list[BoxRead]:
+        """The detector's boxes in ``frame`` and their reads (see :meth:`read_boxes`)."""
         if isinstance(self.detector, ModelDetector):
             looks = self.detector.looks(frame)
         else:
