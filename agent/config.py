@@ -117,10 +117,11 @@ class ReaderConfig(_Section):
     """Also read each video frame inverted, for plates with light characters on a dark
     ground (black classic French plates): off, as it doubles the reader's time."""
     still_dark_plates: bool = True
-    """The same for photos (``raqib read``, ``raqib eval``): the detector and recogniser
-    learnt dark characters on light plates and missed a black French plate that they
-    find and read inverted. A read of the inverted photo counts only on a dark ground,
-    read surely (agent.reader.pipeline, ``DARK_*``); it doubles a photo's time."""
+    """The same for photos (``raqib read``, ``raqib eval``) and plate crops: the detector
+    and recogniser learnt dark characters on light plates and missed a black French plate
+    that they find and read inverted. A read of the inverted photo or crop counts only on
+    a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it doubles a photo's
+    time and a dark crop's."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

@@ -739,3 +739,24 @@ def test_photos_get_the_dark_pass_and_video_frames_do_not() -> None:
     config = ReaderConfig(models_dir=MODELS)
     assert ModelPlateReader.from_config(config, stills=True).dark_plates
     assert not ModelPlateReader.from_config(config).dark_plates
+
+
+def test_a_dark_plate_crop_is_read_inverted_and_a_light_one_as_it_is(
+    photo_reader: ModelPlateReader,
+) -> None:
+    """A crop of light characters on a dark ground read as it is is mostly unsure (below
+    ``min_confidence``, dropped) or wrong; read inverted it is sure and right. A light
+    plate's crop is read exactly as without the dark pass."""
+    doubtful = 0
+    for seed in range(6):
+        for text in ("7351-B-6", "48213-D-27"):
+            light = render_plate(text, np.random.default_rng(seed), height=40)
+            dark = 255 - light
+            photo_reader.dark_plates = False
+            as_is, light_read = photo_reader.read_crop(dark), photo_reader.read_crop(light)
+            doubtful += as_is[0] != text or as_is[2] < photo_reader.min_confidence
+            photo_reader.dark_plates = True
+            text_read, _fmt, confidence = photo_reader.read_crop(dark)
+            assert text_read == text and confidence >= 0.9, (seed, text_read, confidence)
+            assert photo_reader.read_crop(light) == light_read
+    assert doubtful >= 4

@@ -115,9 +115,14 @@ class BoxRead:
     @property
     def valid(self) -> bool:
         """A plate of a known format, or a plausible plate of a layout we do not know."""
-        if self.format == "UNKNOWN":
-            return is_plausible_unknown(self.text, self.confidence)
-        return is_valid(self.text, self.format)
+        return _is_plate(self.text, self.format, self.confidence)
+
+
+def _is_plate(text: str, fmt: PlateFormat, confidence: float) -> bool:
+    """:attr:`BoxRead.valid` of a read."""
+    if fmt == "UNKNOWN":
+        return is_plausible_unknown(text, confidence)
+    return is_valid(text, fmt)
 
 
 EDGE_PX = 2
@@ -337,16 +342,33 @@ class ModelPlateReader:
     def read_crop_alternatives(
         self, image: Image
     ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
-        """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read."""
+        """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read.
+
+        With ``dark_plates`` a crop whose ground is dark (:data:`DARK_GROUND_MAX`) is also
+        read inverted, and that read is kept when it is a plate read surely
+        (:data:`DARK_MIN_CONFIDENCE`) that :func:`~agent.reader.recogniser.pick_read`
+        prefers: old British, Dutch classic, Polish and French plates are light characters
+        on black or blue (models/recogniser.md, Dark plates)."""
         crop = check_frame(image, MIN_CROP_SIDE)
-        views = [crop]
-        if self.wide_view:
-            height, width = crop.shape[:2]
-            mx, my = round(WIDE_MARGINS[0] * width), round(WIDE_MARGINS[1] * height)
-            views.append(
-                np.asarray(cv2.copyMakeBorder(crop, my, my, mx, mx, cv2.BORDER_REPLICATE), np.uint8)
-            )
-        return self._read_views(views)
+        read = self._read_views(self._crop_views(crop))
+        height, width = crop.shape[:2]
+        if not self.dark_plates or _ground(crop, (0, 0, width, height)) >= DARK_GROUND_MAX:
+            return read
+        inverted = self._read_views(self._crop_views(np.asarray(cv2.bitwise_not(crop), np.uint8)))
+        text, fmt, confidence, _ = inverted
+        if not (_is_plate(text, fmt, confidence) and confidence >= DARK_MIN_CONFIDENCE):
+            return read
+        # pick_read canonicalises its texts again: canonical texts stay as they are.
+        return inverted if pick_read([(text, confidence), (read[0], read[2])]) == 0 else read
+
+    def _crop_views(self, crop: Image) -> list[Image]:
+        """A plate crop and, with ``wide_view``, the crop with margins of its edge pixels."""
+        if not self.wide_view:
+            return [crop]
+        height, width = crop.shape[:2]
+        mx, my = round(WIDE_MARGINS[0] * width), round(WIDE_MARGINS[1] * height)
+        padded = cv2.copyMakeBorder(crop, my, my, mx, mx, cv2.BORDER_REPLICATE)
+        return [crop, np.asarray(padded, np.uint8)]
 
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first."""
