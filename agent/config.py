@@ -115,13 +115,14 @@ class ReaderConfig(_Section):
     edge pixels (square European crops 57.0 -> 62.0 %, Moroccan crops 81.7 -> 82.4 %)."""
     dark_plates: bool = False
     """Also read each video frame inverted, for plates with light characters on a dark
-    ground (black classic French plates): off, as it doubles the reader's time."""
+    ground (black classic French plates): off, as it adds a fifth to a third to the
+    reader's time, where a tracked plate is read again on the next frames."""
     still_dark_plates: bool = True
     """The same for photos (``raqib read``, ``raqib eval``) and plate crops: the detector
     and recogniser learnt dark characters on light plates and missed a black French plate
     that they find and read inverted. A read of the inverted photo or crop counts only on
-    a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it doubles a photo's
-    time and a dark crop's."""
+    a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it adds a fifth to a
+    third to a photo's time and doubles a dark crop's."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

@@ -339,9 +339,11 @@ class ModelDetector:
         """
         return [(look.box, look.score) for look in self.looks(image)]
 
-    def looks(self, image: Image) -> list[Look]:
+    def looks(self, image: Image, min_score: float = 0.0) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
-        the second look (the same box when it had none)."""
+        the second look (the same box when it had none). Boxes scoring under ``min_score``
+        are dropped before the second look (which keeps each box's score), so a caller
+        that wants only sure boxes pays for no zoom on the others."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -354,7 +356,7 @@ class ModelDetector:
                 f"detector wants an H x W x 3 uint8 BGR frame, got "
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
-        found = self._whole_frame_passes(image)
+        found = [f for f in self._whole_frame_passes(image) if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if not self.zooms:

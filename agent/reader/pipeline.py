@@ -250,15 +250,15 @@ class ModelPlateReader:
         inverted, such a plate is one (a black French plate the detector missed was found
         and read). A read counts where its box's ground is dark in the frame
         (:data:`DARK_GROUND_MAX`), the detector and the recogniser are sure of it
-        (:data:`DARK_MIN_SCORE`, :data:`DARK_MIN_CONFIDENCE`) and
+        (:data:`DARK_MIN_SCORE`: other boxes are neither zoomed on nor read;
+        :data:`DARK_MIN_CONFIDENCE`) and
         :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the frame
         its box overlaps (a dark plate read as it is often loses a character)."""
         inverted = np.asarray(cv2.bitwise_not(frame), np.uint8)
         out: list[BoxRead] = []
-        for read in self._read_looks(inverted):
+        for read in self._read_looks(inverted, DARK_MIN_SCORE):
             if not (
                 read.valid
-                and read.detector_score >= DARK_MIN_SCORE
                 and read.confidence >= DARK_MIN_CONFIDENCE
                 and _ground(frame, read.box) < DARK_GROUND_MAX
             ):
@@ -270,12 +270,14 @@ class ModelPlateReader:
                 out.append(read)
         return out
 
-    def _read_looks(self, frame: Image) -> list[BoxRead]:
-        """The detector's boxes in ``frame`` and their reads (see :meth:`read_boxes`)."""
+    def _read_looks(self, frame: Image, min_score: float = 0.0) -> list[BoxRead]:
+        """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
+        (see :meth:`read_boxes`)."""
         if isinstance(self.detector, ModelDetector):
-            looks = self.detector.looks(frame)
+            looks = self.detector.looks(frame, min_score)
         else:
-            looks = [Look(box, score, box) for box, score in self.detector.detect(frame)]
+            detected = self.detector.detect(frame)
+            looks = [Look(box, score, box) for box, score in detected if score >= min_score]
         out: list[BoxRead] = []
         for look in looks[:MAX_PLATES_PER_FRAME]:
             read = self._read_box(frame, look.box, look.score)
