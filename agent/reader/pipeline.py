@@ -18,7 +18,9 @@ Swiss car) read with at least ``unknown_min_confidence`` in a box clear of the
 frame's edges (a plate cut by the edge reads as a shorter text that no grammar
 guards); ``keep_unknown=False`` drops those. One text is reported once per
 frame (the most confident box), with the few best alternatives the recogniser nearly read
-(:mod:`agent.reader.alternatives`) for the matcher.
+(:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
+wider view (``wide_view``) and, for plates with light characters on a dark ground,
+inverted (``dark_plates``).
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ WIDE_MARGINS = (0.12, 0.2)
 more on each side, and the rows above and below a loose box cuts."""
 DARK_GROUND_MAX = 100
 """A box read from the inverted frame (``dark_plates``) counts only where the plate's
-ground is dark: the median grey of its pixels below this (white, yellow and dim night
-plates lie well above it: 150-250 on the validation photos)."""
+ground is dark: the median grey of its pixels below this (light plates in daylight lie
+well above it, 150-250 on the validation photos; one in deep shade may not, and its
+inverted read, unsure, is then dropped by the confidence rule)."""
 DARK_MIN_SCORE = 0.4
 """... and where the detector is this sure of it (twice the model's threshold): the
 inverted frame turns shadows, grilles and tyres into bright shapes."""
