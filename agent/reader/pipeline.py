@@ -143,6 +143,20 @@ def _ground(frame: Image, box: Box) -> float:
     return float(np.median(cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)))
 
 
+def _inverted_read_wins(
+    inverted: tuple[str, PlateFormat, float], rivals: list[tuple[str, float]]
+) -> bool:
+    """Whether a read of an inverted dark plate (canonical text, format, confidence) is
+    kept over the reads of the same plate as it is (canonical texts and confidences):
+    a plate read at :data:`DARK_MIN_CONFIDENCE` or more that
+    :func:`~agent.reader.recogniser.pick_read` prefers to each of them (it canonicalises
+    its texts again, which leaves canonical texts as they are)."""
+    text, fmt, confidence = inverted
+    if not (_is_plate(text, fmt, confidence) and confidence >= DARK_MIN_CONFIDENCE):
+        return False
+    return pick_read([(text, confidence), *rivals]) == 0
+
+
 def _at_edge(box: Box, width: int, height: int) -> bool:
     x, y, w, h = box
     mx = max(EDGE_PX, round(EDGE_FRACTION * width))
@@ -260,16 +274,10 @@ class ModelPlateReader:
         inverted = np.asarray(cv2.bitwise_not(frame), np.uint8)
         out: list[BoxRead] = []
         for read in self._read_looks(inverted, DARK_MIN_SCORE):
-            if not (
-                read.valid
-                and read.confidence >= DARK_MIN_CONFIDENCE
-                and _ground(frame, read.box) < DARK_GROUND_MAX
-            ):
+            if _ground(frame, read.box) >= DARK_GROUND_MAX:
                 continue
-            rivals = [r for r in found if box_iou(r.box, read.box) > 0.3]
-            # pick_read canonicalises its texts again: canonical texts stay as they are.
-            reads = [(read.text, read.confidence)] + [(r.text, r.confidence) for r in rivals]
-            if pick_read(reads) == 0:
+            rivals = [(r.text, r.confidence) for r in found if box_iou(r.box, read.box) > 0.3]
+            if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
         return out
 
@@ -360,11 +368,7 @@ class ModelPlateReader:
         if not self.dark_plates or _ground(crop, (0, 0, width, height)) >= DARK_GROUND_MAX:
             return read
         inverted = self._read_views(self._crop_views(np.asarray(cv2.bitwise_not(crop), np.uint8)))
-        text, fmt, confidence, _ = inverted
-        if not (_is_plate(text, fmt, confidence) and confidence >= DARK_MIN_CONFIDENCE):
-            return read
-        # pick_read canonicalises its texts again: canonical texts stay as they are.
-        return inverted if pick_read([(text, confidence), (read[0], read[2])]) == 0 else read
+        return inverted if _inverted_read_wins(inverted[:3], [(read[0], read[2])]) else read
 
     def _crop_views(self, crop: Image) -> list[Image]:
         """A plate crop and, with ``wide_view``, the crop with margins of its edge pixels."""
