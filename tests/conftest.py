@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 
 from agent.broker import LocalBroker
-from agent.config import MqttConfig
+from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig
 from agent.evidence.rig import EvidenceRig
+from agent.frames import Image
 
 WaitUntil = Callable[..., bool]
 
@@ -105,3 +108,12 @@ def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
     monkeypatch.setattr(ModelDetector, "letterbox", letterbox)
     monkeypatch.setattr(QuantizedModel, "invoke", invoke)
     return runs
+
+
+@pytest.fixture(scope="session")
+def clip_frames() -> list[Image]:
+    """Every frame of the bundled sample clip (1280 x 720 street video), decoded once."""
+    with av.open(str(DEFAULT_SAMPLES_DIR / "street_clip.mp4")) as container:
+        return [
+            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
+        ]

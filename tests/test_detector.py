@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -352,20 +351,12 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
     assert rows[0].box == (10.0, 20.0, 80.0, 20.0)
 
 
-def _clip_frame(index: int) -> Image:
-    with av.open(str(ROOT / "samples" / "street_clip.mp4")) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == index:
-                return np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
-    raise AssertionError(f"the sample clip has no frame {index}")
-
-
 def test_boxes_under_a_minimum_score_get_no_second_look_and_the_others_stay_the_same(
-    detector_runs: list[DetectorRun],
+    clip_frames: list[Image], detector_runs: list[DetectorRun]
 ) -> None:
     """The dark-plate pass wants only sure boxes: the others are dropped before the zooms,
     which keep each box's score, so the sure boxes come out exactly as without the limit."""
-    frame = _clip_frame(60)  # two plates and one unsure box
+    frame = clip_frames[60]  # two plates and one unsure box
     detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0))
     every = detector.looks(frame)
     runs_every = len(detector_runs)

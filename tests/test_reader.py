@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -32,14 +31,6 @@ SAMPLES = ROOT / "samples"
 @pytest.fixture(scope="module")
 def reader() -> ModelPlateReader:
     return ModelPlateReader(MODELS)
-
-
-@pytest.fixture(scope="module")
-def clip_frames() -> list[Image]:
-    with av.open(str(SAMPLES / "street_clip.mp4")) as container:
-        return [
-            np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
-        ]
 
 
 @pytest.fixture(scope="module")
