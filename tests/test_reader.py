@@ -726,6 +726,30 @@ def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlate
     assert any(read_right)  # the scenes hold a plate the reader reads
 
 
+def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> None:
+    """A box of the inverted photo over a light ground cannot be kept as a dark plate, so it
+    costs no recogniser run: of a light and a dark plate found in both photos, the dark
+    pass reads the dark one only."""
+    light = render_plate("48213-D-27", np.random.default_rng(1), height=40)
+    h, w = light.shape[:2]
+    scene = np.full((h * 4, w * 3, 3), 120, np.uint8)
+    scene[h : 2 * h, 0:w] = light
+    scene[2 * h : 3 * h, 2 * w : 3 * w] = 255 - light
+    light_box, dark_box = (0, h, w, h), (2 * w, 2 * h, w, h)
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]))
+    double = _ReadsBySize({})
+    reader.recogniser = double
+    reader.read_boxes(scene)
+    assert len(double.crops) == 2  # without the dark pass: each box once
+    double.crops.clear()
+    reader.dark_plates = True
+    reader.read_boxes(scene)
+    inverted = 255 - scene
+    dark_crop = crop_box(inverted, dark_box)[0]
+    assert len(double.crops) == 3
+    np.testing.assert_array_equal(double.crops[2], dark_crop)
+
+
 def test_photos_get_the_dark_pass_and_video_frames_do_not() -> None:
     config = ReaderConfig(models_dir=MODELS)
     assert ModelPlateReader.from_config(config, stills=True).dark_plates

@@ -25,6 +25,7 @@ inverted (``dark_plates``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -266,24 +267,29 @@ class ModelPlateReader:
         silver characters on black. The models learnt dark characters on a light plate;
         inverted, such a plate is one (a black French plate the detector missed was found
         and read). A read counts where its box's ground is dark in the frame
-        (:data:`DARK_GROUND_MAX`), the detector and the recogniser are sure of it
-        (:data:`DARK_MIN_SCORE`: other boxes are neither zoomed on nor read;
-        :data:`DARK_MIN_CONFIDENCE`) and
+        (:data:`DARK_GROUND_MAX`: other boxes are not read at all), the detector and the
+        recogniser are sure of it (:data:`DARK_MIN_SCORE`: other boxes are neither zoomed
+        on nor read; :data:`DARK_MIN_CONFIDENCE`) and
         :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the frame
         its box overlaps (a dark plate read as it is often loses a character)."""
         inverted = np.asarray(cv2.bitwise_not(frame), np.uint8)
         out: list[BoxRead] = []
-        for read in self._read_looks(inverted, DARK_MIN_SCORE):
-            if _ground(frame, read.box) >= DARK_GROUND_MAX:
-                continue
+
+        def dark(box: Box) -> bool:
+            return _ground(frame, box) < DARK_GROUND_MAX
+
+        for read in self._read_looks(inverted, DARK_MIN_SCORE, keep=dark):
             rivals = [(r.text, r.confidence) for r in found if box_iou(r.box, read.box) > 0.3]
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
         return out
 
-    def _read_looks(self, frame: Image, min_score: float = 0.0) -> list[BoxRead]:
+    def _read_looks(
+        self, frame: Image, min_score: float = 0.0, keep: Callable[[Box], bool] | None = None
+    ) -> list[BoxRead]:
         """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
-        (see :meth:`read_boxes`)."""
+        (see :meth:`read_boxes`); with ``keep``, only the boxes it accepts are read (the
+        others cost no recogniser run)."""
         if isinstance(self.detector, ModelDetector):
             looks = self.detector.looks(frame, min_score)
         else:
@@ -291,6 +297,8 @@ class ModelPlateReader:
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
         out: list[BoxRead] = []
         for look in looks[:MAX_PLATES_PER_FRAME]:
+            if keep is not None and not keep(look.box):
+                continue
             read = self._read_box(frame, look.box, look.score)
             if look.first != look.box:
                 # The second look's box is the better box, but the first box's crop (its
