@@ -63,6 +63,9 @@ DARK_MIN_SCORE = 0.4
 inverted frame turns shadows, grilles and tyres into bright shapes."""
 DARK_MIN_CONFIDENCE = 0.7
 """... and the recogniser too (a plate read of a known or plausible layout)."""
+DARK_SAME_PLATE_IOU = 0.3
+"""A read of the inverted frame and a read of the frame whose boxes overlap more than this
+are of one plate: the inverted read is weighed against it and, when kept, replaces it."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -259,7 +262,7 @@ class ModelPlateReader:
         if not self.dark_plates:
             return found
         dark = self._dark_plate_reads(frame, found)
-        kept = [r for r in found if all(box_iou(r.box, d.box) <= 0.3 for d in dark)]
+        kept = [r for r in found if all(box_iou(r.box, d.box) <= DARK_SAME_PLATE_IOU for d in dark)]
         return kept + dark
 
     def _dark_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
@@ -279,7 +282,11 @@ class ModelPlateReader:
             return _ground(frame, box) < DARK_GROUND_MAX
 
         for read in self._read_looks(inverted, DARK_MIN_SCORE, keep=dark):
-            rivals = [(r.text, r.confidence) for r in found if box_iou(r.box, read.box) > 0.3]
+            rivals = [
+                (r.text, r.confidence)
+                for r in found
+                if box_iou(r.box, read.box) > DARK_SAME_PLATE_IOU
+            ]
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
         return out
