@@ -123,6 +123,15 @@ class ReaderConfig(_Section):
     that they find and read inverted. A read of the inverted photo or crop counts only on
     a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it adds a fifth to a
     third to a photo's time and doubles a dark crop's."""
+    snap_boxes: bool = False
+    """Snap the box of each plate read in a video frame to the plate's own edges, found
+    around its row of characters, when the detector's box is loose around it
+    (agent.reader.plate_edges): off, as it costs 2-4 ms a plate, and video boxes are
+    only shown, where a photo's box is also measured."""
+    still_snap_boxes: bool = True
+    """The same for photos: a close plate's box often holds its holder and a band of the
+    car (IoU 0.4-0.5 with the plate); snapped, Moroccan scene photos 297 -> 301 of 313
+    plates boxed at IoU 0.5, the other held-out sets unchanged."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

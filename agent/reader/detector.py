@@ -116,7 +116,7 @@ class ContourDetector:
             if text_score <= 0.0:
                 continue
             box = (round(x * inv), round(y * inv), round(w * inv), round(h * inv))
-            box = _widen_over_blue(image, box)
+            box = widen_over_blue(image, box)
             found.append((box, float(min(1.0, rect_fill) * text_score)))
         return found
 
@@ -154,7 +154,7 @@ def _text_score(region: npt.NDArray[np.uint8]) -> float:
     return 1.0 - min(abs(dark - 0.25) / 0.35, 0.5)
 
 
-def _widen_over_blue(image: Image, box: Box) -> Box:
+def widen_over_blue(image: Image, box: Box) -> Box:
     """Extend ``box`` left and right over adjoining blue EU-band columns."""
     x, y, w, h = box
     width = image.shape[1]

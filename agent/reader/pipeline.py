@@ -20,7 +20,8 @@ guards); ``keep_unknown=False`` drops those. One text is reported once per
 frame (the most confident box), with the few best alternatives the recogniser nearly read
 (:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
-inverted (``dark_plates``).
+inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
+is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
+from agent.reader.plate_edges import snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
 from agent.reads import Box, PlateFormat, PlateRead, box_iou
@@ -210,6 +212,7 @@ class ModelPlateReader:
         recognisers: int | None = None,
         wide_view: bool = False,
         dark_plates: bool = False,
+        snap_boxes: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -217,6 +220,7 @@ class ModelPlateReader:
         self.keep_unknown = keep_unknown
         self.wide_view = wide_view
         self.dark_plates = dark_plates
+        self.snap_boxes = snap_boxes
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -251,6 +255,7 @@ class ModelPlateReader:
             recognisers=config.still_recognisers if stills else config.recognisers,
             wide_view=config.still_wide_view if stills else config.wide_view,
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
+            snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -313,8 +318,11 @@ class ModelPlateReader:
                 first = self._read_box(frame, look.first, look.score)
                 if first is not None and (read is None or _better(first, read)):
                     read = replace(first, box=look.box)
-            if read is not None:
-                out.append(read)
+            if read is None:
+                continue
+            if self.snap_boxes and read.valid and read.confidence >= self.min_confidence:
+                read = replace(read, box=snap_to_plate(frame, read.box))
+            out.append(read)
         return out
 
     def _read_box(self, frame: Image, box: Box, score: float) -> BoxRead | None:

@@ -1,0 +1,207 @@
+"""Snap a loose plate box to the plate itself, found from its row of characters.
+
+Why: on large plates (a close photo, 250-500 px wide) the detector's box often holds
+the plate with its holder and a band of the car around it, half as tall again as the
+plate: an IoU with the plate of 0.4-0.5, though the plate is read right
+(models/detector.md, "Where the Moroccan scene misses lie"). The plate's characters
+show where it is: a row of dark glyphs of one height, on a light paper that ends at
+the plate's border. :func:`snap_to_plate` finds that row, then the connected light
+paper around it, and returns the paper's rectangle (with a European plate's blue band)
+widened by a border of :data:`BORDER` glyph heights, when the detector's box was loose
+around it. Pure image
+logic (OpenCV, numpy), no model: the reader calls it for plates already read
+(``reader.still_snap_boxes``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.frames import Image
+from agent.reader.detector import widen_over_blue
+from agent.reads import Box, box_iou
+
+SEARCH_MARGIN = 0.15
+"""The plate is looked for in the box widened by this share of its size on each side
+(a box a little inside the plate still finds its edges)."""
+ONE_LINE_MIN_ASPECT = 2.0
+"""Only boxes at least this many times as wide as tall are snapped: a squarer box may be a
+two-line plate, whose rows of characters are each only part of it."""
+MIN_WIDTH_PX = 100
+"""Smaller boxes are kept as they are: their glyphs, a few pixels tall, threshold too
+unevenly to trace the paper (and a loose box around a small plate still overlaps it)."""
+GLYPH_HEIGHT = (0.15, 0.9)
+"""A glyph is this share of the searched region's height (smallest, largest)."""
+SAME_ROW = 0.25
+"""Glyphs of one row differ in height, and in the height of their centre, by at most
+this share of a glyph's height."""
+MIN_GLYPHS = 3
+THRESHOLD_BLOCKS = (2, 4)
+"""Adaptive thresholds over blocks of the region's height divided by these: a large block
+keeps thin strokes, a small one parts glyphs that touch the plate's border."""
+THRESHOLD_OFFSETS = (10, 20)
+MIN_CONTRAST = 30
+"""Paper and ink (85th and 10th percentile of the text row) at least this far apart."""
+PAPER_LEVELS = (0.6, 0.75, 0.85)
+"""Paper is lighter than ink + this share of (paper - ink); a higher level is tried only
+when the paper at a lower one runs into the frame around the plate (a light car)."""
+PAPER_SOLID = 0.75
+"""The paper, its glyphs closed, fills at least this share of its rectangle."""
+ROW_SLACK = 0.2
+"""The text row may stick out of the paper by this many glyph heights (a glyph touching
+the border)."""
+BORDER = 0.2
+"""The plate's border around its paper, in glyph heights (the frame the labels include)."""
+FITS_IOU = 0.6
+"""A box overlapping the snapped plate this much already fits it and is kept as it is."""
+MIN_WIDTH = 0.6
+"""A snapped plate narrower than this share of the box is a part of the plate (uneven
+light cuts the paper): the box is kept."""
+
+
+class TextRow(NamedTuple):
+    """A row of glyphs in region pixels: its extent, glyph height and glyph count."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    glyph_h: float
+    glyphs: int
+
+
+def snap_to_plate(frame: Image, box: Box) -> Box:
+    """``box`` (x, y, w, h in ``frame``), or the plate's own box when the plate's paper is
+    found around a row of glyphs and ``box`` is loose around it (see the module doc)."""
+    x, y, w, h = box
+    if w < ONE_LINE_MIN_ASPECT * h or w < MIN_WIDTH_PX:
+        return box
+    mx, my = round(SEARCH_MARGIN * w), round(SEARCH_MARGIN * h)
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(frame.shape[1], x + w + mx), min(frame.shape[0], y + h + my)
+    if x1 - x0 < 16 or y1 - y0 < 8:
+        return box
+    gray = np.asarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), np.uint8)
+    for row in text_rows(gray):
+        paper = paper_rect(gray, row)
+        if paper is None:
+            continue
+        px0, py0, px1, py1 = paper
+        # A European plate's blue band is part of the plate, not of its light paper.
+        px, py, pw, ph = widen_over_blue(frame, (x0 + px0, y0 + py0, px1 - px0, py1 - py0))
+        border = BORDER * row.glyph_h
+        sx0, sy0 = max(0, round(px - border)), max(0, round(py - border))
+        sx1 = min(frame.shape[1], round(px + pw + border))
+        sy1 = min(frame.shape[0], round(py + ph + border))
+        snapped = (sx0, sy0, sx1 - sx0, sy1 - sy0)
+        if box_iou(snapped, box) >= FITS_IOU or snapped[2] < MIN_WIDTH * w:
+            return box
+        return snapped
+    return box
+
+
+def text_rows(gray: npt.NDArray[np.uint8]) -> list[TextRow]:
+    """Rows of glyphs in ``gray``, the most glyphs first (one per threshold that finds one)."""
+    rows: list[TextRow] = []
+    for divisor in THRESHOLD_BLOCKS:
+        block = max(3, (gray.shape[0] // divisor) | 1)
+        for offset in THRESHOLD_OFFSETS:
+            row = _text_row(gray, block, offset)
+            if row is not None and row not in rows:
+                rows.append(row)
+    rows.sort(key=lambda r: (r.glyphs, r.glyph_h), reverse=True)
+    return rows
+
+
+def _text_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> TextRow | None:
+    """The largest row of glyph-like dark blobs of one height in ``gray``, if any."""
+    height, width = gray.shape
+    ink = cv2.adaptiveThreshold(
+        gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, offset
+    )
+    _n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    bx, by, bw, bh, area = (stats[1:, i].astype(np.float64) for i in range(5))
+    glyph = (
+        (bh >= GLYPH_HEIGHT[0] * height)
+        & (bh <= GLYPH_HEIGHT[1] * height)
+        & (bw <= 1.2 * bh)
+        & (bw >= 0.08 * bh)
+        & (bx > 0)
+        & (by > 0)
+        & (bx + bw < width)
+        & (by + bh < height)
+        & (area >= 0.15 * bw * bh)
+    )
+    if int(glyph.sum()) < MIN_GLYPHS:
+        return None
+    gx, gy, gw, gh = bx[glyph], by[glyph], bw[glyph], bh[glyph]
+    centre = gy + gh / 2
+    same = (np.abs(gh[None, :] - gh[:, None]) <= SAME_ROW * gh[:, None]) & (
+        np.abs(centre[None, :] - centre[:, None]) <= SAME_ROW * gh[:, None]
+    )
+    members = same[int(same.sum(axis=1).argmax())]
+    if int(members.sum()) < MIN_GLYPHS:
+        return None
+    return TextRow(
+        int(gx[members].min()),
+        int(np.median(gy[members])),
+        int((gx + gw)[members].max()),
+        int(np.median((gy + gh)[members])),
+        float(np.median(gh[members])),
+        int(members.sum()),
+    )
+
+
+def paper_rect(gray: npt.NDArray[np.uint8], row: TextRow) -> tuple[int, int, int, int] | None:
+    """The rectangle (x0, y0, x1, y1 in ``gray``) of the light paper around ``row``, if
+    one is found clear of the region's edges (see :data:`PAPER_LEVELS`)."""
+    band = gray[row.y0 : row.y1, row.x0 : row.x1]
+    if band.size == 0:
+        return None
+    paper, ink = (float(v) for v in np.percentile(band, (85, 10)))
+    if paper - ink < MIN_CONTRAST:
+        return None
+    for level in PAPER_LEVELS:
+        found, touches_edge = _paper_at(gray, row, ink + level * (paper - ink))
+        if found is not None or not touches_edge:
+            return found
+    return None
+
+
+def _paper_at(
+    gray: npt.NDArray[np.uint8], row: TextRow, threshold: float
+) -> tuple[tuple[int, int, int, int] | None, bool]:
+    """The paper's rectangle at one grey ``threshold`` (or None), and whether the light
+    region around the row ran into the edge of ``gray`` (so a higher one may part it)."""
+    height, width = gray.shape
+    light = (gray > threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=4)
+    # The paper is the light region along the rows just above and below the glyphs.
+    gap = max(1, int(0.15 * row.glyph_h))
+    above, below = max(0, row.y0 - gap), min(height - 1, row.y1 + gap - 1)
+    along = np.concatenate([labels[above, row.x0 : row.x1], labels[below, row.x0 : row.x1]])
+    votes = np.bincount(along, minlength=count)
+    votes[0] = 0
+    best = int(votes.argmax())
+    if votes[best] < 0.3 * (row.x1 - row.x0):
+        return None, False
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    if x == 0 or y == 0 or x + w >= width or y + h >= height:
+        return None, True
+    slack = ROW_SLACK * row.glyph_h
+    if not (
+        x <= row.x0 + slack
+        and y <= row.y0 + slack
+        and x + w >= row.x1 - slack
+        and y + h >= row.y1 - slack
+    ):
+        return None, False
+    paper = (labels[y : y + h, x : x + w] == best).astype(np.uint8)
+    kernel = np.ones((3, max(3, int(row.glyph_h * 0.7)) | 1), np.uint8)
+    if float(cv2.morphologyEx(paper, cv2.MORPH_CLOSE, kernel).mean()) < PAPER_SOLID:
+        return None, False
+    return (x, y, x + w, y + h), False

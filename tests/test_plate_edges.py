@@ -1,0 +1,134 @@
+"""A loose box around a plate read in a photo is snapped to the plate's own edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.config import ReaderConfig
+from agent.frames import Image
+from agent.reader.pipeline import ModelPlateReader
+from agent.reader.plate_edges import snap_to_plate, text_rows
+from agent.reads import Box, box_iou
+from agent.synth.plates import render_plate
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _plate_in_holder(text: str, seed: int, body: int = 170) -> tuple[Image, Box]:
+    """A rendered plate in a dark holder on a light car body (shaded top to bottom), and
+    the plate's own box."""
+    plate = render_plate(text, np.random.default_rng(seed), height=60)
+    h, w = plate.shape[:2]
+    shade = np.linspace(body - 25, body + 25, 360, dtype=np.float32).astype(np.uint8)
+    scene = np.ascontiguousarray(np.broadcast_to(shade[:, None, None], (360, 640, 3)))
+    x, y = (640 - w) // 2, 150
+    cv2.rectangle(scene, (x - 14, y - 12), (x + w + 13, y + h + 11), (50, 50, 50), -1)
+    scene[y : y + h, x : x + w] = plate
+    return scene, (x, y, w, h)
+
+
+def _loose(box: Box) -> Box:
+    """The box with its holder and a band of the car: half as tall again, as the detector
+    boxes a close plate."""
+    x, y, w, h = box
+    return (x - 40, y - 30, w + 80, h + 60)
+
+
+@pytest.mark.parametrize(
+    ("text", "body"), [("48213-D-27", 170), ("12345-A-6", 205), ("AB-123-CD", 120)]
+)
+def test_a_box_loose_around_a_plate_is_snapped_to_the_plate(text: str, body: int) -> None:
+    for seed in range(2):
+        scene, plate = _plate_in_holder(text, seed, body)
+        loose = _loose(plate)
+        assert box_iou(loose, plate) < 0.5  # not found, at the acceptance's IoU 0.5
+        snapped = snap_to_plate(scene, loose)
+        assert box_iou(snapped, plate) >= 0.7, (snapped, plate)
+
+
+def test_a_french_plates_snapped_box_holds_its_blue_band() -> None:
+    scene, plate = _plate_in_holder("AB-123-CD", 0, 120)
+    x, _y, w, _h = snap_to_plate(scene, _loose(plate))
+    assert x <= plate[0] and x + w >= plate[0] + plate[2]
+
+
+def test_a_box_that_fits_the_plate_is_kept_as_it_is() -> None:
+    scene, plate = _plate_in_holder("48213-D-27", 0)
+    assert snap_to_plate(scene, plate) == plate
+    x, y, w, h = plate
+    a_little_loose = (x - 6, y - 5, w + 12, h + 10)
+    assert snap_to_plate(scene, a_little_loose) == a_little_loose
+
+
+def test_boxes_it_cannot_trust_are_kept_as_they_are() -> None:
+    scene, plate = _plate_in_holder("48213-D-27", 0)
+    x, y, _w, h = plate
+    square = (x, y - 60, 2 * h + 40, 2 * h + 60)  # a two-line plate's shape
+    assert snap_to_plate(scene, square) == square
+    small = cv2.resize(scene, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    small_loose = tuple(round(v / 4) for v in _loose(plate))
+    assert small_loose[2] < 100
+    assert snap_to_plate(small, small_loose) == small_loose  # type: ignore[arg-type]
+    blank = np.full((360, 640, 3), 128, np.uint8)
+    assert snap_to_plate(blank, _loose(plate)) == _loose(plate)
+    noise = np.random.default_rng(3).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    assert snap_to_plate(noise, _loose(plate)) == _loose(plate)
+
+
+def test_a_plate_cut_by_the_frame_edge_is_kept_as_it_is() -> None:
+    """The paper then runs into the frame's edge: no border of the plate to snap to."""
+    scene, plate = _plate_in_holder("48213-D-27", 0)
+    x, y, w, h = plate
+    cut = np.ascontiguousarray(scene[:, : x + w // 2])
+    box = (x - 40, y - 30, cut.shape[1] - x + 40, h + 60)
+    assert snap_to_plate(cut, box) == box
+
+
+def test_the_row_of_glyphs_is_found_with_its_height() -> None:
+    scene, (x, y, w, h) = _plate_in_holder("48213-D-27", 0)
+    gray = cv2.cvtColor(scene[y - 10 : y + h + 10, x - 10 : x + w + 10], cv2.COLOR_BGR2GRAY)
+    row = text_rows(gray)[0]
+    assert row.glyphs >= 7  # the digits (and the bars) of 48213 | D | 27
+    assert 0.4 * h <= row.glyph_h <= 0.9 * h
+    assert row.x1 - row.x0 >= 0.7 * w
+
+
+class _FixedBoxes:
+    """A detector double that finds the same boxes in every frame."""
+
+    def __init__(self, boxes: list[Box]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: Image) -> list[tuple[Box, float]]:
+        return [(box, 0.9) for box in self.boxes]
+
+
+def test_the_reader_reports_the_snapped_box_of_a_plate_it_read() -> None:
+    scene, plate = _plate_in_holder("48213-D-27", 0)
+    loose = _loose(plate)
+    for snap in (False, True):
+        reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=snap)
+        (read,) = reader.read(scene)
+        assert read.text == "48213-D-27"  # read from the loose box either way
+        if snap:
+            assert box_iou(read.box, plate) >= 0.7
+        else:
+            assert read.box == loose
+
+
+def test_a_box_with_no_plate_read_is_not_snapped() -> None:
+    scene, plate = _plate_in_holder("48213-D-27", 0)
+    scene[plate[1] : plate[1] + plate[3], plate[0] : plate[0] + plate[2]] = 235
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([_loose(plate)]), snap_boxes=True)
+    assert [r.box for r in reader.read_boxes(scene)] == [_loose(plate)]
+
+
+def test_photos_get_snapped_boxes_and_video_frames_do_not() -> None:
+    config = ReaderConfig(models_dir=MODELS)
+    assert ModelPlateReader.from_config(config, stills=True).snap_boxes
+    assert not ModelPlateReader.from_config(config).snap_boxes
+    assert ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS, snap_boxes=True)).snap_boxes
