@@ -132,6 +132,15 @@ class ReaderConfig(_Section):
     """The same for photos: a close plate's box often holds its holder and a band of the
     car (IoU 0.4-0.5 with the plate); snapped, Moroccan scene photos 297 -> 301 of 313
     plates boxed at IoU 0.5, the other held-out sets unchanged."""
+    tilted_plates: bool = False
+    """Also read a video frame turned by 20 degrees each way when one of its boxes has no
+    sure read, for plates tilted by about as much: off, as it costs two more detector
+    passes a frame."""
+    still_tilted_plates: bool = True
+    """The same for photos: a plate tilted 15-25 degrees is boxed by a part and read
+    partly; level in the turned photo it is boxed whole and read (agent.reader.pipeline,
+    ``TILT_*``, models/detector.md "Tilted plates"). A plate crop read unsure is also
+    read turned by 10 degrees each way."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

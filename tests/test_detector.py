@@ -243,10 +243,14 @@ def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(
     x, y, w, h = plate
     clutter = (x + w + 40, y, w // 3, h)  # a second look gone astray: no plate in it
     detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,))
-    monkeypatch.setattr(detector, "looks", lambda _image, _min=0.0: [Look(clutter, 0.9, plate)])
+    monkeypatch.setattr(
+        detector, "looks", lambda _image, _min=0.0, tiles=True: [Look(clutter, 0.9, plate)]
+    )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(clutter, "12345-B-6")]
-    monkeypatch.setattr(detector, "looks", lambda _image, _min=0.0: [Look(plate, 0.9, clutter)])
+    monkeypatch.setattr(
+        detector, "looks", lambda _image, _min=0.0, tiles=True: [Look(plate, 0.9, clutter)]
+    )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(plate, "12345-B-6")]
 

@@ -339,11 +339,12 @@ class ModelDetector:
         """
         return [(look.box, look.score) for look in self.looks(image)]
 
-    def looks(self, image: Image, min_score: float = 0.0) -> list[Look]:
+    def looks(self, image: Image, min_score: float = 0.0, *, tiles: bool = True) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
         the second look (the same box when it had none). Boxes scoring under ``min_score``
         are dropped before the second look (which keeps each box's score), so a caller
-        that wants only sure boxes pays for no zoom on the others."""
+        that wants only sure boxes pays for no zoom on the others; ``tiles=False`` skips
+        the tiled pass of a large frame (far plates) for a caller looking for near ones."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -356,7 +357,7 @@ class ModelDetector:
                 f"detector wants an H x W x 3 uint8 BGR frame, got "
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
-        found = [f for f in self._whole_frame_passes(image) if f[1] >= min_score]
+        found = [f for f in self._whole_frame_passes(image, tiles) if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if not self.zooms:
@@ -401,7 +402,7 @@ class ModelDetector:
         sx, sy, sw, sh = (round(float(v)) for v in total / weight)
         return (sx, sy, sw, sh)
 
-    def _whole_frame_passes(self, image: Image) -> list[tuple[Box, float]]:
+    def _whole_frame_passes(self, image: Image, tiles: bool = True) -> list[tuple[Box, float]]:
         """The colour pass (the whole frame and, for a large frame, the tiled pass), then
         with ``grey_pass`` the grey one on the same letterboxed frame (its boxes that
         overlap no colour box, IoU <= 0.3: it only adds plates), merged. The grey pass
@@ -415,7 +416,7 @@ class ModelDetector:
             canvas = self._input[0]
             canvas[...] = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[:, :, None]
             grey = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
-        if self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
+        if tiles and self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
             colour = _suppress_overlaps(colour + self._tiled_pass(image))
         added = [(b, sc) for b, sc in grey if all(box_iou(b, f) <= 0.3 for f, _ in colour)]
         return _suppress_overlaps(colour + added)

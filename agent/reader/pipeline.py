@@ -22,6 +22,8 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
 is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
+Photos that may hold a tilted plate are also read turned by 20 degrees each way
+(``tilted_plates``, :func:`merge_tilted_reads`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_edges import snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
+from agent.reader.rotation import turned, upright_envelope
 from agent.reads import Box, PlateFormat, PlateRead, box_iou
 
 RECOGNISER_FILE = "recogniser.tflite"
@@ -68,6 +71,18 @@ DARK_MIN_CONFIDENCE = 0.7
 DARK_SAME_PLATE_IOU = 0.3
 """A read of the inverted frame and a read of the frame whose boxes overlap more than this
 are of one plate: the inverted read is weighed against it and, when kept, replaces it."""
+TILT_DEGREES = (-20.0, 20.0)
+"""The tilted pass (``tilted_plates``) reads the photo turned by these angles: a plate
+tilted by about as much is level there (models/detector.md, "Tilted plates")."""
+CROP_TILT_DEGREES = (-10.0, 10.0)
+"""... and a plate crop read unsure, turned by these (a crop holds its plate's envelope:
+a smaller turn levels the characters it holds)."""
+TILT_MIN_SCORE = 0.4
+"""... reading the boxes of the turned photo that the detector is this sure of."""
+SURE_READ = 0.7
+"""A read of a plate at least this sure is trusted as it is: the tilted pass neither
+second-guesses it nor runs for a photo where every box the detector is sure of has one;
+a read of the turned photo must be as sure to count."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -170,6 +185,59 @@ def _at_edge(box: Box, width: int, height: int) -> bool:
     return x < mx or y < my or x + w > width - mx or y + h > height - my
 
 
+def _characters(text: str) -> int:
+    """How many characters a canonical text holds (separators not counted)."""
+    return sum(ch != "-" for ch in text)
+
+
+def _sure(read: BoxRead) -> bool:
+    """A plate read at least :data:`SURE_READ` sure."""
+    return read.valid and read.confidence >= SURE_READ
+
+
+def _may_hide_a_tilted_plate(found: list[BoxRead]) -> bool:
+    """Whether the tilted pass may add anything to the reads of a photo: none of them is a
+    sure plate, or a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read."""
+    if not any(_sure(r) for r in found):
+        return True
+    return any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found)
+
+
+def _same_region(box: Box, envelope: Box) -> bool:
+    """Whether a box of the photo and the upright envelope of a box of the turned photo
+    show the same plate: they overlap, or the box's centre lies in the envelope (a level
+    box of part of a tilted plate is small beside its envelope)."""
+    if box_iou(box, envelope) > DARK_SAME_PLATE_IOU:
+        return True
+    x, y, w, h = box
+    ex, ey, ew, eh = envelope
+    return ex <= x + w / 2 <= ex + ew and ey <= y + h / 2 <= ey + eh
+
+
+def merge_tilted_reads(found: list[BoxRead], tilted: list[BoxRead]) -> list[BoxRead]:
+    """``found`` with the reads of the turned photo (boxes as upright envelopes in the
+    photo) that count: each text once (its surest read), surest first; a read counts
+    where it is a sure plate (:data:`SURE_READ`) and no read of the same region is a sure
+    plate, reads the same text or was already taken from the turned photo, and
+    :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the region it
+    then replaces (a tilted plate read level is often a part of it, read unsure)."""
+    best: dict[str, BoxRead] = {}
+    for read in tilted:
+        if _sure(read) and (read.text not in best or best[read.text].confidence < read.confidence):
+            best[read.text] = read
+    kept = list(found)
+    added: list[BoxRead] = []
+    for read in sorted(best.values(), key=lambda r: r.confidence, reverse=True):
+        rivals = [r for r in kept + added if _same_region(r.box, read.box)]
+        if any(r in added or r.text == read.text or _sure(r) for r in rivals):
+            continue
+        if pick_read([(read.text, read.confidence), *((r.text, r.confidence) for r in rivals)]):
+            continue
+        kept = [r for r in kept if r not in rivals]
+        added.append(read)
+    return kept + added
+
+
 def load_recognisers(
     models_dir: Path, num_threads: int = 1, limit: int | None = None
 ) -> PlateRecogniser:
@@ -213,6 +281,7 @@ class ModelPlateReader:
         wide_view: bool = False,
         dark_plates: bool = False,
         snap_boxes: bool = False,
+        tilted_plates: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -221,6 +290,7 @@ class ModelPlateReader:
         self.wide_view = wide_view
         self.dark_plates = dark_plates
         self.snap_boxes = snap_boxes
+        self.tilted_plates = tilted_plates
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -256,6 +326,7 @@ class ModelPlateReader:
             wide_view=config.still_wide_view if stills else config.wide_view,
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
             snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,
+            tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -264,11 +335,28 @@ class ModelPlateReader:
         (:meth:`_dark_plate_reads`)."""
         frame = check_frame(image)
         found = self._read_looks(frame)
-        if not self.dark_plates:
-            return found
-        dark = self._dark_plate_reads(frame, found)
-        kept = [r for r in found if all(box_iou(r.box, d.box) <= DARK_SAME_PLATE_IOU for d in dark)]
-        return kept + dark
+        if self.dark_plates:
+            dark = self._dark_plate_reads(frame, found)
+            found = [
+                r for r in found if all(box_iou(r.box, d.box) <= DARK_SAME_PLATE_IOU for d in dark)
+            ]
+            found += dark
+        if self.tilted_plates and _may_hide_a_tilted_plate(found):
+            found = merge_tilted_reads(found, self._tilted_plate_reads(frame))
+        return found
+
+    def _tilted_plate_reads(self, frame: Image) -> list[BoxRead]:
+        """The reads of the photo turned by each of :data:`TILT_DEGREES` (the boxes the
+        detector is sure of, :data:`TILT_MIN_SCORE`, no tiles: near plates), each box the
+        upright envelope in the photo of the box in the turned photo, where the plate is
+        level and its box snapped to it (``snap_boxes``)."""
+        height, width = frame.shape[:2]
+        out: list[BoxRead] = []
+        for degrees in TILT_DEGREES:
+            canvas, back = turned(frame, degrees)
+            for read in self._read_looks(canvas, TILT_MIN_SCORE, tiles=False):
+                out.append(replace(read, box=upright_envelope(read.box, back, width, height)))
+        return out
 
     def _dark_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
         """Reads of the inverted frame that are dark plates: black classic French plates,
@@ -297,13 +385,18 @@ class ModelPlateReader:
         return out
 
     def _read_looks(
-        self, frame: Image, min_score: float = 0.0, keep: Callable[[Box], bool] | None = None
+        self,
+        frame: Image,
+        min_score: float = 0.0,
+        keep: Callable[[Box], bool] | None = None,
+        *,
+        tiles: bool = True,
     ) -> list[BoxRead]:
         """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
         (see :meth:`read_boxes`); with ``keep``, only the boxes it accepts are read (the
-        others cost no recogniser run)."""
+        others cost no recogniser run); ``tiles=False``: no tiled pass of a large frame."""
         if isinstance(self.detector, ModelDetector):
-            looks = self.detector.looks(frame, min_score)
+            looks = self.detector.looks(frame, min_score, tiles=tiles)
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
@@ -384,14 +477,39 @@ class ModelPlateReader:
         read inverted, and that read is kept when it is a plate read surely
         (:data:`DARK_MIN_CONFIDENCE`) that :func:`~agent.reader.recogniser.pick_read`
         prefers: old British, Dutch classic, Polish and French plates are light characters
-        on black or blue (models/recogniser.md, Dark plates)."""
+        on black or blue (models/recogniser.md, Dark plates). With ``tilted_plates`` a crop
+        read unsure is also read turned (:meth:`_turned_crop_read`)."""
         crop = check_frame(image, MIN_CROP_SIDE)
         read = self._read_views(self._crop_views(crop))
         height, width = crop.shape[:2]
-        if not self.dark_plates or _ground(crop, (0, 0, width, height)) >= DARK_GROUND_MAX:
+        if self.dark_plates and _ground(crop, (0, 0, width, height)) < DARK_GROUND_MAX:
+            inverted = self._read_views(
+                self._crop_views(np.asarray(cv2.bitwise_not(crop), np.uint8))
+            )
+            if _inverted_read_wins(inverted[:3], [(read[0], read[2])]):
+                read = inverted
+        if self.tilted_plates and not (_is_plate(*read[:3]) and read[2] >= SURE_READ):
+            read = self._turned_crop_read(crop, read)
+        return read
+
+    def _turned_crop_read(
+        self, crop: Image, read: tuple[str, PlateFormat, float, tuple[str, ...]]
+    ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+        """``read`` of ``crop``, or the surest read of the crop turned by each of
+        :data:`CROP_TILT_DEGREES` when that is a sure plate (:data:`SURE_READ`) of another
+        text, no shorter, that :func:`~agent.reader.recogniser.pick_read` prefers: a crop
+        around a tilted plate loses a character at its slanting ends."""
+        turned_reads = []
+        for degrees in CROP_TILT_DEGREES:
+            turned_read = self._read_views(self._crop_views(turned(crop, degrees)[0]))
+            if _is_plate(*turned_read[:3]) and turned_read[2] >= SURE_READ:
+                turned_reads.append(turned_read)
+        if not turned_reads:
             return read
-        inverted = self._read_views(self._crop_views(np.asarray(cv2.bitwise_not(crop), np.uint8)))
-        return inverted if _inverted_read_wins(inverted[:3], [(read[0], read[2])]) else read
+        best = max(turned_reads, key=lambda r: r[2])
+        if best[0] == read[0] or _characters(best[0]) < _characters(read[0]):
+            return read  # a shorter read turned is a part of the plate, not a fuller read
+        return best if pick_read([(best[0], best[2]), (read[0], read[2])]) == 0 else read
 
     def _crop_views(self, crop: Image) -> list[Image]:
         """A plate crop and, with ``wide_view``, the crop with margins of its edge pixels."""

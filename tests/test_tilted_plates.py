@@ -1,0 +1,188 @@
+"""A plate tilted by 15-25 degrees is read from the photo turned level (photos only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agent.config import ReaderConfig
+from agent.frames import Image
+from agent.reader.detector import ModelDetector
+from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_tilted_reads
+from agent.reader.rotation import turned, upright_envelope
+from agent.reads import Box, box_iou
+from agent.synth.plates import render_plate
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _tilted_plate_scene(text: str, seed: int, degrees: float) -> tuple[Image, Box]:
+    """A rendered plate turned ``degrees`` on a blurred grey ground, and its upright box."""
+    plate = render_plate(text, np.random.default_rng(seed), height=50)
+    h, w = plate.shape[:2]
+    ground = np.random.default_rng(seed + 100).integers(60, 120, (480, 640, 3), dtype=np.uint8)
+    scene = np.asarray(cv2.GaussianBlur(ground, (21, 21), 0), np.uint8)
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+    tw, th = int(h * sin + w * cos), int(h * cos + w * sin)
+    turn[0, 2] += tw / 2 - w / 2
+    turn[1, 2] += th / 2 - h / 2
+    turned_plate = cv2.warpAffine(plate, turn, (tw, th))
+    inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), turn, (tw, th)) > 0
+    x0, y0 = (640 - tw) // 2, (480 - th) // 2
+    scene[y0 : y0 + th, x0 : x0 + tw][inside] = turned_plate[inside]
+    return scene, (x0, y0, tw, th)
+
+
+def _photo_reader(tilted: bool) -> ModelPlateReader:
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(3.0, 4.0, 5.0, 6.0), look_boxes=4)
+    return ModelPlateReader(
+        MODELS, detector=detector, tilted_plates=tilted, snap_boxes=True, wide_view=True
+    )
+
+
+def test_a_plate_tilted_25_degrees_is_read_only_with_the_tilted_pass() -> None:
+    level, tilted = _photo_reader(False), _photo_reader(True)
+    for seed in (0, 1):
+        scene, envelope = _tilted_plate_scene("48213-D-27", seed, 25.0)
+        assert "48213-D-27" not in [r.text for r in level.read(scene) if r.confidence >= 0.7]
+        reads = tilted.read(scene)
+        assert [r.text for r in reads] == ["48213-D-27"], reads
+        assert box_iou(reads[0].box, envelope) >= 0.6  # the upright envelope, as labelled
+
+
+def test_a_turned_frame_maps_its_pixels_back_to_the_frame() -> None:
+    frame = np.zeros((120, 200, 3), np.uint8)
+    frame[30, 150] = 255
+    for degrees in (-20.0, 20.0, 90.0):
+        canvas, back = turned(frame, degrees)
+        assert canvas.shape[0] >= 120 and canvas.shape[1] >= 120  # all of the frame kept
+        y, x = np.unravel_index(int(canvas[:, :, 0].argmax()), canvas.shape[:2])
+        fx, fy = back @ np.array([x, y, 1.0])
+        assert abs(fx - 150) <= 1.5 and abs(fy - 30) <= 1.5
+
+
+def test_a_level_box_in_the_turned_frame_maps_back_to_the_tilted_plates_envelope() -> None:
+    frame = np.zeros((480, 640, 3), np.uint8)
+    canvas, back = turned(frame, -20.0)
+    cx, cy = canvas.shape[1] / 2, canvas.shape[0] / 2
+    level = (round(cx - 50), round(cy - 10), 100, 20)  # a 100 x 20 plate, level in the canvas
+    x, y, w, h = upright_envelope(level, back, 640, 480)
+    rad = np.radians(20.0)
+    assert abs(w - (100 * np.cos(rad) + 20 * np.sin(rad))) <= 2
+    assert abs(h - (100 * np.sin(rad) + 20 * np.cos(rad))) <= 2
+    assert abs(x + w / 2 - 320) <= 2 and abs(y + h / 2 - 240) <= 2  # about the same centre
+    assert upright_envelope((0, 0, canvas.shape[1], canvas.shape[0]), back, 640, 480) == (
+        0,
+        0,
+        640,
+        480,
+    )  # clipped to the frame
+
+
+def _read(box: Box, text: str, confidence: float, score: float = 0.6) -> BoxRead:
+    fmt = "MA" if "-" in text else "UNKNOWN"
+    return BoxRead(box, score, text, fmt, confidence)  # type: ignore[arg-type]
+
+
+TILTED_ENVELOPE = (100, 100, 200, 120)
+
+
+def test_a_sure_read_of_the_turned_photo_replaces_the_unsure_part_read_of_its_plate() -> None:
+    part = _read((150, 150, 80, 30), "2-H-3", 0.12)  # one line of the tilted plate, inside
+    elsewhere = _read((500, 400, 60, 20), "5-B-4", 0.2)
+    tilted = _read(TILTED_ENVELOPE, "2734-H-1", 0.84)
+    merged = merge_tilted_reads([part, elsewhere], [tilted])
+    assert merged == [elsewhere, tilted]
+
+
+def test_a_sure_read_of_the_photo_is_not_second_guessed() -> None:
+    level = _read((120, 140, 160, 40), "1232-W-6", 0.99)
+    merged = merge_tilted_reads([level], [_read(TILTED_ENVELOPE, "12323-W-6", 0.9)])
+    assert merged == [level]
+
+
+def test_the_same_text_read_turned_keeps_the_photos_read_and_box() -> None:
+    level = _read((120, 140, 160, 40), "54306-W-6", 0.6)
+    merged = merge_tilted_reads([level], [_read(TILTED_ENVELOPE, "54306-W-6", 0.95)])
+    assert merged == [level]
+
+
+def test_an_unsure_read_of_the_turned_photo_does_not_count() -> None:
+    part = _read((150, 150, 80, 30), "2-H-3", 0.12)
+    assert merge_tilted_reads([part], [_read(TILTED_ENVELOPE, "2734-H-1", 0.5)]) == [part]
+
+
+def test_a_plate_found_only_turned_is_added_once_with_its_surest_read() -> None:
+    both_ways = [
+        _read(TILTED_ENVELOPE, "8808-B-7", 0.9),
+        _read((104, 98, 196, 126), "8808-B-7", 0.98),
+    ]
+    merged = merge_tilted_reads([], both_ways)
+    assert merged == [both_ways[1]]
+
+
+class _CountingDetector:
+    """A detector double: the same boxes in every frame; counts the frames it saw."""
+
+    def __init__(self, boxes: list[tuple[Box, float]]) -> None:
+        self.boxes = boxes
+        self.frames = 0
+
+    def detect(self, image: Image) -> list[tuple[Box, float]]:
+        self.frames += 1
+        return list(self.boxes)
+
+
+def test_the_photo_is_turned_only_when_a_box_the_detector_is_sure_of_has_no_sure_read() -> None:
+    plate = render_plate("48213-D-27", np.random.default_rng(0), height=50)
+    h, w = plate.shape[:2]
+    scene = np.full((480, 640, 3), 90, np.uint8)
+    scene[200 : 200 + h, 100 : 100 + w] = plate
+    read_plate = ((100, 200, w, h), 0.9)
+    blank = ((100, 350, w, h), 0.9)  # a sure box holding no plate
+    for boxes, turns in (([read_plate], 0), ([read_plate, blank], 2)):
+        detector = _CountingDetector(boxes)
+        reader = ModelPlateReader(MODELS, detector=detector, tilted_plates=True)  # type: ignore[arg-type]
+        reader.read(scene)
+        assert detector.frames == 1 + turns
+
+
+def test_photos_get_the_tilted_pass_and_video_frames_do_not() -> None:
+    config = ReaderConfig(models_dir=MODELS)
+    assert ModelPlateReader.from_config(config, stills=True).tilted_plates
+    assert not ModelPlateReader.from_config(config).tilted_plates
+    video = ReaderConfig(models_dir=MODELS, tilted_plates=True)
+    assert ModelPlateReader.from_config(video).tilted_plates
+
+
+def test_a_level_plate_reads_the_same_with_the_tilted_pass() -> None:
+    scene, box = _tilted_plate_scene("48213-D-27", 0, 0.0)
+    level, tilted = _photo_reader(False).read(scene), _photo_reader(True).read(scene)
+    assert [(r.text, r.box) for r in tilted] == [(r.text, r.box) for r in level]
+    assert level and box_iou(level[0].box, box) > 0.5
+
+
+def test_a_small_tilted_plate_crop_read_unsure_is_read_turned() -> None:
+    """A blurred 22 px plate turned 20 degrees: read level it loses or changes its first
+    digit, unsure; turned back 10 degrees it is read whole and sure."""
+    level = ModelPlateReader(MODELS, wide_view=True, tilted_plates=False)
+    tilted = ModelPlateReader(MODELS, wide_view=True, tilted_plates=True)
+    for seed in (0, 1):
+        plate = render_plate("7391-B-40", np.random.default_rng(seed), height=22)
+        crop, _ = turned(np.asarray(cv2.GaussianBlur(plate, (3, 3), 0), np.uint8), 20.0)
+        text, _, confidence = level.read_crop(crop)
+        assert text != "7391-B-40" and confidence < 0.7
+        assert tilted.read_crop(crop)[0] == "7391-B-40"
+
+
+def test_a_sure_crop_read_is_not_turned() -> None:
+    plate = render_plate("7391-B-40", np.random.default_rng(0), height=40)
+    reader = ModelPlateReader(MODELS, wide_view=True, tilted_plates=True)
+    calls: list[int] = []
+    turn = reader._turned_crop_read
+    reader._turned_crop_read = lambda crop, read: calls.append(1) or turn(crop, read)  # type: ignore[method-assign]
+    assert reader.read_crop(plate)[0] == "7391-B-40"
+    assert calls == []
