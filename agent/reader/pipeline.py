@@ -22,8 +22,8 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
 is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
-Photos that may hold a tilted plate are also read turned by 20 degrees each way
-(``tilted_plates``, :func:`merge_tilted_reads`).
+Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
+read unsure by 10 (``tilted_plates``, :func:`merge_tilted_reads`).
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ DARK_MIN_SCORE = 0.4
 inverted frame turns shadows, grilles and tyres into bright shapes."""
 DARK_MIN_CONFIDENCE = 0.7
 """... and the recogniser too (a plate read of a known or plausible layout)."""
-DARK_SAME_PLATE_IOU = 0.3
-"""A read of the inverted frame and a read of the frame whose boxes overlap more than this
-are of one plate: the inverted read is weighed against it and, when kept, replaces it."""
+SAME_PLATE_IOU = 0.3
+"""A read of the inverted (or turned) frame and a read of the frame whose boxes overlap more
+than this are of one plate: the other read is weighed against it and, when kept, replaces
+it."""
 TILT_DEGREES = (-20.0, 20.0)
 """The tilted pass (``tilted_plates``) reads the photo turned by these angles: a plate
 tilted by about as much is level there (models/detector.md, "Tilted plates")."""
@@ -207,7 +208,7 @@ def _same_region(box: Box, envelope: Box) -> bool:
     """Whether a box of the photo and the upright envelope of a box of the turned photo
     show the same plate: they overlap, or the box's centre lies in the envelope (a level
     box of part of a tilted plate is small beside its envelope)."""
-    if box_iou(box, envelope) > DARK_SAME_PLATE_IOU:
+    if box_iou(box, envelope) > SAME_PLATE_IOU:
         return True
     x, y, w, h = box
     ex, ey, ew, eh = envelope
@@ -332,14 +333,14 @@ class ModelPlateReader:
     def read_boxes(self, image: Image) -> list[BoxRead]:
         """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read;
         with ``dark_plates``, also the plates with light characters on a dark ground
-        (:meth:`_dark_plate_reads`)."""
+        (:meth:`_dark_plate_reads`); with ``tilted_plates``, for a photo whose boxes may hide
+        a tilted plate, the reads of the photo turned (:meth:`_tilted_plate_reads`) that
+        :func:`merge_tilted_reads` keeps."""
         frame = check_frame(image)
         found = self._read_looks(frame)
         if self.dark_plates:
             dark = self._dark_plate_reads(frame, found)
-            found = [
-                r for r in found if all(box_iou(r.box, d.box) <= DARK_SAME_PLATE_IOU for d in dark)
-            ]
+            found = [r for r in found if all(box_iou(r.box, d.box) <= SAME_PLATE_IOU for d in dark)]
             found += dark
         if self.tilted_plates and _may_hide_a_tilted_plate(found):
             found = merge_tilted_reads(found, self._tilted_plate_reads(frame))
@@ -376,9 +377,7 @@ class ModelPlateReader:
 
         for read in self._read_looks(inverted, DARK_MIN_SCORE, keep=dark):
             rivals = [
-                (r.text, r.confidence)
-                for r in found
-                if box_iou(r.box, read.box) > DARK_SAME_PLATE_IOU
+                (r.text, r.confidence) for r in found if box_iou(r.box, read.box) > SAME_PLATE_IOU
             ]
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
