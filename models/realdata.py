@@ -9,7 +9,11 @@ Splits are fixed and documented here so every script and model card agree:
   motorcycles) are trained on and scored like the others.
 - ``french-plates``: one car per image; held out by the same plate-text hash
   (first byte below 64, about 25 %).
-- ``moroccan-plates-detection``: the source's own ``train``/``valid`` column.
+- ``moroccan-plates-detection``: the source's own ``train``/``valid`` column. The set
+  has boxes only; the plate texts of its ``valid`` scenes were read by eye
+  (``models/moroccan_scene_labels.csv``, 2026-12-03: 299 plates, 14 too hidden or
+  blurred to read, ``unsure``) so that ``raqib eval`` scores reads there too. They
+  are held-out labels: no training script reads them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from agent.reader.plate_text import canonicalize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
+SCENE_LABELS = Path(__file__).resolve().parent / "moroccan_scene_labels.csv"
+"""Plate texts of the Moroccan ``valid`` scenes, read by eye (evaluation only)."""
 
 MA_OCR = "moroccan-plates-ocr"
 MA_DET = "moroccan-plates-detection"
@@ -94,6 +100,17 @@ def moroccan_detection(datasets: Path) -> list[Row]:
     ]
 
 
+def moroccan_scene_texts(path: Path = SCENE_LABELS) -> dict[str, str]:
+    """Canonical plate text by image (relative to the set) of the Moroccan ``valid`` scenes
+    read by eye; rows marked ``unsure`` are left out."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {
+            r["image"]: canonicalize(r["plate_text"])[0]
+            for r in csv.DictReader(fh)
+            if r["label_status"] != "unsure" and r["plate_text"]
+        }
+
+
 def available(datasets: Path) -> bool:
     return all((datasets / name / "manifest.csv").is_file() for name in (MA_OCR, FRENCH, MA_DET))
 
@@ -103,13 +120,20 @@ def write_validation_manifests(datasets: Path, out: Path) -> list[Path]:
 
     Image paths are absolute (the images stay in ``datasets``; nothing is copied).
     Moroccan crops: scored rows, one- and two-line (empty box: the image is the crop).
+    Moroccan scenes: their texts read by eye (:func:`moroccan_scene_texts`), empty where
+    unsure (then scored for detection only).
     """
+    scene_texts = moroccan_scene_texts()
     sets: dict[str, list[tuple[Row, str]]] = {
         "moroccan-ocr-val": [
             (r, r.text) for r in moroccan_ocr(datasets) if r.validation and r.scored
         ],
         "french-val": [(r, r.text) for r in french(datasets) if r.validation and r.scored],
-        "moroccan-detection-valid": [(r, "") for r in moroccan_detection(datasets) if r.validation],
+        "moroccan-detection-valid": [
+            (r, scene_texts.get(r.path.relative_to(datasets / MA_DET).as_posix(), ""))
+            for r in moroccan_detection(datasets)
+            if r.validation
+        ],
     }
     folders = []
     for name, rows in sets.items():

@@ -22,6 +22,7 @@ from agent.reader.detector import (
     tile_windows,
 )
 from agent.reader.pipeline import ModelPlateReader
+from agent.reader.plate_text import canonicalize, is_valid
 from agent.reads import Box
 from agent.synth.plates import render_plate
 from agent.synth.scenes import (
@@ -369,3 +370,21 @@ def test_boxes_under_a_minimum_score_get_no_second_look_and_the_others_stay_the_
     assert [look.score < 0.4 for look in every].count(True) >= 1
     assert sure == [look for look in every if look.score >= 0.4] and sure
     assert len(detector_runs) < runs_every
+
+
+def test_the_moroccan_scenes_read_by_eye_are_valid_plates_and_unsure_ones_are_left_out(
+    tmp_path: Path, realdata: ModuleType
+) -> None:
+    texts = realdata.moroccan_scene_texts()
+    assert len(texts) == 299
+    assert all(name.startswith("images/valid/") for name in texts)
+    assert all(canonicalize(t) == (t, "MA") and is_valid(t, "MA") for t in texts.values())
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "image,plate_text,label_status\n"
+        "images/valid/a.jpg,12345-B-6,eye\n"
+        "images/valid/b.jpg,,unsure\n"
+        "images/valid/c.jpg,9-A-1,unsure\n",
+        encoding="utf-8",
+    )
+    assert realdata.moroccan_scene_texts(labels) == {"images/valid/a.jpg": "12345-B-6"}
