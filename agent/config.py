@@ -134,8 +134,8 @@ class ReaderConfig(_Section):
     plates boxed at IoU 0.5, the other held-out sets unchanged."""
     tilted_plates: bool = False
     """Also read a video frame turned by 20 degrees each way when one of its boxes has no
-    sure read, for plates tilted by about as much: off, as it costs two more detector
-    passes a frame."""
+    sure read or a sure read's characters slope by 5 degrees or more, for plates tilted
+    by about as much: off, as it costs two more detector passes a frame."""
     still_tilted_plates: bool = True
     """The same for photos: a plate tilted 15-25 degrees is boxed by a part and read
     partly; level in the turned photo it is boxed whole and read (agent.reader.pipeline,

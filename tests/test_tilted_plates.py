@@ -6,11 +6,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from agent.config import ReaderConfig
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
 from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_tilted_reads
+from agent.reader.plate_edges import row_tilt
 from agent.reader.rotation import turned, upright_envelope
 from agent.reads import Box, box_iou
 from agent.synth.plates import render_plate
@@ -186,3 +188,33 @@ def test_a_sure_crop_read_is_not_turned() -> None:
     reader._turned_crop_read = lambda crop, read: calls.append(1) or turn(crop, read)  # type: ignore[method-assign]
     assert reader.read_crop(plate)[0] == "7391-B-40"
     assert calls == []
+
+
+def test_a_sure_read_that_is_part_of_a_fuller_turned_read_gives_way_and_keeps_its_box() -> None:
+    level = _read((120, 140, 160, 40), "816-A-4", 0.99)
+    fuller = _read(TILTED_ENVELOPE, "816-A-41", 0.95)
+    (merged,) = merge_tilted_reads([level], [fuller])
+    assert (merged.text, merged.box) == ("816-A-41", level.box)
+    unknown_fuller = _read(TILTED_ENVELOPE, "8164141", 0.95)  # no known layout: no
+    assert merge_tilted_reads([level], [unknown_fuller]) == [level]
+
+
+@pytest.mark.parametrize("degrees", [-12.0, -6.0, 6.0, 12.0])
+def test_the_slope_of_a_plates_glyphs_is_measured(degrees: float) -> None:
+    scene, envelope = _tilted_plate_scene("48213-D-27", 0, degrees)
+    slope = row_tilt(scene, envelope)
+    assert slope is not None and abs(abs(slope) - abs(degrees)) <= 2.5, slope
+    assert np.sign(slope) == -np.sign(degrees)  # turned anticlockwise: rising to the right
+    level, box = _tilted_plate_scene("48213-D-27", 0, 0.0)
+    level_slope = row_tilt(level, box)
+    assert level_slope is not None and abs(level_slope) <= 1.5
+    assert row_tilt(np.full((480, 640, 3), 128, np.uint8), box) is None
+
+
+def test_a_photo_whose_sure_read_has_sloping_glyphs_is_turned() -> None:
+    from agent.reader.pipeline import _may_hide_a_tilted_plate
+
+    for degrees, turned_expected in ((0.0, False), (8.0, True), (-8.0, True)):
+        scene, envelope = _tilted_plate_scene("48213-D-27", 0, degrees)
+        sure = _read(envelope, "48213-D-27", 0.99, score=0.9)
+        assert _may_hide_a_tilted_plate(scene, [sure]) is turned_expected

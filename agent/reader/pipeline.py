@@ -40,7 +40,7 @@ from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
-from agent.reader.plate_edges import snap_to_plate
+from agent.reader.plate_edges import row_tilt, snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
 from agent.reader.rotation import turned, upright_envelope
@@ -81,9 +81,12 @@ a smaller turn levels the characters it holds)."""
 TILT_MIN_SCORE = 0.4
 """... reading the boxes of the turned photo that the detector is this sure of."""
 SURE_READ = 0.7
-"""A read of a plate at least this sure is trusted as it is: the tilted pass neither
-second-guesses it nor runs for a photo where every box the detector is sure of has one;
-a read of the turned photo must be as sure to count."""
+"""A read of a plate at least this sure is trusted as it is: the tilted pass replaces it
+only by a fuller read that holds it, and does not run for a photo where every box the
+detector is sure of has one, level; a read of the turned photo must be as sure to count."""
+TILTED_ROW_DEGREES = 5.0
+"""... unless the glyphs of such a read slope by this much or more
+(:func:`~agent.reader.plate_edges.row_tilt`)."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -196,12 +199,33 @@ def _sure(read: BoxRead) -> bool:
     return read.valid and read.confidence >= SURE_READ
 
 
-def _may_hide_a_tilted_plate(found: list[BoxRead]) -> bool:
+def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
-    sure plate, or a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read."""
+    sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
+    or the glyphs of a sure read slope by :data:`TILTED_ROW_DEGREES` or more (such a read
+    is often short of its last characters)."""
     if not any(_sure(r) for r in found):
         return True
-    return any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found)
+    if any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found):
+        return True
+    for read in found:
+        if _sure(read):
+            slope = row_tilt(frame, read.box)
+            if slope is not None and abs(slope) >= TILTED_ROW_DEGREES:
+                return True
+    return False
+
+
+def _texts(reads: list[BoxRead]) -> list[tuple[str, float]]:
+    """(text, confidence) of each read, as :func:`~agent.reader.recogniser.pick_read` takes."""
+    return [(r.text, r.confidence) for r in reads]
+
+
+def _part_of(read: BoxRead, fuller: BoxRead) -> bool:
+    """Whether ``read``'s characters are a strict part of ``fuller``'s, a plate of a known
+    layout: the level read of a tilted plate that lost its letter or last digits."""
+    part, whole = read.text.replace("-", ""), fuller.text.replace("-", "")
+    return fuller.format != "UNKNOWN" and len(part) < len(whole) and part in whole
 
 
 def _same_region(box: Box, envelope: Box) -> bool:
@@ -217,25 +241,33 @@ def _same_region(box: Box, envelope: Box) -> bool:
 
 def merge_tilted_reads(found: list[BoxRead], tilted: list[BoxRead]) -> list[BoxRead]:
     """``found`` with the reads of the turned photo (boxes as upright envelopes in the
-    photo) that count: each text once (its surest read), surest first; a read counts
-    where it is a sure plate (:data:`SURE_READ`) and no read of the same region is a sure
-    plate, reads the same text or was already taken from the turned photo, and
-    :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the region it
-    then replaces (a tilted plate read level is often a part of it, read unsure)."""
+    photo) that count: each text once (its surest read), surest first. A read counts
+    where it is a sure plate (:data:`SURE_READ`) and no read of the same region reads the
+    same text or was already taken from the turned photo. Where the region's reads are
+    unsure, it replaces them when :func:`~agent.reader.recogniser.pick_read` prefers it
+    (a tilted plate read level is often a part of it, read unsure). A sure read of the
+    region is replaced only by a fuller read that holds it (:func:`_part_of`: ``816-A-4``
+    by ``816-A-41``), which keeps the sure read's box (the plate is level enough for it)."""
     best: dict[str, BoxRead] = {}
     for read in tilted:
         if _sure(read) and (read.text not in best or best[read.text].confidence < read.confidence):
             best[read.text] = read
     kept = list(found)
     added: list[BoxRead] = []
-    for read in sorted(best.values(), key=lambda r: r.confidence, reverse=True):
-        rivals = [r for r in kept + added if _same_region(r.box, read.box)]
-        if any(r in added or r.text == read.text or _sure(r) for r in rivals):
+    for turned_read in sorted(best.values(), key=lambda r: r.confidence, reverse=True):
+        rivals = [r for r in kept + added if _same_region(r.box, turned_read.box)]
+        if any(r in added or r.text == turned_read.text for r in rivals):
             continue
-        if pick_read([(read.text, read.confidence), *((r.text, r.confidence) for r in rivals)]):
+        sure = [r for r in rivals if _sure(r)]
+        box = turned_read.box
+        if sure:
+            if not all(_part_of(r, turned_read) for r in sure):
+                continue
+            box = max(sure, key=lambda r: r.confidence).box
+        elif pick_read([(turned_read.text, turned_read.confidence), *_texts(rivals)]):
             continue
         kept = [r for r in kept if r not in rivals]
-        added.append(read)
+        added.append(replace(turned_read, box=box))
     return kept + added
 
 
@@ -342,7 +374,7 @@ class ModelPlateReader:
             dark = self._dark_plate_reads(frame, found)
             found = [r for r in found if all(box_iou(r.box, d.box) <= SAME_PLATE_IOU for d in dark)]
             found += dark
-        if self.tilted_plates and _may_hide_a_tilted_plate(found):
+        if self.tilted_plates and _may_hide_a_tilted_plate(frame, found):
             found = merge_tilted_reads(found, self._tilted_plate_reads(frame))
         return found
 

@@ -117,8 +117,17 @@ def text_rows(gray: npt.NDArray[np.uint8]) -> list[TextRow]:
     return rows
 
 
-def _text_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> TextRow | None:
-    """The largest row of glyph-like dark blobs of one height in ``gray``, if any."""
+Glyphs = tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]
+
+
+def _glyph_stats(gray: npt.NDArray[np.uint8], block: int, offset: int) -> Glyphs | None:
+    """x, y, width and height of the glyph-like dark blobs of ``gray`` under one adaptive
+    threshold, clear of its edges (None when fewer than :data:`MIN_GLYPHS`)."""
     height, width = gray.shape
     ink = cv2.adaptiveThreshold(
         gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, offset
@@ -138,7 +147,15 @@ def _text_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> TextRow |
     )
     if int(glyph.sum()) < MIN_GLYPHS:
         return None
-    gx, gy, gw, gh = bx[glyph], by[glyph], bw[glyph], bh[glyph]
+    return bx[glyph], by[glyph], bw[glyph], bh[glyph]
+
+
+def _text_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> TextRow | None:
+    """The largest row of glyph-like dark blobs of one height in ``gray``, if any."""
+    stats = _glyph_stats(gray, block, offset)
+    if stats is None:
+        return None
+    gx, gy, gw, gh = stats
     centre = gy + gh / 2
     same = (np.abs(gh[None, :] - gh[:, None]) <= SAME_ROW * gh[:, None]) & (
         np.abs(centre[None, :] - centre[:, None]) <= SAME_ROW * gh[:, None]
@@ -205,3 +222,52 @@ def _paper_at(
     if float(cv2.morphologyEx(paper, cv2.MORPH_CLOSE, kernel).mean()) < PAPER_SOLID:
         return None, False
     return (x, y, x + w, y + h), False
+
+
+TILT_ROW_MIN_GLYPHS = 4
+TILT_ROW_STRAIGHT = 0.3
+"""The glyphs' centres lie within this many glyph heights of their fitted line."""
+
+
+def row_tilt(frame: Image, box: Box) -> float | None:
+    """The slope, in degrees, of the row of glyphs in ``box`` (positive: falling to the
+    right), or None when no row of at least :data:`TILT_ROW_MIN_GLYPHS` glyphs of one
+    height lies along a straight line. Why: a plate read surely but tilted by 5 degrees
+    or more is often read short of a character at its far end; the reader then reads the
+    photo turned (``reader.still_tilted_plates``)."""
+    x, y, w, h = box
+    mx, my = round(SEARCH_MARGIN * w), round(SEARCH_MARGIN * h)
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(frame.shape[1], x + w + mx), min(frame.shape[0], y + h + my)
+    if x1 - x0 < 16 or y1 - y0 < 8:
+        return None
+    gray = np.asarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), np.uint8)
+    best: tuple[int, float] | None = None
+    for divisor in THRESHOLD_BLOCKS:
+        block = max(3, (gray.shape[0] // divisor) | 1)
+        for offset in THRESHOLD_OFFSETS:
+            found = _sloped_row(gray, block, offset)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
+    return None if best is None else best[1]
+
+
+def _sloped_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> tuple[int, float] | None:
+    """(glyphs, degrees) of the largest set of glyph-like blobs of one height whose centres
+    lie on a straight line, at any slope, in ``gray``."""
+    stats = _glyph_stats(gray, block, offset)
+    if stats is None:
+        return None
+    gx, gy, gw, gh = stats
+    same = np.abs(gh[None, :] - gh[:, None]) <= SAME_ROW * gh[:, None]
+    members = same[int(same.sum(axis=1).argmax())]
+    if int(members.sum()) < TILT_ROW_MIN_GLYPHS:
+        return None
+    cx, cy = (gx + gw / 2)[members], (gy + gh / 2)[members]
+    if float(np.ptp(cx)) <= 0.0:
+        return None
+    slope, intercept = np.polyfit(cx, cy, 1)
+    off_line = float(np.abs(cy - (slope * cx + intercept)).max())
+    if off_line > TILT_ROW_STRAIGHT * float(np.median(gh[members])):
+        return None
+    return int(members.sum()), float(np.degrees(np.arctan(slope)))
