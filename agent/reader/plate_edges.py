@@ -77,15 +77,13 @@ class TextRow(NamedTuple):
 def snap_to_plate(frame: Image, box: Box) -> Box:
     """``box`` (x, y, w, h in ``frame``), or the plate's own box when the plate's paper is
     found around a row of glyphs and ``box`` is loose around it (see the module doc)."""
-    x, y, w, h = box
+    _x, _y, w, h = box
     if w < ONE_LINE_MIN_ASPECT * h or w < MIN_WIDTH_PX:
         return box
-    mx, my = round(SEARCH_MARGIN * w), round(SEARCH_MARGIN * h)
-    x0, y0 = max(0, x - mx), max(0, y - my)
-    x1, y1 = min(frame.shape[1], x + w + mx), min(frame.shape[0], y + h + my)
-    if x1 - x0 < 16 or y1 - y0 < 8:
+    region = _search_region(frame, box)
+    if region is None:
         return box
-    gray = np.asarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), np.uint8)
+    gray, x0, y0 = region
     for row in text_rows(gray):
         paper = paper_rect(gray, row)
         if paper is None:
@@ -102,6 +100,19 @@ def snap_to_plate(frame: Image, box: Box) -> Box:
             return box
         return snapped
     return box
+
+
+def _search_region(frame: Image, box: Box) -> tuple[npt.NDArray[np.uint8], int, int] | None:
+    """The grey pixels of ``box`` widened by :data:`SEARCH_MARGIN` (clipped to the frame)
+    and their top-left corner in ``frame``; None when too small to hold a row of glyphs."""
+    x, y, w, h = box
+    mx, my = round(SEARCH_MARGIN * w), round(SEARCH_MARGIN * h)
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(frame.shape[1], x + w + mx), min(frame.shape[0], y + h + my)
+    if x1 - x0 < 16 or y1 - y0 < 8:
+        return None
+    gray = np.asarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), np.uint8)
+    return gray, x0, y0
 
 
 def text_rows(gray: npt.NDArray[np.uint8]) -> list[TextRow]:
@@ -235,13 +246,10 @@ def row_tilt(frame: Image, box: Box) -> float | None:
     height lies along a straight line. Why: a plate read surely but tilted by 5 degrees
     or more is often read short of a character at its far end; the reader then reads the
     photo turned (``reader.still_tilted_plates``)."""
-    x, y, w, h = box
-    mx, my = round(SEARCH_MARGIN * w), round(SEARCH_MARGIN * h)
-    x0, y0 = max(0, x - mx), max(0, y - my)
-    x1, y1 = min(frame.shape[1], x + w + mx), min(frame.shape[0], y + h + my)
-    if x1 - x0 < 16 or y1 - y0 < 8:
+    region = _search_region(frame, box)
+    if region is None:
         return None
-    gray = np.asarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), np.uint8)
+    gray = region[0]
     best: tuple[int, float] | None = None
     for divisor in THRESHOLD_BLOCKS:
         block = max(3, (gray.shape[0] // divisor) | 1)
