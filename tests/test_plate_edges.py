@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.config import ReaderConfig
 from agent.frames import Image
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.plate_edges import snap_to_plate, text_rows
@@ -125,10 +124,3 @@ def test_a_box_with_no_plate_read_is_not_snapped() -> None:
     scene[plate[1] : plate[1] + plate[3], plate[0] : plate[0] + plate[2]] = 235
     reader = ModelPlateReader(MODELS, detector=_FixedBoxes([_loose(plate)]), snap_boxes=True)
     assert [r.box for r in reader.read_boxes(scene)] == [_loose(plate)]
-
-
-def test_photos_get_snapped_boxes_and_video_frames_do_not() -> None:
-    config = ReaderConfig(models_dir=MODELS)
-    assert ModelPlateReader.from_config(config, stills=True).snap_boxes
-    assert not ModelPlateReader.from_config(config).snap_boxes
-    assert ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS, snap_boxes=True)).snap_boxes

@@ -631,12 +631,15 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     assert sum(text != "48213-D-27" for text in narrow_reads) >= 2, narrow_reads
 
 
-def test_photos_get_the_wider_view_and_video_frames_do_not() -> None:
+@pytest.mark.parametrize("option", ["wide_view", "dark_plates", "snap_boxes", "tilted_plates"])
+def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
+    """The wider view, the dark pass, snapped boxes and the tilted pass: on for photos
+    (``still_*``), off for video unless the configuration turns them on."""
     config = ReaderConfig(models_dir=MODELS)
-    assert ModelPlateReader.from_config(config, stills=True).wide_view
-    assert not ModelPlateReader.from_config(config).wide_view
-    video = ReaderConfig(models_dir=MODELS, wide_view=True)
-    assert ModelPlateReader.from_config(video).wide_view
+    assert getattr(ModelPlateReader.from_config(config, stills=True), option)
+    assert not getattr(ModelPlateReader.from_config(config), option)
+    video = ReaderConfig.model_validate({"models_dir": MODELS, option: True})
+    assert getattr(ModelPlateReader.from_config(video), option)
 
 
 class _ReadsBySize:
@@ -748,12 +751,6 @@ def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> N
     dark_crop = crop_box(inverted, dark_box)[0]
     assert len(double.crops) == 3
     np.testing.assert_array_equal(double.crops[2], dark_crop)
-
-
-def test_photos_get_the_dark_pass_and_video_frames_do_not() -> None:
-    config = ReaderConfig(models_dir=MODELS)
-    assert ModelPlateReader.from_config(config, stills=True).dark_plates
-    assert not ModelPlateReader.from_config(config).dark_plates
 
 
 def test_a_dark_plate_crop_is_read_inverted_and_a_light_one_as_it_is(

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.config import ReaderConfig
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
 from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_tilted_reads
@@ -150,14 +149,6 @@ def test_the_photo_is_turned_only_when_a_box_the_detector_is_sure_of_has_no_sure
         reader = ModelPlateReader(MODELS, detector=detector, tilted_plates=True)  # type: ignore[arg-type]
         reader.read(scene)
         assert detector.frames == 1 + turns
-
-
-def test_photos_get_the_tilted_pass_and_video_frames_do_not() -> None:
-    config = ReaderConfig(models_dir=MODELS)
-    assert ModelPlateReader.from_config(config, stills=True).tilted_plates
-    assert not ModelPlateReader.from_config(config).tilted_plates
-    video = ReaderConfig(models_dir=MODELS, tilted_plates=True)
-    assert ModelPlateReader.from_config(video).tilted_plates
 
 
 def test_a_level_plate_reads_the_same_with_the_tilted_pass() -> None:
