@@ -408,9 +408,7 @@ class ModelPlateReader:
             return _ground(frame, box) < DARK_GROUND_MAX
 
         for read in self._read_looks(inverted, DARK_MIN_SCORE, keep=dark):
-            rivals = [
-                (r.text, r.confidence) for r in found if box_iou(r.box, read.box) > SAME_PLATE_IOU
-            ]
+            rivals = _texts([r for r in found if box_iou(r.box, read.box) > SAME_PLATE_IOU])
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
         return out
