@@ -141,6 +141,14 @@ class ReaderConfig(_Section):
     partly; level in the turned photo it is boxed whole and read (agent.reader.pipeline,
     ``TILT_*``, models/detector.md "Tilted plates"). A plate crop read unsure is also
     read turned by 10 degrees each way."""
+    rectified_plates: bool = False
+    """Read a plate of a video frame again, straightened front on (its paper's four corners
+    warped to a rectangle, agent.reader.rectify), when its first read is unsure: off, as
+    the next frames read a tracked plate again."""
+    still_rectified_plates: bool = True
+    """The same for photos and plate crops: a plate seen at an angle is read short of its
+    far characters, and unsure; straightened, a sure read of another text replaces it
+    (models/recogniser.md, "Straightened plates")."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

@@ -23,7 +23,9 @@ wider view (``wide_view``) and, for plates with light characters on a dark groun
 inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
 is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
-read unsure by 10 (``tilted_plates``, :func:`merge_tilted_reads`).
+read unsure by 10 (``tilted_plates``, :func:`merge_tilted_reads`); a crop or a box read
+unsure is also read with its plate warped front on (``rectified_plates``,
+:func:`~agent.reader.rectify.rectified`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_edges import row_tilt, snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
+from agent.reader.rectify import rectified
 from agent.reader.rotation import turned, upright_envelope
 from agent.reads import Box, PlateFormat, PlateRead, box_iou
 
@@ -87,6 +90,9 @@ detector is sure of has one, level; a read of the turned photo must be as sure t
 TILTED_ROW_DEGREES = 5.0
 """... unless the glyphs of such a read slope by this much or more
 (:func:`~agent.reader.plate_edges.row_tilt`)."""
+RECTIFY_MIN_SCORE = 0.4
+"""A photo's box read unsure is read straightened (``rectified_plates``) only when the
+detector is this sure of it: the many boxes it is unsure of are mostly no plate."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -197,6 +203,28 @@ def _characters(text: str) -> int:
 def _sure(read: BoxRead) -> bool:
     """A plate read at least :data:`SURE_READ` sure."""
     return read.valid and read.confidence >= SURE_READ
+
+
+ViewsRead = tuple[str, PlateFormat, float, tuple[str, ...]]
+"""Canonical text, format, confidence and alternatives of the read kept for a plate."""
+
+
+def _sure_plate(read: ViewsRead) -> bool:
+    """A read of a plate at least :data:`SURE_READ` sure: trusted as it is."""
+    return _is_plate(*read[:3]) and read[2] >= SURE_READ
+
+
+def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
+    """A read of another view of a plate (turned, straightened) replaces its unsure
+    ``read`` when it is a sure plate of another text, no shorter (a shorter one is a part
+    of the plate, not a fuller read), that :func:`~agent.reader.recogniser.pick_read`
+    prefers."""
+    return (
+        _sure_plate(other)
+        and other[0] != read[0]
+        and _characters(other[0]) >= _characters(read[0])
+        and pick_read([(other[0], other[2]), (read[0], read[2])]) == 0
+    )
 
 
 def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
@@ -315,6 +343,7 @@ class ModelPlateReader:
         dark_plates: bool = False,
         snap_boxes: bool = False,
         tilted_plates: bool = False,
+        rectified_plates: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -324,6 +353,7 @@ class ModelPlateReader:
         self.dark_plates = dark_plates
         self.snap_boxes = snap_boxes
         self.tilted_plates = tilted_plates
+        self.rectified_plates = rectified_plates
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -360,6 +390,7 @@ class ModelPlateReader:
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
             snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
+            rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -458,10 +489,12 @@ class ModelPlateReader:
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
         views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if self.wide_view else [crop]
-        text, fmt, confidence, alternatives = self._read_views(views)
-        return BoxRead(box, score, text, fmt, confidence, alternatives)
+        read = self._read_views(views)
+        if self.rectified_plates and score >= RECTIFY_MIN_SCORE:
+            read = self._rectified_read(crop, read)
+        return BoxRead(box, score, *read)
 
-    def _read_views(self, views: list[Image]) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+    def _read_views(self, views: list[Image]) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that
         :func:`~agent.reader.recogniser.pick_read` keeps among the reads of ``views``
         (crops of one plate; a plate over none, their votes, the fuller read, the surer)."""
@@ -497,9 +530,7 @@ class ModelPlateReader:
         text, fmt, confidence, _ = self.read_crop_alternatives(image)
         return text, fmt, confidence
 
-    def read_crop_alternatives(
-        self, image: Image
-    ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+    def read_crop_alternatives(self, image: Image) -> ViewsRead:
         """:meth:`read_crop` plus the canonical alternatives the recogniser nearly read.
 
         With ``dark_plates`` a crop whose ground is dark (:data:`DARK_GROUND_MAX`) is also
@@ -517,13 +548,13 @@ class ModelPlateReader:
             )
             if _inverted_read_wins(inverted[:3], [(read[0], read[2])]):
                 read = inverted
-        if self.tilted_plates and not (_is_plate(*read[:3]) and read[2] >= SURE_READ):
+        if self.tilted_plates and not _sure_plate(read):
             read = self._turned_crop_read(crop, read)
+        if self.rectified_plates:
+            read = self._rectified_read(crop, read)
         return read
 
-    def _turned_crop_read(
-        self, crop: Image, read: tuple[str, PlateFormat, float, tuple[str, ...]]
-    ) -> tuple[str, PlateFormat, float, tuple[str, ...]]:
+    def _turned_crop_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
         """``read`` of ``crop``, or the surest read of the crop turned by each of
         :data:`CROP_TILT_DEGREES` when that is a sure plate (:data:`SURE_READ`) of another
         text, no shorter, that :func:`~agent.reader.recogniser.pick_read` prefers: a crop
@@ -531,14 +562,26 @@ class ModelPlateReader:
         turned_reads = []
         for degrees in CROP_TILT_DEGREES:
             turned_read = self._read_views(self._crop_views(turned(crop, degrees)[0]))
-            if _is_plate(*turned_read[:3]) and turned_read[2] >= SURE_READ:
+            if _sure_plate(turned_read):
                 turned_reads.append(turned_read)
         if not turned_reads:
             return read
         best = max(turned_reads, key=lambda r: r[2])
-        if best[0] == read[0] or _characters(best[0]) < _characters(read[0]):
-            return read  # a shorter read turned is a part of the plate, not a fuller read
-        return best if pick_read([(best[0], best[2]), (read[0], read[2])]) == 0 else read
+        return best if _replaces(best, read) else read
+
+    def _rectified_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
+        """``read`` of ``crop``, or, when it is unsure, the read of the plate in ``crop``
+        straightened front on (:func:`~agent.reader.rectify.rectified`) when that is a
+        sure plate of another text, no shorter, that
+        :func:`~agent.reader.recogniser.pick_read` prefers: a plate seen at an angle loses
+        its far characters and is read unsure; a wrong straightening reads unsure too."""
+        if _sure_plate(read):
+            return read
+        straight = rectified(crop)
+        if straight is None:
+            return read
+        straight_read = self._read_views(self._crop_views(straight))
+        return straight_read if _replaces(straight_read, read) else read
 
     def _crop_views(self, crop: Image) -> list[Image]:
         """A plate crop and, with ``wide_view``, the crop with margins of its edge pixels."""
