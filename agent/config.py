@@ -148,7 +148,8 @@ class ReaderConfig(_Section):
     still_rectified_plates: bool = True
     """The same for photos and plate crops: a plate seen at an angle is read short of its
     far characters, and unsure; straightened, a sure read of another text replaces it
-    (models/recogniser.md, "Straightened plates")."""
+    (models/recogniser.md, "Straightened plates"). A plate crop still unsure then takes
+    the text its views' reads vote for ("Voted views"; also with ``still_tilted_plates``)."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

@@ -41,10 +41,17 @@ import numpy as np
 from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
+from agent.reader.alternatives import MAX_ALTERNATIVES
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_edges import row_tilt, snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
-from agent.reader.recogniser import PlateRecogniser, Recogniser, RecogniserEnsemble, pick_read
+from agent.reader.recogniser import (
+    PlateRecogniser,
+    Recogniser,
+    RecogniserEnsemble,
+    counts_as_plate,
+    pick_read,
+)
 from agent.reader.rectify import rectified
 from agent.reader.rotation import turned, upright_envelope
 from agent.reads import Box, PlateFormat, PlateRead, box_iou
@@ -81,6 +88,10 @@ tilted by about as much is level there (models/detector.md, "Tilted plates")."""
 CROP_TILT_DEGREES = (-10.0, 10.0)
 """... and a plate crop read unsure, turned by these (a crop holds its plate's envelope:
 a smaller turn levels the characters it holds)."""
+VOTE_MIN_SUM = 1.4
+"""A crop still read unsure after its turned and straightened views takes the text its
+views' reads vote for only when that text's reads' confidences sum to this much (two
+sure reads): one sure read of one view is what the picks already weighed."""
 TILT_MIN_SCORE = 0.4
 """... reading the boxes of the turned photo that the detector is this sure of."""
 SURE_READ = 0.7
@@ -552,7 +563,49 @@ class ModelPlateReader:
             read = self._turned_crop_read(crop, read)
         if self.rectified_plates:
             read = self._rectified_read(crop, read)
+        if (self.tilted_plates or self.rectified_plates) and not _sure_plate(read):
+            read = self._voted_crop_read(crop, read)
         return read
+
+    def _voted_crop_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
+        """``read`` of ``crop``, still unsure after its turned and straightened views, or
+        the text that every member's reads of all its views (the crop, turned, straightened;
+        each also with margins) vote for: the plate text whose reads' confidences sum to at
+        least :data:`VOTE_MIN_SUM`, the most. Why: where each view alone is unsure, the
+        picks above keep a fuller or a surer read, which on square and tilted crops is
+        often one stray character longer (``WB-884-WZ`` for ``WB-84-WZ``, read 10 times
+        of 16); the text most views agree on is the safer one, unless it is shorter by more
+        than that one character (then the views agree on a part of the plate). Its
+        confidence is the mean of its reads'; its alternatives the next texts of the vote."""
+        views = [crop]
+        if self.tilted_plates:
+            views += [turned(crop, degrees)[0] for degrees in CROP_TILT_DEGREES]
+        straight = rectified(crop) if self.rectified_plates else None
+        if straight is not None:
+            views.append(straight)
+        members: tuple[PlateRecogniser, ...] = (
+            self.recogniser.members
+            if isinstance(self.recogniser, RecogniserEnsemble)
+            else (self.recogniser,)
+        )
+        support: dict[str, list[float]] = {}
+        formats: dict[str, PlateFormat] = {}
+        for view in views:
+            for seen in self._crop_views(view):
+                for member in members:
+                    raw, confidence = member.read_best(seen)
+                    if counts_as_plate(raw, confidence):
+                        text, fmt = canonicalize(raw)
+                        formats[text] = fmt
+                        support.setdefault(text, []).append(confidence)
+        ranked = sorted(support, key=lambda text: sum(support[text]), reverse=True)
+        if not ranked or ranked[0] == read[0] or sum(support[ranked[0]]) < VOTE_MIN_SUM:
+            return read
+        best = ranked[0]
+        if _characters(best) < _characters(read[0]) - 1:
+            return read  # a stray character may go, not a part of the plate
+        confidence = sum(support[best]) / len(support[best])
+        return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
 
     def _turned_crop_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
         """``read`` of ``crop``, or the surest read of the crop turned by each of

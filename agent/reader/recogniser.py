@@ -295,7 +295,7 @@ class RecogniserEnsemble:
 def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     """Index of the read an ensemble keeps among its members' ``(raw, confidence)`` reads.
 
-    Only reads that count as a plate (:func:`_counts`: a valid plate of a known format,
+    Only reads that count as a plate (:func:`counts_as_plate`: a valid plate of a known format,
     or a sure read of a layout the grammar does not know) compete when there are any;
     among them, the canonical text read by the most members wins, then a plate read that
     holds another competing plate read's characters, in order, and more (:func:`_fuller`:
@@ -304,7 +304,7 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     confident read. Ties go to the earlier member."""
     if not reads:
         raise ValueError("no reads to pick from")
-    counting = [i for i, (raw, conf) in enumerate(reads) if _counts(raw, conf)]
+    counting = [i for i, (raw, conf) in enumerate(reads) if counts_as_plate(raw, conf)]
     pool = counting or list(range(len(reads)))
     text = {i: canonicalize(reads[i][0])[0] for i in pool}
     votes = Counter(text.values())
@@ -358,7 +358,7 @@ def choose_read(
 
     Ties go to the one-line read.
     """
-    one_ok, two_ok = _counts(*one_line), _counts(*two_line)
+    one_ok, two_ok = counts_as_plate(*one_line), counts_as_plate(*two_line)
     if one_ok != two_ok:
         return one_line if one_ok else two_line
     if (
@@ -446,6 +446,7 @@ def _sure_unknown(raw: str, confidence: float) -> bool:
     )
 
 
-def _counts(raw: str, confidence: float) -> bool:
-    """True when a read counts as a plate in :func:`choose_read`."""
+def counts_as_plate(raw: str, confidence: float) -> bool:
+    """True when a raw read counts as a plate (in :func:`choose_read`, :func:`pick_read`):
+    a valid plate of a known format, or a sure read of a layout the grammar does not know."""
     return _is_plate(raw) or _sure_unknown(raw, confidence)
