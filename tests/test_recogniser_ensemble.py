@@ -62,6 +62,7 @@ def test_the_ensemble_keeps_the_member_that_read_a_plate_and_its_alternatives(
     # the alternatives are the kept member's, from its own last read
     assert ensemble.alternatives(truth[0]) == second.alternatives(truth[0])
     assert ensemble.version == f"{first.version}+{second.version}"
+    assert ensemble.last_reads == (("12", 0.99), truth)  # every member's, for a vote
 
 
 def test_members_must_share_a_charset(tmp_path: Path) -> None:

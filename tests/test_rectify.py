@@ -100,9 +100,9 @@ def test_a_straightened_read_does_not_replace_a_read_by_a_shorter_or_unsure_one(
     crop, _, _ = _seen_at_an_angle("48213-D-27", 1, 0.4)
     reader = ModelPlateReader(MODELS, wide_view=True, rectified_plates=True)
     unsure = ("48213-D-7", "MA", 0.33, ())
-    reader._read_views = lambda views: ("8213-D-7", "MA", 0.99, ())  # type: ignore[method-assign]
+    reader._read_views = lambda views, ballot=None: ("8213-D-7", "MA", 0.99, ())  # type: ignore[method-assign]
     assert reader._rectified_read(crop, unsure) == unsure  # shorter: a part of the plate
-    reader._read_views = lambda views: ("48213-D-27", "MA", 0.6, ())  # type: ignore[method-assign]
+    reader._read_views = lambda views, ballot=None: ("48213-D-27", "MA", 0.6, ())  # type: ignore[method-assign]
     assert reader._rectified_read(crop, unsure) == unsure  # not sure either
-    reader._read_views = lambda views: ("48213-D-27", "MA", 0.95, ())  # type: ignore[method-assign]
+    reader._read_views = lambda views, ballot=None: ("48213-D-27", "MA", 0.95, ())  # type: ignore[method-assign]
     assert reader._rectified_read(crop, unsure)[0] == "48213-D-27"

@@ -238,6 +238,37 @@ def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
     )
 
 
+Ballot = list[tuple[str, float]]
+"""Every member's raw read (text, confidence) of every view of one plate crop."""
+
+
+def _voted_read(read: ViewsRead, ballot: Ballot) -> ViewsRead:
+    """``read`` of a crop, still unsure after its turned and straightened views, or the
+    text that every member's reads of all those views (``ballot``: the crop, turned,
+    straightened; each also with margins) vote for: the plate text whose reads'
+    confidences sum to at least :data:`VOTE_MIN_SUM`, the most. Why: where each view
+    alone is unsure, the picks keep a fuller or a surer read, which on square and tilted
+    crops is often one stray character longer (``WB-884-WZ`` for ``WB-84-WZ``, read 10
+    times of 16); the text most views agree on is the safer one, unless it is shorter by
+    more than that one character (then the views agree on a part of the plate). Its
+    confidence is the mean of its reads'; its alternatives the next texts of the vote."""
+    support: dict[str, list[float]] = {}
+    formats: dict[str, PlateFormat] = {}
+    for raw, confidence in ballot:
+        if counts_as_plate(raw, confidence):
+            text, fmt = canonicalize(raw)
+            formats[text] = fmt
+            support.setdefault(text, []).append(confidence)
+    ranked = sorted(support, key=lambda text: sum(support[text]), reverse=True)
+    if not ranked or ranked[0] == read[0] or sum(support[ranked[0]]) < VOTE_MIN_SUM:
+        return read
+    best = ranked[0]
+    if _characters(best) < _characters(read[0]) - 1:
+        return read  # a stray character may go, not a part of the plate
+    confidence = sum(support[best]) / len(support[best])
+    return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
+
+
 def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
     sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
@@ -495,7 +526,9 @@ class ModelPlateReader:
         With ``wide_view`` the box is also read from a wider crop (:data:`WIDE_MARGINS`)
         and :meth:`_read_views` keeps one of the two reads: a detector box a little inside
         the plate cuts its first or last character, which the recogniser then drops, sure
-        of the rest (models/recogniser.md, Wider view)."""
+        of the rest (models/recogniser.md, Wider view). With ``rectified_plates`` a box the
+        detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
+        straightened (:meth:`_rectified_read`)."""
         crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
@@ -505,13 +538,21 @@ class ModelPlateReader:
             read = self._rectified_read(crop, read)
         return BoxRead(box, score, *read)
 
-    def _read_views(self, views: list[Image]) -> ViewsRead:
+    def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that
         :func:`~agent.reader.recogniser.pick_read` keeps among the reads of ``views``
-        (crops of one plate; a plate over none, their votes, the fuller read, the surer)."""
+        (crops of one plate; a plate over none, their votes, the fuller read, the surer).
+        Every member's raw read of every view is added to ``ballot`` when one is given
+        (:func:`_voted_read` counts them)."""
         reads = []
         for view in views:
             raw, confidence = self.recogniser.read_best(view)
+            if ballot is not None:
+                ballot.extend(
+                    self.recogniser.last_reads
+                    if isinstance(self.recogniser, RecogniserEnsemble)
+                    else [(raw, confidence)]
+                )
             text, fmt = canonicalize(raw)
             reads.append(((raw, confidence), text, fmt, self._alternatives(raw, text)))
         (_raw, confidence), text, fmt, alternatives = reads[pick_read([r[0] for r in reads])]
@@ -549,9 +590,12 @@ class ModelPlateReader:
         (:data:`DARK_MIN_CONFIDENCE`) that :func:`~agent.reader.recogniser.pick_read`
         prefers: old British, Dutch classic, Polish and French plates are light characters
         on black or blue (models/recogniser.md, Dark plates). With ``tilted_plates`` a crop
-        read unsure is also read turned (:meth:`_turned_crop_read`)."""
+        read unsure is also read turned (:meth:`_turned_crop_read`), with
+        ``rectified_plates`` straightened (:meth:`_rectified_read`), and one still unsure
+        takes the text its views vote for (:func:`_voted_read`)."""
         crop = check_frame(image, MIN_CROP_SIDE)
-        read = self._read_views(self._crop_views(crop))
+        ballot: Ballot = []
+        read = self._read_views(self._crop_views(crop), ballot)
         height, width = crop.shape[:2]
         if self.dark_plates and _ground(crop, (0, 0, width, height)) < DARK_GROUND_MAX:
             inverted = self._read_views(
@@ -560,61 +604,23 @@ class ModelPlateReader:
             if _inverted_read_wins(inverted[:3], [(read[0], read[2])]):
                 read = inverted
         if self.tilted_plates and not _sure_plate(read):
-            read = self._turned_crop_read(crop, read)
+            read = self._turned_crop_read(crop, read, ballot)
         if self.rectified_plates:
-            read = self._rectified_read(crop, read)
+            read = self._rectified_read(crop, read, ballot)
         if (self.tilted_plates or self.rectified_plates) and not _sure_plate(read):
-            read = self._voted_crop_read(crop, read)
+            read = _voted_read(read, ballot)
         return read
 
-    def _voted_crop_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
-        """``read`` of ``crop``, still unsure after its turned and straightened views, or
-        the text that every member's reads of all its views (the crop, turned, straightened;
-        each also with margins) vote for: the plate text whose reads' confidences sum to at
-        least :data:`VOTE_MIN_SUM`, the most. Why: where each view alone is unsure, the
-        picks above keep a fuller or a surer read, which on square and tilted crops is
-        often one stray character longer (``WB-884-WZ`` for ``WB-84-WZ``, read 10 times
-        of 16); the text most views agree on is the safer one, unless it is shorter by more
-        than that one character (then the views agree on a part of the plate). Its
-        confidence is the mean of its reads'; its alternatives the next texts of the vote."""
-        views = [crop]
-        if self.tilted_plates:
-            views += [turned(crop, degrees)[0] for degrees in CROP_TILT_DEGREES]
-        straight = rectified(crop) if self.rectified_plates else None
-        if straight is not None:
-            views.append(straight)
-        members: tuple[PlateRecogniser, ...] = (
-            self.recogniser.members
-            if isinstance(self.recogniser, RecogniserEnsemble)
-            else (self.recogniser,)
-        )
-        support: dict[str, list[float]] = {}
-        formats: dict[str, PlateFormat] = {}
-        for view in views:
-            for seen in self._crop_views(view):
-                for member in members:
-                    raw, confidence = member.read_best(seen)
-                    if counts_as_plate(raw, confidence):
-                        text, fmt = canonicalize(raw)
-                        formats[text] = fmt
-                        support.setdefault(text, []).append(confidence)
-        ranked = sorted(support, key=lambda text: sum(support[text]), reverse=True)
-        if not ranked or ranked[0] == read[0] or sum(support[ranked[0]]) < VOTE_MIN_SUM:
-            return read
-        best = ranked[0]
-        if _characters(best) < _characters(read[0]) - 1:
-            return read  # a stray character may go, not a part of the plate
-        confidence = sum(support[best]) / len(support[best])
-        return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
-
-    def _turned_crop_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
+    def _turned_crop_read(
+        self, crop: Image, read: ViewsRead, ballot: Ballot | None = None
+    ) -> ViewsRead:
         """``read`` of ``crop``, or the surest read of the crop turned by each of
         :data:`CROP_TILT_DEGREES` when that is a sure plate (:data:`SURE_READ`) of another
         text, no shorter, that :func:`~agent.reader.recogniser.pick_read` prefers: a crop
         around a tilted plate loses a character at its slanting ends."""
         turned_reads = []
         for degrees in CROP_TILT_DEGREES:
-            turned_read = self._read_views(self._crop_views(turned(crop, degrees)[0]))
+            turned_read = self._read_views(self._crop_views(turned(crop, degrees)[0]), ballot)
             if _sure_plate(turned_read):
                 turned_reads.append(turned_read)
         if not turned_reads:
@@ -622,7 +628,9 @@ class ModelPlateReader:
         best = max(turned_reads, key=lambda r: r[2])
         return best if _replaces(best, read) else read
 
-    def _rectified_read(self, crop: Image, read: ViewsRead) -> ViewsRead:
+    def _rectified_read(
+        self, crop: Image, read: ViewsRead, ballot: Ballot | None = None
+    ) -> ViewsRead:
         """``read`` of ``crop``, or, when it is unsure, the read of the plate in ``crop``
         straightened front on (:func:`~agent.reader.rectify.rectified`) when that is a
         sure plate of another text, no shorter, that
@@ -633,7 +641,7 @@ class ModelPlateReader:
         straight = rectified(crop)
         if straight is None:
             return read
-        straight_read = self._read_views(self._crop_views(straight))
+        straight_read = self._read_views(self._crop_views(straight), ballot)
         return straight_read if _replaces(straight_read, read) else read
 
     def _crop_views(self, crop: Image) -> list[Image]:

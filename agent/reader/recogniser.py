@@ -271,6 +271,9 @@ class RecogniserEnsemble:
         self.members = tuple(members)
         self.version = "+".join(m.version for m in members)
         self._last = members[0]
+        self.last_reads: tuple[tuple[str, float], ...] = ()
+        """Every member's read behind the last kept read, in member order (the reader's
+        vote over a crop's views counts them all)."""
 
     def read(self, crop: Image) -> tuple[str, float]:
         """The kept one-line read (:meth:`Recogniser.read`) of the members."""
@@ -289,6 +292,7 @@ class RecogniserEnsemble:
     def _pick(self, reads: list[tuple[str, float]]) -> tuple[str, float]:
         kept = pick_read(reads)
         self._last = self.members[kept]
+        self.last_reads = tuple(reads)
         return reads[kept]
 
 
