@@ -211,11 +211,6 @@ def _characters(text: str) -> int:
     return sum(ch != "-" for ch in text)
 
 
-def _sure(read: BoxRead) -> bool:
-    """A plate read at least :data:`SURE_READ` sure."""
-    return read.valid and read.confidence >= SURE_READ
-
-
 ViewsRead = tuple[str, PlateFormat, float, tuple[str, ...]]
 """Canonical text, format, confidence and alternatives of the read kept for a plate."""
 
@@ -223,6 +218,11 @@ ViewsRead = tuple[str, PlateFormat, float, tuple[str, ...]]
 def _sure_plate(read: ViewsRead) -> bool:
     """A read of a plate at least :data:`SURE_READ` sure: trusted as it is."""
     return _is_plate(*read[:3]) and read[2] >= SURE_READ
+
+
+def _sure(read: BoxRead) -> bool:
+    """:func:`_sure_plate` of a box's read."""
+    return _sure_plate((read.text, read.format, read.confidence, read.alternatives))
 
 
 def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
