@@ -245,12 +245,16 @@ def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(
     clutter = (x + w + 40, y, w // 3, h)  # a second look gone astray: no plate in it
     detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,))
     monkeypatch.setattr(
-        detector, "looks", lambda _image, _min=0.0, tiles=True: [Look(clutter, 0.9, plate)]
+        detector,
+        "looks",
+        lambda _image, _min=0.0, tiles=True, keep=None: [Look(clutter, 0.9, plate)],
     )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(clutter, "12345-B-6")]
     monkeypatch.setattr(
-        detector, "looks", lambda _image, _min=0.0, tiles=True: [Look(plate, 0.9, clutter)]
+        detector,
+        "looks",
+        lambda _image, _min=0.0, tiles=True, keep=None: [Look(plate, 0.9, clutter)],
     )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(plate, "12345-B-6")]
@@ -370,6 +374,26 @@ def test_boxes_under_a_minimum_score_get_no_second_look_and_the_others_stay_the_
     assert [look.score < 0.4 for look in every].count(True) >= 1
     assert sure == [look for look in every if look.score >= 0.4] and sure
     assert len(detector_runs) < runs_every
+
+
+def test_boxes_a_caller_does_not_keep_get_no_second_look_and_the_kept_ones_stay_the_same(
+    clip_frames: list[Image], detector_runs: list[DetectorRun]
+) -> None:
+    """The dark-plate pass reads only boxes on a dark ground: the others are dropped before
+    the zooms (they cost model runs and were thrown away after), the kept ones unchanged."""
+    frame = clip_frames[60]  # two plates and one unsure box
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0))
+    every = detector.looks(frame)
+    runs_every = len(detector_runs)
+    leftmost = min(look.first[0] for look in every)
+    detector_runs.clear()
+    kept = detector.looks(frame, keep=lambda box: box[0] == leftmost)
+    assert len(every) >= 2
+    assert kept == [look for look in every if look.first[0] == leftmost] and kept
+    assert len(detector_runs) < runs_every
+    detector_runs.clear()
+    assert detector.looks(frame, keep=lambda box: False) == []
+    assert len(detector_runs) <= 2  # the whole-frame passes only: no zoom
 
 
 def test_the_moroccan_scenes_read_by_eye_are_valid_plates_and_unsure_ones_are_left_out(

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -754,6 +755,28 @@ def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> N
     dark_crop = crop_box(inverted, dark_box)[0]
     assert len(double.crops) == 3
     np.testing.assert_array_equal(double.crops[2], dark_crop)
+
+
+def test_the_dark_pass_does_not_tile_a_large_photo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles find far, small plates; the dark pass looks for near black plates (a black
+    French plate the detector missed): on the held-out photos its tiles found none, for a
+    sixth of a large photo's time, so the inverted photo is seen whole only."""
+    scene = cv2.resize(_dark_plate_scene("7351-B-6", 0), None, fx=3, fy=3)
+    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+    assert isinstance(reader.detector, ModelDetector) and reader.detector.tile_above is not None
+    assert max(scene.shape[:2]) > reader.detector.tile_above
+    tiled: list[int] = []
+    real_tiled_pass = reader.detector._tiled_pass
+    monkeypatch.setattr(
+        reader.detector, "_tiled_pass", lambda image: tiled.append(1) or real_tiled_pass(image)
+    )
+    reader.dark_plates = False
+    reader.read_boxes(scene)
+    assert len(tiled) == 1  # the photo as it is is tiled
+    tiled.clear()
+    reader.dark_plates = True
+    reader.read_boxes(scene)
+    assert len(tiled) == 1  # and the inverted one is not
 
 
 def test_a_dark_plate_crop_is_read_inverted_and_a_light_one_as_it_is(

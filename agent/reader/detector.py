@@ -29,6 +29,7 @@ probability. Limits: plates on a white body without a dark surround, yellow
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -339,12 +340,21 @@ class ModelDetector:
         """
         return [(look.box, look.score) for look in self.looks(image)]
 
-    def looks(self, image: Image, min_score: float = 0.0, *, tiles: bool = True) -> list[Look]:
+    def looks(
+        self,
+        image: Image,
+        min_score: float = 0.0,
+        *,
+        tiles: bool = True,
+        keep: Callable[[Box], bool] | None = None,
+    ) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
         the second look (the same box when it had none). Boxes scoring under ``min_score``
         are dropped before the second look (which keeps each box's score), so a caller
-        that wants only sure boxes pays for no zoom on the others; ``tiles=False`` skips
-        the tiled pass of a large frame (far plates) for a caller looking for near ones."""
+        that wants only sure boxes pays for no zoom on the others; so are the boxes that
+        ``keep`` rejects, for a caller that wants only some kind of box (dark plates);
+        ``tiles=False`` skips the tiled pass of a large frame (far plates) for a caller
+        looking for near ones."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -360,6 +370,8 @@ class ModelDetector:
         found = [f for f in self._whole_frame_passes(image, tiles) if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
+        if keep is not None:
+            found = [(box, score) for box, score in found if keep(box)]
         if not self.zooms:
             return [Look(box, score, box) for box, score in found]
         first = {}
