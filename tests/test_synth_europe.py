@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.reader.plate_text import canonicalize
+from agent.reader.plate_text import canonicalize, is_valid
 from agent.synth.europe import (
     WIDE_COUNTRIES,
     _split,
@@ -161,3 +161,24 @@ def test_the_boxes_labelled_by_eye_are_training_boxes_labelled_once() -> None:
         assert teacher_labels.get(key, row["plate_text"]) == row["plate_text"]  # never two labels
         assert key not in seen
         seen.add(key)
+
+
+def test_the_second_round_of_boxes_labelled_by_eye_labels_only_boxes_left_unlabelled() -> None:
+    """models/hand_labels_2.csv: the Moroccan detection training boxes that neither the
+    teacher nor the first round labelled, read by eye; Moroccan plates of the training split,
+    each box once, none labelled before (so no shipped model saw them)."""
+    models = Path(__file__).resolve().parent.parent / "models"
+    rows = teacher.load(models / "hand_labels_2.csv")
+    assert len(rows) == 184
+    before = {
+        (r["image"], r["x"], r["y"])
+        for r in teacher.load() + teacher.load(models / "hand_labels.csv")
+    }
+    keys = [(r["image"], r["x"], r["y"]) for r in rows]
+    assert len(set(keys)) == len(keys) and not before & set(keys)
+    for row in rows:
+        assert row["dataset"] == "moroccan-plates-detection" and "/train/" in row["image"]
+        assert row["rule"] == "hand" and row["lines"] == "1"
+        assert canonicalize(row["plate_text"]) == (row["plate_text"], "MA")
+        assert is_valid(row["plate_text"], "MA")
+        assert float(row["w"]) > 0 and float(row["h"]) > 0
