@@ -141,6 +141,12 @@ class ReaderConfig(_Section):
     partly; level in the turned photo it is boxed whole and read (agent.reader.pipeline,
     ``TILT_*``, models/detector.md "Tilted plates"). A plate crop read unsure is also
     read turned by 10 degrees each way."""
+    near_plates: bool = False
+    """Also look for a plate filling most of a video frame in the frame shrunk to a third
+    (agent.reader.pipeline, ``NEAR_*``): off, as it costs two more detector runs a frame."""
+    still_near_plates: bool = True
+    """The same for photos: a plate wider than about half the photo (a body camera beside
+    the car) is wider than any the detector learnt and is found only shrunk."""
     rectified_plates: bool = False
     """Read a plate of a video frame again, straightened front on (its paper's four corners
     warped to a rectangle, agent.reader.rectify), when its first read is unsure: off, as

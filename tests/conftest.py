@@ -94,9 +94,9 @@ def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
     letterboxed: list[tuple[int, ...]] = []
     real_letterbox, real_invoke = ModelDetector.letterbox, QuantizedModel.invoke
 
-    def letterbox(self: ModelDetector, image: Any, *args: Any) -> float:
+    def letterbox(self: ModelDetector, image: Any, *args: Any, **kwargs: Any) -> float:
         letterboxed.append(image.shape[:2])
-        return real_letterbox(self, image, *args)
+        return real_letterbox(self, image, *args, **kwargs)
 
     def invoke(self: QuantizedModel, data: Any) -> Any:
         if data.shape[-1] == 3:  # the detector's input; the recogniser's is grey, 1 channel

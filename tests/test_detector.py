@@ -28,6 +28,7 @@ from agent.synth.plates import render_plate
 from agent.synth.scenes import (
     colour_cast,
     far_plate_scene,
+    near_plate_scene,
     night_drive,
     recolour_plate,
     street_scene,
@@ -107,6 +108,24 @@ def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
     assert detector_runs[:2] == [((2160, 3840), False), ((2160, 3840), True)]
     assert len(detector_runs) == 2 + len(tiles)  # tiles in colour only
     assert all(not reused and shape != (2160, 3840) for shape, reused in detector_runs[2:])
+
+
+def test_a_shrunk_look_shows_the_model_the_frame_smaller_and_answers_in_frame_pixels(
+    detector: ModelDetector,
+) -> None:
+    """``shrink``: the frame fills a third of the input's width (the rest is padding), as if
+    it were the corner of a frame three times as large; boxes still come in frame pixels."""
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    scale = detector.letterbox(frame)
+    assert detector.letterbox(frame, shrink=3.0) == pytest.approx(scale / 3)
+    nh, nw = round(480 * scale / 3), round(640 * scale / 3)
+    assert (detector._input[0, :nh, :nw] == 200).all()
+    assert (detector._input[0, nh:] == 0).all() and (detector._input[0, :, nw:] == 0).all()
+    scene, box, _text = near_plate_scene(np.random.default_rng(0), 0.95)
+    assert not any(_iou(look.box, box) >= 0.5 for look in detector.looks(scene))
+    shrunk = detector.looks(scene, shrink=3.0)
+    assert any(_iou(look.box, box) >= 0.5 for look in shrunk)
+    assert all(x >= 0 and y >= 0 and x + w <= 640 and y + h <= 480 for (x, y, w, h), *_ in shrunk)
 
 
 def test_tiling_and_the_grey_pass_can_be_switched_off(detector_runs: list[DetectorRun]) -> None:
@@ -225,9 +244,11 @@ def test_second_look_windows_are_scaled_bilinearly_the_whole_frame_by_area(
     used: list[tuple[tuple[int, ...], int]] = []
     real_letterbox = ModelDetector.letterbox
 
-    def letterbox(self: ModelDetector, image: Image, interpolation: int = cv2.INTER_AREA) -> float:
+    def letterbox(
+        self: ModelDetector, image: Image, interpolation: int = cv2.INTER_AREA, shrink: float = 1
+    ) -> float:
         used.append((image.shape[:2], interpolation))
-        return real_letterbox(self, image, interpolation)
+        return real_letterbox(self, image, interpolation, shrink)
 
     monkeypatch.setattr(ModelDetector, "letterbox", letterbox)
     detector.detect(frame)

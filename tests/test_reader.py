@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import DetectorRun
 
 from agent.config import ReaderConfig
 from agent.errors import FrameError, ModelError
@@ -21,8 +22,9 @@ from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
-from agent.reads import Box, PlateFormat
+from agent.reads import Box, PlateFormat, box_iou
 from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
+from agent.synth.scenes import near_plate_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -633,11 +635,12 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
 
 
 @pytest.mark.parametrize(
-    "option", ["wide_view", "dark_plates", "snap_boxes", "tilted_plates", "rectified_plates"]
+    "option",
+    ["wide_view", "dark_plates", "snap_boxes", "tilted_plates", "rectified_plates", "near_plates"],
 )
 def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
-    """The wider view, the dark pass, snapped boxes, the tilted pass and straightened
-    plates: on for photos (``still_*``), off for video unless the configuration turns
+    """The wider view, the dark pass, snapped boxes, the tilted pass, straightened plates
+    and the near pass: on for photos (``still_*``), off for video unless the configuration turns
     them on."""
     config = ReaderConfig(models_dir=MODELS)
     assert getattr(ModelPlateReader.from_config(config, stills=True), option)
@@ -777,6 +780,68 @@ def test_the_dark_pass_does_not_tile_a_large_photo(monkeypatch: pytest.MonkeyPat
     reader.dark_plates = True
     reader.read_boxes(scene)
     assert len(tiled) == 1  # and the inverted one is not
+
+
+def test_a_plate_filling_most_of_the_photo_is_found_by_the_near_pass(
+    photo_reader: ModelPlateReader,
+) -> None:
+    """A body camera beside the car: a plate 95 % of the photo's width is wider than any
+    the detector learnt and is missed; shown the photo a third of its size, the detector
+    finds it, and it is read in the photo itself."""
+    found = {False: 0, True: 0}
+    try:
+        for seed in range(12):
+            scene, box, text = near_plate_scene(np.random.default_rng(seed), 0.95)
+            plate = tuple(round(v) for v in box)
+            for near in (False, True):
+                photo_reader.near_plates = near
+                found[near] += any(
+                    r.text == canonicalize(text)[0] and box_iou(r.box, plate) >= 0.5
+                    for r in photo_reader.read(scene)
+                )
+    finally:
+        photo_reader.near_plates = True
+    assert found[False] <= 2 and found[True] >= 7, found
+
+
+def test_the_near_pass_changes_no_read_of_a_plate_the_photo_passes_find(
+    photo_reader: ModelPlateReader,
+) -> None:
+    """Plates up to half the photo's width are the whole-frame passes': the near pass adds
+    no box beside them and changes none of their reads."""
+    read_right = 0
+    try:
+        for seed, share in enumerate((0.3, 0.3, 0.5, 0.5)):
+            scene, _box, text = near_plate_scene(np.random.default_rng(seed), share)
+            photo_reader.near_plates = False
+            before = [(r.text, r.box) for r in photo_reader.read_boxes(scene)]
+            photo_reader.near_plates = True
+            assert [(r.text, r.box) for r in photo_reader.read_boxes(scene)] == before
+            read_right += canonicalize(text)[0] in {t for t, _ in before}
+    finally:
+        photo_reader.near_plates = True
+    assert read_right >= 3  # the scenes hold plates the reader reads
+
+
+def test_the_near_pass_costs_two_detector_runs_where_it_finds_nothing(
+    photo_reader: ModelPlateReader, detector_runs: list[DetectorRun]
+) -> None:
+    """The photo shrunk, in colour then grey (the same letterboxed input): no plate found,
+    nothing more."""
+    scene = np.full((480, 640, 3), 120, np.uint8)
+    runs = {}
+    try:
+        for near in (False, True):
+            photo_reader.near_plates = near
+            detector_runs.clear()
+            assert photo_reader.read(scene) == []
+            runs[near] = list(detector_runs)
+    finally:
+        photo_reader.near_plates = True
+    assert len(runs[True]) == len(runs[False]) + 2
+    for reused in (False, True):  # one more colour and one more grey run of the photo
+        count = {near: runs[near].count(((480, 640), reused)) for near in runs}
+        assert count[True] == count[False] + 1, runs
 
 
 def test_a_dark_plate_crop_is_read_inverted_and_a_light_one_as_it_is(

@@ -315,14 +315,18 @@ class ModelDetector:
         self.zooms = zooms
         self.look_boxes = look_boxes
 
-    def letterbox(self, image: Image, interpolation: int = cv2.INTER_AREA) -> float:
+    def letterbox(
+        self, image: Image, interpolation: int = cv2.INTER_AREA, shrink: float = 1.0
+    ) -> float:
         """Write ``image`` scaled into the model input (top-left); returns the scale used.
 
         Area interpolation (default) is how the model was trained; :meth:`_second_look`'s
-        windows use bilinear (:data:`ZOOM_INTERPOLATION`)."""
+        windows use bilinear (:data:`ZOOM_INTERPOLATION`). ``shrink`` > 1 scales the image
+        that much smaller than the input would hold (the rest is padding), as if it were
+        the top-left part of a frame ``shrink`` times as wide and tall."""
         height, width = self.input_size
         fh, fw = image.shape[:2]
-        scale = float(min(width / fw, height / fh))
+        scale = float(min(width / fw, height / fh)) / shrink
         nw, nh = max(1, min(width, round(fw * scale))), max(1, min(height, round(fh * scale)))
         if (nh, nw) != self._last_size:
             self._input[...] = self._pad_value
@@ -347,6 +351,7 @@ class ModelDetector:
         *,
         tiles: bool = True,
         keep: Callable[[Box], bool] | None = None,
+        shrink: float = 1.0,
     ) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
         the second look (the same box when it had none). Boxes scoring under ``min_score``
@@ -354,7 +359,8 @@ class ModelDetector:
         that wants only sure boxes pays for no zoom on the others; so are the boxes that
         ``keep`` rejects, for a caller that wants only some kind of box (dark plates);
         ``tiles=False`` skips the tiled pass of a large frame (far plates) for a caller
-        looking for near ones."""
+        looking for near ones; ``shrink`` > 1 shows the whole-frame passes the image that
+        much smaller (:meth:`letterbox`), for plates too large to be found as they are."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -367,7 +373,7 @@ class ModelDetector:
                 f"detector wants an H x W x 3 uint8 BGR frame, got "
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
-        found = [f for f in self._whole_frame_passes(image, tiles) if f[1] >= min_score]
+        found = [f for f in self._whole_frame_passes(image, tiles, shrink) if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if keep is not None:
@@ -414,13 +420,15 @@ class ModelDetector:
         sx, sy, sw, sh = (round(float(v)) for v in total / weight)
         return (sx, sy, sw, sh)
 
-    def _whole_frame_passes(self, image: Image, tiles: bool = True) -> list[tuple[Box, float]]:
+    def _whole_frame_passes(
+        self, image: Image, tiles: bool = True, shrink: float = 1.0
+    ) -> list[tuple[Box, float]]:
         """The colour pass (the whole frame and, for a large frame, the tiled pass), then
         with ``grey_pass`` the grey one on the same letterboxed frame (its boxes that
         overlap no colour box, IoU <= 0.3: it only adds plates), merged. The grey pass
         reuses the colour pass's input, colours dropped: no second resize of the frame.
         No grey tiles: they doubled a photo's time for no plate found on the held-out sets."""
-        scale = self.letterbox(image)
+        scale = self.letterbox(image, shrink=shrink)
         fw, fh = image.shape[1], image.shape[0]
         colour = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
         grey: list[tuple[Box, float]] = []

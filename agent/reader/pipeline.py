@@ -104,6 +104,16 @@ TILTED_ROW_DEGREES = 5.0
 RECTIFY_MIN_SCORE = 0.4
 """A photo's box read unsure is read straightened (``rectified_plates``) only when the
 detector is this sure of it: the many boxes it is unsure of are mostly no plate."""
+NEAR_SHRINK = 3.0
+"""The near pass (``near_plates``) shows the detector the photo at a third of its size, on
+a black canvas three times as wide and tall: a plate filling most of the photo (a body
+camera beside the car) is wider than any the detector learnt (models/detector.json,
+``max_plate_width``: under half of its input), and is missed as it is."""
+NEAR_MIN_WIDTH = 0.3
+"""... keeping only its boxes at least this share of the photo's width: smaller plates are
+the whole-frame passes' (a third of the size, they are too small to be found here)."""
+NEAR_MIN_SCORE = 0.4
+"""... and that the detector is this sure of (twice the model's threshold)."""
 MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
@@ -386,6 +396,7 @@ class ModelPlateReader:
         snap_boxes: bool = False,
         tilted_plates: bool = False,
         rectified_plates: bool = False,
+        near_plates: bool = False,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -396,6 +407,7 @@ class ModelPlateReader:
         self.snap_boxes = snap_boxes
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
+        self.near_plates = near_plates
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -433,6 +445,7 @@ class ModelPlateReader:
             snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
             rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
+            near_plates=config.still_near_plates if stills else config.near_plates,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -447,6 +460,8 @@ class ModelPlateReader:
             dark = self._dark_plate_reads(frame, found)
             found = [r for r in found if all(box_iou(r.box, d.box) <= SAME_PLATE_IOU for d in dark)]
             found += dark
+        if self.near_plates:
+            found += self._near_plate_reads(frame, found)
         if self.tilted_plates and _may_hide_a_tilted_plate(frame, found):
             found = merge_tilted_reads(found, self._tilted_plate_reads(frame))
         return found
@@ -489,6 +504,27 @@ class ModelPlateReader:
                 out.append(read)
         return out
 
+    def _near_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
+        """Reads of plates too near to be found in the photo as it is: the detector's
+        boxes in the photo shown it :data:`NEAR_SHRINK` times smaller
+        (:data:`NEAR_MIN_SCORE`; no tiles) at least :data:`NEAR_MIN_WIDTH` of its width
+        that overlap no box already found (:data:`SAME_PLATE_IOU`). Other boxes are
+        dropped before the second look: this pass costs two detector runs (colour and
+        grey) on a photo where it finds nothing."""
+        if not isinstance(self.detector, ModelDetector):
+            return []
+        width = frame.shape[1]
+
+        def near(box: Box) -> bool:
+            return box[2] >= NEAR_MIN_WIDTH * width and all(
+                box_iou(box, r.box) <= SAME_PLATE_IOU for r in found
+            )
+
+        looks = self.detector.looks(
+            frame, NEAR_MIN_SCORE, tiles=False, keep=near, shrink=NEAR_SHRINK
+        )
+        return self._read_found(frame, [look for look in looks if near(look.box)])
+
     def _read_looks(
         self,
         frame: Image,
@@ -505,10 +541,13 @@ class ModelPlateReader:
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
+        looks = looks[:MAX_PLATES_PER_FRAME]
+        return self._read_found(frame, [look for look in looks if keep is None or keep(look.box)])
+
+    def _read_found(self, frame: Image, looks: list[Look]) -> list[BoxRead]:
+        """The reads of the detector's ``looks`` in ``frame`` (see :meth:`_read_looks`)."""
         out: list[BoxRead] = []
-        for look in looks[:MAX_PLATES_PER_FRAME]:
-            if keep is not None and not keep(look.box):
-                continue
+        for look in looks:
             read = self._read_box(frame, look.box, look.score)
             if look.first != look.box:
                 # The second look's box is the better box, but the first box's crop (its

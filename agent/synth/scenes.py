@@ -94,6 +94,29 @@ def far_plate_scene(rng: np.random.Generator, *, night: bool) -> tuple[Image, li
     return (night_drive(frame, rng) if night else codec(frame, rng)), boxes
 
 
+def near_plate_scene(
+    rng: np.random.Generator, share: float, size: tuple[int, int] = (640, 480)
+) -> tuple[Image, BoxF, str]:
+    """A body camera beside a car: the plate ``share`` of the ``size`` (width, height) photo's
+    width, on the car's body below a darker band (the bumper's recess), with the codec's
+    artefacts; the plate's box and text. For measuring the near pass, not training."""
+    width, height = size
+    text, two_line = random_training_plate(rng)
+    plate = render_any_plate(text, rng, height=60, two_line=two_line)
+    pw = round(share * width)
+    ph = min(round(plate.shape[0] * pw / plate.shape[1]), height - 20)
+    sized = np.asarray(cv2.resize(plate, (pw, ph), interpolation=cv2.INTER_AREA), np.uint8)
+    body = _BODY_COLOURS[int(rng.integers(len(_BODY_COLOURS)))]
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[...] = body
+    top = int(rng.integers(0, max(1, height // 3)))
+    frame[:top] = tuple(int(v * 0.4) for v in body)
+    x = int(rng.integers(0, width - pw + 1))
+    y = int(rng.integers(top, max(top + 1, height - ph + 1)))
+    frame[y : y + ph, x : x + pw] = sized[: height - y]
+    return codec(frame, rng), (float(x), float(y), float(pw), float(min(ph, height - y))), text
+
+
 def _street(
     rng: np.random.Generator, heights: tuple[int, int, int], *, recolour: bool
 ) -> tuple[Image, list[BoxF], list[str]]:
