@@ -10,7 +10,7 @@ import pytest
 
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
-from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_tilted_reads
+from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_view_reads
 from agent.reader.plate_edges import row_tilt
 from agent.reader.rotation import turned, upright_envelope
 from agent.reads import Box, box_iou
@@ -95,25 +95,25 @@ def test_a_sure_read_of_the_turned_photo_replaces_the_unsure_part_read_of_its_pl
     part = _read((150, 150, 80, 30), "2-H-3", 0.12)  # one line of the tilted plate, inside
     elsewhere = _read((500, 400, 60, 20), "5-B-4", 0.2)
     tilted = _read(TILTED_ENVELOPE, "2734-H-1", 0.84)
-    merged = merge_tilted_reads([part, elsewhere], [tilted])
+    merged = merge_view_reads([part, elsewhere], [tilted])
     assert merged == [elsewhere, tilted]
 
 
 def test_a_sure_read_of_the_photo_is_not_second_guessed() -> None:
     level = _read((120, 140, 160, 40), "1232-W-6", 0.99)
-    merged = merge_tilted_reads([level], [_read(TILTED_ENVELOPE, "12323-W-6", 0.9)])
+    merged = merge_view_reads([level], [_read(TILTED_ENVELOPE, "12323-W-6", 0.9)])
     assert merged == [level]
 
 
 def test_the_same_text_read_turned_keeps_the_photos_read_and_box() -> None:
     level = _read((120, 140, 160, 40), "54306-W-6", 0.6)
-    merged = merge_tilted_reads([level], [_read(TILTED_ENVELOPE, "54306-W-6", 0.95)])
+    merged = merge_view_reads([level], [_read(TILTED_ENVELOPE, "54306-W-6", 0.95)])
     assert merged == [level]
 
 
 def test_an_unsure_read_of_the_turned_photo_does_not_count() -> None:
     part = _read((150, 150, 80, 30), "2-H-3", 0.12)
-    assert merge_tilted_reads([part], [_read(TILTED_ENVELOPE, "2734-H-1", 0.5)]) == [part]
+    assert merge_view_reads([part], [_read(TILTED_ENVELOPE, "2734-H-1", 0.5)]) == [part]
 
 
 def test_a_plate_found_only_turned_is_added_once_with_its_surest_read() -> None:
@@ -121,7 +121,7 @@ def test_a_plate_found_only_turned_is_added_once_with_its_surest_read() -> None:
         _read(TILTED_ENVELOPE, "8808-B-7", 0.9),
         _read((104, 98, 196, 126), "8808-B-7", 0.98),
     ]
-    merged = merge_tilted_reads([], both_ways)
+    merged = merge_view_reads([], both_ways)
     assert merged == [both_ways[1]]
 
 
@@ -184,10 +184,22 @@ def test_a_sure_crop_read_is_not_turned() -> None:
 def test_a_sure_read_that_is_part_of_a_fuller_turned_read_gives_way_and_keeps_its_box() -> None:
     level = _read((120, 140, 160, 40), "816-A-4", 0.99)
     fuller = _read(TILTED_ENVELOPE, "816-A-41", 0.95)
-    (merged,) = merge_tilted_reads([level], [fuller])
+    (merged,) = merge_view_reads([level], [fuller])
     assert (merged.text, merged.box) == ("816-A-41", level.box)
     unknown_fuller = _read(TILTED_ENVELOPE, "8164141", 0.95)  # no known layout: no
-    assert merge_tilted_reads([level], [unknown_fuller]) == [level]
+    assert merge_view_reads([level], [unknown_fuller]) == [level]
+
+
+def test_a_near_plate_read_fuller_in_the_shrunk_photo_replaces_its_part_with_its_box() -> None:
+    """The near pass (``fuller_box``): a near plate boxed by a part in the photo as it is
+    (``63-T-78`` of ``263-T-78``, sure) gives way to the fuller read of the shrunk photo,
+    whose box holds the whole plate."""
+    part = _read((195, 328, 337, 152), "63-T-78", 1.0)
+    whole = _read((89, 344, 463, 121), "263-T-78", 0.95)
+    (merged,) = merge_view_reads([part], [whole], fuller_box=True)
+    assert (merged.text, merged.box) == ("263-T-78", whole.box)
+    same = _read((89, 344, 463, 121), "63-T-78", 0.99)  # the same text: the first read stays
+    assert merge_view_reads([part], [same], fuller_box=True) == [part]
 
 
 @pytest.mark.parametrize("degrees", [-12.0, -6.0, 6.0, 12.0])

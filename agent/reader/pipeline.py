@@ -23,9 +23,10 @@ wider view (``wide_view``) and, for plates with light characters on a dark groun
 inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
 is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
-read unsure by 10 (``tilted_plates``, :func:`merge_tilted_reads`); a crop or a box read
+read unsure by 10 (``tilted_plates``, :func:`merge_view_reads`); a crop or a box read
 unsure is also read with its plate warped front on (``rectified_plates``,
-:func:`~agent.reader.rectify.rectified`).
+:func:`~agent.reader.rectify.rectified`). Photos are also shown to the detector three
+times smaller, for a plate filling most of them (``near_plates``).
 """
 
 from __future__ import annotations
@@ -319,35 +320,40 @@ def _same_region(box: Box, envelope: Box) -> bool:
     return ex <= x + w / 2 <= ex + ew and ey <= y + h / 2 <= ey + eh
 
 
-def merge_tilted_reads(found: list[BoxRead], tilted: list[BoxRead]) -> list[BoxRead]:
-    """``found`` with the reads of the turned photo (boxes as upright envelopes in the
-    photo) that count: each text once (its surest read), surest first. A read counts
-    where it is a sure plate (:data:`SURE_READ`) and no read of the same region reads the
-    same text or was already taken from the turned photo. Where the region's reads are
-    unsure, it replaces them when :func:`~agent.reader.recogniser.pick_read` prefers it
-    (a tilted plate read level is often a part of it, read unsure). A sure read of the
-    region is replaced only by a fuller read that holds it (:func:`_part_of`: ``816-A-4``
-    by ``816-A-41``), which keeps the sure read's box (the plate is level enough for it)."""
+def merge_view_reads(
+    found: list[BoxRead], other: list[BoxRead], *, fuller_box: bool = False
+) -> list[BoxRead]:
+    """``found`` with the reads of another view of the photo (turned: boxes as upright
+    envelopes in the photo; shrunk, for near plates) that count: each text once (its
+    surest read), surest first. A read counts where it is a sure plate
+    (:data:`SURE_READ`) and no read of the same region reads the same text or was already
+    taken from the other view. Where the region's reads are unsure, it replaces them when
+    :func:`~agent.reader.recogniser.pick_read` prefers it (a tilted plate read level is
+    often a part of it, read unsure). A sure read of the region is replaced only by a
+    fuller read that holds it (:func:`_part_of`: ``816-A-4`` by ``816-A-41``), which
+    keeps the sure read's box (a tilted plate is level enough for it), or with
+    ``fuller_box`` takes the fuller read's (a near plate's box was a part of it)."""
     best: dict[str, BoxRead] = {}
-    for read in tilted:
+    for read in other:
         if _sure(read) and (read.text not in best or best[read.text].confidence < read.confidence):
             best[read.text] = read
     kept = list(found)
     added: list[BoxRead] = []
-    for turned_read in sorted(best.values(), key=lambda r: r.confidence, reverse=True):
-        rivals = [r for r in kept + added if _same_region(r.box, turned_read.box)]
-        if any(r in added or r.text == turned_read.text for r in rivals):
+    for other_read in sorted(best.values(), key=lambda r: r.confidence, reverse=True):
+        rivals = [r for r in kept + added if _same_region(r.box, other_read.box)]
+        if any(r in added or r.text == other_read.text for r in rivals):
             continue
         sure = [r for r in rivals if _sure(r)]
-        box = turned_read.box
+        box = other_read.box
         if sure:
-            if not all(_part_of(r, turned_read) for r in sure):
+            if not all(_part_of(r, other_read) for r in sure):
                 continue
-            box = max(sure, key=lambda r: r.confidence).box
-        elif pick_read([(turned_read.text, turned_read.confidence), *_texts(rivals)]):
+            if not fuller_box:
+                box = max(sure, key=lambda r: r.confidence).box
+        elif pick_read([(other_read.text, other_read.confidence), *_texts(rivals)]):
             continue
         kept = [r for r in kept if r not in rivals]
-        added.append(replace(turned_read, box=box))
+        added.append(replace(other_read, box=box))
     return kept + added
 
 
@@ -451,9 +457,10 @@ class ModelPlateReader:
     def read_boxes(self, image: Image) -> list[BoxRead]:
         """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read;
         with ``dark_plates``, also the plates with light characters on a dark ground
-        (:meth:`_dark_plate_reads`); with ``tilted_plates``, for a photo whose boxes may hide
-        a tilted plate, the reads of the photo turned (:meth:`_tilted_plate_reads`) that
-        :func:`merge_tilted_reads` keeps."""
+        (:meth:`_dark_plate_reads`); with ``near_plates``, the reads of the photo shrunk
+        (:meth:`_near_plate_reads`) that :func:`merge_view_reads` keeps (with their boxes);
+        with ``tilted_plates``, for a photo whose boxes may hide a tilted plate, the reads of
+        the photo turned (:meth:`_tilted_plate_reads`) that it keeps."""
         frame = check_frame(image)
         found = self._read_looks(frame)
         if self.dark_plates:
@@ -461,9 +468,9 @@ class ModelPlateReader:
             found = [r for r in found if all(box_iou(r.box, d.box) <= SAME_PLATE_IOU for d in dark)]
             found += dark
         if self.near_plates:
-            found += self._near_plate_reads(frame, found)
+            found = merge_view_reads(found, self._near_plate_reads(frame), fuller_box=True)
         if self.tilted_plates and _may_hide_a_tilted_plate(frame, found):
-            found = merge_tilted_reads(found, self._tilted_plate_reads(frame))
+            found = merge_view_reads(found, self._tilted_plate_reads(frame))
         return found
 
     def _tilted_plate_reads(self, frame: Image) -> list[BoxRead]:
@@ -504,21 +511,18 @@ class ModelPlateReader:
                 out.append(read)
         return out
 
-    def _near_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
-        """Reads of plates too near to be found in the photo as it is: the detector's
+    def _near_plate_reads(self, frame: Image) -> list[BoxRead]:
+        """Reads of plates too near to be found whole in the photo as it is: the detector's
         boxes in the photo shown it :data:`NEAR_SHRINK` times smaller
-        (:data:`NEAR_MIN_SCORE`; no tiles) at least :data:`NEAR_MIN_WIDTH` of its width
-        that overlap no box already found (:data:`SAME_PLATE_IOU`). Other boxes are
-        dropped before the second look: this pass costs two detector runs (colour and
-        grey) on a photo where it finds nothing."""
+        (:data:`NEAR_MIN_SCORE`; no tiles) at least :data:`NEAR_MIN_WIDTH` of its width,
+        read in the photo itself. Other boxes are dropped before the second look: this pass
+        costs two detector runs (colour and grey) on a photo where it finds none."""
         if not isinstance(self.detector, ModelDetector):
             return []
-        width = frame.shape[1]
+        min_width = NEAR_MIN_WIDTH * int(frame.shape[1])
 
         def near(box: Box) -> bool:
-            return box[2] >= NEAR_MIN_WIDTH * width and all(
-                box_iou(box, r.box) <= SAME_PLATE_IOU for r in found
-            )
+            return box[2] >= min_width
 
         looks = self.detector.looks(
             frame, NEAR_MIN_SCORE, tiles=False, keep=near, shrink=NEAR_SHRINK
