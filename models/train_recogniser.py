@@ -74,6 +74,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand": False,
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
+        "hand_2": False,
     },
     "4.0": {
         "version": "4.0.0",
@@ -88,6 +89,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand": False,
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
+        "hand_2": False,
     },
     "4.1": {
         "version": "4.1.0",
@@ -102,6 +104,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand": False,
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
+        "hand_2": False,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
@@ -121,6 +124,8 @@ trade (models/recogniser.md). ``4.4`` is 4.3 without the boxes labelled by eye t
 one-line plates narrower than 2:1 (``hand_min_aspect``: mostly tilted plates, whose
 upright box holds much background); it builds the ensemble's second member 4.4.0
 (``--name recogniser_2 --seed 20261128 --epochs 5``, as the Makefile runs it).
+``4.5`` (a candidate for the second member) is 4.4 plus the 184 boxes of
+models/hand_labels_2.csv (``hand_2``), after those of models/hand_labels.csv.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -140,6 +145,11 @@ RECIPES["4.4"] = {
     **RECIPES["4.3"],
     "version": "4.4.0",
     "hand_min_aspect": 2.0,
+}
+RECIPES["4.5"] = {
+    **RECIPES["4.4"],
+    "version": "4.5.0",
+    "hand_2": True,
 }
 DEFAULT_RECIPE = "4.0"
 INPUT_H, INPUT_W = 32, 128
@@ -350,7 +360,7 @@ GLYPHS: dict[int, list[remix.Glyph]] = {}
 
 def no_real_sets() -> dict[str, list[RealCrop]]:
     """The real sets, all empty: the kinds :func:`real_sets` fills."""
-    return {"ma": [], "fr": [], "pseudo": [], "hand": []}
+    return {"ma": [], "fr": [], "pseudo": [], "hand": [], "hand_2": []}
 
 
 def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
@@ -384,6 +394,7 @@ def real_sets(datasets: Path) -> dict[str, list[RealCrop]]:
         out["fr"].append((around, row.text, row.validation, 1, (x - x0, y - y0, w, h)))
     out["pseudo"] = box_label_crops(datasets, teacher.load())
     out["hand"] = box_label_crops(datasets, teacher.load(HAND_LABELS))
+    out["hand_2"] = box_label_crops(datasets, teacher.load(HAND_LABELS_2))
     return out
 
 
@@ -400,6 +411,9 @@ HAND_LABELS = Path(__file__).resolve().parent / "hand_labels.csv"
 """Boxes labelled by eye (models/README.md): of ``moroccan-plates-detection`` (split
 ``train``) and of the training ride of ``romania-dashcam`` that the teacher's rules of
 models/teacher.py left out. Same columns as models/pseudo_labels.csv, rule ``hand``."""
+HAND_LABELS_2 = HAND_LABELS.with_name("hand_labels_2.csv")
+"""The ``moroccan-plates-detection`` training boxes neither the teacher nor
+:data:`HAND_LABELS` labelled, read by eye later (recipe 4.5, ``hand_2``)."""
 
 
 def box_label_crops(datasets: Path, rows: list[dict[str, str]]) -> list[RealCrop]:
@@ -456,10 +470,16 @@ def _box_label_sets(
         out.append(box_label_copies(real["pseudo"], share, rng, clean_share))
         print(f"pseudo-labelled copies: {len(out[-1][0])}", flush=True)
     if args.hand and (args.hand_finetune or not finetune):
-        wide = _wide_enough(real["hand"], args.hand_min_aspect)
+        wide = _wide_enough(_hand_crops(args, real), args.hand_min_aspect)
         out.append(box_label_copies(wide, share, rng, clean_share))
         print(f"copies of boxes labelled by eye: {len(out[-1][0])}", flush=True)
     return out
+
+
+def _hand_crops(args: argparse.Namespace, real: dict[str, list[RealCrop]]) -> list[RealCrop]:
+    """The crops labelled by eye a recipe trains on: those of models/hand_labels.csv, then
+    with ``hand_2`` those of models/hand_labels_2.csv."""
+    return real["hand"] + (real["hand_2"] if args.hand_2 else [])
 
 
 def _wide_enough(crops: list[RealCrop], min_aspect: float) -> list[RealCrop]:
@@ -925,6 +945,7 @@ def main(argv: list[str] | None = None) -> int:
         hand=recipe["hand"],
         hand_finetune=recipe["hand_finetune"],
         hand_min_aspect=recipe["hand_min_aspect"],
+        hand_2=recipe["hand_2"],
         version=recipe["version"],
     )
     parser.add_argument(
@@ -982,7 +1003,18 @@ def main(argv: list[str] | None = None) -> int:
                 "sets": sorted({row["dataset"] for row in teacher.load(HAND_LABELS)}),
                 "stages": [1, 2] if args.hand_finetune else [1],
                 "min_aspect_one_line": args.hand_min_aspect,
-                "rows_trained": len(_wide_enough(real["hand"], args.hand_min_aspect)),
+                "rows_trained": len(_wide_enough(_hand_crops(args, real), args.hand_min_aspect)),
+                **(
+                    {
+                        "more": {
+                            "file": "models/hand_labels_2.csv",
+                            "sha256": hashlib.sha256(HAND_LABELS_2.read_bytes()).hexdigest(),
+                            "rows": len(real["hand_2"]),
+                        }
+                    }
+                    if args.hand_2
+                    else {}
+                ),
             }
             if use_real and args.hand and HAND_LABELS.is_file()
             else None

@@ -44,3 +44,21 @@ def test_metadata_is_written_beside_the_model_as_readable_utf8(tmp_path: Path) -
     text = (tmp_path / "m.json").read_text(encoding="utf-8")
     assert "\u0628" in text  # not escaped: the charset stays readable
     assert json.loads(text) == {"charset": "09\u0628", "version": "1.0.0"}
+
+
+def test_recipe_4_5_is_4_4_plus_the_second_round_of_boxes_labelled_by_eye() -> None:
+    """The 4.5 candidate changes one thing from the shipped second member's recipe: it also
+    trains on models/hand_labels_2.csv, after models/hand_labels.csv (as one file would)."""
+    import argparse
+
+    import train_recogniser as tr
+
+    four_four, four_five = tr.RECIPES["4.4"], tr.RECIPES["4.5"]
+    assert {k for k in four_five if four_five[k] != four_four[k]} == {"version", "hand_2"}
+    assert not four_four["hand_2"] and four_five["hand_2"]
+    assert tr.HAND_LABELS_2.is_file()
+    real = tr.no_real_sets()
+    real["hand"], real["hand_2"] = ["first"], ["second"]  # type: ignore[list-item]
+    with_2, without = argparse.Namespace(hand_2=True), argparse.Namespace(hand_2=False)
+    assert tr._hand_crops(with_2, real) == ["first", "second"]
+    assert tr._hand_crops(without, real) == ["first"]
