@@ -524,10 +524,7 @@ class ModelPlateReader:
         def near(box: Box) -> bool:
             return box[2] >= min_width
 
-        looks = self.detector.looks(
-            frame, NEAR_MIN_SCORE, tiles=False, keep=near, shrink=NEAR_SHRINK
-        )
-        return self._read_found(frame, [look for look in looks if near(look.box)])
+        return self._read_looks(frame, NEAR_MIN_SCORE, keep=near, tiles=False, shrink=NEAR_SHRINK)
 
     def _read_looks(
         self,
@@ -536,22 +533,22 @@ class ModelPlateReader:
         keep: Callable[[Box], bool] | None = None,
         *,
         tiles: bool = True,
+        shrink: float = 1.0,
     ) -> list[BoxRead]:
         """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
         (see :meth:`read_boxes`); with ``keep``, only the boxes it accepts are read (the
-        others cost no recogniser run); ``tiles=False``: no tiled pass of a large frame."""
+        others cost no recogniser run); ``tiles=False``: no tiled pass of a large frame;
+        ``shrink``: the model detector's whole-frame passes see the frame that much
+        smaller (:meth:`~agent.reader.detector.ModelDetector.looks`)."""
         if isinstance(self.detector, ModelDetector):
-            looks = self.detector.looks(frame, min_score, tiles=tiles, keep=keep)
+            looks = self.detector.looks(frame, min_score, tiles=tiles, keep=keep, shrink=shrink)
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
-        looks = looks[:MAX_PLATES_PER_FRAME]
-        return self._read_found(frame, [look for look in looks if keep is None or keep(look.box)])
-
-    def _read_found(self, frame: Image, looks: list[Look]) -> list[BoxRead]:
-        """The reads of the detector's ``looks`` in ``frame`` (see :meth:`_read_looks`)."""
         out: list[BoxRead] = []
-        for look in looks:
+        for look in looks[:MAX_PLATES_PER_FRAME]:
+            if keep is not None and not keep(look.box):
+                continue
             read = self._read_box(frame, look.box, look.score)
             if look.first != look.box:
                 # The second look's box is the better box, but the first box's crop (its
