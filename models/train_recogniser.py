@@ -75,6 +75,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
         "hand_2": False,
+        "rare_letters": 0.0,
     },
     "4.0": {
         "version": "4.0.0",
@@ -90,6 +91,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
         "hand_2": False,
+        "rare_letters": 0.0,
     },
     "4.1": {
         "version": "4.1.0",
@@ -105,6 +107,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "hand_finetune": False,
         "hand_min_aspect": 0.0,
         "hand_2": False,
+        "rare_letters": 0.0,
     },
 }
 """What ``--recipe`` sets (each value can still be overridden by its own option). ``4.0``
@@ -126,6 +129,10 @@ upright box holds much background); it builds the ensemble's second member 4.4.0
 (``--name recogniser_2 --seed 20261128 --epochs 5``, as the Makefile runs it).
 ``4.5`` (a candidate for the second member) is 4.4 plus the 184 boxes of
 models/hand_labels_2.csv (``hand_2``), after those of models/hand_labels.csv.
+``4.6`` (a candidate for the second member) is 4.4 with a fifth of the European plates'
+letters swapped for ``I``, ``O``, ``Q`` or ``U`` (``rare_letters``,
+agent.synth.europe.with_rare_letters), drawn from their own stream so that every other
+strip is 4.4's: the shipped members drop a square plate's ``I`` and read ``U`` as ``0``.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -151,7 +158,14 @@ RECIPES["4.5"] = {
     "version": "4.5.0",
     "hand_2": True,
 }
+RECIPES["4.6"] = {
+    **RECIPES["4.4"],
+    "version": "4.6.0",
+    "rare_letters": 0.2,
+}
 DEFAULT_RECIPE = "4.0"
+RARE_LETTERS_STREAM = 7
+"""Appended to a chunk's seed for the rare-letter draws (recipe 4.6)."""
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
@@ -225,24 +239,33 @@ def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
 
 
 def _synthetic_chunk(
-    recipe: str, wide_share: float, spread_share: float, job: tuple[int, list[int]]
+    recipe: str,
+    wide_share: float,
+    spread_share: float,
+    rare_letters: float,
+    job: tuple[int, list[int]],
 ) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
     Recipe ``field``: every strip field-like; ``mixed`` (the fine-tune's): two thirds
     from the clean renderer, one third field-like. ``wide_share`` of the strips (none
     when 0: no draw is made) are agent.synth.europe plates, field-like, ``spread_share``
-    of their square ones spread over the line.
+    of their square ones spread over the line, ``rare_letters`` of their letters swapped
+    for rare ones (drawn from a stream of their own: the other strips stay the same).
     """
     n, seed = job
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
+    letters_rng = np.random.default_rng([*seed, RARE_LETTERS_STREAM])
     images = np.empty((n, INPUT_H, INPUT_W), np.uint8)
     tokens: list[str] = []
     texts: list[str] = []
     for i in range(n):
         if wide_share > 0 and rng.random() < wide_share:
             text, country, two_line, groups = europe.random_wide_plate(rng)
+            if rare_letters > 0 and country != "FR":
+                groups = europe.with_rare_letters(groups, letters_rng, rare_letters)
+                text = canonicalize(europe.training_label(groups))[0]
             images[i] = europe.wide_field_crop(
                 country,
                 groups,
@@ -273,10 +296,11 @@ def synthetic_set(
     wide_share: float = 0.0,
     *,
     spread_share: float = 0.0,
+    rare_letters: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
-    render = functools.partial(_synthetic_chunk, recipe, wide_share, spread_share)
+    render = functools.partial(_synthetic_chunk, recipe, wide_share, spread_share, rare_letters)
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
         return np.empty((0, INPUT_H, INPUT_W), np.uint8), [], []
@@ -573,6 +597,7 @@ def make_training_set(
         args.workers,
         wide_share=args.wide_share,
         spread_share=args.spread_share,
+        rare_letters=args.rare_letters,
     )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
@@ -609,6 +634,7 @@ def make_finetune_set(
         "mixed",
         args.wide_share,
         spread_share=args.spread_share,
+        rare_letters=args.rare_letters,
     )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
@@ -946,6 +972,7 @@ def main(argv: list[str] | None = None) -> int:
         hand_finetune=recipe["hand_finetune"],
         hand_min_aspect=recipe["hand_min_aspect"],
         hand_2=recipe["hand_2"],
+        rare_letters=recipe["rare_letters"],
         version=recipe["version"],
     )
     parser.add_argument(
@@ -1019,6 +1046,7 @@ def main(argv: list[str] | None = None) -> int:
             if use_real and args.hand and HAND_LABELS.is_file()
             else None
         ),
+        **({"rare_letters": args.rare_letters} if args.rare_letters else {}),
     }
     scaffold.write_meta(tflite, meta)
     metrics = evaluate(tflite, real, args.eval_size, args.seed + 1000, args.workers)

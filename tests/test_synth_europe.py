@@ -10,17 +10,38 @@ import pytest
 
 from agent.reader.plate_text import canonicalize, is_valid
 from agent.synth.europe import (
+    RARE_LETTERS,
     WIDE_COUNTRIES,
     _split,
     random_wide_plate,
     render_wide_plate,
     training_label,
     wide_field_crop,
+    with_rare_letters,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import teacher  # a training-time module (models/ is no package)
+
+
+def test_rare_letters_replace_letters_only_and_as_often_as_asked() -> None:
+    """Recipe 4.6 shows the recogniser I, O, Q and U on European plates: a share of the
+    letters is swapped, digits and group boundaries stay."""
+    rng = np.random.default_rng(3)
+    groups = ["BA", "215", "AKZ"]
+    assert with_rare_letters(groups, rng, 0.0) == groups
+    every = with_rare_letters(groups, rng, 1.0)
+    assert [len(g) for g in every] == [2, 3, 3] and every[1] == "215"
+    assert all(ch in RARE_LETTERS for ch in every[0] + every[2])
+    swapped = total = 0
+    for _ in range(400):
+        out = with_rare_letters(groups, rng, 0.2)
+        assert out[1] == "215"
+        for before, after in zip("BAAKZ", out[0] + out[2], strict=True):
+            total += 1
+            swapped += before != after
+    assert 0.15 < swapped / total < 0.25  # a fifth of them
 
 
 def test_every_drawn_plate_has_its_canonical_text_and_a_compact_label() -> None:

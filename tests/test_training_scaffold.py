@@ -62,3 +62,27 @@ def test_recipe_4_5_is_4_4_plus_the_second_round_of_boxes_labelled_by_eye() -> N
     with_2, without = argparse.Namespace(hand_2=True), argparse.Namespace(hand_2=False)
     assert tr._hand_crops(with_2, real) == ["first", "second"]
     assert tr._hand_crops(without, real) == ["first"]
+
+
+def test_recipe_4_6_is_4_4_with_rare_letters_on_the_european_plates_only() -> None:
+    """The 4.6 candidate changes one thing from the shipped second member's recipe, and its
+    draws come from their own stream: every strip but the European plates' is 4.4's."""
+    import numpy as np
+    import train_recogniser as tr
+
+    four_four, four_six = tr.RECIPES["4.4"], tr.RECIPES["4.6"]
+    assert {k for k in four_six if four_six[k] != four_four[k]} == {"version", "rare_letters"}
+    assert four_four["rare_letters"] == 0.0 < four_six["rare_letters"]
+    job = (120, [20261128, 4])
+    before = tr._synthetic_chunk("field", 0.15, 0.0, 0.0, job)
+    after = tr._synthetic_chunk("field", 0.15, 0.0, 0.2, job)
+    changed = [i for i in range(120) if before[1][i] != after[1][i]]
+    assert changed  # some European plates got rare letters
+    assert any(ch in "IOQU" for i in changed for ch in after[1][i])
+    for i in range(120):
+        if i not in changed:
+            assert np.array_equal(before[0][i], after[0][i])
+        else:  # same plate shape: only letters differ
+            assert len(before[1][i]) == len(after[1][i])
+            pairs = zip(before[1][i], after[1][i], strict=True)
+            assert all(a == b or b in "IOQU" for a, b in pairs)

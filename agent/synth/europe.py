@@ -12,6 +12,8 @@ agent.reader.pipeline). This module draws them for training:
   any of them (text split into two lines at a letter/digit boundary), or a
   French FNI plate in one of its three colours (white front, yellow rear, black
   classic with silver characters), one- or two-line;
+- :func:`with_rare_letters`: the same plate with some letters swapped for ``I``, ``O``,
+  ``Q`` or ``U``, which the drawn layouts (and the Moroccan and SIV plates) hardly hold;
 - :func:`render_wide_plate`: the plate drawn (BGR);
 - :func:`wide_field_crop`: the recogniser's gray training strip, two-line
   plates as :func:`agent.reader.layout.two_line_composite`.
@@ -164,6 +166,26 @@ def random_wide_plate(rng: np.random.Generator) -> tuple[str, str, bool, list[st
     return text, country, two_line, groups
 
 
+RARE_LETTERS: Final = "IOQU"
+"""Letters the training plates hardly hold: :data:`_L` and the SIV series leave out ``I``,
+``O`` and ``Q``, Moroccan plates have no Latin letter. Real European plates print them
+(``BIA KY73``, ``VI 820``, ``TOYDR``), and a recogniser that never saw them drops the bare
+stroke of an ``I`` as it drops a plate's divider, and reads ``U`` as ``0``."""
+
+
+def with_rare_letters(groups: list[str], rng: np.random.Generator, share: float) -> list[str]:
+    """``groups`` with each Latin letter swapped, with chance ``share``, for one of
+    :data:`RARE_LETTERS` (two draws per letter, none for digits)."""
+    out = []
+    for group in groups:
+        chars = list(group)
+        for i, ch in enumerate(chars):
+            if "A" <= ch <= "Z" and rng.random() < share:
+                chars[i] = RARE_LETTERS[int(rng.integers(len(RARE_LETTERS)))]
+        out.append("".join(chars))
+    return out
+
+
 def _split(groups: list[str]) -> tuple[str, str]:
     """Top and bottom lines of a two-line plate: the groups cut nearest the middle."""
     total = sum(len(g) for g in groups)
@@ -293,10 +315,12 @@ def training_label(groups: list[str]) -> str:
 
 
 __all__ = [
+    "RARE_LETTERS",
     "WIDE_COUNTRIES",
     "random_wide_plate",
     "render_wide_plate",
     "training_label",
     "wide_field_crop",
     "wide_field_plate_crop",
+    "with_rare_letters",
 ]
