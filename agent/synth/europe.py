@@ -175,7 +175,7 @@ stroke of an ``I`` as it drops a plate's divider, and reads ``U`` as ``0``."""
 
 def with_rare_letters(groups: list[str], rng: np.random.Generator, share: float) -> list[str]:
     """``groups`` with each Latin letter swapped, with chance ``share``, for one of
-    :data:`RARE_LETTERS` (two draws per letter, none for digits)."""
+    :data:`RARE_LETTERS` (one draw per letter, a second when it is swapped; none for digits)."""
     out = []
     for group in groups:
         chars = list(group)
