@@ -167,10 +167,11 @@ def random_wide_plate(rng: np.random.Generator) -> tuple[str, str, bool, list[st
 
 
 RARE_LETTERS: Final = "IOQU"
-"""Letters the training plates hardly hold: :data:`_L` and the SIV series leave out ``I``,
-``O`` and ``Q``, Moroccan plates have no Latin letter. Real European plates print them
-(``BIA KY73``, ``VI 820``, ``TOYDR``), and a recogniser that never saw them drops the bare
-stroke of an ``I`` as it drops a plate's divider, and reads ``U`` as ``0``."""
+"""Letters the training plates hardly hold: :data:`_L` leaves out ``I``, ``O`` and ``Q``,
+the SIV series ``I``, ``O`` and ``U``, Moroccan plates have no Latin letter. Real European
+plates print them (``BIA KY73``, ``VI 820``, ``TOYDR``), and a recogniser that never saw
+them drops the bare stroke of an ``I`` as it drops a plate's divider, and reads ``U`` as
+``0``."""
 
 
 def with_rare_letters(groups: list[str], rng: np.random.Generator, share: float) -> list[str]:
