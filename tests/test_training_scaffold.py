@@ -86,3 +86,21 @@ def test_recipe_4_6_is_4_4_with_rare_letters_on_the_european_plates_only() -> No
             assert len(before[1][i]) == len(after[1][i])
             pairs = zip(before[1][i], after[1][i], strict=True)
             assert all(a == b or b in "IOQU" for a, b in pairs)
+
+
+def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:
+    """The 4.7 and 4.8 candidates keep their base recipes' data and budget; only the
+    model's blocks, head and context differ, and every other recipe keeps the shipped
+    shape (so ``make models`` rebuilds the shipped files)."""
+    import train_recogniser as tr
+
+    shape = {"body", "head", "context"}
+    for name, base in (("4.7", "4.4"), ("4.8", "4.0")):
+        changed = {
+            k for k in tr.RECIPES[name] if tr.RECIPES[name].get(k) != tr.RECIPES[base].get(k)
+        }
+        assert changed - {"version"} <= shape and changed & shape
+        assert sum(pooled for _, pooled in tr.RECIPES[name]["body"]) == 4
+    for name in ("3.1", "4.0", "4.4"):
+        assert not shape & set(tr.RECIPES[name])
+    assert sum(pooled for _, pooled in tr.SHIPPED_BODY) == 4
