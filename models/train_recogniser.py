@@ -137,7 +137,12 @@ strip is 4.4's: the shipped members drop a square plate's ``I`` and read ``U`` a
 second, dilated convolution along the line (``body``, ``head``, ``context``: three times
 the parameters). ``4.8`` (a candidate for reading video frames) is 4.0 with a model of
 two fifths the parameters and a third of the multiply-adds: one 3x3 block fewer and
-narrower ones, for the 1 ms per plate budget on CPUs without AVX-512.
+narrower ones, for the 1 ms per plate budget on CPUs without AVX-512. ``4.9`` (a
+candidate too) is 4.8 taught by the shipped first member as well (``distil``: the file
+in ``models/`` the build has just written): each step's loss adds the cross-entropy of
+its per-step character distribution against the teacher's (:func:`teacher_probs`,
+``distil_weight``), so the small model learns where the large one is unsure too. One
+teacher: two CTC models peak at different steps, and their mean spells neither read.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -180,6 +185,12 @@ RECIPES["4.8"] = {
     "version": "4.8.0",
     "body": ((16, True), (32, True), (40, True), (64, True)),
     "head": 96,
+}
+RECIPES["4.9"] = {
+    **RECIPES["4.8"],
+    "version": "4.9.0",
+    "distil": ("recogniser.tflite",),
+    "distil_weight": 1.0,
 }
 DEFAULT_RECIPE = "4.0"
 RARE_LETTERS_STREAM = 7
@@ -712,6 +723,22 @@ def build_model(
     return keras.Model(inp, out)
 
 
+def teacher_probs(x: Array, files: list[Path]) -> Array:
+    """The mean per-step softmax of the int8 ``files`` (shipped recognisers) on the crops
+    ``x`` (N x 32 x 128 uint8), as float16 (N x TIME_STEPS x classes): the targets a
+    distilled recipe's student also learns (``distil``)."""
+    from agent.reader.backend import QuantizedModel
+
+    total = np.zeros((len(x), TIME_STEPS, len(CHARSET) + 1), np.float32)
+    for path in files:
+        model = QuantizedModel(path)
+        for i in range(len(x)):
+            logits = model.invoke(x[i][None, :, :, None])[0]
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            total[i] += e / e.sum(axis=1, keepdims=True)
+    return (total / len(files)).astype(np.float16)
+
+
 def train(
     args: argparse.Namespace,
     work: Path,
@@ -721,8 +748,11 @@ def train(
     epochs: int,
     lr: float,
     stage: str,
+    soft: Array | None = None,
 ) -> Any:
-    """Train ``model`` (a new one if None) on ``data`` with a cosine-decayed Adam; saves it."""
+    """Train ``model`` (a new one if None) on ``data`` with a cosine-decayed Adam; saves it.
+    With ``soft`` (:func:`teacher_probs` of ``data``'s crops) each crop's loss adds
+    ``args.distil_weight`` times the summed per-step cross-entropy against them."""
     import keras
     import tensorflow as tf
 
@@ -736,7 +766,9 @@ def train(
     optimizer = keras.optimizers.Adam(schedule)
     time_steps = TIME_STEPS
 
-    def train_step(images: Any, labels: Any, lengths: Any) -> Any:
+    distil_weight = float(getattr(args, "distil_weight", 0.0))
+
+    def train_step(images: Any, labels: Any, lengths: Any, targets: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             loss = tf.nn.ctc_loss(
@@ -747,6 +779,9 @@ def train(
                 logits_time_major=False,
                 blank_index=0,
             )
+            if soft is not None:
+                cross = -tf.reduce_sum(targets * tf.nn.log_softmax(logits, axis=-1), axis=[1, 2])
+                loss += distil_weight * cross
             loss = tf.reduce_mean(loss)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -761,7 +796,10 @@ def train(
             idx = order[b * args.batch : (b + 1) * args.batch]
             images = tf.convert_to_tensor(x[idx, :, :, None].astype(np.float32))
             labels, lengths = tf.convert_to_tensor(y[idx]), tf.convert_to_tensor(ylen[idx])
-            losses.append(float(step(images, labels, lengths)))
+            targets = tf.convert_to_tensor(
+                soft[idx].astype(np.float32) if soft is not None else np.zeros(1, np.float32)
+            )
+            losses.append(float(step(images, labels, lengths, targets)))
         print(
             f"{stage} epoch {epoch + 1}/{epochs} loss {np.mean(losses):.3f} "
             f"({time.perf_counter() - t1:.0f} s)",
@@ -957,7 +995,15 @@ def fit(
     else:
         data = make_training_set(args, real)
         print(f"built {len(data[0])} crops in {time.perf_counter() - t0:.0f} s", flush=True)
-        model = train(args, work, data, epochs=args.epochs, lr=args.lr, stage="stage 1")
+        model = train(
+            args,
+            work,
+            data,
+            epochs=args.epochs,
+            lr=args.lr,
+            stage="stage 1",
+            soft=_soft_targets(args, data[0]),
+        )
     fine = make_finetune_set(args, real)
     if args.finetune_epochs > 0 and not args.convert_only:
         model = train(
@@ -968,6 +1014,7 @@ def fit(
             epochs=args.finetune_epochs,
             lr=args.finetune_lr,
             stage="stage 2",
+            soft=_soft_targets(args, fine[0]),
         )
     calib = fine[0][
         np.random.default_rng(args.seed + 7).choice(
@@ -976,6 +1023,16 @@ def fit(
     ]
     convert(model, tflite, calib, work)
     print(f"trained and converted in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _soft_targets(args: argparse.Namespace, x: Array) -> Array | None:
+    """:func:`teacher_probs` of ``x`` by the recipe's ``distil`` files, or None."""
+    if not args.distil:
+        return None
+    t0 = time.perf_counter()
+    soft = teacher_probs(x, [Path(__file__).resolve().parent / name for name in args.distil])
+    print(f"teacher targets for {len(x)} crops in {time.perf_counter() - t0:.0f} s", flush=True)
+    return soft
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1014,6 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
         body=recipe.get("body", SHIPPED_BODY),
         head=recipe.get("head", 128),
         context=recipe.get("context", 1),
+        distil=recipe.get("distil", ()),
+        distil_weight=recipe.get("distil_weight", 0.0),
         version=recipe["version"],
     )
     parser.add_argument(
@@ -1091,6 +1150,11 @@ def main(argv: list[str] | None = None) -> int:
         **(
             {"body": [list(b) for b in args.body], "head": args.head, "context": args.context}
             if (args.body, args.head, args.context) != (SHIPPED_BODY, 128, 1)
+            else {}
+        ),
+        **(
+            {"distilled_from": list(args.distil), "distil_weight": args.distil_weight}
+            if args.distil
             else {}
         ),
     }

@@ -104,3 +104,40 @@ def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:
     for name in ("3.1", "4.0", "4.4"):
         assert not shape & set(tr.RECIPES[name])
     assert sum(pooled for _, pooled in tr.SHIPPED_BODY) == 4
+
+
+def test_recipe_4_9_is_4_8_taught_by_the_shipped_first_member() -> None:
+    """4.9 is 4.8 plus the distillation keys, naming the shipped first member; no other
+    recipe distils (so ``make models`` builds its members from labels alone)."""
+    import train_recogniser as tr
+
+    changed = {k for k in tr.RECIPES["4.9"] if tr.RECIPES["4.9"].get(k) != tr.RECIPES["4.8"].get(k)}
+    assert changed == {"version", "distil", "distil_weight"}
+    assert tr.RECIPES["4.9"]["distil"] == ("recogniser.tflite",)
+    assert not any("distil" in tr.RECIPES[name] for name in ("3.1", "4.0", "4.4", "4.8"))
+
+
+def test_teacher_targets_spell_the_plate_the_shipped_members_read() -> None:
+    """The distillation targets are per-step distributions of a shipped member on the
+    training input, so their greedy decode is the plate on a clean crop (of each member:
+    their mean is no target, as two CTC models peak at different steps)."""
+    import numpy as np
+    import train_recogniser as tr
+
+    from agent.reader.ctc import greedy_decode
+    from agent.reader.plate_text import canonicalize
+    from agent.synth.augment import clean_plate_crop
+
+    models = Path(tr.__file__).resolve().parent
+    rng = np.random.default_rng(5)
+    texts = ["12345-A-6", "AB-123-CD"]
+    x = np.stack([tr._to_input(clean_plate_crop(t, rng)) for t in texts])
+    for member in ("recogniser.tflite", "recogniser_2.tflite"):
+        soft = tr.teacher_probs(x, [models / member])
+        assert soft.shape == (2, tr.TIME_STEPS, len(tr.CHARSET) + 1)
+        np.testing.assert_allclose(soft.astype(np.float32).sum(axis=2), 1.0, atol=5e-3)
+        reads = [
+            canonicalize(greedy_decode(p.astype(np.float32), tr.CHARSET, probabilities=True)[0])[0]
+            for p in soft
+        ]
+        assert reads == texts, member
