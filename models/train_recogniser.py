@@ -143,6 +143,8 @@ in ``models/`` the build has just written): each step's loss adds the cross-entr
 its per-step character distribution against the teacher's (:func:`teacher_probs`,
 ``distil_weight``), so the small model learns where the large one is unsure too. One
 teacher: two CTC models peak at different steps, and their mean spells neither read.
+``4.10`` (a candidate first member) is 4.0 taught the same way by 4.0.0 itself: a
+student of the teacher's own shape, seed and data.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -189,6 +191,12 @@ RECIPES["4.8"] = {
 RECIPES["4.9"] = {
     **RECIPES["4.8"],
     "version": "4.9.0",
+    "distil": ("recogniser.tflite",),
+    "distil_weight": 1.0,
+}
+RECIPES["4.10"] = {
+    **RECIPES["4.0"],
+    "version": "4.10.0",
     "distil": ("recogniser.tflite",),
     "distil_weight": 1.0,
 }

@@ -106,13 +106,15 @@ def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:
     assert sum(pooled for _, pooled in tr.SHIPPED_BODY) == 4
 
 
-def test_recipe_4_9_is_4_8_taught_by_the_shipped_first_member() -> None:
-    """4.9 is 4.8 plus the distillation keys, naming the shipped first member; no other
-    recipe distils (so ``make models`` builds its members from labels alone)."""
+def test_distilled_recipes_4_9_and_4_10_add_only_the_teacher() -> None:
+    """4.9 is 4.8 and 4.10 is 4.0 plus the distillation keys, naming the shipped first
+    member; no other recipe distils (so ``make models`` builds its members from labels alone)."""
     import train_recogniser as tr
 
-    changed = {k for k in tr.RECIPES["4.9"] if tr.RECIPES["4.9"].get(k) != tr.RECIPES["4.8"].get(k)}
-    assert changed == {"version", "distil", "distil_weight"}
+    for name, base in (("4.9", "4.8"), ("4.10", "4.0")):
+        recipe = tr.RECIPES[name]
+        changed = {k for k in recipe if recipe.get(k) != tr.RECIPES[base].get(k)}
+        assert changed == {"version", "distil", "distil_weight"}, name
     assert tr.RECIPES["4.9"]["distil"] == ("recogniser.tflite",)
     assert not any("distil" in tr.RECIPES[name] for name in ("3.1", "4.0", "4.4", "4.8"))
 
