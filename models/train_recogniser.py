@@ -191,13 +191,13 @@ RECIPES["4.8"] = {
 RECIPES["4.9"] = {
     **RECIPES["4.8"],
     "version": "4.9.0",
-    "distil": ("recogniser.tflite",),
+    "distil": "recogniser.tflite",
     "distil_weight": 1.0,
 }
 RECIPES["4.10"] = {
     **RECIPES["4.0"],
     "version": "4.10.0",
-    "distil": ("recogniser.tflite",),
+    "distil": "recogniser.tflite",
     "distil_weight": 1.0,
 }
 DEFAULT_RECIPE = "4.0"
@@ -731,20 +731,19 @@ def build_model(
     return keras.Model(inp, out)
 
 
-def teacher_probs(x: Array, files: list[Path]) -> Array:
-    """The mean per-step softmax of the int8 ``files`` (shipped recognisers) on the crops
-    ``x`` (N x 32 x 128 uint8), as float16 (N x TIME_STEPS x classes): the targets a
-    distilled recipe's student also learns (``distil``)."""
+def teacher_probs(x: Array, teacher: Path) -> Array:
+    """The per-step softmax of the int8 recogniser ``teacher`` (a shipped member) on the
+    crops ``x`` (N x 32 x 128 uint8), as float16 (N x TIME_STEPS x classes): the targets
+    a distilled recipe's student also learns (``distil``). One teacher: two CTC models
+    peak at different steps, so the mean of two members' distributions is no target."""
     from agent.reader.backend import QuantizedModel
+    from agent.reader.ctc import softmax
 
-    total = np.zeros((len(x), TIME_STEPS, len(CHARSET) + 1), np.float32)
-    for path in files:
-        model = QuantizedModel(path)
-        for i in range(len(x)):
-            logits = model.invoke(x[i][None, :, :, None])[0]
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            total[i] += e / e.sum(axis=1, keepdims=True)
-    return (total / len(files)).astype(np.float16)
+    model = QuantizedModel(teacher)
+    out = np.empty((len(x), TIME_STEPS, len(CHARSET) + 1), np.float16)
+    for i in range(len(x)):
+        out[i] = softmax(model.invoke(x[i][None, :, :, None])[0])
+    return out
 
 
 def train(
@@ -774,8 +773,6 @@ def train(
     optimizer = keras.optimizers.Adam(schedule)
     time_steps = TIME_STEPS
 
-    distil_weight = float(getattr(args, "distil_weight", 0.0))
-
     def train_step(images: Any, labels: Any, lengths: Any, targets: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
@@ -789,7 +786,7 @@ def train(
             )
             if soft is not None:
                 cross = -tf.reduce_sum(targets * tf.nn.log_softmax(logits, axis=-1), axis=[1, 2])
-                loss += distil_weight * cross
+                loss += args.distil_weight * cross
             loss = tf.reduce_mean(loss)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -1034,11 +1031,11 @@ def fit(
 
 
 def _soft_targets(args: argparse.Namespace, x: Array) -> Array | None:
-    """:func:`teacher_probs` of ``x`` by the recipe's ``distil`` files, or None."""
+    """:func:`teacher_probs` of ``x`` by the recipe's ``distil`` file in models/, or None."""
     if not args.distil:
         return None
     t0 = time.perf_counter()
-    soft = teacher_probs(x, [Path(__file__).resolve().parent / name for name in args.distil])
+    soft = teacher_probs(x, Path(__file__).resolve().parent / args.distil)
     print(f"teacher targets for {len(x)} crops in {time.perf_counter() - t0:.0f} s", flush=True)
     return soft
 
@@ -1079,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
         body=recipe.get("body", SHIPPED_BODY),
         head=recipe.get("head", 128),
         context=recipe.get("context", 1),
-        distil=recipe.get("distil", ()),
+        distil=recipe.get("distil", ""),
         distil_weight=recipe.get("distil_weight", 0.0),
         version=recipe["version"],
     )
@@ -1161,7 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
             else {}
         ),
         **(
-            {"distilled_from": list(args.distil), "distil_weight": args.distil_weight}
+            {"distilled_from": args.distil, "distil_weight": args.distil_weight}
             if args.distil
             else {}
         ),
