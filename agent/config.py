@@ -86,6 +86,13 @@ class ReaderConfig(_Section):
     """The same for still photos (``raqib read`` of images, ``raqib eval``): a photo is
     read once, so from 1000 px it gets the tiles (held-out dashcam frames: 64 -> 85 %
     of the plates found with detector 2.1.0)."""
+    still_max_side: int = Field(1920, ge=0, le=100_000)
+    """Photos with a side longer than this (pixels) are shrunk to it before they are read;
+    the plates' boxes are still given in the photo's own pixels. 0: never. Why: the tiled
+    pass shows a photo at half size in windows of 768 x 448 pixels, so a 12-megapixel
+    photo gets 40-odd tiles whose other boxes crowd its plate out of the eight that are
+    read (held-out French photos enlarged to 4000 px: 83.0 % exact; shrunk to 1920:
+    95.7 %, models/detector.md "Photos of every size"). Video frames are not shrunk."""
     zooms: list[Zoom] = Field(default_factory=lambda: [5.0], max_length=8)
     """Second look for video frames: each of the best ``zoom_boxes`` plates found is looked
     at again through windows this many times its width ([] : never). One model run per

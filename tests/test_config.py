@@ -55,6 +55,7 @@ port = 8883
         ("[device]\nid = 'Bad Id!'", "device.id"),
         ("[reader]\nmin_confidence = 1.5", "reader.min_confidence"),
         ("[reader]\nstill_zooms = [4.0, 0.5]", "reader.still_zooms"),
+        ("[reader]\nstill_max_side = -1", "reader.still_max_side"),
         ("[capture]\nqueue_sise = 4", "capture.queue_sise"),
         ("[camera]\nfps = 30", "camera"),
         ("[mqtt]\ntls_cert = '/etc/raqib/device.crt'", "mqtt"),

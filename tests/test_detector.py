@@ -268,14 +268,14 @@ def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(
     monkeypatch.setattr(
         detector,
         "looks",
-        lambda _image, _min=0.0, tiles=True, keep=None, shrink=1.0: [Look(clutter, 0.9, plate)],
+        lambda _image, _min=0.0, **_passes: [Look(clutter, 0.9, plate)],
     )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(clutter, "12345-B-6")]
     monkeypatch.setattr(
         detector,
         "looks",
-        lambda _image, _min=0.0, tiles=True, keep=None, shrink=1.0: [Look(plate, 0.9, clutter)],
+        lambda _image, _min=0.0, **_passes: [Look(plate, 0.9, clutter)],
     )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(plate, "12345-B-6")]

@@ -17,8 +17,9 @@ reported on stderr and the exit status is 1; the other files are still read.
 accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
 
 Photos are read as stills (``reader.still_tile_above``: from 1000 px the detector
-also looks at overlapping tiles at half size, for far plates), video frames as the
-live pipeline reads them (``reader.tile_above``).
+also looks at overlapping tiles at half size, for far plates; ``reader.still_max_side``:
+a photo longer than 1920 px is read shrunk, its far plates looked for at its own size),
+video frames as the live pipeline reads them (``reader.tile_above``).
 """
 
 from __future__ import annotations

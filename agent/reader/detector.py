@@ -352,6 +352,7 @@ class ModelDetector:
         tiles: bool = True,
         keep: Callable[[Box], bool] | None = None,
         shrink: float = 1.0,
+        whole_frame: bool = True,
     ) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
         the second look (the same box when it had none). Boxes scoring under ``min_score``
@@ -360,7 +361,9 @@ class ModelDetector:
         ``keep`` rejects, for a caller that wants only some kind of box (dark plates);
         ``tiles=False`` skips the tiled pass of a large frame (far plates) for a caller
         looking for near ones; ``shrink`` > 1 shows the whole-frame passes the image that
-        much smaller (:meth:`letterbox`), for plates too large to be found as they are."""
+        much smaller (:meth:`letterbox`), for plates too large to be found as they are;
+        ``whole_frame=False`` runs the tiled pass alone, whatever the frame's size (the small
+        plates of a photo the reader reads shrunk)."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -373,7 +376,12 @@ class ModelDetector:
                 f"detector wants an H x W x 3 uint8 BGR frame, got "
                 f"{getattr(image, 'dtype', type(image).__name__)} {shape}"
             )
-        found = [f for f in self._whole_frame_passes(image, tiles, shrink) if f[1] >= min_score]
+        passes = (
+            self._whole_frame_passes(image, tiles, shrink)
+            if whole_frame
+            else _suppress_overlaps(self._tiled_pass(image))
+        )
+        found = [f for f in passes if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if keep is not None:

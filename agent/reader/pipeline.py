@@ -119,6 +119,10 @@ MIN_FRAME_SIDE = 16
 MIN_CROP_SIDE = 4
 """A plate crop may be small (a distant plate is 10-15 px tall); the recogniser scales it up."""
 MAX_PLATES_PER_FRAME = 8
+FAR_MAX_WIDTH = 40
+"""A photo read shrunk (``max_side``) is also searched at its own size for plates narrower
+than this in the shrunk photo, which its passes seldom find (:meth:`ModelPlateReader.
+_far_plate_reads`)."""
 UNKNOWN_MIN_CONFIDENCE = 0.7
 """A read of a layout the grammar does not know must be at least this sure: nothing
 but the model's own confidence vouches for it."""
@@ -208,6 +212,15 @@ def _inverted_read_wins(
     if not (_is_plate(text, fmt, confidence) and confidence >= DARK_MIN_CONFIDENCE):
         return False
     return pick_read([(text, confidence), *rivals]) == 0
+
+
+def _scaled_box(box: Box, factor: float, width: int, height: int) -> Box:
+    """``box`` of a resized frame in the pixels of the ``width x height`` frame it was
+    resized from (``factor``: its size over the resized one's), clipped to that frame."""
+    x0, y0 = min(width - 1, round(box[0] * factor)), min(height - 1, round(box[1] * factor))
+    x1 = min(width, round((box[0] + box[2]) * factor))
+    y1 = min(height, round((box[1] + box[3]) * factor))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
 
 
 def _at_edge(box: Box, width: int, height: int) -> bool:
@@ -403,6 +416,7 @@ class ModelPlateReader:
         tilted_plates: bool = False,
         rectified_plates: bool = False,
         near_plates: bool = False,
+        max_side: int | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -414,6 +428,7 @@ class ModelPlateReader:
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
         self.near_plates = near_plates
+        self.max_side = max_side
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
         self.detector: Detector = (
@@ -452,6 +467,7 @@ class ModelPlateReader:
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
             rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
             near_plates=config.still_near_plates if stills else config.near_plates,
+            max_side=(config.still_max_side or None) if stills else None,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
@@ -460,8 +476,39 @@ class ModelPlateReader:
         (:meth:`_dark_plate_reads`); with ``near_plates``, the reads of the photo shrunk
         (:meth:`_near_plate_reads`) that :func:`merge_view_reads` keeps (with their boxes);
         with ``tilted_plates``, for a photo whose boxes may hide a tilted plate, the reads of
-        the photo turned (:meth:`_tilted_plate_reads`) that it keeps."""
+        the photo turned (:meth:`_tilted_plate_reads`) that it keeps. With ``max_side`` a
+        larger photo is read shrunk to it, its boxes given back in the photo's pixels
+        (``reader.still_max_side``: a 12-megapixel photo's tiles crowd its plate out)."""
         frame = check_frame(image)
+        height, width = frame.shape[:2]
+        if self.max_side is None or max(height, width) <= self.max_side:
+            return self._read_frame_boxes(frame)
+        scale = self.max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        shrunk = np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+        found = [
+            replace(r, box=_scaled_box(r.box, 1.0 / scale, width, height))
+            for r in self._read_frame_boxes(shrunk)
+        ]
+        return found + self._far_plate_reads(frame, found, FAR_MAX_WIDTH / scale)
+
+    def _far_plate_reads(
+        self, frame: Image, found: list[BoxRead], max_width: float
+    ) -> list[BoxRead]:
+        """Reads of the plates of a photo too large to be read whole that are too small to
+        be found in it shrunk: the boxes of the detector's tiled pass over the photo itself
+        narrower than ``max_width`` pixels that overlap no box already read (up to
+        ``MAX_PLATES_PER_FRAME``, the surest first), read in the photo itself."""
+        if not isinstance(self.detector, ModelDetector):
+            return []
+
+        def far(box: Box) -> bool:
+            return box[2] < max_width and all(box_iou(box, r.box) <= SAME_PLATE_IOU for r in found)
+
+        return self._read_looks(frame, keep=far, whole_frame=False)
+
+    def _read_frame_boxes(self, frame: Image) -> list[BoxRead]:
+        """:meth:`read_boxes` of a frame at the size it is read at."""
         found = self._read_looks(frame)
         if self.dark_plates:
             dark = self._dark_plate_reads(frame, found)
@@ -534,14 +581,18 @@ class ModelPlateReader:
         *,
         tiles: bool = True,
         shrink: float = 1.0,
+        whole_frame: bool = True,
     ) -> list[BoxRead]:
         """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
         (see :meth:`read_boxes`); with ``keep``, only the boxes it accepts are read (the
         others cost no recogniser run); ``tiles=False``: no tiled pass of a large frame;
         ``shrink``: the model detector's whole-frame passes see the frame that much
-        smaller (:meth:`~agent.reader.detector.ModelDetector.looks`)."""
+        smaller (:meth:`~agent.reader.detector.ModelDetector.looks`); ``whole_frame=False``:
+        the tiled pass alone (:meth:`_far_plate_reads`)."""
         if isinstance(self.detector, ModelDetector):
-            looks = self.detector.looks(frame, min_score, tiles=tiles, keep=keep, shrink=shrink)
+            looks = self.detector.looks(
+                frame, min_score, tiles=tiles, keep=keep, shrink=shrink, whole_frame=whole_frame
+            )
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
