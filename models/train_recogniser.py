@@ -144,7 +144,9 @@ its per-step character distribution against the teacher's (:func:`teacher_probs`
 ``distil_weight``), so the small model learns where the large one is unsure too. One
 teacher: two CTC models peak at different steps, and their mean spells neither read.
 ``4.10`` (a candidate first member) is 4.0 taught the same way by 4.0.0 itself: a
-student of the teacher's own shape, seed and data.
+student of the teacher's own shape, seed and data. ``4.11`` (a candidate second member)
+is 4.4 taught by 4.0.0: the second member's recipe and budget, so that ``make models``
+would fit its hour; measured and not shipped (models/recogniser.md, Candidate 4.11).
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -197,6 +199,12 @@ RECIPES["4.9"] = {
 RECIPES["4.10"] = {
     **RECIPES["4.0"],
     "version": "4.10.0",
+    "distil": "recogniser.tflite",
+    "distil_weight": 1.0,
+}
+RECIPES["4.11"] = {
+    **RECIPES["4.4"],
+    "version": "4.11.0",
     "distil": "recogniser.tflite",
     "distil_weight": 1.0,
 }
