@@ -471,7 +471,8 @@ class ModelPlateReader:
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:
-        """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first) and its raw read;
+        """Every detected box (at most ``MAX_PLATES_PER_FRAME``, best first, and as many
+        again from the far pass of a photo read shrunk) and its raw read;
         with ``dark_plates``, also the plates with light characters on a dark ground
         (:meth:`_dark_plate_reads`); with ``near_plates``, the reads of the photo shrunk
         (:meth:`_near_plate_reads`) that :func:`merge_view_reads` keeps (with their boxes);
