@@ -14,7 +14,7 @@ from conftest import DetectorRun
 from agent.config import ReaderConfig
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
-from agent.reader.pipeline import ModelPlateReader, _scaled_box
+from agent.reader.pipeline import BoxRead, ModelPlateReader, _scaled_box
 from agent.reads import Box, box_iou
 from agent.synth.plates import render_plate
 from agent.synth.scenes import far_plate_scene
@@ -72,7 +72,7 @@ def test_a_large_photo_is_read_at_the_working_size_with_its_plate_box_in_its_pix
     read_at: list[tuple[int, ...]] = []
     real = photo_reader._read_frame_boxes
 
-    def spy(frame: Image) -> list:  # type: ignore[type-arg]
+    def spy(frame: Image) -> list[BoxRead]:
         read_at.append(frame.shape[:2])
         return real(frame)
 
