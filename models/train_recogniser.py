@@ -147,6 +147,10 @@ teacher: two CTC models peak at different steps, and their mean spells neither r
 student of the teacher's own shape, seed and data. ``4.11`` (a candidate second member)
 is 4.4 taught by 4.0.0: the second member's recipe and budget, so that ``make models``
 would fit its hour; measured and not shipped (models/recogniser.md, Candidate 4.11).
+``4.12`` (a candidate second member) is 4.4 with the emblems that German, Austrian,
+Slovak, Croatian, Slovenian and Swiss plates print in their line (``emblems`` of those
+plates, agent.synth.europe.EMBLEM_COUNTRIES; drawn from a stream of their own): the
+shipped members read a German plate's seals as ``8`` and a coat of arms as ``0``.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -208,9 +212,16 @@ RECIPES["4.11"] = {
     "distil": "recogniser.tflite",
     "distil_weight": 1.0,
 }
+RECIPES["4.12"] = {
+    **RECIPES["4.4"],
+    "version": "4.12.0",
+    "emblems": 0.8,
+}
 DEFAULT_RECIPE = "4.0"
 RARE_LETTERS_STREAM = 7
 """Appended to a chunk's seed for the rare-letter draws (recipe 4.6)."""
+EMBLEMS_STREAM = 8
+"""Appended to a chunk's seed for the emblem draws (recipe 4.12)."""
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
@@ -285,10 +296,12 @@ def training_plate(rng: np.random.Generator) -> tuple[str, bool]:
 
 def _synthetic_chunk(
     recipe: str,
+    job: tuple[int, list[int]],
+    *,
     wide_share: float,
     spread_share: float,
     rare_letters: float,
-    job: tuple[int, list[int]],
+    emblems: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
@@ -296,12 +309,15 @@ def _synthetic_chunk(
     from the clean renderer, one third field-like. ``wide_share`` of the strips (none
     when 0: no draw is made) are agent.synth.europe plates, field-like, ``spread_share``
     of their square ones spread over the line, ``rare_letters`` of their letters swapped
-    for rare ones (drawn from a stream of their own: the other strips stay the same).
+    for rare ones (drawn from a stream of their own: the other strips stay the same),
+    ``emblems`` of the plates of countries that print emblems drawn with them (a stream of
+    their own too).
     """
     n, seed = job
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
     letters_rng = np.random.default_rng([*seed, RARE_LETTERS_STREAM])
+    emblem_rng = np.random.default_rng([*seed, EMBLEMS_STREAM])
     images = np.empty((n, INPUT_H, INPUT_W), np.uint8)
     tokens: list[str] = []
     texts: list[str] = []
@@ -319,6 +335,8 @@ def _synthetic_chunk(
                 out_height=INPUT_H,
                 out_width=INPUT_W,
                 spread_share=spread_share,
+                emblems=emblems,
+                emblem_rng=emblem_rng,
             )
             tokens.append(europe.training_label(groups))
             texts.append(text)
@@ -342,10 +360,18 @@ def synthetic_set(
     *,
     spread_share: float = 0.0,
     rare_letters: float = 0.0,
+    emblems: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
-    render = functools.partial(_synthetic_chunk, recipe, wide_share, spread_share, rare_letters)
+    render = functools.partial(
+        _synthetic_chunk,
+        recipe,
+        wide_share=wide_share,
+        spread_share=spread_share,
+        rare_letters=rare_letters,
+        emblems=emblems,
+    )
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
         return np.empty((0, INPUT_H, INPUT_W), np.uint8), [], []
@@ -643,6 +669,7 @@ def make_training_set(
         wide_share=args.wide_share,
         spread_share=args.spread_share,
         rare_letters=args.rare_letters,
+        emblems=args.emblems,
     )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
@@ -680,6 +707,7 @@ def make_finetune_set(
         args.wide_share,
         spread_share=args.spread_share,
         rare_letters=args.rare_letters,
+        emblems=args.emblems,
     )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
@@ -1081,6 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         hand_min_aspect=recipe["hand_min_aspect"],
         hand_2=recipe["hand_2"],
         rare_letters=recipe["rare_letters"],
+        emblems=recipe.get("emblems", 0.0),
         body=recipe.get("body", SHIPPED_BODY),
         head=recipe.get("head", 128),
         context=recipe.get("context", 1),
@@ -1160,6 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
             else None
         ),
         **({"rare_letters": args.rare_letters} if args.rare_letters else {}),
+        **({"emblems": args.emblems} if args.emblems else {}),
         **(
             {"body": [list(b) for b in args.body], "head": args.head, "context": args.context}
             if (args.body, args.head, args.context) != (SHIPPED_BODY, 128, 1)

@@ -10,6 +10,7 @@ import pytest
 
 from agent.reader.plate_text import canonicalize, is_valid
 from agent.synth.europe import (
+    EMBLEM_COUNTRIES,
     RARE_LETTERS,
     WIDE_COUNTRIES,
     _split,
@@ -80,6 +81,54 @@ def test_rendering_is_seeded_and_keeps_the_kind_of_aspect(two_line: bool) -> Non
     strip = wide_field_crop("RO", ["B", "21", "GSB"], two_line, np.random.default_rng(3))
     assert strip.shape == (32, 128)
     assert strip.dtype == np.uint8
+
+
+def _emblem_plate(
+    country: str, groups: list[str], emblems: float, *, two_line: bool = False
+) -> tuple[np.ndarray, float]:
+    """A plate drawn with ``emblems`` (BGR, 80 px tall) and the plate stream's next draw."""
+    rng = np.random.default_rng(11)
+    plate = render_wide_plate(
+        country, groups, two_line, rng, 80, emblems=emblems, emblem_rng=np.random.default_rng(5)
+    )
+    return plate, float(rng.random())
+
+
+def _red_pixels(plate: np.ndarray) -> int:
+    b, g, r = (plate[..., i].astype(int) for i in range(3))
+    return int(((r > 150) & (g < 90) & (b < 90)).sum())
+
+
+@pytest.mark.parametrize(
+    ("country", "groups"),
+    [("CH", ["ZH", "62776"]), ("SK", ["BA", "215", "AI"]), ("HR", ["ZG", "1234", "AB"])],
+)
+def test_plates_that_print_red_arms_print_them_only_when_asked(
+    country: str, groups: list[str]
+) -> None:
+    """Swiss, Slovak and Croatian arms are red; the recogniser read them as a character
+    (``0AG12393``) because its training plates never printed them."""
+    plain, _ = _emblem_plate(country, groups, 0.0)
+    with_arms, _ = _emblem_plate(country, groups, 1.0)
+    assert _red_pixels(plain) == 0
+    assert _red_pixels(with_arms) > 40
+
+
+@pytest.mark.parametrize("two_line", [False, True])
+def test_emblems_move_the_characters_aside_but_leave_the_plate_stream_alone(
+    two_line: bool,
+) -> None:
+    """Every emblem draw comes from its own stream, so a recipe that adds emblems keeps every
+    other strip of its parent recipe; a German plate's seals widen its line."""
+    assert set(EMBLEM_COUNTRIES) == {"DE", "AT", "SK", "HR", "SI", "CH"}
+    plain, next_plain = _emblem_plate("DE", ["KL", "YA", "542"], 0.0, two_line=two_line)
+    sealed, next_sealed = _emblem_plate("DE", ["KL", "YA", "542"], 1.0, two_line=two_line)
+    assert next_plain == next_sealed
+    assert plain.shape == sealed.shape
+    assert not np.array_equal(plain, sealed)
+    polish, _ = _emblem_plate("PL", ["WCI", "02888"], 0.0, two_line=two_line)
+    polish_asked, _ = _emblem_plate("PL", ["WCI", "02888"], 1.0, two_line=two_line)
+    assert np.array_equal(polish, polish_asked)  # Poland prints none
 
 
 def _top_line_ink_span(plate: np.ndarray) -> float:

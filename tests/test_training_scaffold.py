@@ -74,8 +74,8 @@ def test_recipe_4_6_is_4_4_with_rare_letters_on_the_european_plates_only() -> No
     assert {k for k in four_six if four_six[k] != four_four[k]} == {"version", "rare_letters"}
     assert four_four["rare_letters"] == 0.0 < four_six["rare_letters"]
     job = (120, [20261128, 4])
-    before = tr._synthetic_chunk("field", 0.15, 0.0, 0.0, job)
-    after = tr._synthetic_chunk("field", 0.15, 0.0, 0.2, job)
+    before = tr._synthetic_chunk("field", job, wide_share=0.15, spread_share=0.0, rare_letters=0.0)
+    after = tr._synthetic_chunk("field", job, wide_share=0.15, spread_share=0.0, rare_letters=0.2)
     changed = [i for i in range(120) if before[1][i] != after[1][i]]
     assert changed  # some European plates got rare letters
     assert any(ch in "IOQU" for i in changed for ch in after[1][i])
@@ -86,6 +86,28 @@ def test_recipe_4_6_is_4_4_with_rare_letters_on_the_european_plates_only() -> No
             assert len(before[1][i]) == len(after[1][i])
             pairs = zip(before[1][i], after[1][i], strict=True)
             assert all(a == b or b in "IOQU" for a, b in pairs)
+
+
+def test_recipe_4_12_is_4_4_with_emblems_on_the_european_plates_only() -> None:
+    """The 4.12 candidate changes one thing from the shipped second member's recipe, and its
+    draws come from their own stream: every strip but the plates of countries that print
+    emblems is 4.4's."""
+    import numpy as np
+    import train_recogniser as tr
+
+    four_four, four_twelve = tr.RECIPES["4.4"], tr.RECIPES["4.12"]
+    assert {k for k in four_twelve if four_twelve.get(k) != four_four.get(k)} == {
+        "version",
+        "emblems",
+    }
+    job = (160, [20261128, 4])
+    shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0}
+    before = tr._synthetic_chunk("field", job, **shares)
+    after = tr._synthetic_chunk("field", job, **shares, emblems=1.0)
+    assert before[1] == after[1]  # same plates, same labels
+    changed = [i for i in range(160) if not np.array_equal(before[0][i], after[0][i])]
+    assert changed
+    assert len(changed) < 160 * 0.15
 
 
 def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:

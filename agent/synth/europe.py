@@ -14,7 +14,9 @@ agent.reader.pipeline). This module draws them for training:
   classic with silver characters), one- or two-line;
 - :func:`with_rare_letters`: the same plate with some letters swapped for ``I``, ``O``,
   ``Q`` or ``U``, which the drawn layouts (and the Moroccan and SIV plates) hardly hold;
-- :func:`render_wide_plate`: the plate drawn (BGR);
+- :func:`render_wide_plate`: the plate drawn (BGR), on request with the emblems printed
+  in the line of some countries (:data:`EMBLEM_COUNTRIES`: German seals, Austrian,
+  Slovak, Croatian and Slovenian coats of arms, Swiss shields);
 - :func:`wide_field_crop`: the recogniser's gray training strip, two-line
   plates as :func:`agent.reader.layout.two_line_composite`.
 
@@ -187,15 +189,209 @@ def with_rare_letters(groups: list[str], rng: np.random.Generator, share: float)
     return out
 
 
-def _split(groups: list[str]) -> tuple[str, str]:
-    """Top and bottom lines of a two-line plate: the groups cut nearest the middle."""
+def _split_groups(groups: list[str]) -> tuple[list[str], list[str]]:
+    """The groups of the top and bottom lines of a two-line plate: cut nearest the middle."""
     total = sum(len(g) for g in groups)
     best, cut, acc = total, 1, 0
     for i, g in enumerate(groups[:-1], start=1):
         acc += len(g)
         if abs(2 * acc - total) < best:
             best, cut = abs(2 * acc - total), i
-    return " ".join(groups[:cut]), " ".join(groups[cut:])
+    return groups[:cut], groups[cut:]
+
+
+def _split(groups: list[str]) -> tuple[str, str]:
+    """Top and bottom lines of a two-line plate: the groups cut nearest the middle."""
+    top, bottom = _split_groups(groups)
+    return " ".join(top), " ".join(bottom)
+
+
+# ------------------------------------------------------------------ emblems
+
+EMBLEM_COUNTRIES: Final = ("DE", "AT", "SK", "HR", "SI", "CH")
+"""Countries whose plates print an emblem in the line of characters: two round seals
+(registration sticker over the state's seal) between a German district and its letters, a
+coat of arms after the district of an Austrian, Slovak, Croatian or Slovenian plate, the
+Swiss shield and the canton's before and after a Swiss plate's canton letters. A
+recogniser that never saw them reads them as a character (``KL8YA542``, ``SC0949AD``,
+``0AG12393``: models/recogniser.md, Candidate 4.12)."""
+_STICKER_COLOURS: Final = (
+    (230, 120, 160),
+    (90, 170, 90),
+    (235, 200, 60),
+    (240, 140, 50),
+    (80, 130, 210),
+    (150, 100, 60),
+    (200, 60, 60),
+)
+_RED: Final = (200, 30, 40)
+_WHITE: Final = (235, 235, 235)
+_BLUE: Final = (30, 70, 160)
+
+
+def _slovak_arms(art: Image, rng: np.random.Generator) -> None:
+    """White double cross on red, over blue hills."""
+    height, width = art.shape[:2]
+    art[...] = _RED
+    cx, t = width // 2, max(1, width // 8)
+    art[height // 10 : int(height * 0.75), cx - t : cx + t + 1] = _WHITE
+    for k, reach in ((0.25, 0.22), (0.45, 0.32)):
+        y, half = int(height * k), int(width * reach)
+        art[y - t : y + t + 1, cx - half : cx + half + 1] = _WHITE
+    cv2.ellipse(art, (cx, height), (width // 2, height // 4), 0, 180, 360, _BLUE, -1)
+
+
+def _croatian_arms(art: Image, rng: np.random.Generator) -> None:
+    """Red and white chequers."""
+    height, width = art.shape[:2]
+    n = 5
+    for i in range(n):
+        for j in range(n):
+            colour = _RED if (i + j) % 2 == 0 else _WHITE
+            art[i * height // n : (i + 1) * height // n, j * width // n : (j + 1) * width // n] = (
+                colour
+            )
+
+
+def _slovenian_arms(art: Image, rng: np.random.Generator) -> None:
+    """A white mountain on blue under three yellow stars."""
+    height, width = art.shape[:2]
+    art[...] = _BLUE
+    peak = np.array([(0, height * 3 // 4), (width // 2, height // 4), (width - 1, height * 3 // 4)])
+    cv2.fillPoly(art, [peak.astype(np.int32)], _WHITE)
+    for x in (width // 4, width // 2, 3 * width // 4):
+        cv2.circle(art, (x, height // 8), max(1, width // 14), (240, 210, 40), -1)
+
+
+def _swiss_cross(art: Image, rng: np.random.Generator) -> None:
+    """The white cross on red."""
+    height, width = art.shape[:2]
+    art[...] = _RED
+    cx, cy, arm, t = width // 2, height * 2 // 5, width // 3, max(1, width // 7)
+    art[cy - arm : cy + arm + 1, cx - t : cx + t + 1] = _WHITE
+    art[cy - t : cy + t + 1, cx - arm : cx + arm + 1] = _WHITE
+
+
+def _district_arms(art: Image, rng: np.random.Generator) -> None:
+    """A district's or canton's arms: two tinctures, cut across, down or slantwise."""
+    height, width = art.shape[:2]
+    art[...] = _STICKER_COLOURS[int(rng.integers(len(_STICKER_COLOURS)))]
+    second = _WHITE if rng.random() < 0.6 else (20, 20, 20)
+    cut = int(rng.integers(3))
+    if cut == 0:
+        art[height // 3 : 2 * height // 3] = second
+    elif cut == 1:
+        art[:, width // 2 :] = second
+    else:
+        cv2.fillPoly(
+            art, [np.array([(0, 0), (width - 1, 0), (width - 1, height - 1)], np.int32)], second
+        )
+
+
+_ARMS: Final[dict[str, Callable[[Image, np.random.Generator], None]]] = {
+    "SK": _slovak_arms,
+    "HR": _croatian_arms,
+    "SI": _slovenian_arms,
+    "CH": _swiss_cross,
+}
+"""Each country's arms; the others (Austrian districts, Swiss cantons) draw
+:func:`_district_arms`."""
+
+
+def _shield(arms: str, width: int, height: int, rng: np.random.Generator) -> Image:
+    """The coat of arms ``arms`` (a key of :data:`_ARMS`, else a district's) on a shield
+    (RGB, ``height`` x ``width``, black outside the shield), drawn plainly."""
+    art = np.empty((height, width, 3), np.uint8)
+    _ARMS.get(arms, _district_arms)(art, rng)
+    outline = np.array(
+        [
+            (0, 0),
+            (width - 1, 0),
+            (width - 1, int(height * 0.6)),
+            (width // 2, height - 1),
+            (0, int(height * 0.6)),
+        ],
+        np.int32,
+    )
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [outline], 1)
+    art[mask == 0] = 0
+    cv2.polylines(art, [outline], True, (40, 40, 40), 1)
+    return art
+
+
+def _seals(width: int, height: int, rng: np.random.Generator) -> Image:
+    """A German plate's two round seals, stacked (RGB): the coloured registration sticker
+    over the state's seal (a light disc with a small coat of arms)."""
+    art = np.zeros((height, width, 3), np.uint8)
+    radius = max(2, min(width // 2, height // 4) - 1)
+    cx = width // 2
+    top = _STICKER_COLOURS[int(rng.integers(len(_STICKER_COLOURS)))]
+    for cy, fill in ((height // 2 - radius - 1, top), (height // 2 + radius + 1, (215, 215, 210))):
+        cv2.circle(art, (cx, cy), radius, fill, -1)
+        cv2.circle(art, (cx, cy), radius, (70, 70, 70), max(1, radius // 6))
+    inner = max(1, radius // 2)
+    arms = _STICKER_COLOURS[int(rng.integers(len(_STICKER_COLOURS)))]
+    cy = height // 2 + radius + 1
+    cv2.rectangle(
+        art, (cx - inner // 2 - 1, cy - inner), (cx + inner // 2 + 1, cy + inner), arms, -1
+    )
+    return art
+
+
+def _paste_art(canvas: Image, art: Image, x: int, y: int) -> None:
+    """``art`` onto ``canvas`` at ``(x, y)`` where it is not black (clipped)."""
+    x, y = max(0, x), max(0, y)
+    region = canvas[y : y + art.shape[0], x : x + art.shape[1]]
+    part = art[: region.shape[0], : region.shape[1]]
+    drawn = part.any(axis=2)
+    region[drawn] = part[drawn]
+
+
+def _line_with_emblems(
+    country: str,
+    groups: list[str],
+    *,
+    first_line: bool,
+    font: str,
+    char_h: int,
+    room: int,
+    squeeze: float,
+    spacing: float,
+    rng: np.random.Generator,
+) -> tuple[Gray, list[tuple[int, Image]]]:
+    """A line's ink mask with room left for its emblems, and each emblem with the x of its
+    left edge in the mask (before the line is fitted to ``room``)."""
+    if not first_line:
+        return _row(" ".join(groups), font, char_h, room, squeeze=squeeze, spacing=spacing), []
+    emblem_w = max(4, round(char_h * rng.uniform(0.45, 0.65)))
+    gap = max(1, round(char_h * rng.uniform(0.05, 0.15)))
+    art_h = char_h if country == "DE" else max(4, round(char_h * rng.uniform(0.7, 0.9)))
+    parts: list[Gray | str]
+    if country == "CH":  # the Swiss cross before the canton's letters, its arms after
+        line = _row(" ".join(groups), font, char_h, room, squeeze=squeeze, spacing=spacing)
+        parts = ["CH", line, "canton"]
+    else:  # after the district: German seals, or the country's or district's arms
+        head = _row(groups[0], font, char_h, room, squeeze=squeeze, spacing=spacing)
+        tail = groups[1:]
+        parts = [head, "seals" if country == "DE" else country]
+        if tail:
+            parts.append(_row(" ".join(tail), font, char_h, room, squeeze=squeeze, spacing=spacing))
+    masks, emblems, x = [], [], 0
+    for part in parts:
+        if isinstance(part, str):
+            art = (
+                _seals(emblem_w, art_h, rng)
+                if part == "seals"
+                else _shield(part, emblem_w, art_h, rng)
+            )
+            masks.append(np.zeros((char_h, emblem_w + 2 * gap), np.uint8))
+            emblems.append((x + gap, art))
+            x += emblem_w + 2 * gap
+        else:
+            masks.append(part)
+            x += part.shape[1]
+    return np.hstack(masks), emblems
 
 
 def _colours(country: str, rng: np.random.Generator) -> tuple[tuple[int, int, int], int, bool]:
@@ -224,6 +420,8 @@ def render_wide_plate(
     height: int,
     *,
     spread_share: float = 0.0,
+    emblems: float = 0.0,
+    emblem_rng: np.random.Generator | None = None,
 ) -> Image:
     """Draw the plate (BGR, ``height`` px tall): one line ~4.7:1, two lines ~1.4:1.
 
@@ -231,6 +429,9 @@ def render_wide_plate(
     line (:data:`SPREAD_SPACING`), as Polish, Swedish or Norwegian square plates
     print three letters across the whole width (``K O S`` over ``8 A 5 3``); no
     random draw is made when it is 0, so earlier recipes' plates are unchanged.
+    ``emblems`` of the plates of :data:`EMBLEM_COUNTRIES` print their emblems in their
+    (first) line, every draw for them made from ``emblem_rng``: the characters move
+    aside for them, but ``rng`` draws what it would without them.
     """
     paper, ink, band = _colours(country, rng)
     colour = (ink, ink, ink)
@@ -249,18 +450,59 @@ def render_wide_plate(
         strip = _band_image(left, _BAND.get(country, country))
         canvas[:, :left] = cv2.resize(strip, (left, base_h), interpolation=cv2.INTER_AREA)
     room = base_w - left - 16
-    lines = list(_split(groups)) if two_line else [" ".join(groups)]
+    lines = list(_split_groups(groups)) if two_line else [groups]
     char_h = int(base_h * rng.uniform(0.34, 0.4)) if two_line else int(rng.integers(60, 82))
     gap = (base_h - char_h * len(lines)) // (len(lines) + 1)
     y = gap + int(rng.integers(-4, 5))
-    for line in lines:
-        mask = _row(line, font, char_h, room, squeeze=squeeze, spacing=spacing)
+    with_emblems = (
+        emblem_rng is not None
+        and emblems > 0
+        and country in EMBLEM_COUNTRIES
+        and emblem_rng.random() < emblems
+    )
+    for n, line in enumerate(lines):
+        arts: list[tuple[int, Image]] = []
+        if with_emblems and emblem_rng is not None:
+            mask, arts = _line_with_emblems(
+                country,
+                line,
+                first_line=n == 0,
+                font=font,
+                char_h=char_h,
+                room=room,
+                squeeze=squeeze,
+                spacing=spacing,
+                rng=emblem_rng,
+            )
+            if mask.shape[1] > room:  # fitted as _row fits a line: narrowed
+                f = room / mask.shape[1]
+                mask = np.asarray(
+                    cv2.resize(mask, (room, mask.shape[0]), interpolation=cv2.INTER_AREA), np.uint8
+                )
+                arts = [
+                    (
+                        round(ax * f),
+                        np.asarray(
+                            cv2.resize(
+                                art,
+                                (max(1, round(art.shape[1] * f)), art.shape[0]),
+                                interpolation=cv2.INTER_NEAREST,
+                            ),
+                            np.uint8,
+                        ),
+                    )
+                    for ax, art in arts
+                ]
+        else:
+            mask = _row(" ".join(line), font, char_h, room, squeeze=squeeze, spacing=spacing)
         x = left + 8 + (room - mask.shape[1]) // 2 + int(rng.integers(-5, 6))
         region = canvas[y : y + mask.shape[0], x : x + mask.shape[1]]
         alpha = mask[: region.shape[0], : region.shape[1], None].astype(np.float32) / 255.0
         region[...] = (region * (1.0 - alpha) + np.array(colour, np.float32) * alpha).astype(
             np.uint8
         )
+        for ax, art in arts:
+            _paste_art(canvas, art, x + ax, y + (char_h - art.shape[0]) // 2)
         y += char_h + gap
     _finish(canvas, rng, min(ink, 200))
     width = max(2, round(base_w * height / base_h * rng.uniform(0.9, 1.1)))
@@ -276,10 +518,21 @@ def wide_field_plate_crop(
     rng: np.random.Generator,
     *,
     spread_share: float = 0.0,
+    emblems: float = 0.0,
+    emblem_rng: np.random.Generator | None = None,
 ) -> Image:
     """A field-like BGR crop (as :func:`agent.synth.augment.field_plate_crop`) of the plate."""
     plate_h = int(rng.integers(24, 120) if two_line else rng.integers(14, 80))
-    plate = render_wide_plate(country, groups, two_line, rng, plate_h, spread_share=spread_share)
+    plate = render_wide_plate(
+        country,
+        groups,
+        two_line,
+        rng,
+        plate_h,
+        spread_share=spread_share,
+        emblems=emblems,
+        emblem_rng=emblem_rng,
+    )
     ph, pw = plate.shape[:2]
     pad_y, pad_x = ph, max(pw // 3, ph // 2)
     canvas = _on_background(plate, rng, pad_y, pad_x, shade=True)
@@ -300,9 +553,19 @@ def wide_field_crop(
     out_height: int = 32,
     out_width: int = 128,
     spread_share: float = 0.0,
+    emblems: float = 0.0,
+    emblem_rng: np.random.Generator | None = None,
 ) -> Gray:
     """The recogniser's gray training strip of the plate (two-line: the runtime's composite)."""
-    crop = wide_field_plate_crop(country, groups, two_line, rng, spread_share=spread_share)
+    crop = wide_field_plate_crop(
+        country,
+        groups,
+        two_line,
+        rng,
+        spread_share=spread_share,
+        emblems=emblems,
+        emblem_rng=emblem_rng,
+    )
     gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
     if two_line:
         return two_line_composite(gray, out_height, out_width)
@@ -316,6 +579,7 @@ def training_label(groups: list[str]) -> str:
 
 
 __all__ = [
+    "EMBLEM_COUNTRIES",
     "RARE_LETTERS",
     "WIDE_COUNTRIES",
     "random_wide_plate",
