@@ -163,6 +163,14 @@ class ReaderConfig(_Section):
     far characters, and unsure; straightened, a sure read of another text replaces it
     (models/recogniser.md, "Straightened plates"). A plate crop still unsure then takes
     the text its views' reads vote for ("Voted views"; also with ``still_tilted_plates``)."""
+    blank_colours: bool = False
+    """Read a plate of a video frame again with its coloured emblems (seals, coats of arms,
+    stickers, side bands) painted in its paper's grey (agent.reader.colours), keeping that
+    read when it is a plate read more surely: off, as it costs a read per coloured box."""
+    still_blank_colours: bool = True
+    """The same for photos and plate crops: a German plate's seals or a Swiss plate's
+    shields are read as one more character otherwise (models/recogniser.md, "Coloured
+    emblems")."""
     still_recognisers: int = Field(2, ge=1, le=4)
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the

@@ -636,12 +636,20 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["wide_view", "dark_plates", "snap_boxes", "tilted_plates", "rectified_plates", "near_plates"],
+    [
+        "wide_view",
+        "dark_plates",
+        "snap_boxes",
+        "tilted_plates",
+        "rectified_plates",
+        "near_plates",
+        "blank_colours",
+    ],
 )
 def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
-    """The wider view, the dark pass, snapped boxes, the tilted pass, straightened plates
-    and the near pass: on for photos (``still_*``), off for video unless the configuration turns
-    them on."""
+    """The wider view, the dark pass, snapped boxes, the tilted pass, straightened plates,
+    the near pass and blanked emblems: on for photos (``still_*``), off for video unless the
+    configuration turns them on."""
     config = ReaderConfig(models_dir=MODELS)
     assert getattr(ModelPlateReader.from_config(config, stills=True), option)
     assert not getattr(ModelPlateReader.from_config(config), option)

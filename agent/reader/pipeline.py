@@ -43,6 +43,7 @@ from agent.config import ReaderConfig
 from agent.errors import FrameError
 from agent.frames import Image
 from agent.reader.alternatives import MAX_ALTERNATIVES
+from agent.reader.colours import blanked_colours
 from agent.reader.detector import ContourDetector, Detector, Look, ModelDetector
 from agent.reader.plate_edges import row_tilt, snap_to_plate
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
@@ -262,6 +263,22 @@ def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
     )
 
 
+def _may_hold_an_emblem(read: ViewsRead) -> bool:
+    """Whether a read may hold a coloured emblem read as a character: it fits no layout of
+    the grammar (format ``UNKNOWN``, or no plate at all). A Moroccan, French or other known
+    plate's read is left as it is: their plates print no emblem in the line, and another
+    view of a plate read right may only lose it (models/recogniser.md, "Coloured
+    emblems")."""
+    return read[1] == "UNKNOWN" or not _is_plate(*read[:3])
+
+
+def _surer_plate(other: ViewsRead, read: ViewsRead) -> ViewsRead:
+    """``other`` (the read of a plate's crop with its coloured emblems blanked) when it is
+    a plate read more surely than ``read``, else ``read``: a German plate's seals read as
+    an ``8`` are read sure, so only a surer read may replace it."""
+    return other if _is_plate(*other[:3]) and other[2] > read[2] else read
+
+
 Ballot = list[tuple[str, float]]
 """Every member's raw read (text, confidence) of every view of one plate crop."""
 
@@ -416,6 +433,7 @@ class ModelPlateReader:
         tilted_plates: bool = False,
         rectified_plates: bool = False,
         near_plates: bool = False,
+        blank_colours: bool = False,
         max_side: int | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
@@ -428,6 +446,7 @@ class ModelPlateReader:
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
         self.near_plates = near_plates
+        self.blank_colours = blank_colours
         self.max_side = max_side
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
@@ -467,6 +486,7 @@ class ModelPlateReader:
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
             rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
             near_plates=config.still_near_plates if stills else config.near_plates,
+            blank_colours=config.still_blank_colours if stills else config.blank_colours,
             max_side=(config.still_max_side or None) if stills else None,
         )
 
@@ -623,7 +643,9 @@ class ModelPlateReader:
         the plate cuts its first or last character, which the recogniser then drops, sure
         of the rest (models/recogniser.md, Wider view). With ``rectified_plates`` a box the
         detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
-        straightened (:meth:`_rectified_read`)."""
+        straightened (:meth:`_rectified_read`). With ``blank_colours`` a read of no known
+        layout is read again from the views with their coloured emblems painted over, when
+        each has some, and a surer plate read kept (:func:`_surer_plate`)."""
         crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
@@ -631,6 +653,10 @@ class ModelPlateReader:
         read = self._read_views(views)
         if self.rectified_plates and score >= RECTIFY_MIN_SCORE:
             read = self._rectified_read(crop, read)
+        if self.blank_colours and _may_hold_an_emblem(read):
+            blanked = [blanked_colours(view) for view in views]
+            if all(view is not None for view in blanked):
+                read = _surer_plate(self._read_views([v for v in blanked if v is not None]), read)
         return BoxRead(box, score, *read)
 
     def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
@@ -687,8 +713,20 @@ class ModelPlateReader:
         on black or blue (models/recogniser.md, Dark plates). With ``tilted_plates`` a crop
         read unsure is also read turned (:meth:`_turned_crop_read`), with
         ``rectified_plates`` straightened (:meth:`_rectified_read`), and one still unsure
-        takes the text its views vote for (:func:`_voted_read`)."""
+        takes the text its views vote for (:func:`_voted_read`). With ``blank_colours`` a
+        crop read as no known layout (:func:`_may_hold_an_emblem`) that has coloured
+        emblems is read again, all of the above, with them painted over
+        (:func:`~agent.reader.colours.blanked_colours`), and a surer plate read kept."""
         crop = check_frame(image, MIN_CROP_SIDE)
+        read = self._crop_read(crop)
+        if self.blank_colours and _may_hold_an_emblem(read):
+            blanked = blanked_colours(crop)
+            if blanked is not None:
+                read = _surer_plate(self._crop_read(blanked), read)
+        return read
+
+    def _crop_read(self, crop: Image) -> ViewsRead:
+        """:meth:`read_crop_alternatives` of ``crop`` as it is (no colour blanking)."""
         ballot: Ballot = []
         read = self._read_views(self._crop_views(crop), ballot)
         height, width = crop.shape[:2]
