@@ -150,7 +150,8 @@ would fit its hour; measured and not shipped (models/recogniser.md, Candidate 4.
 ``4.12`` (a candidate second member) is 4.4 with the emblems that German, Austrian,
 Slovak, Croatian, Slovenian and Swiss plates print in their line (``emblems`` of those
 plates, agent.synth.europe.EMBLEM_COUNTRIES; drawn from a stream of their own): the
-shipped members read a German plate's seals as ``8`` and a coat of arms as ``0``.
+shipped members read a German plate's seals as ``8`` and a coat of arms as ``0``;
+measured and not shipped (models/recogniser.md, Candidate 4.12).
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
