@@ -394,6 +394,24 @@ def _line_with_emblems(
     return np.hstack(masks), emblems
 
 
+def _narrowed(
+    mask: Gray, arts: list[tuple[int, Image]], room: int
+) -> tuple[Gray, list[tuple[int, Image]]]:
+    """A line's mask and its emblems narrowed to ``room`` pixels when wider, as
+    :func:`~agent.synth.augment._row` narrows a line of characters."""
+    if mask.shape[1] <= room:
+        return mask, arts
+    f = room / mask.shape[1]
+    narrow = np.asarray(
+        cv2.resize(mask, (room, mask.shape[0]), interpolation=cv2.INTER_AREA), np.uint8
+    )
+    size = [(max(1, round(art.shape[1] * f)), art.shape[0]) for _x, art in arts]
+    return narrow, [
+        (round(x * f), np.asarray(cv2.resize(art, wh, interpolation=cv2.INTER_NEAREST), np.uint8))
+        for (x, art), wh in zip(arts, size, strict=True)
+    ]
+
+
 def _colours(country: str, rng: np.random.Generator) -> tuple[tuple[int, int, int], int, bool]:
     """Paper (RGB), ink (gray level) and whether an EU band is drawn."""
     if country == "FR":
@@ -474,25 +492,7 @@ def render_wide_plate(
                 spacing=spacing,
                 rng=emblem_rng,
             )
-            if mask.shape[1] > room:  # fitted as _row fits a line: narrowed
-                f = room / mask.shape[1]
-                mask = np.asarray(
-                    cv2.resize(mask, (room, mask.shape[0]), interpolation=cv2.INTER_AREA), np.uint8
-                )
-                arts = [
-                    (
-                        round(ax * f),
-                        np.asarray(
-                            cv2.resize(
-                                art,
-                                (max(1, round(art.shape[1] * f)), art.shape[0]),
-                                interpolation=cv2.INTER_NEAREST,
-                            ),
-                            np.uint8,
-                        ),
-                    )
-                    for ax, art in arts
-                ]
+            mask, arts = _narrowed(mask, arts, room)
         else:
             mask = _row(" ".join(line), font, char_h, room, squeeze=squeeze, spacing=spacing)
         x = left + 8 + (room - mask.shape[1]) // 2 + int(rng.integers(-5, 6))
