@@ -265,10 +265,10 @@ def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
 
 def _may_hold_an_emblem(read: ViewsRead) -> bool:
     """Whether a read may hold a coloured emblem read as a character: it fits no layout of
-    the grammar (format ``UNKNOWN``, or no plate at all). A Moroccan, French or other known
-    plate's read is left as it is: their plates print no emblem in the line, and another
-    view of a plate read right may only lose it (models/recogniser.md, "Coloured
-    emblems")."""
+    the grammar (format ``UNKNOWN``, or no plate at all). A read of a known layout is left
+    as it is: Moroccan and French plates print no emblem in the line, a German seal read
+    as a character breaks the letters-then-digits layout, and another view of a plate read
+    right may only lose it (models/recogniser.md, "Coloured emblems")."""
     return read[1] == "UNKNOWN" or not _is_plate(*read[:3])
 
 
