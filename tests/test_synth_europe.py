@@ -13,7 +13,7 @@ from agent.synth.europe import (
     EMBLEM_COUNTRIES,
     RARE_LETTERS,
     WIDE_COUNTRIES,
-    _split,
+    _split_groups,
     random_wide_plate,
     render_wide_plate,
     training_label,
@@ -62,10 +62,10 @@ def test_every_drawn_plate_has_its_canonical_text_and_a_compact_label() -> None:
 
 
 def test_a_two_line_plate_is_cut_between_groups_in_reading_order() -> None:
-    assert _split(["M", "AB", "1234"]) == ("M AB", "1234")
-    assert _split(["1234", "AB", "75"]) == ("1234", "AB 75")
-    top, bottom = _split(["ZH", "123456"])
-    assert (top + bottom).replace(" ", "") == "ZH123456"
+    assert _split_groups(["M", "AB", "1234"]) == (["M", "AB"], ["1234"])
+    assert _split_groups(["1234", "AB", "75"]) == (["1234"], ["AB", "75"])
+    top, bottom = _split_groups(["ZH", "123456"])
+    assert "".join(top + bottom) == "ZH123456"
 
 
 @pytest.mark.parametrize("two_line", [False, True])

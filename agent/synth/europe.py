@@ -200,12 +200,6 @@ def _split_groups(groups: list[str]) -> tuple[list[str], list[str]]:
     return groups[:cut], groups[cut:]
 
 
-def _split(groups: list[str]) -> tuple[str, str]:
-    """Top and bottom lines of a two-line plate: the groups cut nearest the middle."""
-    top, bottom = _split_groups(groups)
-    return " ".join(top), " ".join(bottom)
-
-
 # ------------------------------------------------------------------ emblems
 
 EMBLEM_COUNTRIES: Final = ("DE", "AT", "SK", "HR", "SI", "CH")
@@ -352,7 +346,6 @@ def _line_with_emblems(
     country: str,
     groups: list[str],
     *,
-    first_line: bool,
     font: str,
     char_h: int,
     room: int,
@@ -360,10 +353,8 @@ def _line_with_emblems(
     spacing: float,
     rng: np.random.Generator,
 ) -> tuple[Gray, list[tuple[int, Image]]]:
-    """A line's ink mask with room left for its emblems, and each emblem with the x of its
-    left edge in the mask (before the line is fitted to ``room``)."""
-    if not first_line:
-        return _row(" ".join(groups), font, char_h, room, squeeze=squeeze, spacing=spacing), []
+    """A plate's first line's ink mask with room left for its emblems, and each emblem with
+    the x of its left edge in the mask (before the line is fitted to ``room``)."""
     emblem_w = max(4, round(char_h * rng.uniform(0.45, 0.65)))
     gap = max(1, round(char_h * rng.uniform(0.05, 0.15)))
     art_h = char_h if country == "DE" else max(4, round(char_h * rng.uniform(0.7, 0.9)))
@@ -480,11 +471,10 @@ def render_wide_plate(
     )
     for n, line in enumerate(lines):
         arts: list[tuple[int, Image]] = []
-        if with_emblems and emblem_rng is not None:
+        if with_emblems and emblem_rng is not None and n == 0:
             mask, arts = _line_with_emblems(
                 country,
                 line,
-                first_line=n == 0,
                 font=font,
                 char_h=char_h,
                 room=room,
