@@ -56,6 +56,7 @@ port = 8883
         ("[reader]\nmin_confidence = 1.5", "reader.min_confidence"),
         ("[reader]\nstill_zooms = [4.0, 0.5]", "reader.still_zooms"),
         ("[reader]\nstill_max_side = -1", "reader.still_max_side"),
+        ("[reader]\nstill_far_plates = 'yes please'", "reader.still_far_plates"),
         ("[capture]\nqueue_sise = 4", "capture.queue_sise"),
         ("[camera]\nfps = 30", "camera"),
         ("[mqtt]\ntls_cert = '/etc/raqib/device.crt'", "mqtt"),

@@ -776,6 +776,7 @@ def test_the_dark_pass_does_not_tile_a_large_photo(monkeypatch: pytest.MonkeyPat
     reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
     assert isinstance(reader.detector, ModelDetector) and reader.detector.tile_above is not None
     assert max(scene.shape[:2]) > reader.detector.tile_above
+    reader.far_plates = False  # its own tiles look for far plates (tests/test_far_plates.py)
     tiled: list[int] = []
     real_tiled_pass = reader.detector._tiled_pass
     monkeypatch.setattr(

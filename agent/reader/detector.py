@@ -205,15 +205,15 @@ SECOND_LOOK_IOU: Final = 0.1
 
 
 def tile_windows(
-    frame_w: int, frame_h: int, tile_w: int, tile_h: int
+    frame_w: int, frame_h: int, tile_w: int, tile_h: int, overlap: float = TILE_OVERLAP
 ) -> list[tuple[int, int, int, int]]:
     """``(x0, y0, x1, y1)`` windows of at most ``tile_w x tile_h`` covering the frame,
-    overlapping by :data:`TILE_OVERLAP`, the last ones flush with the far edges."""
+    overlapping by ``overlap`` of a tile, the last ones flush with the far edges."""
 
     def starts(size: int, tile: int) -> list[int]:
         if size <= tile:
             return [0]
-        step = max(1, round(tile * (1 - TILE_OVERLAP)))
+        step = max(1, round(tile * (1 - overlap)))
         out = list(range(0, size - tile, step))
         return [*out, size - tile]
 
@@ -353,6 +353,9 @@ class ModelDetector:
         keep: Callable[[Box], bool] | None = None,
         shrink: float = 1.0,
         whole_frame: bool = True,
+        tile_scale: float = TILE_SCALE,
+        tile_overlap: float = TILE_OVERLAP,
+        zooms: tuple[float, ...] | None = None,
     ) -> list[Look]:
         """Same as :meth:`detect`, each box with the one the whole-frame passes gave before
         the second look (the same box when it had none). Boxes scoring under ``min_score``
@@ -363,7 +366,10 @@ class ModelDetector:
         looking for near ones; ``shrink`` > 1 shows the whole-frame passes the image that
         much smaller (:meth:`letterbox`), for plates too large to be found as they are;
         ``whole_frame=False`` runs the tiled pass alone, whatever the frame's size (the small
-        plates of a photo the reader reads shrunk)."""
+        plates of a photo the reader reads shrunk), its windows seen at ``tile_scale`` (1:
+        at the frame's own resolution, for the far plates of a photo read at its size) and
+        overlapping by ``tile_overlap``; ``zooms`` replaces the detector's own second-look
+        zooms for this call."""
         if (
             not isinstance(image, np.ndarray)
             or image.dtype != np.uint8
@@ -379,24 +385,25 @@ class ModelDetector:
         passes = (
             self._whole_frame_passes(image, tiles, shrink)
             if whole_frame
-            else _suppress_overlaps(self._tiled_pass(image))
+            else _suppress_overlaps(self._tiled_pass(image, tile_scale, tile_overlap))
         )
         found = [f for f in passes if f[1] >= min_score]
         if self._refiner is not None:
             found = _suppress_overlaps([(self._refine(image, box), sc) for box, sc in found])
         if keep is not None:
             found = [(box, score) for box, score in found if keep(box)]
-        if not self.zooms:
+        zooms = self.zooms if zooms is None else zooms
+        if not zooms:
             return [Look(box, score, box) for box, score in found]
         first = {}
         for rank, (box, score) in enumerate(found[: self.look_boxes]):
-            seen = self._second_look(image, box)
+            seen = self._second_look(image, box, zooms)
             first[seen] = box
             found[rank] = (seen, score)
         kept = _suppress_overlaps(found)
         return [Look(box, score, first.get(box, box)) for box, score in kept]
 
-    def _second_look(self, image: Image, box: Box) -> Box:
+    def _second_look(self, image: Image, box: Box, zooms: tuple[float, ...] | None = None) -> Box:
         """The plate's box from passes zoomed on ``box`` (see the class docstring).
 
         A window clipped by the frame can be the window of another zoom (a large plate's
@@ -408,7 +415,7 @@ class ModelDetector:
         fh, fw = image.shape[:2]
         weight, total = 0.0, np.zeros(4)
         passes: dict[tuple[int, int, int, int], list[tuple[Box, float]]] = {}
-        for zoom in self.zooms:
+        for zoom in self.zooms if zooms is None else zooms:
             win_w = max(zoom * w, SECOND_LOOK_MIN_WINDOW)
             win_h = win_w * in_h / in_w
             x0, y0 = int(max(0, cx - win_w / 2)), int(max(0, cy - win_h / 2))
@@ -455,13 +462,16 @@ class ModelDetector:
         out = self._model.invoke(self._input)[0]
         return self.decode(out, scale, image.shape[1], image.shape[0])
 
-    def _tiled_pass(self, image: Image) -> list[tuple[Box, float]]:
-        """The model on overlapping windows seen at :data:`TILE_SCALE`; boxes in frame pixels."""
+    def _tiled_pass(
+        self, image: Image, scale: float = TILE_SCALE, overlap: float = TILE_OVERLAP
+    ) -> list[tuple[Box, float]]:
+        """The model on windows seen at ``scale``, overlapping by ``overlap`` of a window;
+        boxes in frame pixels."""
         height, width = self.input_size
         fh, fw = image.shape[:2]
-        tile_w, tile_h = round(width / TILE_SCALE), round(height / TILE_SCALE)
+        tile_w, tile_h = round(width / scale), round(height / scale)
         found: list[tuple[Box, float]] = []
-        for x0, y0, x1, y1 in tile_windows(fw, fh, tile_w, tile_h):
+        for x0, y0, x1, y1 in tile_windows(fw, fh, tile_w, tile_h, overlap):
             for (x, y, w, h), score in self._pass(image[y0:y1, x0:x1]):
                 cut = (x <= 1 and x0 > 0) or (y <= 1 and y0 > 0)
                 cut |= (x + w >= x1 - x0 - 1 and x1 < fw) or (y + h >= y1 - y0 - 1 and y1 < fh)
