@@ -16,6 +16,7 @@ from agent.broker import LocalBroker
 from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig
 from agent.evidence.rig import EvidenceRig
 from agent.frames import Image
+from agent.reads import Box, box_iou
 
 WaitUntil = Callable[..., bool]
 
@@ -77,6 +78,16 @@ def cli_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def plates_found(reader: Any, photos: list[tuple[Image, list[Box]]], iou: float = 0.5) -> int:
+    """How many of the photos' plates (each photo with its plates' boxes) get a box of
+    ``reader.read_boxes`` (a ``ModelPlateReader``) overlapping them at least ``iou``."""
+    count = 0
+    for photo, plates in photos:
+        boxes = [r.box for r in reader.read_boxes(photo)]
+        count += sum(any(box_iou(b, plate) >= iou for b in boxes) for plate in plates)
+    return count
 
 
 DetectorRun = tuple[tuple[int, ...], bool]

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import plates_found
 
 from agent.config import ReaderConfig
 from agent.frames import Image
@@ -48,18 +49,10 @@ def test_far_plates_of_a_night_photo_are_found_by_tiles_at_its_own_resolution(
     photo_reader: ModelPlateReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photos = [_night_photo(seed) for seed in range(12)]
-
-    def found() -> int:
-        count = 0
-        for photo, plates in photos:
-            boxes = [r.box for r in photo_reader.read_boxes(photo)]
-            count += sum(any(box_iou(b, plate) >= 0.5 for b in boxes) for plate in plates)
-        return count
-
     total = sum(len(plates) for _, plates in photos)
-    with_far_pass = found()
+    with_far_pass = plates_found(photo_reader, photos)
     monkeypatch.setattr(photo_reader, "far_plates", False)
-    without = found()
+    without = plates_found(photo_reader, photos)
     # Measured: 21 of 25 with the far plates' tiles, 15 without.
     assert with_far_pass >= 0.75 * total, (with_far_pass, total)
     assert with_far_pass >= without + 4, (with_far_pass, without)

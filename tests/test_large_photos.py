@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun
+from conftest import DetectorRun, plates_found
 
 from agent.config import ReaderConfig
 from agent.frames import Image
@@ -89,18 +89,10 @@ def test_the_far_plates_of_a_large_photo_are_looked_for_at_its_own_size(
     """Shrunk to 1920 px, a 30 px plate of a 4K photo is 15 px: the passes of the shrunk
     photo miss most of them; the tiled pass over the photo itself finds them."""
     photos = [_four_k_with_far_plates(seed) for seed in range(8)]
-
-    def found() -> int:
-        count = 0
-        for photo, far in photos:
-            boxes = [r.box for r in photo_reader.read_boxes(photo)]
-            count += sum(any(box_iou(b, plate) >= 0.5 for b in boxes) for plate in far)
-        return count
-
     total = sum(len(far) for _, far in photos)
-    with_far_pass = found()
-    monkeypatch.setattr(photo_reader, "_far_plate_reads", lambda *args: [])
-    without = found()
+    with_far_pass = plates_found(photo_reader, photos)
+    monkeypatch.setattr(photo_reader, "_far_plate_reads", lambda *args, **kwargs: [])
+    without = plates_found(photo_reader, photos)
     assert with_far_pass >= 0.6 * total and without <= 0.4 * total, (with_far_pass, without, total)
 
 
