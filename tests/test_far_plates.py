@@ -10,11 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import plates_found
+from conftest import DetectorRun, plates_found
 
 from agent.config import ReaderConfig
 from agent.frames import Image
-from agent.reader.detector import ModelDetector
 from agent.reader.pipeline import FAR_MAX_WIDTH, FAR_PLATES_READ, BoxRead, ModelPlateReader
 from agent.reads import Box, box_iou
 from agent.synth.scenes import far_plate_scene
@@ -59,38 +58,32 @@ def test_far_plates_of_a_night_photo_are_found_by_tiles_at_its_own_resolution(
 
 
 def test_only_small_boxes_clear_of_the_plates_read_are_read_again(
-    photo_reader: ModelPlateReader, monkeypatch: pytest.MonkeyPatch
+    photo_reader: ModelPlateReader,
+    monkeypatch: pytest.MonkeyPatch,
+    detector_runs: list[DetectorRun],
 ) -> None:
     """Tiles at the photo's own resolution; only boxes narrower than the far width and
     clear of every box already read are read, at most :data:`FAR_PLATES_READ`, inside
     the photo."""
     photo, _ = _night_photo(8)
-    calls: list[tuple[tuple[int, ...], list[Box], float, bool]] = []
+    calls: list[tuple[tuple[int, ...], list[Box], float, bool, int]] = []
     real = photo_reader._far_plate_reads
-    tiles: list[tuple[int, ...]] = []
-    detector = photo_reader.detector
-    assert isinstance(detector, ModelDetector)
-    real_pass = detector._pass
 
     def spy(
         frame: Image, found: list[BoxRead], max_width: float, *, own_size: bool = False
     ) -> list[BoxRead]:
-        calls.append((frame.shape[:2], [r.box for r in found], max_width, own_size))
-        tiles.clear()
+        runs_before = len(detector_runs)
+        calls.append((frame.shape[:2], [r.box for r in found], max_width, own_size, runs_before))
         return real(frame, found, max_width, own_size=own_size)
 
-    def pass_spy(image: Image, interpolation: int = cv2.INTER_AREA) -> list[tuple[Box, float]]:
-        tiles.append(image.shape[:2])
-        return real_pass(image, interpolation)
-
     monkeypatch.setattr(photo_reader, "_far_plate_reads", spy)
-    monkeypatch.setattr(detector, "_pass", pass_spy)
     reads = photo_reader.read_boxes(photo)
     assert len(calls) == 1
-    shape, known, max_width, own_size = calls[0]
+    shape, known, max_width, own_size, runs_before = calls[0]
     assert (shape, max_width, own_size) == ((540, 960), FAR_MAX_WIDTH, True)
-    # The first windows are the tiles: the model's own input size, the photo's pixels.
-    assert tiles[0] == (224, 384), tiles
+    # The far pass's first model runs are its tiles: the model's own input size, the
+    # photo's pixels unscaled.
+    assert detector_runs[runs_before] == ((224, 384), False), detector_runs[runs_before:]
     far = reads[len(known) :]
     assert 0 < len(far) <= FAR_PLATES_READ
     for r in far:
