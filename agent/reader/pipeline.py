@@ -107,6 +107,11 @@ SURE_READ = 0.7
 """A read of a plate at least this sure is trusted as it is: the tilted pass replaces it
 only by a fuller read that holds it, and does not run for a photo where every box the
 detector is sure of has one, level; a read of the turned photo must be as sure to count."""
+PART_READ_SHARE = 0.75
+"""A sure read replaced by a fuller read that holds under this share of its characters read
+a part of the plate (a tilted plate's serial, its letter and region lost), so its box is a
+part's and the fuller read's box is kept; a read short of one character of a longer plate
+(``816-A-4`` for ``816-A-41``) boxed the whole plate and keeps its box."""
 TILTED_ROW_DEGREES = 5.0
 """... unless the glyphs of such a read slope by this much or more
 (:func:`~agent.reader.plate_edges.row_tilt`)."""
@@ -355,6 +360,12 @@ def _part_of(read: BoxRead, fuller: BoxRead) -> bool:
     return fuller.format != "UNKNOWN" and len(part) < len(whole) and part in whole
 
 
+def _read_a_part(read: BoxRead, fuller: BoxRead) -> bool:
+    """Whether ``read``, a part of ``fuller`` (:func:`_part_of`), holds so few of its
+    characters (:data:`PART_READ_SHARE`) that its box shows only that part of the plate."""
+    return len(read.text.replace("-", "")) < PART_READ_SHARE * len(fuller.text.replace("-", ""))
+
+
 def _same_region(box: Box, envelope: Box) -> bool:
     """Whether a box of the photo and the upright envelope of a box of the turned photo
     show the same plate: they overlap, or the box's centre lies in the envelope (a level
@@ -377,8 +388,9 @@ def merge_view_reads(
     :func:`~agent.reader.recogniser.pick_read` prefers it (a tilted plate read level is
     often a part of it, read unsure). A sure read of the region is replaced only by a
     fuller read that holds it (:func:`_part_of`: ``816-A-4`` by ``816-A-41``), which
-    keeps the sure read's box (a tilted plate is level enough for it), or with
-    ``fuller_box`` takes the fuller read's (a near plate's box was a part of it)."""
+    keeps the sure read's box (a tilted plate is level enough for it) unless the sure
+    read was of a part of the plate (:func:`_read_a_part`: ``21880`` by ``21880-B-40``),
+    or with ``fuller_box`` takes the fuller read's (a near plate's box was a part of it)."""
     best: dict[str, BoxRead] = {}
     for read in other:
         if _sure(read) and (read.text not in best or best[read.text].confidence < read.confidence):
@@ -394,8 +406,9 @@ def merge_view_reads(
         if sure:
             if not all(_part_of(r, other_read) for r in sure):
                 continue
-            if not fuller_box:
-                box = max(sure, key=lambda r: r.confidence).box
+            surest = max(sure, key=lambda r: r.confidence)
+            if not fuller_box and not _read_a_part(surest, other_read):
+                box = surest.box
         elif pick_read([(other_read.text, other_read.confidence), *_texts(rivals)]):
             continue
         kept = [r for r in kept if r not in rivals]
