@@ -27,7 +27,7 @@ bench: setup
 	$(BIN)/raqib bench
 
 # Rebuilds models/{recogniser,recogniser_2,detector}.{tflite,json} from scratch, seeded
-# (~50 min on 2 free cores, models/README.md): the recogniser ensemble's two members
+# (50-79 min on 2 free cores, by CPU: models/README.md): the recogniser ensemble's two members
 # (recipe 4.0; the second recipe 4.4, with another seed and 5 stage-1 epochs) train side
 # by side, then the detector.
 # Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
