@@ -108,10 +108,10 @@ SURE_READ = 0.7
 only by a fuller read that holds it, and does not run for a photo where every box the
 detector is sure of has one, level; a read of the turned photo must be as sure to count."""
 PART_READ_SHARE = 0.75
-"""A sure read replaced by a fuller read that holds under this share of its characters read
-a part of the plate (a tilted plate's serial, its letter and region lost), so its box is a
-part's and the fuller read's box is kept; a read short of one character of a longer plate
-(``816-A-4`` for ``816-A-41``) boxed the whole plate and keeps its box."""
+"""A sure read that a fuller read replaces and that holds under this share of the fuller
+read's characters was a read of a part of the plate (a tilted plate's serial, its letter
+and region lost): its box is a part's, so the fuller read's box is taken. A read one
+character short (``816-A-4`` of ``816-A-41``) boxed the whole plate and keeps its box."""
 TILTED_ROW_DEGREES = 5.0
 """... unless the glyphs of such a read slope by this much or more
 (:func:`~agent.reader.plate_edges.row_tilt`)."""
