@@ -811,12 +811,19 @@ def train(
     time_steps = TIME_STEPS
 
     def train_step(images: Any, labels: Any, lengths: Any, targets: Any) -> Any:
+        # Labels as a sparse tensor: tf.nn.ctc_loss then runs TensorFlow's CTC kernel, where
+        # dense labels take a graph of TensorFlow ops (the same loss to 1e-7, and the
+        # recogniser's training step 17 % faster on a 2-core CPU: models/README.md).
+        present = tf.where(tf.sequence_mask(lengths, tf.shape(labels)[1]))
+        sparse = tf.SparseTensor(
+            present, tf.gather_nd(labels, present), tf.cast(tf.shape(labels), tf.int64)
+        )
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             loss = tf.nn.ctc_loss(
-                labels=labels,
+                labels=sparse,
                 logits=logits,
-                label_length=lengths,
+                label_length=None,
                 logit_length=tf.fill([tf.shape(images)[0]], time_steps),
                 logits_time_major=False,
                 blank_index=0,
