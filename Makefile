@@ -29,18 +29,15 @@ bench: setup
 # Rebuilds models/{recogniser,recogniser_2,detector}.{tflite,json} from scratch, seeded
 # (models/README.md, "Rebuilding", for the time it takes by CPU): the recogniser ensemble's
 # two members (recipe 4.0; the second recipe 4.4, with another seed and 5 stage-1 epochs)
-# and the detector train side by side, each with a third of the cores (at least one
-# TensorFlow thread): one thread per process wastes less of a small machine than two.
+# train side by side, then the detector.
 # Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
 RECOGNISER_2_SEED := 20261128
-TRAIN_THREADS ?= $(shell n=$$(nproc); t=$$((n / 3)); echo $$((t > 0 ? t : 1)))
 models: setup-train
-	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --threads $(TRAIN_THREADS) & first=$$!; \
+	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ & first=$$!; \
 	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --name recogniser_2 --recipe 4.4 \
-		--seed $(RECOGNISER_2_SEED) --epochs 5 --threads $(TRAIN_THREADS) & second=$$!; \
-	nice -n 5 $(BIN)/python models/train_detector.py --out models/ --threads $(TRAIN_THREADS) & third=$$!; \
-	wait $$first; a=$$?; wait $$second; b=$$?; wait $$third; c=$$?; \
-	test $$a -eq 0 && test $$b -eq 0 && test $$c -eq 0
+		--seed $(RECOGNISER_2_SEED) --epochs 5 & second=$$!; \
+	wait $$first; a=$$?; wait $$second; b=$$?; test $$a -eq 0 && test $$b -eq 0
+	nice -n 5 $(BIN)/python models/train_detector.py --out models/
 
 sample: setup
 	$(BIN)/python scripts/render_sample_clip.py --out samples/
