@@ -1,6 +1,7 @@
 """Side by side: our reader and PP-OCRv4 on the same folders, exact accuracy and ms per image.
 
     python scripts/bench_compare.py [--datasets ../shared/datasets] [--limit N] [--json]
+                                    [--config reader.toml ...]
 
 Needs the ``teacher`` extra (``rapidocr-onnxruntime``, PP-OCRv4 with its models
 inside the wheel; never a device dependency). Folders (the manifest format of
@@ -21,6 +22,11 @@ leading country code of the blue band (``F``, ``D``, ``NL`` ...) dropped.
 Exact = same canonical text with separators ignored and ``O``/``0``,
 ``I``/``1`` each one character (agent.reader.evaluate.same_plate). ms per
 image: reading only (decoding excluded), mean.
+
+``--config FILE`` (repeatable): ours also reads every folder in the ``[reader]``
+configuration of that TOML file (its file stem names the rows), beside the shipped one,
+against the same PP-OCRv4 run: what a lighter configuration gains in speed and costs
+in accuracy, measured in one run.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ sys.path.insert(0, str(ROOT / "models"))
 
 import realdata  # noqa: E402  (models/ is not a package)
 
-from agent.config import DEFAULT_MODELS_DIR, ReaderConfig  # noqa: E402
+from agent.config import DEFAULT_MODELS_DIR, ReaderConfig, load_config  # noqa: E402
 from agent.errors import FrameError  # noqa: E402
 from agent.reader.evaluate import (  # noqa: E402
     Truth,
@@ -144,7 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ours-only", action="store_true", help="skip PP-OCRv4 (re-measure a new model)"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run ours in this TOML file's [reader] configuration (repeatable)",
+    )
     args = parser.parse_args(argv)
+    configs = {"": ReaderConfig(models_dir=args.models)}
+    for path in args.config:
+        configs[path.stem] = load_config(path).reader.model_copy(update={"models_dir": args.models})
     engine: Any = None
     if not args.ours_only:
         try:
@@ -153,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("PP-OCRv4 needs the `teacher` extra (Python 3.11, 3.12); or --ours-only")
 
         engine = RapidOCR()
-    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=args.models), stills=True)
+    readers = {
+        label: ModelPlateReader.from_config(config, stills=True)
+        for label, config in configs.items()
+    }
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -166,26 +185,28 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, full in folders.items():
             folder = _limited(full, args.limit, work)
-            ours = evaluate_folder(reader, folder).figures()
             theirs = (
                 run_teacher(engine, folder, args.limit)
                 if engine is not None
                 else {"exact": float("nan"), "ms": float("nan")}
             )
-            rows[name] = {
-                "plates": ours["plates"],
-                "ours_exact": ours["exact_plate_accuracy"],
-                "ours_ms": ours["ms_per_image"],
-                "ppocr_exact": theirs["exact"],
-                "ppocr_ms": theirs["ms"],
-                "speed_ratio": theirs["ms"] / max(ours["ms_per_image"], 1e-9),
-            }
+            for label, reader in readers.items():
+                ours = evaluate_folder(reader, folder).figures()
+                rows[f"{name} [{label}]" if label else name] = {
+                    "plates": ours["plates"],
+                    "ours_exact": ours["exact_plate_accuracy"],
+                    "ours_ms": ours["ms_per_image"],
+                    "ppocr_exact": theirs["exact"],
+                    "ppocr_ms": theirs["ms"],
+                    "speed_ratio": theirs["ms"] / max(ours["ms_per_image"], 1e-9),
+                }
             print(f"{name}: done", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     head = ("folder", "plates", "ours", "PP-OCRv4", "ours ms", "PP ms", "x faster")
-    print(f"{head[0]:24} " + " ".join(f"{h:>9}" for h in head[1:]))
+    width = max(len(head[0]), *(len(name) for name in rows))
+    print(f"{head[0]:{width}} " + " ".join(f"{h:>9}" for h in head[1:]))
     for name, r in rows.items():
         cells = (
             f"{r['plates']:.0f}",
@@ -195,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ppocr_ms']:.1f}",
             f"{r['speed_ratio']:.0f}",
         )
-        print(f"{name:24} " + " ".join(f"{c:>9}" for c in cells))
+        print(f"{name:{width}} " + " ".join(f"{c:>9}" for c in cells))
     return 0
 
 

@@ -96,3 +96,14 @@ def test_config_is_immutable() -> None:
 @pytest.mark.parametrize("name", ["agent.example.toml", "hq.example.toml"])
 def test_shipped_example_configs_are_valid(name: str) -> None:
     load_config(Path(__file__).resolve().parent.parent / "deploy" / name)
+
+
+BENCH_CONFIGS = Path(__file__).resolve().parent.parent / "scripts" / "bench_configs"
+
+
+@pytest.mark.parametrize("path", sorted(BENCH_CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+def test_side_by_side_reader_configs_are_valid_and_change_the_photo_reader(path: Path) -> None:
+    """scripts/bench_compare.py --config: each file is a reader configuration other than
+    the shipped one (docs/benchmarks.md, "lighter photo configurations")."""
+    reader = load_config(path).reader
+    assert reader != RaqibConfig().reader
