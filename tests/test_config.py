@@ -93,12 +93,13 @@ def test_config_is_immutable() -> None:
         config.capture.queue_size = 10  # type: ignore[misc]
 
 
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_CONFIGS = ROOT / "scripts" / "bench_configs"
+
+
 @pytest.mark.parametrize("name", ["agent.example.toml", "hq.example.toml"])
 def test_shipped_example_configs_are_valid(name: str) -> None:
-    load_config(Path(__file__).resolve().parent.parent / "deploy" / name)
-
-
-BENCH_CONFIGS = Path(__file__).resolve().parent.parent / "scripts" / "bench_configs"
+    load_config(ROOT / "deploy" / name)
 
 
 @pytest.mark.parametrize("path", sorted(BENCH_CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
