@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -165,3 +167,45 @@ def test_teacher_targets_spell_the_plate_the_shipped_members_read() -> None:
             for p in soft
         ]
         assert reads == texts, member
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _threads(command: str) -> int:
+    return int(command.split("--threads ")[1].split(maxsplit=1)[0].rstrip(";"))
+
+
+@pytest.mark.parametrize(
+    ("cores", "each_recogniser", "detector"), [(1, 1, 1), (2, 1, 2), (8, 4, 8)]
+)
+def test_make_models_gives_each_recogniser_half_the_cores_and_the_detector_all(
+    cores: int, each_recogniser: int, detector: int
+) -> None:
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed (the README's commands need it)")
+    # -n prints the recipe without running it; -o keeps setup-train from being printed as
+    # something to do.
+    printed = subprocess.run(
+        ["make", "-n", "-o", "setup-train", "models", f"TRAIN_THREADS={cores}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    recipe = " ".join(printed.replace("\\\n", " ").split())
+    runs = recipe.split("nice -n 5 ")[1:]
+    assert [run.split()[1] for run in runs] == [
+        "models/train_recogniser.py",
+        "models/train_recogniser.py",
+        "models/train_detector.py",
+    ]
+    first, second, last = runs
+    assert (_threads(first), _threads(second), _threads(last)) == (
+        each_recogniser,
+        each_recogniser,
+        detector,
+    )
+    assert "--recipe 4.4" in second and "--recipe" not in first
+    # the detector starts only once the second member has trained, beside the first
+    assert "& first=$!;" in first and second.rstrip().endswith("&&")
