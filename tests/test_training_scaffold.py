@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "models"))
 
-import scaffold  # a training script module (models/ is no package)
+import scaffold  # noqa: E402  (a training script module: models/ is no package)
 
 DEFAULTS = scaffold.Defaults("thing", 7, epochs=3, finetune_epochs=2, batch=16, lr=1e-2)
 
@@ -167,9 +168,6 @@ def test_teacher_targets_spell_the_plate_the_shipped_members_read() -> None:
             for p in soft
         ]
         assert reads == texts, member
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _threads(command: str) -> int:
