@@ -22,6 +22,7 @@ DEFAULT_SAMPLES_DIR = PROJECT_ROOT / "samples"
 DeviceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Zoom = Annotated[float, Field(ge=1.0, le=20.0)]
 """A second-look window's width as a multiple of the plate box's width."""
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Section(BaseModel):
@@ -114,11 +115,17 @@ class ReaderConfig(_Section):
     79.9 -> 88.5 %, dashcam 88.9 -> 96.7 % at IoU 0.5), for 4 model runs per plate."""
     still_zoom_boxes: int = Field(4, ge=0, le=8)
     """How many of a photo's best boxes get the second look."""
-    recognisers: int = Field(1, ge=1, le=4)
+    recognisers: int = Field(2, ge=1, le=4)
     """How many of the shipped recognisers (``recogniser.tflite``, then the ensemble's
     other members, ``recogniser_2.tflite``) read each plate of a video frame; at most
-    as many as ``models_dir`` ships. One keeps a frame's p99 under 25 ms: two members
-    doubled it (12 -> 25 ms), where a tracked plate is read again on the next frames."""
+    as many as ``models_dir`` ships. The members after the first read only the plates
+    the first reads in doubt (``recognisers_doubt``): a frame's p99 stays under 25 ms,
+    and the held-out Moroccan scenes read as video frames gain 221 -> 235 of 299 plates
+    (models/recogniser.md, "Second reads for video frames")."""
+    recognisers_doubt: tuple[Share, Share] = (0.05, 0.95)
+    """``(low, high)``: a video frame's plate is read by the other members only when the
+    first member's read has a confidence from ``low`` to ``high``; a surer read stands
+    alone, one below ``low`` is a box that holds no plate. ``(0, 1)``: always, as photos."""
     wide_view: bool = False
     """Read each box of a video frame also from a wider crop (12 % of its width more on
     each side, 20 % of its height above and below) and keep the better read: off, as the
@@ -183,6 +190,15 @@ class ReaderConfig(_Section):
     """The same for photos and crops (``raqib read``, ``raqib eval``), read once: the
     ensemble of two reads 29 more of the 552 held-out and validation plates than the
     first member alone (models/recogniser.md, Ensemble and Second member 4.4.0)."""
+
+    @model_validator(mode="after")
+    def _doubt_band(self) -> ReaderConfig:
+        low, high = self.recognisers_doubt
+        if low > high:
+            raise ValueError(
+                f"recognisers_doubt must be (low, high) with low <= high, got {low}, {high}"
+            )
+        return self
 
 
 class TrackerConfig(_Section):

@@ -162,11 +162,13 @@ def time_reader(
     *,
     grey_pass: bool = True,
     second_look: bool = True,
-    recognisers: int = 1,
+    recognisers: int | None = None,
+    doubt: tuple[float, float] | None = None,
 ) -> ReaderTiming:
     """The whole reader on the clip's first frames, with the time inside each model apart
-    (``second_look`` False: ``reader.zooms = []``; ``recognisers``: ``reader.recognisers``,
-    the ensemble members reading each plate of a video frame)."""
+    (``second_look`` False: ``reader.zooms = []``; ``recognisers`` and ``doubt``:
+    ``reader.recognisers`` and ``reader.recognisers_doubt``, the ensemble members reading
+    each plate of a video frame; None: as shipped)."""
     from agent.reader import backend
     from agent.reader.pipeline import MORE_RECOGNISER_FILES, RECOGNISER_FILE, ModelPlateReader
 
@@ -184,9 +186,11 @@ def time_reader(
             spent[name] += (time.thread_time() - start) * 1000
             calls[name] += 1
 
-    config = ReaderConfig(
-        models_dir=models_dir, detector="model", grey_pass=grey_pass, recognisers=recognisers
-    )
+    config = ReaderConfig(models_dir=models_dir, detector="model", grey_pass=grey_pass)
+    if recognisers is not None:
+        config = config.model_copy(update={"recognisers": recognisers})
+    if doubt is not None:
+        config = config.model_copy(update={"recognisers_doubt": doubt})
     if not second_look:
         config = config.model_copy(update={"zooms": []})
     reader = ModelPlateReader.from_config(config)

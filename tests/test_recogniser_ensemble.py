@@ -65,6 +65,37 @@ def test_the_ensemble_keeps_the_member_that_read_a_plate_and_its_alternatives(
     assert ensemble.last_reads == (("12", 0.99), truth)  # every member's, for a vote
 
 
+def test_with_a_doubt_band_the_other_members_read_only_the_first_members_doubtful_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Video frames: a sure read stands alone, a read below the band is a box with no plate;
+    the other members read a crop only when the first member's confidence is in the band."""
+    first, second = _members()
+    ensemble = RecogniserEnsemble([first, second], doubt=(0.05, 0.95))
+    crop = render_plate("12345-B-6", np.random.default_rng(5), height=40)
+    second_reads: list[object] = []
+    real_second = second.read_best
+    monkeypatch.setattr(second, "read_best", lambda c: second_reads.append(c) or real_second(c))
+    for first_read, reads_again in ((("12345ب6", 0.99), False), (("6-B-6", 0.01), False)):
+        monkeypatch.setattr(first, "read_best", lambda _crop, r=first_read: r)
+        assert ensemble.read_best(crop) == first_read
+        assert ensemble.last_reads == (first_read,)
+        assert bool(second_reads) is reads_again
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("12845ب6", 0.6))  # in doubt
+    assert ensemble.read_best(crop) == real_second(crop)
+    assert len(second_reads) == 1 and len(ensemble.last_reads) == 2
+    # the band's edges count as doubt; without a band every member reads every crop
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("12845ب6", 0.95))
+    ensemble.read_best(crop)
+    assert len(ensemble.last_reads) == 2
+    always = RecogniserEnsemble([first, second])
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("12345ب6", 1.0))
+    always.read_best(crop)
+    assert len(always.last_reads) == 2
+    with pytest.raises(ValueError, match="doubt"):
+        RecogniserEnsemble([first, second], doubt=(0.9, 0.1))
+
+
 def test_members_must_share_a_charset(tmp_path: Path) -> None:
     shutil.copy(MODELS / "recogniser.tflite", tmp_path / "other.tflite")
     meta = json.loads((MODELS / "recogniser.json").read_text(encoding="utf-8"))
@@ -108,19 +139,22 @@ def test_a_corrupt_second_recogniser_is_a_model_error_naming_it(tmp_path: Path) 
         ModelPlateReader(folder)
 
 
-def test_photos_are_read_by_every_member_and_video_frames_by_the_first_only(
+def test_photos_are_read_by_every_member_and_video_frames_by_the_second_in_doubt_only(
     tmp_path: Path,
 ) -> None:
-    """A video frame has a 25 ms budget and its plate is read again on the next frames;
-    a photo is read once."""
+    """A video frame has a 25 ms budget: the second member reads only the plates the
+    first reads in doubt; a photo is read once, by both."""
     from agent.config import ReaderConfig
 
     config = ReaderConfig(models_dir=_models_dir(tmp_path, second=True))
-    assert (config.recognisers, config.still_recognisers) == (1, 2)
+    assert (config.recognisers, config.still_recognisers) == (2, 2)
     still = ModelPlateReader.from_config(config, stills=True).recogniser
     live = ModelPlateReader.from_config(config).recogniser
     assert isinstance(still, RecogniserEnsemble) and len(still.members) == 2
-    assert isinstance(live, Recogniser)
+    assert still.doubt is None
+    assert isinstance(live, RecogniserEnsemble) and live.doubt == config.recognisers_doubt
+    one = ModelPlateReader.from_config(config.model_copy(update={"recognisers": 1}))
+    assert isinstance(one.recogniser, Recogniser)
     # asking for more members than are shipped reads with those there are
     many = ReaderConfig(models_dir=tmp_path, recognisers=4)
     assert len(ModelPlateReader.from_config(many).recogniser.members) == 2  # type: ignore[attr-defined]

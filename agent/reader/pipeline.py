@@ -417,18 +417,22 @@ def merge_view_reads(
 
 
 def load_recognisers(
-    models_dir: Path, num_threads: int = 1, limit: int | None = None
+    models_dir: Path,
+    num_threads: int = 1,
+    limit: int | None = None,
+    doubt: tuple[float, float] | None = None,
 ) -> PlateRecogniser:
     """``recogniser.tflite`` (required), with the ensemble members of
     :data:`MORE_RECOGNISER_FILES` that ``models_dir`` ships: all of them, or the first
-    ``limit`` recognisers in all."""
+    ``limit`` recognisers in all; ``doubt``: when the others read
+    (:class:`~agent.reader.recogniser.RecogniserEnsemble`)."""
     first = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
     more = [models_dir / name for name in MORE_RECOGNISER_FILES]
     more = [path for path in more if path.exists()]
     if limit is not None:
         more = more[: max(0, limit - 1)]
     members = [first, *(Recogniser(path, num_threads) for path in more)]
-    return first if len(members) == 1 else RecogniserEnsemble(members)
+    return first if len(members) == 1 else RecogniserEnsemble(members, doubt)
 
 
 def default_detector(models_dir: Path, num_threads: int = 1) -> Detector:
@@ -442,7 +446,8 @@ class ModelPlateReader:
     """Reads plates with the shipped models in ``models_dir``.
 
     ``detector`` defaults to :func:`default_detector`; ``recognisers`` is how many of
-    the shipped recognisers read each plate (None: all, :func:`load_recognisers`).
+    the shipped recognisers read each plate (None: all, :func:`load_recognisers`), and
+    ``recognisers_doubt`` when the members after the first read (None: always).
     Raises ``ModelError`` at construction if a model file is missing or corrupt.
     """
 
@@ -456,6 +461,7 @@ class ModelPlateReader:
         keep_unknown: bool = True,
         unknown_min_confidence: float = UNKNOWN_MIN_CONFIDENCE,
         recognisers: int | None = None,
+        recognisers_doubt: tuple[float, float] | None = None,
         wide_view: bool = False,
         dark_plates: bool = False,
         snap_boxes: bool = False,
@@ -480,7 +486,9 @@ class ModelPlateReader:
         self.max_side = max_side
         self.far_plates = far_plates
         self.unknown_min_confidence = unknown_min_confidence
-        self.recogniser: PlateRecogniser = load_recognisers(models_dir, num_threads, recognisers)
+        self.recogniser: PlateRecogniser = load_recognisers(
+            models_dir, num_threads, recognisers, recognisers_doubt
+        )
         self.detector: Detector = (
             detector if detector is not None else default_detector(models_dir, num_threads)
         )
@@ -511,6 +519,7 @@ class ModelPlateReader:
             config.min_confidence,
             detector=detector,
             recognisers=config.still_recognisers if stills else config.recognisers,
+            recognisers_doubt=None if stills else config.recognisers_doubt,
             wide_view=config.still_wide_view if stills else config.wide_view,
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
             snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,

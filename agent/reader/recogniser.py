@@ -260,15 +260,26 @@ class RecogniserEnsemble:
     time step instead does not work: independently trained CTC models emit a character
     at different time steps (measured: 10-23 % exact). Costs one model run per member and
     crop (models/recogniser.md, Ensemble).
+
+    With ``doubt`` (``(low, high)``, video frames) the members after the first read a crop
+    only when the first member's read has a confidence in ``[low, high]``: a surer read
+    stands alone, and a read below ``low`` is a box that holds no plate (most of a video
+    frame's boxes), so a frame pays for the second read about one box in four
+    (models/recogniser.md, "Second reads for video frames").
     """
 
-    def __init__(self, members: Sequence[Recogniser]) -> None:
+    def __init__(
+        self, members: Sequence[Recogniser], doubt: tuple[float, float] | None = None
+    ) -> None:
         if not members:
             raise ValueError("an ensemble needs at least one recogniser")
         charsets = {m.charset for m in members}
         if len(charsets) != 1:
             raise ModelError("the recognisers of an ensemble must share one charset")
+        if doubt is not None and not 0.0 <= doubt[0] <= doubt[1] <= 1.0:
+            raise ValueError(f"doubt must be (low, high) with 0 <= low <= high <= 1, got {doubt}")
         self.members = tuple(members)
+        self.doubt = doubt
         self.version = "+".join(m.version for m in members)
         self._last = members[0]
         self.last_reads: tuple[tuple[str, float], ...] = ()
@@ -278,12 +289,22 @@ class RecogniserEnsemble:
     def read(self, crop: Image) -> tuple[str, float]:
         """The kept one-line read (:meth:`Recogniser.read`) of the members."""
         gray = _gray(crop)
-        return self._pick([m.read_gray(gray) for m in self.members])
+        first = self.members[0].read_gray(gray)
+        if not self._in_doubt(first):
+            return self._pick([first])
+        return self._pick([first, *(m.read_gray(gray) for m in self.members[1:])])
 
     def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
         """The kept read (:meth:`Recogniser.read_best`) of the members."""
         gray = _gray(crop)
-        return self._pick([m.read_best(gray) for m in self.members])
+        first = self.members[0].read_best(gray)
+        if not self._in_doubt(first):
+            return self._pick([first])
+        return self._pick([first, *(m.read_best(gray) for m in self.members[1:])])
+
+    def _in_doubt(self, read: tuple[str, float]) -> bool:
+        """True when the other members read too: always, or within the ``doubt`` band."""
+        return self.doubt is None or self.doubt[0] <= read[1] <= self.doubt[1]
 
     def alternatives(self, raw: str) -> list[str]:
         """The alternatives of the member whose read was kept last."""
