@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -289,22 +289,18 @@ class RecogniserEnsemble:
     def read(self, crop: Image) -> tuple[str, float]:
         """The kept one-line read (:meth:`Recogniser.read`) of the members."""
         gray = _gray(crop)
-        first = self.members[0].read_gray(gray)
-        if not self._in_doubt(first):
-            return self._pick([first])
-        return self._pick([first, *(m.read_gray(gray) for m in self.members[1:])])
+        return self._read(lambda member: member.read_gray(gray))
 
     def read_best(self, crop: Image | npt.NDArray[np.uint8]) -> tuple[str, float]:
         """The kept read (:meth:`Recogniser.read_best`) of the members."""
         gray = _gray(crop)
-        first = self.members[0].read_best(gray)
-        if not self._in_doubt(first):
-            return self._pick([first])
-        return self._pick([first, *(m.read_best(gray) for m in self.members[1:])])
+        return self._read(lambda member: member.read_best(gray))
 
-    def _in_doubt(self, read: tuple[str, float]) -> bool:
-        """True when the other members read too: always, or within the ``doubt`` band."""
-        return self.doubt is None or self.doubt[0] <= read[1] <= self.doubt[1]
+    def _read(self, read: Callable[[Recogniser], tuple[str, float]]) -> tuple[str, float]:
+        """The kept read of the first member and, unless it is outside ``doubt``, the others."""
+        first = read(self.members[0])
+        doubtful = self.doubt is None or self.doubt[0] <= first[1] <= self.doubt[1]
+        return self._pick([first, *(read(m) for m in self.members[1:] if doubtful)])
 
     def alternatives(self, raw: str) -> list[str]:
         """The alternatives of the member whose read was kept last."""
