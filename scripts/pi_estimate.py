@@ -186,11 +186,13 @@ def time_reader(
             spent[name] += (time.thread_time() - start) * 1000
             calls[name] += 1
 
-    config = ReaderConfig(models_dir=models_dir, detector="model", grey_pass=grey_pass)
-    if recognisers is not None:
-        config = config.model_copy(update={"recognisers": recognisers})
-    if doubt is not None:
-        config = config.model_copy(update={"recognisers_doubt": doubt})
+    chosen = {"recognisers": recognisers, "recognisers_doubt": doubt}
+    config = ReaderConfig(
+        models_dir=models_dir,
+        detector="model",
+        grey_pass=grey_pass,
+        **{key: value for key, value in chosen.items() if value is not None},
+    )
     if not second_look:
         config = config.model_copy(update={"zooms": []})
     reader = ModelPlateReader.from_config(config)
