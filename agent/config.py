@@ -145,6 +145,18 @@ class ReaderConfig(_Section):
     that they find and read inverted. A read of the inverted photo or crop counts only on
     a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it adds a fifth to a
     third to a photo's time and doubles a dark crop's."""
+    dark_boxes: bool = False
+    """Read a box of a video frame again inverted when its read is unsure, the detector is
+    sure of it and its ground is dark (agent.reader.pipeline, ``DARK_*``): the detector
+    finds black plates with light characters that the recogniser, which learnt dark
+    characters, misreads. Off: held-out French photos with their plates recoloured as
+    classic black plates (``models/realdata.py --recoloured``), read as video frames, gain
+    14 -> 27 of 47 and the mixed validation photos 70 -> 72 of 116, but real scenes read
+    as video frames take 0.4-1.6 ms more on average and up to 3 ms more at p99, and black
+    plates are rare where the cameras work (models/recogniser.md, "Dark boxes")."""
+    still_dark_boxes: bool = True
+    """The same for photos, beside their inverted pass (``still_dark_plates``): the
+    recoloured black French photos 33 -> 38 of 47, the other held-out sets unchanged."""
     snap_boxes: bool = False
     """Snap the box of each plate read in a video frame to the plate's own edges, found
     around its row of characters, when the detector's box is loose around it

@@ -14,6 +14,10 @@ Splits are fixed and documented here so every script and model card agree:
   (``models/moroccan_scene_labels.csv``, 2026-12-03: 299 plates, 14 too hidden or
   blurred to read, ``unsure``) so that ``raqib eval`` scores reads there too. They
   are held-out labels: no training script reads them.
+
+Derived evaluation sets (:func:`write_recoloured_french`): the held-out French photos with
+each labelled plate recoloured as a yellow FNI rear plate or a classic black one, a proxy
+for the plate colours the shared sets hardly hold (two held-out FNI cars, one black plate).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.reader.plate_text import canonicalize
 
@@ -111,6 +117,17 @@ def moroccan_scene_texts(path: Path = SCENE_LABELS) -> dict[str, str]:
         }
 
 
+@contextmanager
+def _manifest_writer(folder: Path) -> Iterator[Any]:
+    """A CSV writer of ``folder/manifest.csv`` (``folder`` made), its header written: the
+    ``raqib eval`` manifest format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+        yield writer
+
+
 def available(datasets: Path) -> bool:
     return all((datasets / name / "manifest.csv").is_file() for name in (MA_OCR, FRENCH, MA_DET))
 
@@ -138,26 +155,12 @@ def write_validation_manifests(datasets: Path, out: Path) -> list[Path]:
     folders = []
     for name, rows in sets.items():
         folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+        with _manifest_writer(folder) as writer:
             for row, text in rows:
                 box = [f"{v:.1f}" for v in row.box] if row.box else ["", "", "", ""]
                 writer.writerow([str(row.path.resolve()), text, *box])
         folders.append(folder)
     return folders
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="write raqib-eval folders of the held-out rows")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
-    args = parser.parse_args()
-    for folder in write_validation_manifests(args.datasets, args.out):
-        print(folder)
 
 
 # ---------------------------------------------------------------- detector-only sets
@@ -220,12 +223,82 @@ def write_detector_manifests(datasets: Path, out: Path) -> list[Path]:
     folders = []
     for name, rows in sets.items():
         folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["image", "plate_text", "x", "y", "w", "h"])
+        with _manifest_writer(folder) as writer:
             for row in rows:
                 box = [f"{v:.1f}" for v in row.box] if row.box else ["", "", "", ""]
                 writer.writerow([str(row.path.resolve()), row.text, *box])
         folders.append(folder)
     return folders
+
+
+# ---------------------------------------------------------------- recoloured plates
+
+RECOLOURED_YELLOW = (35.0, 198.0, 235.0)
+"""The yellow paper (BGR) of the proxy FNI rear plates: the middle of the yellows that
+``agent.synth.scenes.recolour_plate`` draws for the detector's training plates."""
+RECOLOURED_SILVER = 200.0
+"""The grey of the proxy classic black plates' characters (the middle of that range too)."""
+
+
+def write_recoloured_french(datasets: Path, out: Path) -> list[Path]:
+    """``french-val-yellow`` and ``french-val-black`` under ``out``: the held-out French
+    photos (:func:`french`) with each labelled plate box recoloured by
+    ``agent.synth.scenes.yellow_plate`` / ``black_plate`` (real glyphs, ink and paper kept
+    as lightness), written in the source's format (JPEG at quality 95) at the source's
+    relative path, beside a ``manifest.csv`` of those paths.
+
+    Why: the acceptance photos of French cars include old FNI plates in all their colours,
+    and the shared sets hold two held-out FNI cars and one black plate, too few to measure.
+    A proxy only: the recoloured plates keep SIV texts and fonts, and a box a little larger
+    than its plate recolours a rim of the car too."""
+    import cv2
+    import numpy as np
+
+    from agent.synth.scenes import black_plate, yellow_plate
+
+    rows = [r for r in french(datasets) if r.validation and r.scored and r.box]
+    folders = []
+    for name, recolour in (
+        ("french-val-yellow", lambda p: yellow_plate(p, np.array(RECOLOURED_YELLOW, np.float32))),
+        ("french-val-black", lambda p: black_plate(p, RECOLOURED_SILVER)),
+    ):
+        folder = out / name
+        images: dict[Path, np.ndarray] = {}
+        for row in rows:
+            image = images.get(row.path)
+            if image is None:
+                image = images[row.path] = cv2.imread(str(row.path), cv2.IMREAD_COLOR)
+            x, y, w, h = (round(v) for v in row.box or (0, 0, 0, 0))
+            x0, y0 = max(0, x), max(0, y)
+            x1, y1 = min(image.shape[1], x + w), min(image.shape[0], y + h)
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                image[y0:y1, x0:x1] = recolour(image[y0:y1, x0:x1])
+        with _manifest_writer(folder) as writer:
+            for row in rows:
+                relative = row.path.relative_to(datasets / FRENCH).as_posix()
+                writer.writerow([relative, row.text, *(f"{v:.1f}" for v in row.box or ())])
+        for path, image in images.items():
+            target = folder / path.relative_to(datasets / FRENCH)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(target), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        folders.append(folder)
+    return folders
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write raqib-eval folders of the held-out rows")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument(
+        "--recoloured",
+        action="store_true",
+        help="also write the held-out French photos with their plates recoloured yellow / black",
+    )
+    args = parser.parse_args()
+    for folder in write_validation_manifests(args.datasets, args.out):
+        print(folder)
+    if args.recoloured:
+        for folder in write_recoloured_french(args.datasets, args.out):
+            print(folder)

@@ -26,6 +26,7 @@ from agent.reader.plate_text import canonicalize, is_valid
 from agent.reads import Box
 from agent.synth.plates import render_plate
 from agent.synth.scenes import (
+    black_plate,
     colour_cast,
     far_plate_scene,
     near_plate_scene,
@@ -33,6 +34,7 @@ from agent.synth.scenes import (
     recolour_plate,
     street_scene,
     varied_street_scene,
+    yellow_plate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,6 +315,66 @@ def test_recoloured_plates_are_yellow_or_black_and_keep_their_size() -> None:
         elif max(b, g, r) < 90:
             kinds.add("black")
     assert kinds == {"white", "yellow", "black"}
+
+
+def test_a_yellow_plate_keeps_its_band_and_a_black_one_has_light_characters() -> None:
+    plate = render_plate("AB-123-CD", np.random.default_rng(0), height=40)
+    band = plate[:, :, 0].astype(int) - plate[:, :, 2].astype(int) > 40
+    ink = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY) < 80
+    assert band.any() and ink.any()
+    yellow = yellow_plate(plate, np.array([30, 200, 240], np.float32))
+    np.testing.assert_array_equal(yellow[band], plate[band])
+    paper = ~band & ~ink
+    b, g, r = (float(np.median(yellow[:, :, c][paper])) for c in range(3))
+    assert b < 60 and g > 170 and r > 200
+    black = black_plate(plate, 200.0)
+    gray = cv2.cvtColor(black, cv2.COLOR_BGR2GRAY)
+    assert float(np.median(gray[paper])) < 40 and float(np.median(gray[ink])) > 120
+    assert not (black[:, :, 0].astype(int) - black[:, :, 2].astype(int) > 40).any()  # no band
+
+
+def test_recoloured_french_photos_recolour_only_the_held_out_plates(
+    tmp_path: Path, realdata: ModuleType
+) -> None:
+    """The proxy sets of yellow FNI rear and black classic plates: the held-out French
+    photos, each labelled plate box recoloured and the rest of the photo as it was."""
+    folder = tmp_path / "french-plates"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for text, held in (("AE-330-NJ", True), ("GH-456-JK", False)):
+        assert realdata.held_out(text, 0.25) == held
+        plate = render_plate(text, np.random.default_rng(2), height=40)
+        h, w = plate.shape[:2]
+        photo = np.full((4 * h, 2 * w, 3), (90, 60, 30), np.uint8)
+        photo[2 * h : 3 * h, w // 2 : w // 2 + w] = plate
+        cv2.imwrite(str(folder / "images" / f"{text}.png"), photo)
+        rows.append([f"images/{text}.png", text.replace("-", ""), w // 2, 2 * h, w, h])
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "x", "y", "w", "h", "format"])
+        writer.writerows([*row, "SIV"] for row in rows)
+    out = tmp_path / "val"
+    yellow_dir, black_dir = realdata.write_recoloured_french(tmp_path, out)
+    assert (yellow_dir.name, black_dir.name) == ("french-val-yellow", "french-val-black")
+    source = cv2.imread(str(folder / "images" / "AE-330-NJ.png"))
+    x, y, w, h = rows[0][2:]
+    for kind, written in (("yellow", yellow_dir), ("black", black_dir)):
+        with (written / "manifest.csv").open(encoding="utf-8") as fh:
+            (row,) = list(csv.DictReader(fh))
+        assert row["image"] == "images/AE-330-NJ.png" and row["plate_text"] == "AE-330-NJ"
+        assert [float(row[k]) for k in "xywh"] == [x, y, w, h]
+        image = cv2.imread(str(written / row["image"]))
+        assert image.shape == source.shape
+        outside = np.ones(image.shape[:2], bool)
+        outside[y : y + h, x : x + w] = False
+        assert float(np.abs(image.astype(int) - source.astype(int))[outside].mean()) < 2
+        region = image[y : y + h, x : x + w]
+        b, g, r = (float(np.median(region[:, :, c])) for c in range(3))
+        if kind == "yellow":
+            assert b < 80 and g > 150 and r > 180
+        else:
+            assert max(b, g, r) < 60
+    assert not list(black_dir.glob("images/GH-456-JK*"))  # a training plate is left out
 
 
 def test_colour_casts_and_night_keep_the_frame_shape_and_night_is_darker() -> None:

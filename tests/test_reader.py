@@ -639,6 +639,7 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     [
         "wide_view",
         "dark_plates",
+        "dark_boxes",
         "snap_boxes",
         "tilted_plates",
         "rectified_plates",
@@ -647,9 +648,9 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     ],
 )
 def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
-    """The wider view, the dark pass, snapped boxes, the tilted pass, straightened plates,
-    the near pass and blanked emblems: on for photos (``still_*``), off for video unless the
-    configuration turns them on."""
+    """The wider view, the dark pass, dark boxes read inverted, snapped boxes, the tilted
+    pass, straightened plates, the near pass and blanked emblems: on for photos
+    (``still_*``), off for video unless the configuration turns them on."""
     config = ReaderConfig(models_dir=MODELS)
     assert getattr(ModelPlateReader.from_config(config, stills=True), option)
     assert not getattr(ModelPlateReader.from_config(config), option)
@@ -713,19 +714,56 @@ def photo_reader() -> ModelPlateReader:
     return ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
 
 
-def test_a_plate_with_light_characters_on_a_dark_ground_is_read_inverted(
-    photo_reader: ModelPlateReader,
-) -> None:
+@pytest.mark.parametrize("stills", [True, False])
+def test_a_plate_with_light_characters_on_a_dark_ground_is_read_inverted(stills: bool) -> None:
     """The models learnt dark characters on light plates: a black plate read as it is
-    loses or confuses characters; read from the inverted photo it reads right."""
+    loses or confuses characters. A photo reads it right from the inverted photo
+    (``dark_plates``) and from its box's crop inverted (``dark_boxes``: the detector finds
+    the plate, the recogniser misreads it); so does a video frame with ``dark_boxes`` on."""
+    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=stills)
+    assert reader.dark_boxes == reader.dark_plates == stills  # video frames: when turned on
+    steps = [("dark_plates", "dark_boxes")] if stills else [("dark_boxes",)]
+    steps += [("dark_plates",), ("dark_boxes",)] if stills else []
     as_is: list[list[str]] = []
     for seed in range(6):
         scene = _dark_plate_scene("7351-B-6", seed)
-        photo_reader.dark_plates = False
-        as_is.append([r.text for r in photo_reader.read(scene)])
-        photo_reader.dark_plates = True
-        assert [r.text for r in photo_reader.read(scene)] == ["7351-B-6"], seed
+        reader.dark_plates = reader.dark_boxes = False
+        as_is.append([r.text for r in reader.read(scene)])
+        for on in steps:
+            for option in ("dark_plates", "dark_boxes"):
+                setattr(reader, option, option in on)
+            assert [r.text for r in reader.read(scene)] == ["7351-B-6"], (seed, on)
     assert sum(texts != ["7351-B-6"] for texts in as_is) >= 3, as_is
+
+
+def test_a_box_is_read_inverted_only_on_a_dark_ground_when_its_read_is_unsure() -> None:
+    """``dark_boxes`` costs a read only where it can help: a light plate's box and a dark
+    box read surely as a plate of a known layout are read once; an unsure dark box is read
+    again, inverted, and that read kept when it is a sure plate."""
+    light = render_plate("48213-D-27", np.random.default_rng(1), height=40)
+    h, w = light.shape[:2]
+    scene = np.full((h * 4, w * 3, 3), 120, np.uint8)
+    scene[h : 2 * h, 0:w] = light
+    scene[2 * h : 3 * h, 2 * w : 3 * w] = 255 - light
+    light_box, dark_box = (0, h, w, h), (2 * w, 2 * h, w, h)
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]), dark_boxes=True)
+    dark_crop = crop_box(scene, dark_box)[0]
+    double = _ReadsBySize({})
+    reader.recogniser = double
+    reader.read_boxes(scene)
+    assert len(double.crops) == 3  # each box once, and the dark one inverted
+    np.testing.assert_array_equal(double.crops[2], 255 - dark_crop)
+
+    size = dark_crop.shape[:2]
+    double = _ReadsBySize({size: ("48213د27", 0.99)})  # inverted and not: the same size
+    reader.recogniser = double
+    dark_read = reader.read_boxes(scene)[1]
+    assert len(double.crops) == 2 and dark_read.text == "48213-D-27"  # sure: no second read
+
+    double = _ReadsBySize({size: ("4821327", 0.3)})
+    reader.recogniser = double
+    assert reader.read_boxes(scene)[1].text == "4821327"  # the inverted read is no surer
+    assert len(double.crops) == 3
 
 
 def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlateReader) -> None:

@@ -20,8 +20,10 @@ guards); ``keep_unknown=False`` drops those. One text is reported once per
 frame (the most confident box), with the few best alternatives the recogniser nearly read
 (:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
-inverted (``dark_plates``), and the box of each plate read is snapped to the plate's edges when it
-is loose around it (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
+inverted (``dark_plates``); a box on a dark ground read unsure, in photos and video frames
+alike, is read inverted too (``dark_boxes``); and the box of each plate read is snapped to the
+plate's edges when it is loose around it (``snap_boxes``,
+:func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
 read unsure by 10 (``tilted_plates``, :func:`merge_view_reads`); a crop or a box read
 unsure is also read with its plate warped front on (``rectified_plates``,
@@ -464,6 +466,7 @@ class ModelPlateReader:
         recognisers_doubt: tuple[float, float] | None = None,
         wide_view: bool = False,
         dark_plates: bool = False,
+        dark_boxes: bool = False,
         snap_boxes: bool = False,
         tilted_plates: bool = False,
         rectified_plates: bool = False,
@@ -478,6 +481,7 @@ class ModelPlateReader:
         self.keep_unknown = keep_unknown
         self.wide_view = wide_view
         self.dark_plates = dark_plates
+        self.dark_boxes = dark_boxes
         self.snap_boxes = snap_boxes
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
@@ -522,6 +526,7 @@ class ModelPlateReader:
             recognisers_doubt=None if stills else config.recognisers_doubt,
             wide_view=config.still_wide_view if stills else config.wide_view,
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
+            dark_boxes=config.still_dark_boxes if stills else config.dark_boxes,
             snap_boxes=config.still_snap_boxes if stills else config.snap_boxes,
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
             rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
@@ -726,7 +731,11 @@ class ModelPlateReader:
         the plate cuts its first or last character, which the recogniser then drops, sure
         of the rest (models/recogniser.md, Wider view). With ``rectified_plates`` a box the
         detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
-        straightened (:meth:`_rectified_read`). With ``blank_colours`` a read of no known
+        straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
+        :data:`DARK_MIN_SCORE` or more, read unsure, on a dark ground
+        (:data:`DARK_GROUND_MAX`) is also read inverted (:meth:`_dark_read`): the detector
+        finds black plates that the recogniser, which learnt dark characters, misreads. With
+        ``blank_colours`` a read of no known
         layout is read again from the views with their coloured emblems painted over, when
         each has some, and a surer plate read kept (:func:`_surer_plate`)."""
         crop, _ = crop_box(frame, box)
@@ -734,6 +743,13 @@ class ModelPlateReader:
             return None
         views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if self.wide_view else [crop]
         read = self._read_views(views)
+        if (
+            self.dark_boxes
+            and score >= DARK_MIN_SCORE
+            and not (read[1] != "UNKNOWN" and _sure_plate(read))
+            and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
+        ):
+            read = self._dark_read(views, read)
         if self.rectified_plates and score >= RECTIFY_MIN_SCORE:
             read = self._rectified_read(crop, read)
         if self.blank_colours and _may_hold_an_emblem(read):
@@ -814,11 +830,7 @@ class ModelPlateReader:
         read = self._read_views(self._crop_views(crop), ballot)
         height, width = crop.shape[:2]
         if self.dark_plates and _ground(crop, (0, 0, width, height)) < DARK_GROUND_MAX:
-            inverted = self._read_views(
-                self._crop_views(np.asarray(cv2.bitwise_not(crop), np.uint8))
-            )
-            if _inverted_read_wins(inverted[:3], [(read[0], read[2])]):
-                read = inverted
+            read = self._dark_read(self._crop_views(crop), read)
         if self.tilted_plates and not _sure_plate(read):
             read = self._turned_crop_read(crop, read, ballot)
         if self.rectified_plates:
@@ -826,6 +838,14 @@ class ModelPlateReader:
         if (self.tilted_plates or self.rectified_plates) and not _sure_plate(read):
             read = _voted_read(read, ballot)
         return read
+
+    def _dark_read(self, views: list[Image], read: ViewsRead) -> ViewsRead:
+        """``read`` of ``views`` (one plate), or the read of the views inverted when that
+        is a plate read surely that :func:`_inverted_read_wins` keeps: light characters on a
+        dark plate (black classic French, old British) read as the dark characters on a
+        light plate the recogniser learnt."""
+        inverted = self._read_views([np.asarray(cv2.bitwise_not(v), np.uint8) for v in views])
+        return inverted if _inverted_read_wins(inverted[:3], [(read[0], read[2])]) else read
 
     def _turned_crop_read(
         self, crop: Image, read: ViewsRead, ballot: Ballot | None = None

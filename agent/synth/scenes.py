@@ -230,21 +230,40 @@ def recolour_plate(plate: Image, rng: np.random.Generator) -> Image:
     r = rng.random()
     if r >= 0.3:
         return plate
+    if r < 0.2:
+        paper = np.array(
+            [rng.uniform(0, 70), rng.uniform(170, 225), rng.uniform(215, 255)], np.float32
+        )
+        return yellow_plate(plate, paper)
+    return black_plate(plate, float(rng.uniform(170, 235)))
+
+
+def yellow_plate(plate: Image, paper: npt.NDArray[np.float32]) -> Image:
+    """``plate`` (dark ink on a light paper) on a yellow ``paper`` (BGR), its ink as dark
+    as it was and its blue EU band kept: a French FNI rear plate, a Dutch or British one.
+    Also how ``models/realdata.py`` recolours real plates for its proxy sets."""
+    lightness, band = _lightness(plate)
+    recoloured: Image = np.clip(lightness[:, :, None] * paper, 0, 255).astype(np.uint8)
+    recoloured[band] = plate[band]
+    return recoloured
+
+
+def black_plate(plate: Image, silver: float) -> Image:
+    """``plate`` as a classic black plate: its ink turned ``silver`` (grey level) on black
+    and its blue EU band painted over (classic plates have none)."""
+    lightness, _band = _lightness(plate)
+    out = np.repeat((15 + (1 - lightness) * silver)[:, :, None], 3, axis=2)
+    recoloured: Image = np.clip(out, 0, 255).astype(np.uint8)
+    return recoloured
+
+
+def _lightness(plate: Image) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Each pixel's grey over the paper's (its 90th percentile), 0 (ink) to 1 (paper), and
+    the blue EU band's pixels (blue well above red)."""
     gray = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY).astype(np.float32)
     band = plate[:, :, 0].astype(np.int16) - plate[:, :, 2].astype(np.int16) > 40
     paper = max(float(np.percentile(gray, 90)), 1.0)
-    if r < 0.2:
-        yellow = np.array(
-            [rng.uniform(0, 70), rng.uniform(170, 225), rng.uniform(215, 255)], np.float32
-        )
-        out = np.clip(gray / paper, 0, 1)[:, :, None] * yellow
-    else:
-        silver = float(rng.uniform(170, 235))
-        out = np.repeat((15 + (1 - np.clip(gray / paper, 0, 1)) * silver)[:, :, None], 3, axis=2)
-        band[:] = False  # classic black plates have no EU band
-    recoloured: Image = np.clip(out, 0, 255).astype(np.uint8)
-    recoloured[band] = plate[band]
-    return recoloured
+    return np.clip(gray / paper, 0, 1), band
 
 
 def colour_cast(image: Image, rng: np.random.Generator) -> Image:
