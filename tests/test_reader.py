@@ -736,16 +736,22 @@ def test_a_plate_with_light_characters_on_a_dark_ground_is_read_inverted(stills:
     assert sum(texts != ["7351-B-6"] for texts in as_is) >= 3, as_is
 
 
-def test_a_box_is_read_inverted_only_on_a_dark_ground_when_its_read_is_unsure() -> None:
-    """``dark_boxes`` costs a read only where it can help: a light plate's box and a dark
-    box read surely as a plate of a known layout are read once; an unsure dark box is read
-    again, inverted, and that read kept when it is a sure plate."""
+def _light_and_dark_plates() -> tuple[Image, Box, Box]:
+    """A grey scene holding a light plate and the same plate inverted (light characters on
+    a dark ground), with the two plates' boxes."""
     light = render_plate("48213-D-27", np.random.default_rng(1), height=40)
     h, w = light.shape[:2]
     scene = np.full((h * 4, w * 3, 3), 120, np.uint8)
     scene[h : 2 * h, 0:w] = light
     scene[2 * h : 3 * h, 2 * w : 3 * w] = 255 - light
-    light_box, dark_box = (0, h, w, h), (2 * w, 2 * h, w, h)
+    return scene, (0, h, w, h), (2 * w, 2 * h, w, h)
+
+
+def test_a_box_is_read_inverted_only_on_a_dark_ground_when_its_read_is_unsure() -> None:
+    """``dark_boxes`` costs a read only where it can help: a light plate's box and a dark
+    box read surely as a plate of a known layout are read once; an unsure dark box is read
+    again, inverted, and that read kept when it is a sure plate."""
+    scene, light_box, dark_box = _light_and_dark_plates()
     reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]), dark_boxes=True)
     dark_crop = crop_box(scene, dark_box)[0]
     double = _ReadsBySize({})
@@ -786,12 +792,7 @@ def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> N
     """A box of the inverted photo over a light ground cannot be kept as a dark plate, so it
     costs no recogniser run: of a light and a dark plate found in both photos, the dark
     pass reads the dark one only."""
-    light = render_plate("48213-D-27", np.random.default_rng(1), height=40)
-    h, w = light.shape[:2]
-    scene = np.full((h * 4, w * 3, 3), 120, np.uint8)
-    scene[h : 2 * h, 0:w] = light
-    scene[2 * h : 3 * h, 2 * w : 3 * w] = 255 - light
-    light_box, dark_box = (0, h, w, h), (2 * w, 2 * h, w, h)
+    scene, light_box, dark_box = _light_and_dark_plates()
     reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]))
     double = _ReadsBySize({})
     reader.recogniser = double
