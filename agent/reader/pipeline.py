@@ -20,9 +20,9 @@ guards); ``keep_unknown=False`` drops those. One text is reported once per
 frame (the most confident box), with the few best alternatives the recogniser nearly read
 (:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
-inverted (``dark_plates``); a box on a dark ground read unsure, in photos and video frames
-alike, is read inverted too (``dark_boxes``); and the box of each plate read is snapped to the
-plate's edges when it is loose around it (``snap_boxes``,
+inverted (``dark_plates``); a photo's box on a dark ground read unsure is read inverted too
+(``dark_boxes``, video frames only when turned on); and the box of each plate read is snapped
+to the plate's edges when it is loose around it (``snap_boxes``,
 :func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
 read unsure by 10 (``tilted_plates``, :func:`merge_view_reads`); a crop or a box read
