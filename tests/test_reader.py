@@ -19,7 +19,7 @@ from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.reader.layout import two_line_composite
-from agent.reader.pipeline import ModelPlateReader, crop_box
+from agent.reader.pipeline import EXTENDED_MARGINS, ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
 from agent.reads import Box, PlateFormat, box_iou
@@ -634,12 +634,55 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     assert sum(text != "48213-D-27" for text in narrow_reads) >= 2, narrow_reads
 
 
+def test_a_box_around_a_part_of_the_plate_is_read_whole_from_its_extended_view() -> None:
+    """The upright box of a tilted plate often holds a part of it: read as it is, the part
+    reads as some shorter plate. Where that read is unsure but not near 0, the box is read
+    again from a crop half its width longer on each side (``extended_boxes``, photos), and
+    the whole plate, read surely there, replaces it; the box stays the detector's."""
+    readers = {on: ModelPlateReader(MODELS, extended_boxes=on) for on in (False, True)}
+    reads: dict[bool, list[str]] = {False: [], True: []}
+    for seed in range(8):
+        scene, box = _plate_cut_at_the_right("3076-B-6", seed, 0.65)
+        for on, reader in readers.items():
+            reader.detector = _FixedBoxes([box])
+            (read,) = reader.read_boxes(scene)
+            assert read.box == box
+            reads[on].append(read.text)
+    assert reads[False].count("3076-B-6") == 0, reads[False]
+    assert reads[True].count("3076-B-6") >= 4, reads[True]
+
+
+def test_only_a_box_read_unsure_is_read_extended_and_only_a_sure_fuller_read_replaces_it() -> None:
+    """``extended_boxes`` costs a read only where it can help: a box read surely as a plate,
+    or at a confidence near 0 (most boxes of a photo hold no plate), is read once; an
+    unsure one is read again from its extended crop, whose read replaces it only when it is
+    a sure plate of another text, no shorter."""
+    scene, box = _plate_cut_at_the_right("48213-D-27", 0, 0.7)
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]), extended_boxes=True)
+    size = crop_box(scene, box)[0].shape[:2]
+    wide = crop_box(scene, box, EXTENDED_MARGINS)[0]
+    cases = [
+        ({size: ("48213د2", 0.99)}, 1, "48213-D-2"),  # sure: no second read
+        ({size: ("4د2", 0.01)}, 1, "4-D-2"),  # near 0: a box that holds no plate
+        ({size: ("48213د2", 0.4), wide.shape[:2]: ("48213د27", 0.98)}, 2, "48213-D-27"),
+        ({size: ("48213د2", 0.4), wide.shape[:2]: ("48213د27", 0.5)}, 2, "48213-D-2"),
+        ({size: ("48213د27", 0.4), wide.shape[:2]: ("4821د3", 0.99)}, 2, "48213-D-27"),
+    ]
+    for answers, reads, text in cases:
+        double = _ReadsBySize(answers)
+        reader.recogniser = double
+        (read,) = reader.read_boxes(scene)
+        assert (len(double.crops), read.text) == (reads, text), answers
+    np.testing.assert_array_equal(double.crops[1], wide)
+
+
 @pytest.mark.parametrize(
     "option",
     [
         "wide_view",
         "dark_plates",
         "dark_boxes",
+        "extended_boxes",
         "snap_boxes",
         "tilted_plates",
         "rectified_plates",
@@ -648,9 +691,9 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     ],
 )
 def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
-    """The wider view, the dark pass, dark boxes read inverted, snapped boxes, the tilted
-    pass, straightened plates, the near pass and blanked emblems: on for photos
-    (``still_*``), off for video unless the configuration turns them on."""
+    """The wider view, the dark pass, dark boxes read inverted, extended boxes, snapped
+    boxes, the tilted pass, straightened plates, the near pass and blanked emblems: on for
+    photos (``still_*``), off for video unless the configuration turns them on."""
     config = ReaderConfig(models_dir=MODELS)
     assert getattr(ModelPlateReader.from_config(config, stills=True), option)
     assert not getattr(ModelPlateReader.from_config(config), option)
