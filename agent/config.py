@@ -158,11 +158,12 @@ class ReaderConfig(_Section):
     """The same for photos, beside their inverted pass (``still_dark_plates``): the
     recoloured black French photos 33 -> 38 of 47, the other held-out sets unchanged."""
     extended_boxes: bool = False
-    """Read a box of a video frame read unsure again from a crop half its width longer on
-    each side (and 30 % of its height above and below), and keep that read when it is a
-    sure plate of another text, no shorter: the upright box of a tilted plate often holds
-    only a part of it. Off: a video frame's unsure boxes are mostly not plates, and the
-    next frames read a tracked plate again."""
+    """Read a box of a video frame again from a crop half its width longer on each side
+    (and 30 % of its height above and below) when its read is not near 0 (0.05), and keep
+    that read when it replaces an unsure read (a sure plate of another text, no shorter) or
+    a sure one (a sure plate of a known layout holding all its characters and more): the
+    upright box of a tilted plate often holds only a part of it. Off: one more read of
+    most plates a frame holds, where the next frames read a tracked plate again."""
     still_extended_boxes: bool = True
     """The same for photos (models/recogniser.md, "Extended boxes")."""
     snap_boxes: bool = False

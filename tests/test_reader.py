@@ -652,21 +652,27 @@ def test_a_box_around_a_part_of_the_plate_is_read_whole_from_its_extended_view()
     assert reads[True].count("3076-B-6") >= 4, reads[True]
 
 
-def test_only_a_box_read_unsure_is_read_extended_and_only_a_sure_fuller_read_replaces_it() -> None:
-    """``extended_boxes`` costs a read only where it can help: a box read surely as a plate,
-    or at a confidence near 0 (most boxes of a photo hold no plate), is read once; an
-    unsure one is read again from its extended crop, whose read replaces it only when it is
-    a sure plate of another text, no shorter."""
+def test_which_extended_read_replaces_a_boxs_read() -> None:
+    """``extended_boxes``: a box read at a confidence near 0 (most boxes of a photo hold no
+    plate) is read once. Any other box is read again from its extended crop. That read
+    replaces an unsure read when it is a sure plate of another text, no shorter; it replaces
+    a sure read only when it is a sure plate of a known layout holding all of its
+    characters, in order, and more (the sure read of a part of a tilted plate)."""
     scene, box = _plate_cut_at_the_right("48213-D-27", 0, 0.7)
     reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]), extended_boxes=True)
     size = crop_box(scene, box)[0].shape[:2]
     wide = crop_box(scene, box, EXTENDED_MARGINS)[0]
     cases = [
-        ({size: ("48213د2", 0.99)}, 1, "48213-D-2"),  # sure: no second read
-        ({size: ("4د2", 0.01)}, 1, "4-D-2"),  # near 0: a box that holds no plate
+        ({size: ("4د2", 0.01)}, 1, "4-D-2"),  # near 0: no second read
+        # unsure: a sure plate of another text, no shorter, replaces it
         ({size: ("48213د2", 0.4), wide.shape[:2]: ("48213د27", 0.98)}, 2, "48213-D-27"),
         ({size: ("48213د2", 0.4), wide.shape[:2]: ("48213د27", 0.5)}, 2, "48213-D-2"),
         ({size: ("48213د27", 0.4), wide.shape[:2]: ("4821د3", 0.99)}, 2, "48213-D-27"),
+        # sure: only a sure fuller plate of a known layout replaces it
+        ({size: ("4213د2", 0.99), wide.shape[:2]: ("48213د27", 0.98)}, 2, "48213-D-27"),
+        ({size: ("4213د2", 0.99), wide.shape[:2]: ("48213د27", 0.6)}, 2, "4213-D-2"),
+        ({size: ("48213د27", 0.99), wide.shape[:2]: ("48213د28", 0.99)}, 2, "48213-D-27"),
+        ({size: ("AB123CD", 0.99), wide.shape[:2]: ("FAB123CD", 0.99)}, 2, "AB-123-CD"),
     ]
     for answers, reads, text in cases:
         double = _ReadsBySize(answers)

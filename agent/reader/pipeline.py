@@ -21,8 +21,9 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 (:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``); a photo's box on a dark ground read unsure is read inverted too
-(``dark_boxes``, video frames only when turned on), and a photo's box read unsure is also
-read from a crop half its width longer each side (``extended_boxes``); and the box of each
+(``dark_boxes``, video frames only when turned on), and a photo's box is also read from a
+crop half its width longer each side, for a tilted plate boxed in part
+(``extended_boxes``); and the box of each
 plate read is snapped to the plate's edges when it is loose around it (``snap_boxes``,
 :func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
@@ -62,6 +63,7 @@ from agent.reader.recogniser import (
     Recogniser,
     RecogniserEnsemble,
     counts_as_plate,
+    fuller_text,
     pick_read,
 )
 from agent.reader.rectify import rectified
@@ -81,13 +83,13 @@ WIDE_MARGINS = (0.12, 0.2)
 """Margins of the wider view of a box (``wide_view``): about two thirds of a character
 more on each side, and the rows above and below a loose box cuts."""
 EXTENDED_MARGINS = (0.5, 0.3)
-"""Margins of the extended view of a box read unsure (``extended_boxes``): half the box's
-width more on each side, for a tilted plate whose upright box the detector drew around a
-part of it (``46039-B-6`` boxed from its first digit to its letter, read ``5-D-39``)."""
+"""Margins of the extended view of a box (``extended_boxes``): half the box's width more
+on each side, for a tilted plate whose upright box the detector drew around a part of it
+(``46039-B-6`` boxed from its first digit to its letter, read ``5-D-39``)."""
 EXTENDED_MIN_CONFIDENCE = 0.05
-"""... when its read is at least this sure: most boxes of a photo hold no plate, and the
-grammar fits their reads to some plate at a confidence near 0 (688 of the 818 boxes read on
-the held-out French photos, the tilted and far passes' included, read under 0.05)."""
+"""... read when the box's first read is at least this sure: most boxes of a photo hold no
+plate, and the grammar fits their reads to some plate at a confidence near 0 (688 of the
+818 boxes read on the held-out French photos, the tilted and far passes' included)."""
 DARK_GROUND_MAX = 100
 """A box read from the inverted frame (``dark_plates``) counts only where the plate's
 ground is dark: the median grey of its pixels below this (light plates in daylight lie
@@ -742,11 +744,9 @@ class ModelPlateReader:
         and :meth:`_read_views` keeps one of the two reads: a detector box a little inside
         the plate cuts its first or last character, which the recogniser then drops, sure
         of the rest (models/recogniser.md, Wider view). With ``extended_boxes`` a box read
-        unsure (from :data:`EXTENDED_MIN_CONFIDENCE` to :data:`SURE_READ`) is also read
-        from a crop :data:`EXTENDED_MARGINS` wider, and that read
-        replaces the first when it is a sure plate of another text, no shorter
-        (:func:`_replaces`): the upright box of a tilted plate often holds only a part of
-        it. With ``rectified_plates`` a box the
+        at least :data:`EXTENDED_MIN_CONFIDENCE` sure is also read from a crop
+        :data:`EXTENDED_MARGINS` wider (:meth:`_extended_read`): the upright box of a
+        tilted plate often holds only a part of it. With ``rectified_plates`` a box the
         detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
         straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
         :data:`DARK_MIN_SCORE` or more, read unsure, on a dark ground
@@ -760,9 +760,8 @@ class ModelPlateReader:
             return None
         views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if self.wide_view else [crop]
         read = self._read_views(views)
-        if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE and not _sure_plate(read):
-            extended = self._read_views([crop_box(frame, box, EXTENDED_MARGINS)[0]])
-            read = extended if _replaces(extended, read) else read
+        if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE:
+            read = self._extended_read(frame, box, read)
         if (
             self.dark_boxes
             and score >= DARK_MIN_SCORE
@@ -777,6 +776,22 @@ class ModelPlateReader:
             if all(view is not None for view in blanked):
                 read = _surer_plate(self._read_views([v for v in blanked if v is not None]), read)
         return BoxRead(box, score, *read)
+
+    def _extended_read(self, frame: Image, box: Box, read: ViewsRead) -> ViewsRead:
+        """``read`` of ``box``, or the read of the box's crop :data:`EXTENDED_MARGINS` wider:
+        for an unsure ``read`` when :func:`_replaces` keeps it, for a sure one only when it
+        is a sure plate of a known layout that holds all of ``read``'s characters, in order,
+        and more (:func:`~agent.reader.recogniser.fuller_text`): the upright box of a tilted
+        plate often holds a part of it, read surely (``9547-A-40`` of ``95417-A-40``)."""
+        extended = self._read_views([crop_box(frame, box, EXTENDED_MARGINS)[0]])
+        if not _sure_plate(read):
+            return extended if _replaces(extended, read) else read
+        whole = (
+            _sure_plate(extended)
+            and extended[1] != "UNKNOWN"
+            and fuller_text(extended[0].replace("-", ""), read[0].replace("-", ""))
+        )
+        return extended if whole else read
 
     def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that

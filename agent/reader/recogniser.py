@@ -319,7 +319,7 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     Only reads that count as a plate (:func:`counts_as_plate`: a valid plate of a known format,
     or a sure read of a layout the grammar does not know) compete when there are any;
     among them, the canonical text read by the most members wins, then a plate read that
-    holds another competing plate read's characters, in order, and more (:func:`_fuller`:
+    holds another competing plate read's characters, in order, and more (:func:`fuller_text`:
     a dropped character, often at the crop's edge, is the commonest CTC error and
     comes with high confidence: ``FC-768-J`` at 0.99 for ``FC-768-JZ``), then the more
     confident read. Ties go to the earlier member."""
@@ -330,11 +330,11 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     text = {i: canonicalize(reads[i][0])[0] for i in pool}
     votes = Counter(text.values())
     bare = {i: text[i].replace("-", "") for i in pool}
-    fuller = {i: bool(counting) and any(_fuller(bare[i], bare[j]) for j in pool) for i in pool}
+    fuller = {i: bool(counting) and any(fuller_text(bare[i], bare[j]) for j in pool) for i in pool}
     return max(pool, key=lambda i: (votes[text[i]], fuller[i], reads[i][1], -i))
 
 
-def _fuller(text: str, other: str) -> bool:
+def fuller_text(text: str, other: str) -> bool:
     """True when ``text`` is longer than ``other`` and holds all of its characters in
     order (``other`` is ``text`` with characters dropped)."""
     if len(text) <= len(other):
