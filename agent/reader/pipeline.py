@@ -22,10 +22,9 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``); a photo's box on a dark ground read unsure is read inverted too
 (``dark_boxes``, video frames only when turned on), and a photo's box is also read from a
-crop half its width longer each side, for a tilted plate boxed in part
-(``extended_boxes``); and the box of each
-plate read is snapped to the plate's edges when it is loose around it (``snap_boxes``,
-:func:`~agent.reader.plate_edges.snap_to_plate`).
+crop half its width longer each side, for a tilted plate boxed in part (``extended_boxes``);
+and the box of each plate read is snapped to the plate's edges when it is loose around it
+(``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
 Photos that may hold a tilted plate are also read turned by 20 degrees each way, and crops
 read unsure by 10 (``tilted_plates``, :func:`merge_view_reads`); a crop or a box read
 unsure is also read with its plate warped front on (``rectified_plates``,
@@ -782,7 +781,8 @@ class ModelPlateReader:
         for an unsure ``read`` when :func:`_replaces` keeps it, for a sure one only when it
         is a sure plate of a known layout that holds all of ``read``'s characters, in order,
         and more (:func:`~agent.reader.recogniser.fuller_text`): the upright box of a tilted
-        plate often holds a part of it, read surely (``9547-A-40`` of ``95417-A-40``)."""
+        plate often holds a part of it, read surely (``76665``, a layout the grammar does
+        not know, of ``76665-B-1``)."""
         extended = self._read_views([crop_box(frame, box, EXTENDED_MARGINS)[0]])
         if not _sure_plate(read):
             return extended if _replaces(extended, read) else read
