@@ -13,12 +13,23 @@ Box = tuple[int, int, int, int]
 
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
+    inter = _intersection(a, b)
+    if inter == 0:
+        return 0.0
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def box_inside_share(box: Box, other: Box) -> float:
+    """The share of ``box``'s area that lies inside ``other`` (0 for an empty box)."""
+    area = box[2] * box[3]
+    return _intersection(box, other) / float(area) if area > 0 else 0.0
+
+
+def _intersection(a: Box, b: Box) -> int:
+    """The area two boxes share (0 when they do not overlap)."""
     iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+    return iw * ih if iw > 0 and ih > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import EXTENDED_MARGINS, ModelPlateReader, crop_box
 from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
-from agent.reads import Box, PlateFormat, box_iou
+from agent.reads import Box, PlateFormat, box_inside_share, box_iou
 from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
 from agent.synth.scenes import near_plate_scene
 
@@ -680,6 +680,36 @@ def test_which_extended_read_replaces_a_boxs_read() -> None:
         (read,) = reader.read_boxes(scene)
         assert (len(double.crops), read.text) == (reads, text), answers
     np.testing.assert_array_equal(double.crops[1], wide)
+
+
+def test_a_boxes_share_inside_another() -> None:
+    assert box_inside_share((10, 10, 20, 10), (0, 0, 100, 100)) == 1.0
+    assert box_inside_share((90, 0, 20, 10), (0, 0, 100, 100)) == 0.5
+    assert box_inside_share((200, 0, 20, 10), (0, 0, 100, 100)) == 0.0
+    assert box_inside_share((0, 0, 0, 10), (0, 0, 100, 100)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_a_read_of_a_part_of_a_plate_read_whole_is_not_reported_beside_it() -> None:
+    """A second box over the right of a plate, read surely as the plate's end
+    (``98-B-40`` of ``72698-B-40``), would report a plate that is not there: a read whose
+    text is a strict part of another's, a plate of a known layout, and whose box lies
+    mostly inside that read's, is dropped. Elsewhere in the photo, or part of a text of no
+    known layout, it stays."""
+    scene = np.full((300, 600, 3), 128, np.uint8)
+    whole_box, part_box, far_box = (100, 100, 300, 80), (250, 110, 200, 60), (450, 220, 100, 40)
+    reader = ModelPlateReader(MODELS)
+
+    def reported(reads: dict[Box, tuple[str, float]]) -> list[str]:
+        reader.detector = _FixedBoxes(list(reads))
+        double = _ReadsBySize({crop_box(scene, b)[0].shape[:2]: read for b, read in reads.items()})
+        reader.recogniser = double
+        return sorted(r.text for r in reader.read(scene))
+
+    whole, part = ("72698ب40", 0.99), ("98ب40", 0.99)
+    assert reported({whole_box: whole, part_box: part}) == ["72698-B-40"]
+    assert reported({whole_box: whole, far_box: part}) == ["72698-B-40", "98-B-40"]
+    assert reported({whole_box: ("X72698Y40", 0.99), part_box: part}) == ["98-B-40", "X72698Y40"]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ Swiss car) read with at least ``unknown_min_confidence`` in a box clear of the
 frame's edges (a plate cut by the edge reads as a shorter text that no grammar
 guards); ``keep_unknown=False`` drops those. One text is reported once per
 frame (the most confident box), with the few best alternatives the recogniser nearly read
-(:mod:`agent.reader.alternatives`) for the matcher. Photos and crops are also read from a
+(:mod:`agent.reader.alternatives`) for the matcher, and not beside a read of the whole
+plate it is a part of (:func:`_a_part_read`). Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``); a photo's box on a dark ground read unsure is read inverted too
 (``dark_boxes``, video frames only when turned on), and a photo's box is also read from a
@@ -67,7 +68,7 @@ from agent.reader.recogniser import (
 )
 from agent.reader.rectify import rectified
 from agent.reader.rotation import turned, upright_envelope
-from agent.reads import Box, PlateFormat, PlateRead, box_iou
+from agent.reads import Box, PlateFormat, PlateRead, box_inside_share, box_iou
 
 RECOGNISER_FILE = "recogniser.tflite"
 MORE_RECOGNISER_FILES = ("recogniser_2.tflite",)
@@ -365,11 +366,24 @@ def _texts(reads: list[BoxRead]) -> list[tuple[str, float]]:
     return [(r.text, r.confidence) for r in reads]
 
 
-def _part_of(read: BoxRead, fuller: BoxRead) -> bool:
+def _part_of(read: BoxRead | PlateRead, fuller: BoxRead | PlateRead) -> bool:
     """Whether ``read``'s characters are a strict part of ``fuller``'s, a plate of a known
     layout: the level read of a tilted plate that lost its letter or last digits."""
     part, whole = read.text.replace("-", ""), fuller.text.replace("-", "")
     return fuller.format != "UNKNOWN" and len(part) < len(whole) and part in whole
+
+
+PART_INSIDE_SHARE = 0.5
+"""A read of a part of a plate whose box lies this much inside the plate's read's box is
+not reported beside it (:func:`_a_part_read`)."""
+
+
+def _a_part_read(read: PlateRead, other: PlateRead) -> bool:
+    """Whether ``read`` reads a part of the plate ``other`` reads: its text a strict part of
+    ``other``'s, a plate of a known layout (:func:`_part_of`), and at least
+    :data:`PART_INSIDE_SHARE` of its box inside ``other``'s (``98-B-40`` read from a second
+    box over the right of ``72698-B-40``): reported, it is a plate that is not there."""
+    return _part_of(read, other) and box_inside_share(read.box, other.box) >= PART_INSIDE_SHARE
 
 
 def _read_a_part(read: BoxRead, fuller: BoxRead) -> bool:
@@ -925,7 +939,8 @@ class ModelPlateReader:
         return [crop, np.asarray(padded, np.uint8)]
 
     def read(self, image: Image) -> list[PlateRead]:
-        """Every plate read in the BGR frame, most confident first."""
+        """Every plate read in the BGR frame, most confident first: each text once, and no
+        read of a part of a plate read whole (:func:`_a_part_read`)."""
         best: dict[str, PlateRead] = {}
         frame = check_frame(image)
         height, width = frame.shape[:2]
@@ -941,7 +956,9 @@ class ModelPlateReader:
             previous = best.get(r.text)
             if previous is None or previous.confidence < r.confidence:
                 best[r.text] = PlateRead(r.text, r.format, r.confidence, r.box, r.alternatives)
-        return sorted(best.values(), key=lambda r: r.confidence, reverse=True)
+        reads = best.values()
+        whole = [r for r in reads if not any(_a_part_read(r, other) for other in reads)]
+        return sorted(whole, key=lambda r: r.confidence, reverse=True)
 
 
 def from_config(config: ReaderConfig, *, stills: bool = False) -> ModelPlateReader:
