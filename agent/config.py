@@ -72,6 +72,12 @@ class ReaderConfig(_Section):
     num_threads: int = Field(1, ge=1, le=8)
     min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     """Reads below this confidence are discarded before tracking."""
+    still_min_confidence: float = Field(0.4, ge=0.0, le=1.0)
+    """The same for photos (``raqib read`` of images, ``raqib eval``), which a person reads
+    with each plate's confidence beside it and no tracker votes over frames: on the
+    held-out photos the reads from 0.4 to 0.5 were 4 plates read right (0.41-0.43) that
+    0.5 left unreported, 1 wrong and 4 plausible reads of plates labelled without text,
+    and 9 texts that are no plate (models/recogniser.md, "The photos' floor")."""
     every_nth_frame: int = Field(1, ge=1, le=30)
     detector: Literal["auto", "model", "contour"] = "auto"
     """Plate localiser: the trained ``detector.tflite`` ("model"), the classical

@@ -12,7 +12,9 @@ import pytest
 from conftest import DetectorRun
 
 from agent.cli import main
+from agent.config import ReaderConfig
 from agent.reader.evaluate import ManifestError, edit_distance, load_manifest
+from agent.reader.pipeline import ModelPlateReader
 from agent.synth.plates import render_plate
 
 PLATES = ("48213-D-27", "AB-123-CD", "7051-H-6", "FG-904-KL")
@@ -68,6 +70,34 @@ def test_eval_prints_recall_accuracy_and_speed(
     assert figures["exact_plate_accuracy"] >= 0.75
     assert figures["character_accuracy"] >= 0.9
     assert figures["ms_per_image"] > 0  # speed is a benchmark figure (raqib bench reader)
+
+
+def test_eval_scores_the_plates_raqib_read_reports(
+    manifest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plate found but read under the photos' floor is not reported by ``raqib read``, so
+    ``raqib eval`` counts it found and not read; the crops are read whatever their
+    confidence (``--crops`` reports every crop's read)."""
+    nothing_reported = tmp_path / "strict.toml"
+    nothing_reported.write_text("[reader]\nstill_min_confidence = 1.0\n")
+    frame = str(manifest_dir / "frame0.png")
+    assert main(["--config", str(nothing_reported), "read", frame, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["plates"] == []
+    assert main(["--config", str(nothing_reported), "eval", str(manifest_dir), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["detection_recall"] == 1.0
+    assert figures["exact_plate_accuracy"] <= 0.5  # the two crops at most
+    assert main(["eval", str(manifest_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_plate_accuracy"] > 0.5
+
+
+def test_photos_report_reads_from_a_lower_floor_than_video_frames() -> None:
+    """A person reads a photo's plates with their confidences, no tracker votes over
+    frames: photos report plates read at 0.4 or more, video frames at 0.5."""
+    config = ReaderConfig()
+    assert config.still_min_confidence < config.min_confidence
+    assert ModelPlateReader.from_config(config, stills=True).min_confidence == 0.4
+    assert ModelPlateReader.from_config(config).min_confidence == 0.5
 
 
 def test_eval_text_output_names_every_figure(

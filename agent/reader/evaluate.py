@@ -13,8 +13,9 @@ Figures:
 - exact-plate accuracy: plates whose canonical read equals the canonical label,
   separators ignored and ``O``/``0`` and ``I``/``1`` each taken as one character
   (:func:`same_plate`: the issue's acceptance rule; the matcher folds them too)
-  (the read of a box is the recogniser's text for the best-overlapping detected
-  box, IoU >= 0.3; a missed plate is a wrong read);
+  (the read of a box is the text of the best-overlapping plate that ``raqib read``
+  reports, IoU >= 0.3 (:meth:`~agent.reader.pipeline.ModelPlateReader.reported`);
+  a plate missed or not reported is a wrong read);
 - character accuracy: ``1 - edit distance / label length`` (at least 0),
   summed over plates and divided by the total label length;
 - ms per image: detector + recogniser wall time (image decoding excluded).
@@ -170,18 +171,19 @@ def evaluate_image(
                 _score_text(result, t, text)
         return
     start = time.perf_counter()
-    reads = reader.read_boxes(image)
+    found = reader.read_boxes(image)
+    reads = reader.reported(found, image.shape[1], image.shape[0])
     result.ms.append((time.perf_counter() - start) * 1000)
     for t in truths:
         if not t.scored or t.box is None:
             continue
-        overlaps = [(box_iou(r.box, t.box), r) for r in reads]
-        best = max(overlaps, key=lambda o: o[0], default=None)
+        boxed = max((box_iou(r.box, t.box) for r in found), default=0.0)
         result.boxes += 1
-        result.detected += best is not None and best[0] >= DETECTION_IOU
+        result.detected += boxed >= DETECTION_IOU
         if t.text:
-            read = best[1].text if best is not None and best[0] >= READ_IOU else ""
-            _score_text(result, t, read)
+            overlaps = [(box_iou(r.box, t.box), r.text) for r in reads]
+            best = max(overlaps, key=lambda o: o[0], default=(0.0, ""))
+            _score_text(result, t, best[1] if best[0] >= READ_IOU else "")
 
 
 def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tuple[str, Path]]:

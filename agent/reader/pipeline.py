@@ -546,7 +546,7 @@ class ModelPlateReader:
         return cls(
             config.models_dir,
             config.num_threads,
-            config.min_confidence,
+            config.still_min_confidence if stills else config.min_confidence,
             detector=detector,
             recognisers=config.still_recognisers if stills else config.recognisers,
             recognisers_doubt=None if stills else config.recognisers_doubt,
@@ -941,10 +941,18 @@ class ModelPlateReader:
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first: each text once, and no
         read of a part of a plate read whole (:func:`_a_part_read`)."""
-        best: dict[str, PlateRead] = {}
         frame = check_frame(image)
         height, width = frame.shape[:2]
-        for r in self.read_boxes(frame):
+        return self.reported(self.read_boxes(frame), width, height)
+
+    def reported(self, found: list[BoxRead], width: int, height: int) -> list[PlateRead]:
+        """The reads of :meth:`read` among ``found``, the box reads of a ``width`` x
+        ``height`` frame (:meth:`read_boxes`): plates read at ``min_confidence`` or more
+        (a layout the grammar does not know: ``unknown_min_confidence``, clear of the
+        frame's edges), each text once, no part of a plate read whole. ``raqib eval``
+        scores these, so that its figures are what ``raqib read`` reports."""
+        best: dict[str, PlateRead] = {}
+        for r in found:
             if r.confidence < self.min_confidence or not r.valid:
                 continue
             if r.format == "UNKNOWN" and (
