@@ -8,11 +8,19 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.config import ReaderConfig
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
-from agent.reader.pipeline import BoxRead, ModelPlateReader, merge_view_reads
+from agent.reader.pipeline import (
+    MARGIN_X,
+    MARGIN_Y,
+    BoxRead,
+    ModelPlateReader,
+    _levelled_read_wins,
+    merge_view_reads,
+)
 from agent.reader.plate_edges import row_tilt
-from agent.reader.rotation import turned, upright_envelope
+from agent.reader.rotation import levelled, turned, upright_envelope
 from agent.reads import Box, box_iou
 from agent.synth.plates import render_plate
 
@@ -234,3 +242,59 @@ def test_a_photo_whose_sure_read_has_sloping_glyphs_is_turned() -> None:
         scene, envelope = _tilted_plate_scene("48213-D-27", 0, degrees)
         sure = _read(envelope, "48213-D-27", 0.99, score=0.9)
         assert _may_hide_a_tilted_plate(scene, [sure]) is turned_expected
+
+
+# ------------------------------------------------------------------ levelled plates
+
+
+def test_a_sloping_plate_is_turned_level_about_its_box() -> None:
+    reader = ModelPlateReader(MODELS, wide_view=True)
+    for degrees in (-12.0, 12.0):
+        scene, envelope = _tilted_plate_scene("11487-B-40", 0, degrees)
+        slope = row_tilt(scene, envelope)
+        assert slope is not None and abs(abs(slope) - 12.0) < 1.5
+        crop = levelled(scene, envelope, slope, (MARGIN_X, MARGIN_Y))
+        flat = row_tilt(crop, (0, 0, crop.shape[1], crop.shape[0]))
+        assert flat is not None and abs(flat) < 1.0
+        assert 3.5 < crop.shape[1] / crop.shape[0] < 6.0  # one plate's line, not its envelope
+        assert reader.read_crop(crop)[0] == "11487-B-40"
+
+
+def test_a_sure_read_of_a_sloping_plate_gives_way_to_its_levelled_read() -> None:
+    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+    scene, envelope = _tilted_plate_scene("11487-B-40", 1, -12.0)
+    upright = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.85)
+    read = reader._levelled_read(scene, upright)
+    assert (read.text, read.box) == ("11487-B-40", envelope)
+    assert read.confidence > upright.confidence
+    assert [r.text for r in reader.read(scene)] == ["11487-B-40"]
+
+
+def test_a_level_plate_or_a_read_under_the_floor_is_not_levelled() -> None:
+    reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+    scene, envelope = _tilted_plate_scene("11487-B-40", 0, 0.0)
+    level = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.85)
+    assert reader._levelled_read(scene, level) is level
+    sloping, envelope = _tilted_plate_scene("11487-B-40", 1, -12.0)
+    faint = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.2)
+    assert reader._levelled_read(sloping, faint) is faint
+
+
+@pytest.mark.parametrize(
+    ("level", "upright", "wins"),
+    [
+        (("80615-A-40", "MA", 0.90), ("8065-A-40", "MA", 0.96), True),  # fuller
+        (("11487-B-40", "MA", 0.90), ("81487-B-40", "MA", 0.77), True),  # as long, surer
+        (("11487-B-40", "MA", 0.80), ("81487-B-40", "MA", 0.95), False),  # as long, less sure
+        (("46039", "UNKNOWN", 0.99), ("46039-B-6", "MA", 0.99), False),  # a part
+        (("89211-A-7", "MA", 0.99), ("89211-A-72", "MA", 0.87), False),  # shorter
+        (("8065-A-400", "UNKNOWN", 0.99), ("8065-A-40", "MA", 0.96), False),  # unknown layout
+        (("80615-A-40", "MA", 0.60), ("8065-A-40", "MA", 0.96), False),  # unsure
+        (("62338-A-40", "MA", 0.90), ("6238-A-40", "MA", 0.45), True),  # unsure read replaced
+        (("623-A-40", "MA", 0.90), ("6238-A-40", "MA", 0.45), False),  # ... not by a shorter
+    ],
+)
+def test_the_levelled_read_replaces_the_upright_one_only_when_fuller_or_surer(
+    level: tuple[str, str, float], upright: tuple[str, str, float], wins: bool
+) -> None:
+    assert _levelled_read_wins((*level, ()), (*upright, ())) is wins  # type: ignore[arg-type]

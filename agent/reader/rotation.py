@@ -10,6 +10,9 @@ rectangle: the box a labeller draws around a tilted plate.
 
 from __future__ import annotations
 
+import math
+from typing import Final
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -46,3 +49,29 @@ def upright_envelope(box: Box, back: Affine, width: int, height: int) -> Box:
     x0, y0 = np.maximum(mapped.min(axis=0), 0.0)
     x1, y1 = np.minimum(mapped.max(axis=0), (width, height))
     return (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
+
+
+LEVEL_MIN_HEIGHT: Final = 0.35
+"""A levelled plate's crop is at least this share of its box's height tall."""
+
+
+def levelled(frame: Image, box: Box, degrees: float, margins: tuple[float, float]) -> Image:
+    """The plate in ``box`` whose row of characters slopes by ``degrees`` (positive: falling
+    to the right), turned level about the box's centre and cut out with ``margins`` (shares
+    of its length and height on each side). Its length is the box's width run along the
+    slope; its height what the box's height leaves beside the slope's rise (at least
+    :data:`LEVEL_MIN_HEIGHT` of it). Only the crop's own pixels are computed, whatever
+    the frame's size."""
+    x, y, w, h = box
+    slope = math.radians(abs(degrees))
+    length = w / max(math.cos(slope), 0.5)
+    height = max(h - length * math.sin(slope), LEVEL_MIN_HEIGHT * h)
+    out_w = max(2, round(length * (1 + 2 * margins[0])))
+    out_h = max(2, round(height * (1 + 2 * margins[1])))
+    forward = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), degrees, 1.0)
+    forward[0, 2] -= x + w / 2 - out_w / 2
+    forward[1, 2] -= y + h / 2 - out_h / 2
+    crop = cv2.warpAffine(
+        frame, forward, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(crop, np.uint8)
