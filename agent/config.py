@@ -213,12 +213,13 @@ class ReaderConfig(_Section):
     under the rule of ``still_levelled_plates``: off, as the next frames read a tracked
     plate again."""
     still_levelled_plates: bool = True
-    """The same for photos: a tilted plate read from its upright box drops or changes a
-    character, surely (``80615-A-40`` read ``8065-A-40`` at 0.96, ``11487-B-40``
-    ``81487-B-40``); levelled, it is read whole. The levelled read replaces a sure read only
-    when it is a sure plate of a known layout that holds all its characters and more, or
-    as many, more surely (held-out Moroccan scenes 281 -> 285 of 299, French photos 44 -> 45
-    of 47, no read lost on the photo sets: models/recogniser.md, "Levelled plates")."""
+    """The same for photos, and for plate crops however unsure: a tilted plate read from its
+    upright box drops or changes a character, surely (``80615-A-40`` read ``8065-A-40`` at
+    0.96, ``11487-B-40`` ``81487-B-40``); levelled, it is read whole. The levelled read
+    replaces a sure read only when it is a sure plate of a known layout that holds all its
+    characters and more, or as many, more surely (held-out Moroccan scenes 281 -> 285 of
+    299, French photos 44 -> 45 of 47, Moroccan crops 113 -> 116 of 131, no read lost:
+    models/recogniser.md, "Levelled plates")."""
     blank_colours: bool = False
     """Read a plate of a video frame again with its coloured emblems (seals, coats of arms,
     stickers, side bands) painted in its paper's grey (agent.reader.colours), keeping that

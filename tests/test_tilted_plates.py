@@ -298,3 +298,20 @@ def test_the_levelled_read_replaces_the_upright_one_only_when_fuller_or_surer(
     level: tuple[str, str, float], upright: tuple[str, str, float], wins: bool
 ) -> None:
     assert _levelled_read_wins((*level, ()), (*upright, ())) is wins  # type: ignore[arg-type]
+
+
+SLOPING_CROPS = [("11487-B-40", 15.0, 0), ("11487-B-40", -20.0, 0), ("95417-A-40", 20.0, 1)]
+
+
+def test_a_sloping_plate_crop_is_read_levelled() -> None:
+    levelling = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+    upright = ModelPlateReader.from_config(
+        ReaderConfig(models_dir=MODELS, still_levelled_plates=False), stills=True
+    )
+    upright_right = 0
+    for text, degrees, seed in SLOPING_CROPS:
+        scene, (x, y, w, h) = _tilted_plate_scene(text, seed, degrees)
+        crop = scene[y : y + h, x : x + w]
+        assert levelling.read_crop(crop)[0] == text
+        upright_right += upright.read_crop(crop)[0] == text
+    assert upright_right < len(SLOPING_CROPS)  # read upright, a sloping crop loses a character

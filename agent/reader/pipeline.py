@@ -906,8 +906,25 @@ class ModelPlateReader:
         takes the text its views vote for (:func:`_voted_read`). With ``blank_colours`` a
         crop read as no known layout (:func:`_may_hold_an_emblem`) that has coloured
         emblems is read again, all of the above, with them painted over
-        (:func:`~agent.reader.colours.blanked_colours`), and a surer plate read kept."""
+        (:func:`~agent.reader.colours.blanked_colours`), and a surer plate read kept. With
+        ``levelled_plates`` a crop whose row of characters slopes by
+        :data:`TILTED_ROW_DEGREES` or more is read again, all of the above, turned level
+        (:func:`~agent.reader.rotation.levelled`, no margins added: the crop holds them),
+        and that read kept where :func:`_levelled_read_wins`, however unsure the first."""
         crop = check_frame(image, MIN_CROP_SIDE)
+        read = self._coloured_crop_read(crop)
+        if self.levelled_plates:
+            height, width = crop.shape[:2]
+            whole = (0, 0, width, height)
+            slope = row_tilt(crop, whole)
+            if slope is not None and abs(slope) >= TILTED_ROW_DEGREES:
+                level = self._coloured_crop_read(levelled(crop, whole, slope, (0.0, 0.0)))
+                if _levelled_read_wins(level, read):
+                    read = level
+        return read
+
+    def _coloured_crop_read(self, crop: Image) -> ViewsRead:
+        """:meth:`read_crop_alternatives` of ``crop`` as it is (not levelled)."""
         read = self._crop_read(crop)
         if self.blank_colours and _may_hold_an_emblem(read):
             blanked = blanked_colours(crop)
