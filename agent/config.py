@@ -217,7 +217,7 @@ class ReaderConfig(_Section):
     upright box drops or changes a character, surely (``80615-A-40`` read ``8065-A-40`` at
     0.96, ``11487-B-40`` ``81487-B-40``); levelled, it is read whole. The levelled read
     replaces a sure read only when it is a sure plate of a known layout that holds all its
-    characters and more, or as many, more surely (held-out Moroccan scenes 281 -> 285 of
+    characters and more, or as many, more surely (held-out Moroccan scenes 281 -> 287 of
     299, French photos 44 -> 45 of 47, Moroccan crops 113 -> 116 of 131, no read lost:
     models/recogniser.md, "Levelled plates")."""
     blank_colours: bool = False

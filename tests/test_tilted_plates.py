@@ -276,7 +276,7 @@ def test_a_level_plate_or_a_read_under_the_floor_is_not_levelled() -> None:
     level = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.85)
     assert reader._levelled_read(scene, level) is level
     sloping, envelope = _tilted_plate_scene("11487-B-40", 1, -12.0)
-    faint = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.2)
+    faint = BoxRead(envelope, 0.9, "17487-B-40", "MA", 0.02)
     assert reader._levelled_read(sloping, faint) is faint
 
 

