@@ -5,7 +5,9 @@ degrees (a car parked on a slope, a bent bumper, a camera held askew) is boxed b
 line of its characters or not at all, and read partly; in the frame turned the other
 way it is level, boxed whole and read (models/detector.md, "Tilted plates"). The
 reader maps such a box back to the frame as the upright envelope of the turned
-rectangle: the box a labeller draws around a tilted plate.
+rectangle: the box a labeller draws around a tilted plate. A plate already boxed whose row
+of characters slopes is cut out turned level about its own box (:func:`levelled`): the
+photo turned by a fixed angle levels only the plates tilted by about as much.
 """
 
 from __future__ import annotations
