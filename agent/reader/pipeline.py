@@ -351,6 +351,24 @@ def _voted_read(read: ViewsRead, ballot: Ballot) -> ViewsRead:
     return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
 
 
+def _sloping_row(frame: Image, box: Box) -> float | None:
+    """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`)
+    when it is :data:`TILTED_ROW_DEGREES` or more, else None (level, or no row found)."""
+    slope = row_tilt(frame, box)
+    return slope if slope is not None and abs(slope) >= TILTED_ROW_DEGREES else None
+
+
+def _fuller_plate(other: ViewsRead, read: ViewsRead) -> bool:
+    """Whether ``other`` is a sure plate of a known layout that holds all of ``read``'s
+    characters, in order, and more (:func:`~agent.reader.recogniser.fuller_text`): what
+    may replace a sure read of a box (``8065-A-40`` -> ``80615-A-40``)."""
+    return (
+        _sure_plate(other)
+        and other[1] != "UNKNOWN"
+        and fuller_text(other[0].replace("-", ""), read[0].replace("-", ""))
+    )
+
+
 def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
     """Whether the read of a plate turned level replaces the read of its upright box: an
     unsure ``read`` under :func:`_replaces`; a sure one only for a sure plate of a known
@@ -359,10 +377,13 @@ def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
     many, more surely (``81487-B-40`` at 0.77 -> ``11487-B-40`` at 0.90)."""
     if not _sure_plate(read):
         return _replaces(level, read)
-    if not _sure_plate(level) or level[1] == "UNKNOWN" or level[0] == read[0]:
-        return False
-    ours, theirs = level[0].replace("-", ""), read[0].replace("-", "")
-    return fuller_text(ours, theirs) or (len(ours) == len(theirs) and level[2] > read[2])
+    return _fuller_plate(level, read) or (
+        _sure_plate(level)
+        and level[1] != "UNKNOWN"
+        and level[0] != read[0]
+        and _characters(level[0]) == _characters(read[0])
+        and level[2] > read[2]
+    )
 
 
 def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
@@ -374,12 +395,7 @@ def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
         return True
     if any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found):
         return True
-    for read in found:
-        if _sure(read):
-            slope = row_tilt(frame, read.box)
-            if slope is not None and abs(slope) >= TILTED_ROW_DEGREES:
-                return True
-    return False
+    return any(_sure(read) and _sloping_row(frame, read.box) is not None for read in found)
 
 
 def _texts(reads: list[BoxRead]) -> list[tuple[str, float]]:
@@ -678,8 +694,8 @@ class ModelPlateReader:
         surely (``80615-A-40`` read ``8065-A-40`` at 0.96)."""
         if not read.valid or read.confidence < LEVELLED_MIN_CONFIDENCE:
             return read
-        slope = row_tilt(frame, read.box)
-        if slope is None or abs(slope) < TILTED_ROW_DEGREES:
+        slope = _sloping_row(frame, read.box)
+        if slope is None:
             return read
         level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
         if not _levelled_read_wins(level, (read.text, read.format, read.confidence, ())):
@@ -847,12 +863,7 @@ class ModelPlateReader:
         extended = self._read_views([crop_box(frame, box, EXTENDED_MARGINS)[0]])
         if not _sure_plate(read):
             return extended if _replaces(extended, read) else read
-        whole = (
-            _sure_plate(extended)
-            and extended[1] != "UNKNOWN"
-            and fuller_text(extended[0].replace("-", ""), read[0].replace("-", ""))
-        )
-        return extended if whole else read
+        return extended if _fuller_plate(extended, read) else read
 
     def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that
@@ -921,8 +932,8 @@ class ModelPlateReader:
         if self.levelled_plates:
             height, width = crop.shape[:2]
             whole = (0, 0, width, height)
-            slope = row_tilt(crop, whole)
-            if slope is not None and abs(slope) >= TILTED_ROW_DEGREES:
+            slope = _sloping_row(crop, whole)
+            if slope is not None:
                 level = self._coloured_crop_read(levelled(crop, whole, slope, (0.0, 0.0)))
                 if _levelled_read_wins(level, read):
                     read = level
