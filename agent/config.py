@@ -220,6 +220,13 @@ class ReaderConfig(_Section):
     characters and more, or as many, more surely (held-out Moroccan scenes 281 -> 287 of
     299, French photos 44 -> 45 of 47, Moroccan crops 113 -> 116 of 131, no read lost:
     models/recogniser.md, "Levelled plates")."""
+    bare_strokes: bool = True
+    """Put back a bare stroke (an ``I`` or a plain ``1``) that the recogniser skipped where
+    the strip it read shows one between two characters and no character it emitted lies
+    over it (agent.reader.strokes): the commonest error on European plates (``BIA / KY73``
+    read ``BAKY73``); square European crops 184 -> 188 of 258, no other held-out read
+    changed (models/recogniser.md, "Bare strokes"). Video frames and photos alike: one
+    connected-components pass on the 32 x 128 strip per read."""
     blank_colours: bool = False
     """Read a plate of a video frame again with its coloured emblems (seals, coats of arms,
     stickers, side bands) painted in its paper's grey (agent.reader.colours), keeping that

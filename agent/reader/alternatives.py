@@ -39,13 +39,17 @@ class Doubt:
 
 def doubts(probs: Probs, tokens: str, steps: list[int], charset: str) -> list[Doubt]:
     """The doubtful characters of a greedy read (``tokens`` emitted at ``steps``), most
-    doubtful first. ``probs`` is ``T x (len(charset) + 1)``, class 0 the blank."""
+    doubtful first. ``probs`` is ``T x (len(charset) + 1)``, class 0 the blank. A character
+    the model did not emit at its step (a bare stroke put back from the strip,
+    :mod:`agent.reader.strokes`) has no runner-up and is never in doubt."""
     if len(tokens) != len(steps):
         raise ValueError(f"{len(tokens)} tokens but {len(steps)} steps")
     best = probs.argmax(axis=1)
     out: list[Doubt] = []
     for i, (token, start) in enumerate(zip(tokens, steps, strict=True)):
         cls = charset.index(token) + 1
+        if best[start] != cls:
+            continue
         end = start + 1
         while end < len(best) and best[end] == cls:
             end += 1

@@ -484,17 +484,22 @@ def load_recognisers(
     num_threads: int = 1,
     limit: int | None = None,
     doubt: tuple[float, float] | None = None,
+    bare_strokes: bool = True,
 ) -> PlateRecogniser:
     """``recogniser.tflite`` (required), with the ensemble members of
     :data:`MORE_RECOGNISER_FILES` that ``models_dir`` ships: all of them, or the first
     ``limit`` recognisers in all; ``doubt``: when the others read
-    (:class:`~agent.reader.recogniser.RecogniserEnsemble`)."""
-    first = Recogniser(models_dir / RECOGNISER_FILE, num_threads)
+    (:class:`~agent.reader.recogniser.RecogniserEnsemble`); ``bare_strokes``: each puts
+    back a stroke it skipped (:mod:`agent.reader.strokes`)."""
+    first = Recogniser(models_dir / RECOGNISER_FILE, num_threads, bare_strokes=bare_strokes)
     more = [models_dir / name for name in MORE_RECOGNISER_FILES]
     more = [path for path in more if path.exists()]
     if limit is not None:
         more = more[: max(0, limit - 1)]
-    members = [first, *(Recogniser(path, num_threads) for path in more)]
+    members = [
+        first,
+        *(Recogniser(path, num_threads, bare_strokes=bare_strokes) for path in more),
+    ]
     return first if len(members) == 1 else RecogniserEnsemble(members, doubt)
 
 
@@ -537,6 +542,7 @@ class ModelPlateReader:
         blank_colours: bool = False,
         max_side: int | None = None,
         far_plates: bool = False,
+        bare_strokes: bool = True,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -556,7 +562,7 @@ class ModelPlateReader:
         self.far_plates = far_plates
         self.unknown_min_confidence = unknown_min_confidence
         self.recogniser: PlateRecogniser = load_recognisers(
-            models_dir, num_threads, recognisers, recognisers_doubt
+            models_dir, num_threads, recognisers, recognisers_doubt, bare_strokes
         )
         self.detector: Detector = (
             detector if detector is not None else default_detector(models_dir, num_threads)
@@ -601,6 +607,7 @@ class ModelPlateReader:
             blank_colours=config.still_blank_colours if stills else config.blank_colours,
             max_side=(config.still_max_side or None) if stills else None,
             far_plates=config.still_far_plates and stills,
+            bare_strokes=config.bare_strokes,
         )
 
     def read_boxes(self, image: Image) -> list[BoxRead]:

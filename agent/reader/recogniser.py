@@ -45,6 +45,7 @@ from agent.reader.ctc import (
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
 from agent.reader.plate_text import canonicalize, is_french_siv, is_plausible_unknown, is_valid
+from agent.reader.strokes import skipped_stroke, with_stroke
 from agent.watchlist.confusion import fold
 
 
@@ -65,7 +66,14 @@ def _load_meta(path: Path) -> dict[str, Any]:
 class Recogniser:
     """Reads the characters of one plate crop with the int8 CTC model."""
 
-    def __init__(self, model_path: Path, num_threads: int = 1, *, constrained: bool = True) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        num_threads: int = 1,
+        *,
+        constrained: bool = True,
+        bare_strokes: bool = True,
+    ) -> None:
         meta = _load_meta(model_path.with_suffix(".json"))
         self.charset: str = meta["charset"]
         self.version: str = str(meta.get("version", "unknown"))
@@ -83,6 +91,7 @@ class Recogniser:
         self._resized = self._input[0, :, :, 0]  # a view: resizing writes the model input
         self._probs = np.empty(out[1:], np.float32)
         self._grammar = PlateGrammar(self.charset) if constrained else None
+        self.bare_strokes = bare_strokes
         # The last greedy reads (one line, two lines) of the crop being read, with their
         # probabilities, for :meth:`alternatives`.
         self._one = _Greedy(np.empty(out[1:], np.float32))
@@ -107,9 +116,7 @@ class Recogniser:
         if resized is not self._resized:  # OpenCV allocated after all: copy into the input
             np.copyto(self._resized, resized)
         self._infer()
-        tokens, confidence, steps = greedy_decode_steps(
-            self._probs, self.charset, probabilities=True
-        )
+        tokens, confidence, steps = self._greedy(two_line=False)
         self._one.keep(tokens, steps, tokens, self._probs)
         return tokens, confidence
 
@@ -161,9 +168,7 @@ class Recogniser:
         height, width = self.input_size
         two_line_composite(_gray(crop), height, width, out=self._resized)
         self._infer()
-        tokens, confidence, steps = greedy_decode_steps(
-            self._probs, self.charset, probabilities=True
-        )
+        tokens, confidence, steps = self._greedy(two_line=True)
         top, bottom = split_by_position(tokens, steps, self._probs.shape[0])
         raw = logical_raw(top, bottom)
         self._two.keep(tokens, steps, raw, self._probs)
@@ -229,6 +234,20 @@ class Recogniser:
                 return two
             one = self._fitted(*one)
         return choose_read(one, two, width / height)
+
+    def _greedy(self, *, two_line: bool) -> tuple[str, float, list[int]]:
+        """The greedy read of the last inference, with a bare stroke the model skipped put
+        back from the strip it saw (:mod:`agent.reader.strokes`, ``bare_strokes``)."""
+        tokens, confidence, steps = greedy_decode_steps(
+            self._probs, self.charset, probabilities=True
+        )
+        if self.bare_strokes:
+            step = skipped_stroke(
+                self._resized, tokens, steps, self._probs.shape[0], two_line=two_line
+            )
+            if step is not None:
+                tokens, steps = with_stroke(tokens, steps, step)
+        return tokens, confidence, steps
 
     def _infer(self) -> None:
         """Run the model on the input buffer; softmax probabilities into ``self._probs``."""

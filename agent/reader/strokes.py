@@ -1,0 +1,168 @@
+"""Bare strokes the recogniser skipped: an ``I`` or a plain ``1`` put back where the strip
+shows one and no emitted character explains it.
+
+Why: the commonest error left on European plates is a bare vertical stroke dropped
+(``BIA / KY73`` read ``BAKY73``, ``TW13 / TED`` read ``TW3TED``, ``CIN / 78A6`` read
+``CN78A6``). The model learnt to skip an ``I``-like stroke (the dividers of Moroccan
+plates; French SIV plates have no ``I``) and gives it under 1 % where it drops a clear
+one, so no decoding brings it back and training with more ``I`` did not beat the seeds'
+spread (models/recogniser.md, "Candidate 4.6" and "Bare strokes").
+
+The strip the model saw (its ``H x W`` grey input) still shows the stroke. A stroke is put
+back only when all of these hold, each against a failure seen on real plates:
+
+- the read holds no Arabic letter (a Moroccan plate's dividers are bars too);
+- the strip is dark characters on light paper (ink under :data:`MAX_INK` of the line);
+- the bar is a connected blob of ink as tall as the line's glyphs and aligned with them
+  (top and bottom within :data:`ALIGN` of the glyph height: a plate's frame or a band's
+  edge is taller), thin (:data:`MAX_STROKE_WIDTH`), clear of the strip's ends;
+- no emitted character's time step lies over it (:data:`EXPLAINED_PX`);
+- it lies between two emitted characters and between two other glyphs of its own line,
+  each at least :data:`MIN_GAP_PX` away (a ``D`` whose stem came apart from its bowl,
+  ``B97TWD`` -> ``B97TWID``, fails this; so does a frame line at a line's end, which is
+  why a stroke at a line's end, ``BA215A`` for ``BA215AI``, stays dropped);
+- on a two-line composite, it is clear of the gap between the halves (the plate's side
+  edges land there) and its neighbours are in its own half;
+- it is the only such bar of the strip.
+
+The stroke is ``1`` between digits, ``I`` between letters, else whichever makes a plate of
+a known layout (``I`` when neither does); ``0``/``O`` and ``1``/``I`` fold together for the
+matcher and the figures anyway. The read's confidence is left as the model gave it.
+Pure numpy/OpenCV on the 32 x 128 strip; most reads leave after one connected-components
+pass.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.reader.layout import GAP_FRACTION
+from agent.reader.plate_text import ARABIC_TO_LATIN, canonicalize, is_valid
+
+Gray = npt.NDArray[np.uint8]
+
+INK_THRESHOLD: Final = 0.7
+"""Ink is darker than this share of the strip's Otsu threshold: stricter than Otsu itself,
+so that a thin stroke squeezed against its neighbour (``CIN`` in a two-line composite)
+comes apart from it."""
+GLYPH_MIN_HEIGHT: Final = 0.35
+"""A glyph blob is at least this share of the strip's height (and at most 0.6 of it wide)."""
+MAX_STROKE_WIDTH: Final = 0.25
+"""A bare stroke is at most this share of its height wide (at least 3 px allowed)."""
+ALIGN: Final = 0.15
+"""A stroke's top and bottom lie within this share of the glyph height of the glyphs'."""
+MAX_INK: Final = 0.45
+"""Above this share of ink in the glyph band the strip is light on dark: no stroke looked for."""
+EXPLAINED_PX: Final = 3
+"""An emitted character within this many strip pixels of a bar explains it."""
+MIN_GAP_PX: Final = 2
+"""A stroke stands at least this many strip pixels clear of its neighbouring glyphs."""
+HALF_EDGE_PX: Final = 4
+"""On a two-line composite, a bar within this many pixels of the gap is a side edge."""
+
+_ARABIC: Final = frozenset(ARABIC_TO_LATIN)
+
+
+def skipped_stroke(
+    strip: Gray, tokens: str, steps: list[int], time_steps: int, *, two_line: bool = False
+) -> int | None:
+    """The time step of the one bare stroke of ``strip`` that no emitted character explains
+    (see the module docstring), or None. ``tokens`` were emitted at ``steps`` of
+    ``time_steps``; ``two_line``: the strip is a two-line composite."""
+    if not tokens or len(steps) != len(tokens) or _ARABIC.intersection(tokens):
+        return None
+    blobs = _Blobs(strip)
+    if not blobs.thin.any() or blobs.glyph.sum() < 3:
+        return None
+    scale = blobs.width / time_steps
+    centres = (np.asarray(steps, np.float64) + 0.5) * scale
+    unexplained = [int(i) for i in np.flatnonzero(blobs.thin) if not blobs.under(int(i), centres)]
+    if not unexplained or not blobs.dark_on_light():
+        return None
+    found = [i for i in unexplained if blobs.stands_alone(i, centres, two_line)]
+    if len(found) != 1:
+        return None
+    return int((blobs.x[found[0]] + blobs.w[found[0]] / 2) / scale)
+
+
+class _Blobs:
+    """The ink blobs of a strip (connected components of the pixels darker than
+    :data:`INK_THRESHOLD` of its Otsu threshold), and the line their glyphs stand on."""
+
+    def __init__(self, strip: Gray) -> None:
+        self.height, self.width = strip.shape
+        otsu, _ = cv2.threshold(strip, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+        _, self.ink = cv2.threshold(strip, otsu * INK_THRESHOLD, 1, cv2.THRESH_BINARY_INV)
+        _n, _labels, stats, _centres = cv2.connectedComponentsWithStatsWithAlgorithm(
+            self.ink, 8, cv2.CV_16U, cv2.CCL_SPAGHETTI
+        )
+        self.x, self.y, self.w, self.h = stats[1:, :4].T
+        x, y, w, h = self.x, self.y, self.w, self.h
+        self.glyph = (
+            (h >= GLYPH_MIN_HEIGHT * self.height) & (w <= 0.6 * self.height) & (y > 0)
+        ) & (y + h < self.height)
+        self.thin = (self.glyph & (w <= np.maximum(3, MAX_STROKE_WIDTH * h)) & (x > 0)) & (
+            x + w < self.width
+        )
+        self.top = self.bottom = 0.0
+
+    def under(self, i: int, centres: npt.NDArray[np.float64]) -> bool:
+        """True when an emitted character's centre lies over blob ``i`` (within
+        :data:`EXPLAINED_PX`)."""
+        left, right = self.x[i] - EXPLAINED_PX, self.x[i] + self.w[i] + EXPLAINED_PX
+        return bool(((centres >= left) & (centres <= right)).any())
+
+    def dark_on_light(self) -> bool:
+        """Sets the glyphs' line (median top and bottom); False when it is mostly ink."""
+        self.top = float(np.median(self.y[self.glyph]))
+        self.bottom = float(np.median((self.y + self.h)[self.glyph]))
+        line = self.ink[int(self.top) : int(self.bottom)]
+        return self.bottom > self.top and float(line.mean()) <= MAX_INK
+
+    def stands_alone(self, i: int, centres: npt.NDArray[np.float64], two_line: bool) -> bool:
+        """True when blob ``i`` is aligned with the line's glyphs, between two emitted
+        characters and two other glyphs of its line, clear of both (and of a composite's gap)."""
+        left, right = int(self.x[i]), int(self.x[i] + self.w[i])
+        tolerance = ALIGN * (self.bottom - self.top)
+        if abs(self.y[i] - self.top) > tolerance:
+            return False
+        if abs(self.y[i] + self.h[i] - self.bottom) > tolerance:
+            return False
+        others = self.glyph.copy()
+        if two_line:
+            half = (self.width - max(2, round(self.width * GAP_FRACTION))) // 2
+            if left < self.width - half + HALF_EDGE_PX and right > half - HALF_EDGE_PX:
+                return False
+            in_left = left < self.width / 2
+            others &= (self.x < self.width / 2) == in_left
+            centres = centres[(centres < self.width / 2) == in_left]
+        if not (centres.size and centres.min() < left and centres.max() > right):
+            return False
+        others[i] = False
+        before = left - (self.x + self.w)[others & (self.x + self.w <= left + 1)]
+        after = self.x[others & (self.x >= right - 1)] - right
+        return bool(before.size and after.size and min(before.min(), after.min()) >= MIN_GAP_PX)
+
+
+def with_stroke(tokens: str, steps: list[int], step: int) -> tuple[str, list[int]]:
+    """``tokens`` and ``steps`` with a bare stroke put back at time ``step``: ``1`` between
+    digits, ``I`` between letters, else the one that makes a plate of a known layout."""
+    k = sum(1 for s in steps if s < step)
+    neighbours = [c for c in (tokens[k - 1 : k], tokens[k : k + 1]) if c]
+    digits = [c.isdigit() for c in neighbours]
+    if all(digits):
+        stroke = "1"
+    elif not any(digits):
+        stroke = "I"
+    else:
+        stroke = next((c for c in "1I" if _known_plate(tokens[:k] + c + tokens[k:])), "I")
+    return tokens[:k] + stroke + tokens[k:], [*steps[:k], step, *steps[k:]]
+
+
+def _known_plate(raw: str) -> bool:
+    text, fmt = canonicalize(raw)
+    return fmt != "UNKNOWN" and is_valid(text, fmt)
