@@ -9,7 +9,9 @@ output ``1 x T x C`` int8 logits, class 0 the CTC blank, class ``i + 1`` the
 Decoding: greedy best path; when its text is no valid plate (Moroccan, French
 or European), the best path that fits a plate layout (``agent.reader.ctc.
 constrained_decode``) is taken instead, with its own confidence. The
-model's probabilities decide; nothing is guessed from outside them.
+model's probabilities decide; the one exception is a bare stroke (``I``, plain
+``1``) the model skipped between two characters, put back from the strip it read
+(:mod:`agent.reader.strokes`, ``bare_strokes``).
 
 Two-line plates (:mod:`agent.reader.layout`): :meth:`Recogniser.read_two_line`
 shows the model the composite strip (top line left, bottom line right) and
