@@ -40,6 +40,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing raqib[$extras] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[$extras]"
+    # The teacher extra's rapidocr pulls OpenCV's GUI build (opencv-python), whose cv2 then
+    # replaces the pinned opencv-python-headless in the same folder: a newer OpenCV resizes
+    # and draws a little differently, so the reader's figures would no longer be the
+    # device's. Keep the pinned build (rapidocr runs on it).
+    if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
+        echo "setup: keeping the pinned opencv-python-headless (removing opencv-python)"
+        .venv/bin/python -m pip uninstall -q -y opencv-python
+        .venv/bin/python -m pip install -q --force-reinstall --no-deps \
+            "$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)"
+    fi
     touch "$stamp"
 fi
 .venv/bin/raqib --version
