@@ -314,3 +314,9 @@ def is_valid(text: str, fmt: PlateFormat) -> bool:
     if fmt == "UNKNOWN":
         return _UNKNOWN.match(text) is not None
     return False
+
+
+def is_known_plate(raw: str) -> bool:
+    """True when ``raw`` canonicalises to a valid plate of a known format (MA, FR, EU)."""
+    text, fmt = canonicalize(raw)
+    return fmt != "UNKNOWN" and is_valid(text, fmt)

@@ -46,7 +46,12 @@ from agent.reader.ctc import (
     softmax,
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
-from agent.reader.plate_text import canonicalize, is_french_siv, is_plausible_unknown, is_valid
+from agent.reader.plate_text import (
+    canonicalize,
+    is_french_siv,
+    is_known_plate,
+    is_plausible_unknown,
+)
 from agent.reader.strokes import skipped_stroke, with_stroke
 from agent.watchlist.confusion import fold
 
@@ -109,7 +114,7 @@ class Recogniser:
     def read_gray(self, gray: npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Same as :meth:`read` for a grayscale crop."""
         raw, confidence = self._greedy_one_line(gray)
-        return (raw, confidence) if _is_plate(raw) else self._fitted(raw, confidence)
+        return (raw, confidence) if is_known_plate(raw) else self._fitted(raw, confidence)
 
     def _greedy_one_line(self, gray: npt.NDArray[np.uint8]) -> tuple[str, float]:
         """Greedy read of the crop squeezed into the model input; probabilities kept."""
@@ -227,12 +232,12 @@ class Recogniser:
         if (
             width / height < TWO_LINE_PREFERRED_ASPECT
             and two[1] >= SURE_TWO_LINE
-            and _is_plate(two[0])
+            and is_known_plate(two[0])
         ):
             return two
         one = self._greedy_one_line(gray)
-        if not _is_plate(one[0]):
-            if _is_plate(two[0]) and not _sure_unknown(*one):
+        if not is_known_plate(one[0]):
+            if is_known_plate(two[0]) and not _sure_unknown(*one):
                 return two
             one = self._fitted(*one)
         return choose_read(one, two, width / height)
@@ -471,12 +476,6 @@ def _siv_but_one_confusion(raw: str, fitted: str) -> bool:
     return is_french_siv(canonicalize(fitted)[0])
 
 
-def _is_plate(raw: str) -> bool:
-    """True when ``raw`` canonicalises to a valid plate of a known format (MA, FR, EU)."""
-    text, fmt = canonicalize(raw)
-    return fmt != "UNKNOWN" and is_valid(text, fmt)
-
-
 def _sure_unknown(raw: str, confidence: float) -> bool:
     """True for a read of a layout the grammar does not know, at least :data:`SURE_UNKNOWN`
     sure, with a Latin letter: digits alone are more often a Moroccan plate whose letter
@@ -491,4 +490,4 @@ def _sure_unknown(raw: str, confidence: float) -> bool:
 def counts_as_plate(raw: str, confidence: float) -> bool:
     """True when a raw read counts as a plate (in :func:`choose_read`, :func:`pick_read`):
     a valid plate of a known format, or a sure read of a layout the grammar does not know."""
-    return _is_plate(raw) or _sure_unknown(raw, confidence)
+    return is_known_plate(raw) or _sure_unknown(raw, confidence)

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.reader.layout import GAP_FRACTION
-from agent.reader.plate_text import ARABIC_TO_LATIN, canonicalize, is_valid
+from agent.reader.plate_text import ARABIC_TO_LATIN, is_known_plate
 
 Gray = npt.NDArray[np.uint8]
 
@@ -159,10 +159,5 @@ def with_stroke(tokens: str, steps: list[int], step: int) -> tuple[str, list[int
     elif not any(digits):
         stroke = "I"
     else:
-        stroke = next((c for c in "1I" if _known_plate(tokens[:k] + c + tokens[k:])), "I")
+        stroke = next((c for c in "1I" if is_known_plate(tokens[:k] + c + tokens[k:])), "I")
     return tokens[:k] + stroke + tokens[k:], [*steps[:k], step, *steps[k:]]
-
-
-def _known_plate(raw: str) -> bool:
-    text, fmt = canonicalize(raw)
-    return fmt != "UNKNOWN" and is_valid(text, fmt)
