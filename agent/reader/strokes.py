@@ -81,9 +81,10 @@ def skipped_stroke(
     scale = blobs.width / time_steps
     centres = (np.asarray(steps, np.float64) + 0.5) * scale
     unexplained = [int(i) for i in np.flatnonzero(blobs.thin) if not blobs.under(int(i), centres)]
-    if not unexplained or not blobs.dark_on_light():
+    line = blobs.line() if unexplained else None
+    if line is None:
         return None
-    found = [i for i in unexplained if blobs.stands_alone(i, centres, two_line)]
+    found = [i for i in unexplained if blobs.stands_alone(i, centres, line, two_line)]
     if len(found) != 1:
         return None
     return int((blobs.x[found[0]] + blobs.w[found[0]] / 2) / scale)
@@ -108,7 +109,6 @@ class _Blobs:
         self.thin = (self.glyph & (w <= np.maximum(3, MAX_STROKE_WIDTH * h)) & (x > 0)) & (
             x + w < self.width
         )
-        self.top = self.bottom = 0.0
 
     def under(self, i: int, centres: npt.NDArray[np.float64]) -> bool:
         """True when an emitted character's centre lies over blob ``i`` (within
@@ -116,21 +116,27 @@ class _Blobs:
         left, right = self.x[i] - EXPLAINED_PX, self.x[i] + self.w[i] + EXPLAINED_PX
         return bool(((centres >= left) & (centres <= right)).any())
 
-    def dark_on_light(self) -> bool:
-        """Sets the glyphs' line (median top and bottom); False when it is mostly ink."""
-        self.top = float(np.median(self.y[self.glyph]))
-        self.bottom = float(np.median((self.y + self.h)[self.glyph]))
-        line = self.ink[int(self.top) : int(self.bottom)]
-        return self.bottom > self.top and float(line.mean()) <= MAX_INK
+    def line(self) -> tuple[float, float] | None:
+        """The glyphs' line (their median top and bottom row); None when the strip is
+        light on dark there (mostly ink)."""
+        top = float(np.median(self.y[self.glyph]))
+        bottom = float(np.median((self.y + self.h)[self.glyph]))
+        band = self.ink[int(top) : int(bottom)]
+        return (top, bottom) if bottom > top and float(band.mean()) <= MAX_INK else None
 
-    def stands_alone(self, i: int, centres: npt.NDArray[np.float64], two_line: bool) -> bool:
-        """True when blob ``i`` is aligned with the line's glyphs, between two emitted
+    def stands_alone(
+        self,
+        i: int,
+        centres: npt.NDArray[np.float64],
+        line: tuple[float, float],
+        two_line: bool,
+    ) -> bool:
+        """True when blob ``i`` is aligned with the ``line``'s glyphs, between two emitted
         characters and two other glyphs of its line, clear of both (and of a composite's gap)."""
         left, right = int(self.x[i]), int(self.x[i] + self.w[i])
-        tolerance = ALIGN * (self.bottom - self.top)
-        if abs(self.y[i] - self.top) > tolerance:
-            return False
-        if abs(self.y[i] + self.h[i] - self.bottom) > tolerance:
+        top, bottom = line
+        tolerance = ALIGN * (bottom - top)
+        if abs(self.y[i] - top) > tolerance or abs(self.y[i] + self.h[i] - bottom) > tolerance:
             return False
         others = self.glyph.copy()
         if two_line:
