@@ -351,11 +351,20 @@ def _voted_read(read: ViewsRead, ballot: Ballot) -> ViewsRead:
     return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
 
 
-def _sloping_row(frame: Image, box: Box) -> float | None:
+def _sloping_row(
+    frame: Image, box: Box, seen: dict[Box, float | None] | None = None
+) -> float | None:
     """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`)
-    when it is :data:`TILTED_ROW_DEGREES` or more, else None (level, or no row found)."""
+    when it is :data:`TILTED_ROW_DEGREES` or more, else None (level, or no row found).
+    ``seen``: the slopes already measured in ``frame``, by box (a photo's sure reads are
+    asked twice: for the tilted pass, then to be levelled)."""
+    if seen is not None and box in seen:
+        return seen[box]
     slope = row_tilt(frame, box)
-    return slope if slope is not None and abs(slope) >= TILTED_ROW_DEGREES else None
+    sloping = slope if slope is not None and abs(slope) >= TILTED_ROW_DEGREES else None
+    if seen is not None:
+        seen[box] = sloping
+    return sloping
 
 
 def _fuller_plate(other: ViewsRead, read: ViewsRead) -> bool:
@@ -386,16 +395,18 @@ def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
     )
 
 
-def _may_hide_a_tilted_plate(frame: Image, found: list[BoxRead]) -> bool:
+def _may_hide_a_tilted_plate(
+    frame: Image, found: list[BoxRead], slopes: dict[Box, float | None] | None = None
+) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
     sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
     or the glyphs of a sure read slope by :data:`TILTED_ROW_DEGREES` or more (such a read
-    is often short of its last characters)."""
+    is often short of its last characters); ``slopes``: as for :func:`_sloping_row`."""
     if not any(_sure(r) for r in found):
         return True
     if any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found):
         return True
-    return any(_sure(read) and _sloping_row(frame, read.box) is not None for read in found)
+    return any(_sure(read) and _sloping_row(frame, read.box, slopes) is not None for read in found)
 
 
 def _texts(reads: list[BoxRead]) -> list[tuple[str, float]]:
@@ -685,23 +696,27 @@ class ModelPlateReader:
             found += dark
         if self.near_plates:
             found = merge_view_reads(found, self._near_plate_reads(frame), fuller_box=True)
-        if self.tilted_plates and _may_hide_a_tilted_plate(frame, found):
+        slopes: dict[Box, float | None] = {}
+        if self.tilted_plates and _may_hide_a_tilted_plate(frame, found, slopes):
             found = merge_view_reads(found, self._tilted_plate_reads(frame))
         if self.levelled_plates:
-            found = [self._levelled_read(frame, read) for read in found]
+            found = [self._levelled_read(frame, read, slopes) for read in found]
         return found
 
-    def _levelled_read(self, frame: Image, read: BoxRead) -> BoxRead:
+    def _levelled_read(
+        self, frame: Image, read: BoxRead, slopes: dict[Box, float | None] | None = None
+    ) -> BoxRead:
         """``read``, or, when it is a plate read at :data:`LEVELLED_MIN_CONFIDENCE` or more
         whose row of characters slopes by :data:`TILTED_ROW_DEGREES` or more
         (:func:`~agent.reader.plate_edges.row_tilt`), the read of its plate turned level
         about its box (:func:`~agent.reader.rotation.levelled`) where
         :func:`_levelled_read_wins`; the box stays. Why: the upright crop of a tilted plate
         holds its characters at several heights, and the recogniser drops or changes one,
-        surely (``80615-A-40`` read ``8065-A-40`` at 0.96)."""
+        surely (``80615-A-40`` read ``8065-A-40`` at 0.96). ``slopes``: as for
+        :func:`_sloping_row`."""
         if not read.valid or read.confidence < LEVELLED_MIN_CONFIDENCE:
             return read
-        slope = _sloping_row(frame, read.box)
+        slope = _sloping_row(frame, read.box, slopes)
         if slope is None:
             return read
         level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
