@@ -286,6 +286,11 @@ def _sure_plate(read: ViewsRead) -> bool:
     return _is_plate(*read[:3]) and read[2] >= SURE_READ
 
 
+def _sure_known_plate(read: ViewsRead) -> bool:
+    """:func:`_sure_plate` of a layout the grammar knows (not ``UNKNOWN``)."""
+    return read[1] != "UNKNOWN" and _sure_plate(read)
+
+
 def _sure(read: BoxRead) -> bool:
     """:func:`_sure_plate` of a box's read."""
     return _sure_plate((read.text, read.format, read.confidence, read.alternatives))
@@ -371,10 +376,8 @@ def _fuller_plate(other: ViewsRead, read: ViewsRead) -> bool:
     """Whether ``other`` is a sure plate of a known layout that holds all of ``read``'s
     characters, in order, and more (:func:`~agent.reader.recogniser.fuller_text`): what
     may replace a sure read of a box (``8065-A-40`` -> ``80615-A-40``)."""
-    return (
-        _sure_plate(other)
-        and other[1] != "UNKNOWN"
-        and fuller_text(other[0].replace("-", ""), read[0].replace("-", ""))
+    return _sure_known_plate(other) and fuller_text(
+        other[0].replace("-", ""), read[0].replace("-", "")
     )
 
 
@@ -387,8 +390,7 @@ def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
     if not _sure_plate(read):
         return _replaces(level, read)
     return _fuller_plate(level, read) or (
-        _sure_plate(level)
-        and level[1] != "UNKNOWN"
+        _sure_known_plate(level)
         and level[0] != read[0]
         and _characters(level[0]) == _characters(read[0])
         and level[2] > read[2]
@@ -863,7 +865,7 @@ class ModelPlateReader:
         if (
             self.dark_boxes
             and score >= DARK_MIN_SCORE
-            and not (read[1] != "UNKNOWN" and _sure_plate(read))
+            and not _sure_known_plate(read)
             and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
         ):
             read = self._dark_read(views, read)
