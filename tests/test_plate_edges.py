@@ -63,11 +63,48 @@ def test_a_box_that_fits_the_plate_is_kept_as_it_is() -> None:
     assert snap_to_plate(scene, a_little_loose) == a_little_loose
 
 
+def _two_line_plate(body: int) -> tuple[Image, Box]:
+    """A square two-line plate (Hershey glyphs on white paper) in a dark holder."""
+    scene = np.full((400, 640, 3), body, np.uint8)
+    x, y, w, h = 200, 120, 220, 150
+    cv2.rectangle(scene, (x - 12, y - 12), (x + w + 12, y + h + 12), (50, 50, 50), -1)
+    cv2.rectangle(scene, (x, y), (x + w, y + h), (235, 235, 235), -1)
+    ink = (20, 20, 20)
+    cv2.putText(scene, "AB 12", (x + 15, y + 63), cv2.FONT_HERSHEY_SIMPLEX, 1.8, ink, 5)
+    cv2.putText(scene, "345 CD", (x + 10, y + h - 15), cv2.FONT_HERSHEY_SIMPLEX, 1.6, ink, 5)
+    return scene, (x, y, w, h)
+
+
+@pytest.mark.parametrize("body", [120, 205])
+def test_a_two_line_plates_box_is_snapped_to_both_its_rows(body: int) -> None:
+    scene, plate = _two_line_plate(body)
+    x, y, w, h = plate
+    for dx, dy in ((70, 20), (75, 15)):
+        loose = (x - dx, y - dy, w + 2 * dx, h + 2 * dy)
+        assert box_iou(loose, plate) < 0.5
+        snapped = snap_to_plate(scene, loose)
+        assert box_iou(snapped, plate) >= 0.8, (snapped, plate)
+
+
+def test_a_plate_as_light_as_its_car_is_parted_from_it_by_its_outline() -> None:
+    """A silver car: the paper is no lighter than the body, and only a thin outline a
+    little darker than both (lighter than any level the paper is looked for at, so the
+    light region runs on into the car) marks where the plate ends."""
+    scene = np.full((360, 640, 3), 240, np.uint8)
+    plate = x, y, w, h = 170, 150, 300, 60
+    cv2.rectangle(scene, (x, y), (x + w - 1, y + h - 1), (235, 235, 235), -1)
+    cv2.rectangle(scene, (x, y), (x + w - 1, y + h - 1), (205, 205, 205), 2)
+    ink = (25, 25, 25)
+    cv2.putText(scene, "48213 D 27", (x + 12, y + 46), cv2.FONT_HERSHEY_SIMPLEX, 1.4, ink, 4)
+    snapped = snap_to_plate(scene, _loose(plate))
+    assert box_iou(snapped, plate) >= 0.7, (snapped, plate)
+
+
 def test_boxes_it_cannot_trust_are_kept_as_they_are() -> None:
     scene, plate = _plate_in_holder("48213-D-27", 0)
     x, y, _w, h = plate
-    square = (x, y - 60, 2 * h + 40, 2 * h + 60)  # a two-line plate's shape
-    assert snap_to_plate(scene, square) == square
+    tall = (x, y - 60, 2 * h + 40, 2 * h + 60)  # taller than wide: no plate's shape
+    assert snap_to_plate(scene, tall) == tall
     small = cv2.resize(scene, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     small_loose = tuple(round(v / 4) for v in _loose(plate))
     assert small_loose[2] < 100

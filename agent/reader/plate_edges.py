@@ -6,9 +6,10 @@ plate: an IoU with the plate of 0.4-0.5, though the plate is read right
 (models/detector.md, "Where the Moroccan scene misses lie"). The plate's characters
 show where it is: a row of dark glyphs of one height, on a light paper that ends at
 the plate's border. :func:`snap_to_plate` finds that row, then the connected light
-paper around it, and returns the paper's rectangle (with a European plate's blue band)
-widened by a border of :data:`BORDER` glyph heights, when the detector's box was loose
-around it. Pure image
+paper around it (parted from a car as light as itself by the plate's outline,
+:data:`OUTLINE_CANNY`), and returns the paper's rectangle (with a European plate's blue
+band) widened by a border of :data:`BORDER` glyph heights, when the detector's box was
+loose around it. Pure image
 logic (OpenCV, numpy), no model: the reader calls it for plates already read
 (``reader.still_snap_boxes``).
 """
@@ -28,9 +29,9 @@ from agent.reads import Box, box_iou
 SEARCH_MARGIN = 0.15
 """The plate is looked for in the box widened by this share of its size on each side
 (a box a little inside the plate still finds its edges)."""
-ONE_LINE_MIN_ASPECT = 2.0
-"""Only boxes at least this many times as wide as tall are snapped: a squarer box may be a
-two-line plate, whose rows of characters are each only part of it."""
+MIN_ASPECT = 1.0
+"""Only boxes wider than tall are snapped. A two-line plate's box is snapped too: the paper
+found around its larger row of characters holds both rows."""
 MIN_WIDTH_PX = 100
 """Smaller boxes are kept as they are: their glyphs, a few pixels tall, threshold too
 unevenly to trace the paper (and a loose box around a small plate still overlaps it)."""
@@ -51,6 +52,11 @@ PAPER_LEVELS = (0.6, 0.75, 0.85)
 when the paper at a lower one runs into the frame around the plate (a light car)."""
 PAPER_SOLID = 0.75
 """The paper, its glyphs closed, fills at least this share of its rectangle."""
+OUTLINE_CANNY = (30, 90)
+OUTLINE_WIDTH = 3
+"""When the paper runs into a car as light as itself at every level of
+:data:`PAPER_LEVELS`, the edges of Canny at these thresholds, widened to this many pixels,
+are taken out of the light region: the plate's outline parts paper and car."""
 ROW_SLACK = 0.2
 """The text row may stick out of the paper by this many glyph heights (a glyph touching
 the border)."""
@@ -78,7 +84,7 @@ def snap_to_plate(frame: Image, box: Box) -> Box:
     """``box`` (x, y, w, h in ``frame``), or the plate's own box when the plate's paper is
     found around a row of glyphs and ``box`` is loose around it (see the module doc)."""
     _x, _y, w, h = box
-    if w < ONE_LINE_MIN_ASPECT * h or w < MIN_WIDTH_PX:
+    if w < MIN_ASPECT * h or w < MIN_WIDTH_PX:
         return box
     region = _search_region(frame, box)
     if region is None:
@@ -197,16 +203,31 @@ def paper_rect(gray: npt.NDArray[np.uint8], row: TextRow) -> tuple[int, int, int
         found, touches_edge = _paper_at(gray, row, ink + level * (paper - ink))
         if found is not None or not touches_edge:
             return found
+    # The paper runs into a car as light as itself at every level: the plate's outline,
+    # a thin edge all round it, may still part them.
+    outline = cv2.Canny(gray, *OUTLINE_CANNY)
+    barrier = cv2.dilate(outline, np.ones((OUTLINE_WIDTH, OUTLINE_WIDTH), np.uint8)) > 0
+    for level in PAPER_LEVELS:
+        found, touches_edge = _paper_at(gray, row, ink + level * (paper - ink), barrier)
+        if found is not None or not touches_edge:
+            return found
     return None
 
 
 def _paper_at(
-    gray: npt.NDArray[np.uint8], row: TextRow, threshold: float
+    gray: npt.NDArray[np.uint8],
+    row: TextRow,
+    threshold: float,
+    barrier: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[tuple[int, int, int, int] | None, bool]:
     """The paper's rectangle at one grey ``threshold`` (or None), and whether the light
-    region around the row ran into the edge of ``gray`` (so a higher one may part it)."""
+    region around the row ran into the edge of ``gray`` (so a higher one may part it);
+    pixels of ``barrier`` are never paper."""
     height, width = gray.shape
-    light = (gray > threshold).astype(np.uint8)
+    is_light = gray > threshold
+    if barrier is not None:
+        is_light &= ~barrier
+    light = is_light.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=4)
     # The paper is the light region along the rows just above and below the glyphs.
     gap = max(1, int(0.15 * row.glyph_h))
