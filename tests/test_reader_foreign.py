@@ -81,3 +81,44 @@ def test_an_unknown_read_in_a_box_cut_by_the_frame_edge_is_dropped(
     shifted = np.full_like(image, 70)
     shifted[:, :-560] = image[:, 560:]  # the plate now starts at the left edge
     assert all(r.format != "UNKNOWN" for r in reader.read(shifted))
+
+
+class _FixedBoxes:
+    """A detector double that finds the same boxes in every frame."""
+
+    def __init__(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: Image) -> list[tuple[tuple[int, int, int, int], float]]:
+        return [(box, 0.9) for box in self.boxes]
+
+
+def _plate_near_the_left_edge(seed: int, x: int) -> tuple[Image, tuple[int, int, int, int]]:
+    """An Austrian plate (a layout the grammar does not know) ``x`` px from the left edge
+    of a photo (cut by it when ``x`` is negative), and a detector box loose around it."""
+    plate = render_wide_plate("AT", ["W", "12345", "A"], False, np.random.default_rng(seed), 44)
+    h, w = plate.shape[:2]
+    frame = np.full((480, 640, 3), 70, np.uint8)
+    frame[150:330, 0:400] = (40, 40, 120)  # the car
+    y = 220
+    frame[y : y + h, max(0, x) : x + w] = plate[:, max(0, -x) :]
+    return frame, (0, y - 30, x + w + 40, h + 60)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_unknown_read_at_the_frame_edge_whose_whole_plate_is_found_is_reported(
+    seed: int,
+) -> None:
+    """A photo's plate a few pixels from its edge: the box snapped to the plate's whole
+    paper shows that no edge cuts it, so the sure read of an unknown layout is kept."""
+    frame, loose = _plate_near_the_left_edge(seed, x=8)
+    for snap in (False, True):
+        reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=snap)
+        texts = [r.text for r in reader.read(frame)]
+        assert texts == (["W12345A"] if snap else [])
+
+
+def test_an_unknown_read_of_a_plate_cut_by_the_frame_edge_is_dropped_though_snapped() -> None:
+    frame, loose = _plate_near_the_left_edge(1, x=-30)
+    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=True)
+    assert all(r.format != "UNKNOWN" for r in reader.read(frame))

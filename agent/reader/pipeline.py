@@ -213,6 +213,9 @@ class BoxRead:
     confidence: float
     alternatives: tuple[str, ...] = ()
     """Canonical texts of the few best other reads (valid or plausible plates only)."""
+    paper_found: bool = False
+    """The box was snapped to the plate's paper, found whole inside the frame
+    (:func:`~agent.reader.plate_edges.snap_to_plate`): no frame edge cuts the plate."""
 
     @property
     def valid(self) -> bool:
@@ -488,7 +491,11 @@ def merge_view_reads(
         elif pick_read([(other_read.text, other_read.confidence), *_texts(rivals)]):
             continue
         kept = [r for r in kept if r not in rivals]
-        added.append(replace(other_read, box=box))
+        added.append(
+            replace(
+                other_read, box=box, paper_found=other_read.paper_found and box == other_read.box
+            )
+        )
     return kept + added
 
 
@@ -739,7 +746,10 @@ class ModelPlateReader:
         for degrees in TILT_DEGREES:
             canvas, back = turned(frame, degrees)
             for read in self._read_looks(canvas, TILT_MIN_SCORE, tiles=False):
-                out.append(replace(read, box=upright_envelope(read.box, back, width, height)))
+                # The turned canvas's corners are the photo's edges drawn out: a plate cut
+                # by one may show a whole paper there.
+                envelope = upright_envelope(read.box, back, width, height)
+                out.append(replace(read, box=envelope, paper_found=False))
         return out
 
     def _dark_plate_reads(self, frame: Image, found: list[BoxRead]) -> list[BoxRead]:
@@ -833,7 +843,8 @@ class ModelPlateReader:
             if read is None:
                 continue
             if self.snap_boxes and read.valid and read.confidence >= self.min_confidence:
-                read = replace(read, box=snap_to_plate(frame, read.box))
+                snapped = snap_to_plate(frame, read.box)
+                read = replace(read, box=snapped, paper_found=snapped != read.box)
             out.append(read)
         return out
 
@@ -1057,7 +1068,7 @@ class ModelPlateReader:
             if r.format == "UNKNOWN" and (
                 not self.keep_unknown
                 or r.confidence < self.unknown_min_confidence
-                or _at_edge(r.box, width, height)
+                or (_at_edge(r.box, width, height) and not r.paper_found)
             ):
                 continue
             previous = best.get(r.text)
