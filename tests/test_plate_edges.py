@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FixedBoxes
 
 from agent.frames import Image
 from agent.reader.pipeline import ModelPlateReader
@@ -133,21 +134,11 @@ def test_the_row_of_glyphs_is_found_with_its_height() -> None:
     assert row.x1 - row.x0 >= 0.7 * w
 
 
-class _FixedBoxes:
-    """A detector double that finds the same boxes in every frame."""
-
-    def __init__(self, boxes: list[Box]) -> None:
-        self.boxes = boxes
-
-    def detect(self, image: Image) -> list[tuple[Box, float]]:
-        return [(box, 0.9) for box in self.boxes]
-
-
 def test_the_reader_reports_the_snapped_box_of_a_plate_it_read() -> None:
     scene, plate = _plate_in_holder("48213-D-27", 0)
     loose = _loose(plate)
     for snap in (False, True):
-        reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=snap)
+        reader = ModelPlateReader(MODELS, detector=FixedBoxes([loose]), snap_boxes=snap)
         (read,) = reader.read(scene)
         assert read.text == "48213-D-27"  # read from the loose box either way
         if snap:
@@ -159,5 +150,5 @@ def test_the_reader_reports_the_snapped_box_of_a_plate_it_read() -> None:
 def test_a_box_with_no_plate_read_is_not_snapped() -> None:
     scene, plate = _plate_in_holder("48213-D-27", 0)
     scene[plate[1] : plate[1] + plate[3], plate[0] : plate[0] + plate[2]] = 235
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([_loose(plate)]), snap_boxes=True)
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([_loose(plate)]), snap_boxes=True)
     assert [r.box for r in reader.read_boxes(scene)] == [_loose(plate)]

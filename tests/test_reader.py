@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun
+from conftest import DetectorRun, FixedBoxes
 
 from agent.config import ReaderConfig
 from agent.errors import FrameError, ModelError
@@ -332,16 +332,6 @@ class _CountingRecogniser(Recogniser):
         return super().read_two_line(crop)
 
 
-class _FixedBoxes:
-    """A detector that always finds the same boxes."""
-
-    def __init__(self, boxes: list[Box]) -> None:
-        self.boxes = boxes
-
-    def detect(self, image: Image) -> list[tuple[Box, float]]:
-        return [(box, 0.9) for box in self.boxes]
-
-
 def _two_line_moroccan(top: tuple[str, str], serial: str, height: int = 120) -> Image:
     """A square-ish two-line Moroccan plate: ``letter | region`` over the serial, BGR."""
     from PIL import Image as PILImage
@@ -517,7 +507,7 @@ def test_the_reader_judges_the_aspect_on_the_crop_with_its_margins(
     # A 2.8 box is a 2.8 * 1.10 / 1.24 = 2.48 crop: square enough for a two-line read.
     h = 50
     box = (100, 100, round(h * box_aspect), h)
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]))
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([box]))
     counting = _CountingRecogniser(MODELS / "recogniser.tflite")
     reader.recogniser = counting
     reads = reader.read_boxes(np.full((400, 600, 3), 200, np.uint8))
@@ -540,7 +530,7 @@ def test_two_line_plate_read_end_to_end(reader: ModelPlateReader) -> None:
     scene, box = _in_scene(_two_line_moroccan((BA, "26"), "45498"))
     crop, _ = crop_box(scene, box)
     assert reader.read_crop(crop)[:2] == ("45498-B-26", "MA")
-    reads = ModelPlateReader(MODELS, detector=_FixedBoxes([box])).read(scene)
+    reads = ModelPlateReader(MODELS, detector=FixedBoxes([box])).read(scene)
     assert [(r.text, r.format) for r in reads] == [("45498-B-26", "MA")]
 
 
@@ -626,7 +616,7 @@ def test_the_wider_view_reads_the_character_a_tight_box_cuts() -> None:
     for seed in range(3):
         scene, box = _plate_cut_at_the_right("48213-D-27", seed, 0.84)
         for wide, reads in ((False, narrow_reads), (True, wide_reads)):
-            reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]), wide_view=wide)
+            reader = ModelPlateReader(MODELS, detector=FixedBoxes([box]), wide_view=wide)
             (read,) = reader.read_boxes(scene)
             assert read.box == box  # the wider view changes the crop read, not the box
             reads.append(read.text)
@@ -644,7 +634,7 @@ def test_a_box_around_a_part_of_the_plate_is_read_whole_from_its_extended_view()
     for seed in range(8):
         scene, box = _plate_cut_at_the_right("3076-B-6", seed, 0.65)
         for on, reader in readers.items():
-            reader.detector = _FixedBoxes([box])
+            reader.detector = FixedBoxes([box])
             (read,) = reader.read_boxes(scene)
             assert read.box == box
             reads[on].append(read.text)
@@ -659,7 +649,7 @@ def test_which_extended_read_replaces_a_boxs_read() -> None:
     a sure read only when it is a sure plate of a known layout holding all of its
     characters, in order, and more (the sure read of a part of a tilted plate)."""
     scene, box = _plate_cut_at_the_right("48213-D-27", 0, 0.7)
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([box]), extended_boxes=True)
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([box]), extended_boxes=True)
     size = crop_box(scene, box)[0].shape[:2]
     wide = crop_box(scene, box, EXTENDED_MARGINS)[0]
     cases = [
@@ -701,7 +691,7 @@ def test_a_read_of_a_part_of_a_plate_read_whole_is_not_reported_beside_it() -> N
     reader = ModelPlateReader(MODELS)
 
     def reported(reads: dict[Box, tuple[str, float]]) -> list[str]:
-        reader.detector = _FixedBoxes(list(reads))
+        reader.detector = FixedBoxes(list(reads))
         double = _ReadsBySize({crop_box(scene, b)[0].shape[:2]: read for b, read in reads.items()})
         reader.recogniser = double
         return sorted(r.text for r in reader.read(scene))
@@ -831,7 +821,7 @@ def test_a_box_is_read_inverted_only_on_a_dark_ground_when_its_read_is_unsure() 
     box read surely as a plate of a known layout are read once; an unsure dark box is read
     again, inverted, and that read kept when it is a sure plate."""
     scene, light_box, dark_box = _light_and_dark_plates()
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]), dark_boxes=True)
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([light_box, dark_box]), dark_boxes=True)
     dark_crop = crop_box(scene, dark_box)[0]
     double = _ReadsBySize({})
     reader.recogniser = double
@@ -872,7 +862,7 @@ def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> N
     costs no recogniser run: of a light and a dark plate found in both photos, the dark
     pass reads the dark one only."""
     scene, light_box, dark_box = _light_and_dark_plates()
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([light_box, dark_box]))
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([light_box, dark_box]))
     double = _ReadsBySize({})
     reader.recogniser = double
     reader.read_boxes(scene)

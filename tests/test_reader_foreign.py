@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FixedBoxes
 
 from agent.frames import Frame, Image
 from agent.pipeline import Pipeline
@@ -83,16 +84,6 @@ def test_an_unknown_read_in_a_box_cut_by_the_frame_edge_is_dropped(
     assert all(r.format != "UNKNOWN" for r in reader.read(shifted))
 
 
-class _FixedBoxes:
-    """A detector double that finds the same boxes in every frame."""
-
-    def __init__(self, boxes: list[tuple[int, int, int, int]]) -> None:
-        self.boxes = boxes
-
-    def detect(self, image: Image) -> list[tuple[tuple[int, int, int, int], float]]:
-        return [(box, 0.9) for box in self.boxes]
-
-
 def _plate_near_the_left_edge(seed: int, x: int) -> tuple[Image, tuple[int, int, int, int]]:
     """An Austrian plate (a layout the grammar does not know) ``x`` px from the left edge
     of a photo (cut by it when ``x`` is negative), and a detector box loose around it."""
@@ -113,12 +104,12 @@ def test_an_unknown_read_at_the_frame_edge_whose_whole_plate_is_found_is_reporte
     paper shows that no edge cuts it, so the sure read of an unknown layout is kept."""
     frame, loose = _plate_near_the_left_edge(seed, x=8)
     for snap in (False, True):
-        reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=snap)
+        reader = ModelPlateReader(MODELS, detector=FixedBoxes([loose]), snap_boxes=snap)
         texts = [r.text for r in reader.read(frame)]
         assert texts == (["W12345A"] if snap else [])
 
 
 def test_an_unknown_read_of_a_plate_cut_by_the_frame_edge_is_dropped_though_snapped() -> None:
     frame, loose = _plate_near_the_left_edge(1, x=-30)
-    reader = ModelPlateReader(MODELS, detector=_FixedBoxes([loose]), snap_boxes=True)
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([loose]), snap_boxes=True)
     assert all(r.format != "UNKNOWN" for r in reader.read(frame))
