@@ -101,6 +101,24 @@ def test_a_plate_as_light_as_its_car_is_parted_from_it_by_its_outline() -> None:
     assert box_iou(snapped, plate) >= 0.7, (snapped, plate)
 
 
+@pytest.mark.parametrize("degrees", [6, -8, 15])
+def test_a_tilted_plates_box_is_snapped_to_the_upright_envelope_of_its_paper(
+    degrees: int,
+) -> None:
+    """A close plate tilted by a few degrees: its glyphs slope out of any level row, so
+    the plate is looked for turned level; the snapped box is the envelope of its paper."""
+    scene, (x, y, w, h) = _plate_in_holder("48213-D-27", 0)
+    turn = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), degrees, 1.0)
+    tilted = cv2.warpAffine(scene, turn, scene.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+    mapped = corners @ turn[:, :2].T + turn[:, 2]
+    (ex0, ey0), (ex1, ey1) = mapped.min(axis=0), mapped.max(axis=0)
+    envelope = (round(ex0), round(ey0), round(ex1 - ex0), round(ey1 - ey0))
+    loose = (envelope[0] - 50, envelope[1] - 40, envelope[2] + 100, envelope[3] + 80)
+    assert box_iou(loose, envelope) < 0.5
+    assert box_iou(snap_to_plate(tilted, loose), envelope) >= 0.8
+
+
 def test_boxes_it_cannot_trust_are_kept_as_they_are() -> None:
     scene, plate = _plate_in_holder("48213-D-27", 0)
     x, y, _w, h = plate

@@ -7,7 +7,8 @@ plate: an IoU with the plate of 0.4-0.5, though the plate is read right
 show where it is: a row of dark glyphs of one height, on a light paper that ends at
 the plate's border. :func:`snap_to_plate` finds that row, then the connected light
 paper around it (parted from a car as light as itself by the plate's outline,
-:data:`OUTLINE_CANNY`), and returns the paper's rectangle (with a European plate's blue
+:data:`OUTLINE_CANNY`; for a tilted plate, found with the region turned level,
+:func:`_tilted_paper`), and returns the paper's rectangle (with a European plate's blue
 band) widened by a border of :data:`BORDER` glyph heights, when the detector's box was
 loose around it. Pure image
 logic (OpenCV, numpy), no model: the reader calls it for plates already read
@@ -90,22 +91,124 @@ def snap_to_plate(frame: Image, box: Box) -> Box:
     if region is None:
         return box
     gray, x0, y0 = region
+    found = _level_paper(gray) or _tilted_paper(gray)
+    if found is None:
+        return box
+    (px0, py0, px1, py1), glyph_h = found
+    # A European plate's blue band is part of the plate, not of its light paper.
+    px, py, pw, ph = widen_over_blue(frame, (x0 + px0, y0 + py0, px1 - px0, py1 - py0))
+    border = BORDER * glyph_h
+    sx0, sy0 = max(0, round(px - border)), max(0, round(py - border))
+    sx1 = min(frame.shape[1], round(px + pw + border))
+    sy1 = min(frame.shape[0], round(py + ph + border))
+    snapped = (sx0, sy0, sx1 - sx0, sy1 - sy0)
+    if box_iou(snapped, box) >= FITS_IOU or snapped[2] < MIN_WIDTH * w:
+        return box
+    return snapped
+
+
+Paper = tuple[tuple[int, int, int, int], float]
+"""The paper's rectangle (x0, y0, x1, y1 in the searched region) and its glyph height."""
+
+
+def _level_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
+    """The paper around the first level row of glyphs of ``gray`` that has one."""
     for row in text_rows(gray):
         paper = paper_rect(gray, row)
-        if paper is None:
-            continue
-        px0, py0, px1, py1 = paper
-        # A European plate's blue band is part of the plate, not of its light paper.
-        px, py, pw, ph = widen_over_blue(frame, (x0 + px0, y0 + py0, px1 - px0, py1 - py0))
-        border = BORDER * row.glyph_h
-        sx0, sy0 = max(0, round(px - border)), max(0, round(py - border))
-        sx1 = min(frame.shape[1], round(px + pw + border))
-        sy1 = min(frame.shape[0], round(py + ph + border))
-        snapped = (sx0, sy0, sx1 - sx0, sy1 - sy0)
-        if box_iou(snapped, box) >= FITS_IOU or snapped[2] < MIN_WIDTH * w:
-            return box
-        return snapped
-    return box
+        if paper is not None:
+            return paper, row.glyph_h
+    return None
+
+
+TILTED_MIN_GLYPH = 0.07
+"""A tilted plate's glyphs are at least this share of the searched region's height: its
+upright box is loose around it, so they are a smaller share than a level plate's."""
+TILTED_DEGREES = (3.0, 30.0)
+"""A row of glyphs sloping by this many degrees (least, most) is looked at turned level."""
+TILTED_SLOPES = 3
+"""At most this many slopes are tried, the rows with the most glyphs first (a grille's
+bars slope too)."""
+
+
+def _tilted_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
+    """The upright envelope of the paper around a sloping row of glyphs, found with the
+    region turned level about its centre (corners filled black: never paper), or None.
+    Why: a close plate tilted by a few degrees is boxed by its upright envelope, whose
+    level rows hold no row of glyphs of one height."""
+    height, width = gray.shape
+    for degrees in _row_slopes(gray, TILTED_MIN_GLYPH):
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+        level = np.asarray(
+            cv2.warpAffine(
+                gray,
+                turn,
+                (width, height),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            ),
+            np.uint8,
+        )
+        for row in text_rows(level, TILTED_MIN_GLYPH):
+            paper = paper_rect(level, row)
+            if paper is None:
+                continue
+            a, b, c, d = paper
+            back = cv2.invertAffineTransform(turn)
+            corners = np.array([[a, b], [c, b], [c, d], [a, d]], np.float64)
+            mapped = corners @ back[:, :2].T + back[:, 2]
+            ex0, ey0 = np.floor(mapped.min(axis=0))
+            ex1, ey1 = np.ceil(mapped.max(axis=0))
+            if ex0 < 1 or ey0 < 1 or ex1 >= width - 1 or ey1 >= height - 1:
+                continue
+            return (int(ex0), int(ey0), int(ex1), int(ey1)), row.glyph_h
+    return None
+
+
+def _row_slopes(gray: npt.NDArray[np.uint8], min_glyph: float) -> list[float]:
+    """Slopes (degrees, falling to the right positive) of the straight rows of glyphs of
+    one height in ``gray`` tilted by :data:`TILTED_DEGREES`, the most glyphs first, at
+    least a degree apart (at most :data:`TILTED_SLOPES`)."""
+    found: list[tuple[int, float]] = []
+    for divisor in THRESHOLD_BLOCKS:
+        block = max(3, (gray.shape[0] // divisor) | 1)
+        for offset in THRESHOLD_OFFSETS:
+            stats = _glyph_stats(gray, block, offset, min_glyph)
+            if stats is not None:
+                found += _straight_rows(stats)
+    found.sort(key=lambda f: -f[0])
+    slopes: list[float] = []
+    for _n, degrees in found:
+        if TILTED_DEGREES[0] <= abs(degrees) <= TILTED_DEGREES[1] and all(
+            abs(degrees - s) > 1.0 for s in slopes
+        ):
+            slopes.append(degrees)
+    return slopes[:TILTED_SLOPES]
+
+
+def _straight_rows(stats: Glyphs) -> list[tuple[int, float]]:
+    """(glyphs, degrees) of each straight row of glyphs of one height among ``stats``, at
+    any slope. Each row is grown from the free glyph with the most free glyphs of its
+    height, dropping the glyph furthest from the fitted line until the rest lie on it
+    (:data:`TILT_ROW_STRAIGHT`); a glyph belongs to one row at most."""
+    gx, gy, gw, gh = stats
+    cx, cy = gx + gw / 2, gy + gh / 2
+    same = np.abs(gh[None, :] - gh[:, None]) <= SAME_ROW * gh[:, None]
+    used = np.zeros(len(gx), bool)
+    rows: list[tuple[int, float]] = []
+    for seed in np.argsort(-same.sum(axis=1)):
+        members = np.flatnonzero(same[seed] & ~used)
+        while not used[seed] and members.size >= TILT_ROW_MIN_GLYPHS:
+            if float(np.ptp(cx[members])) <= 0.0:
+                break
+            slope, intercept = np.polyfit(cx[members], cy[members], 1)
+            off = np.abs(cy[members] - (slope * cx[members] + intercept))
+            if float(off.max()) <= TILT_ROW_STRAIGHT * float(np.median(gh[members])):
+                used[members] = True
+                rows.append((int(members.size), float(np.degrees(np.arctan(slope)))))
+                break
+            members = np.delete(members, int(off.argmax()))
+    return rows
 
 
 def _search_region(frame: Image, box: Box) -> tuple[npt.NDArray[np.uint8], int, int] | None:
@@ -121,13 +224,14 @@ def _search_region(frame: Image, box: Box) -> tuple[npt.NDArray[np.uint8], int, 
     return gray, x0, y0
 
 
-def text_rows(gray: npt.NDArray[np.uint8]) -> list[TextRow]:
-    """Rows of glyphs in ``gray``, the most glyphs first (one per threshold that finds one)."""
+def text_rows(gray: npt.NDArray[np.uint8], min_height: float = GLYPH_HEIGHT[0]) -> list[TextRow]:
+    """Rows of glyphs in ``gray``, the most glyphs first (one per threshold that finds one);
+    a glyph is at least ``min_height`` of the height of ``gray``."""
     rows: list[TextRow] = []
     for divisor in THRESHOLD_BLOCKS:
         block = max(3, (gray.shape[0] // divisor) | 1)
         for offset in THRESHOLD_OFFSETS:
-            row = _text_row(gray, block, offset)
+            row = _text_row(gray, block, offset, min_height)
             if row is not None and row not in rows:
                 rows.append(row)
     rows.sort(key=lambda r: (r.glyphs, r.glyph_h), reverse=True)
@@ -142,7 +246,9 @@ Glyphs = tuple[
 ]
 
 
-def _glyph_stats(gray: npt.NDArray[np.uint8], block: int, offset: int) -> Glyphs | None:
+def _glyph_stats(
+    gray: npt.NDArray[np.uint8], block: int, offset: int, min_height: float = GLYPH_HEIGHT[0]
+) -> Glyphs | None:
     """x, y, width and height of the glyph-like dark blobs of ``gray`` under one adaptive
     threshold, clear of its edges (None when fewer than :data:`MIN_GLYPHS`)."""
     height, width = gray.shape
@@ -152,7 +258,7 @@ def _glyph_stats(gray: npt.NDArray[np.uint8], block: int, offset: int) -> Glyphs
     _n, _labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     bx, by, bw, bh, area = (stats[1:, i].astype(np.float64) for i in range(5))
     glyph = (
-        (bh >= GLYPH_HEIGHT[0] * height)
+        (bh >= min_height * height)
         & (bh <= GLYPH_HEIGHT[1] * height)
         & (bw <= 1.2 * bh)
         & (bw >= 0.08 * bh)
@@ -167,9 +273,11 @@ def _glyph_stats(gray: npt.NDArray[np.uint8], block: int, offset: int) -> Glyphs
     return bx[glyph], by[glyph], bw[glyph], bh[glyph]
 
 
-def _text_row(gray: npt.NDArray[np.uint8], block: int, offset: int) -> TextRow | None:
+def _text_row(
+    gray: npt.NDArray[np.uint8], block: int, offset: int, min_height: float = GLYPH_HEIGHT[0]
+) -> TextRow | None:
     """The largest row of glyph-like dark blobs of one height in ``gray``, if any."""
-    stats = _glyph_stats(gray, block, offset)
+    stats = _glyph_stats(gray, block, offset, min_height)
     if stats is None:
         return None
     gx, gy, gw, gh = stats
