@@ -17,6 +17,7 @@ logic (OpenCV, numpy), no model: the reader calls it for plates already read
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import cv2
@@ -111,13 +112,18 @@ Paper = tuple[tuple[int, int, int, int], float]
 """The paper's rectangle (x0, y0, x1, y1 in the searched region) and its glyph height."""
 
 
-def _level_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
-    """The paper around the first level row of glyphs of ``gray`` that has one."""
-    for row in text_rows(gray):
+def _papers(gray: npt.NDArray[np.uint8], min_height: float = GLYPH_HEIGHT[0]) -> Iterator[Paper]:
+    """The paper around each level row of glyphs of ``gray`` (:func:`text_rows`) that has
+    one, the rows with the most glyphs first."""
+    for row in text_rows(gray, min_height):
         paper = paper_rect(gray, row)
         if paper is not None:
-            return paper, row.glyph_h
-    return None
+            yield paper, row.glyph_h
+
+
+def _level_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
+    """The paper around the first level row of glyphs of ``gray`` that has one."""
+    return next(_papers(gray), None)
 
 
 TILTED_MIN_GLYPH = 0.07
@@ -149,19 +155,15 @@ def _tilted_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
             ),
             np.uint8,
         )
-        for row in text_rows(level, TILTED_MIN_GLYPH):
-            paper = paper_rect(level, row)
-            if paper is None:
-                continue
-            a, b, c, d = paper
-            back = cv2.invertAffineTransform(turn)
+        back = cv2.invertAffineTransform(turn)
+        for (a, b, c, d), glyph_h in _papers(level, TILTED_MIN_GLYPH):
             corners = np.array([[a, b], [c, b], [c, d], [a, d]], np.float64)
             mapped = corners @ back[:, :2].T + back[:, 2]
             ex0, ey0 = np.floor(mapped.min(axis=0))
             ex1, ey1 = np.ceil(mapped.max(axis=0))
             if ex0 < 1 or ey0 < 1 or ex1 >= width - 1 or ey1 >= height - 1:
                 continue
-            return (int(ex0), int(ey0), int(ex1), int(ey1)), row.glyph_h
+            return (int(ex0), int(ey0), int(ex1), int(ey1)), glyph_h
     return None
 
 
@@ -307,19 +309,31 @@ def paper_rect(gray: npt.NDArray[np.uint8], row: TextRow) -> tuple[int, int, int
     paper, ink = (float(v) for v in np.percentile(band, (85, 10)))
     if paper - ink < MIN_CONTRAST:
         return None
-    for level in PAPER_LEVELS:
-        found, touches_edge = _paper_at(gray, row, ink + level * (paper - ink))
-        if found is not None or not touches_edge:
-            return found
+    thresholds = [ink + level * (paper - ink) for level in PAPER_LEVELS]
+    found, touches_edge = _paper_at_levels(gray, row, thresholds)
+    if found is not None or not touches_edge:
+        return found
     # The paper runs into a car as light as itself at every level: the plate's outline,
     # a thin edge all round it, may still part them.
     outline = cv2.Canny(gray, *OUTLINE_CANNY)
     barrier = cv2.dilate(outline, np.ones((OUTLINE_WIDTH, OUTLINE_WIDTH), np.uint8)) > 0
-    for level in PAPER_LEVELS:
-        found, touches_edge = _paper_at(gray, row, ink + level * (paper - ink), barrier)
+    return _paper_at_levels(gray, row, thresholds, barrier)[0]
+
+
+def _paper_at_levels(
+    gray: npt.NDArray[np.uint8],
+    row: TextRow,
+    thresholds: list[float],
+    barrier: npt.NDArray[np.bool_] | None = None,
+) -> tuple[tuple[int, int, int, int] | None, bool]:
+    """:func:`_paper_at` at each of ``thresholds`` in turn until the light region stops
+    running into the edge of ``gray``: the paper found there (or None), and whether it ran
+    into the edge at every threshold."""
+    for threshold in thresholds:
+        found, touches_edge = _paper_at(gray, row, threshold, barrier)
         if found is not None or not touches_edge:
-            return found
-    return None
+            return found, False
+    return None, True
 
 
 def _paper_at(
