@@ -19,7 +19,14 @@ from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
 from agent.reader.detector import ContourDetector, ModelDetector
 from agent.reader.layout import two_line_composite
-from agent.reader.pipeline import EXTENDED_MARGINS, ModelPlateReader, crop_box
+from agent.reader.pipeline import (
+    DARK_GROUND_MAX,
+    EXTENDED_MARGINS,
+    ModelPlateReader,
+    _dark_ground,
+    _ground,
+    crop_box,
+)
 from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
 from agent.reads import Box, PlateFormat, box_inside_share, box_iou
@@ -874,6 +881,55 @@ def test_the_dark_pass_reads_only_the_inverted_boxes_whose_ground_is_dark() -> N
     dark_crop = crop_box(inverted, dark_box)[0]
     assert len(double.crops) == 3
     np.testing.assert_array_equal(double.crops[2], dark_crop)
+
+
+def _black_plate_in_a_silver_frame(rim: int) -> tuple[Image, Box]:
+    """A rendered plate inverted (light characters on black) inside a light frame ``rim``
+    px wide, on a silver car body, and the box of plate and frame."""
+    plate = 255 - render_plate("48213-D-27", np.random.default_rng(3), height=40)
+    framed = cv2.copyMakeBorder(plate, rim, rim, rim, rim, cv2.BORDER_CONSTANT, value=(215,) * 3)
+    h, w = framed.shape[:2]
+    scene = np.full((h * 4, w * 3, 3), 200, np.uint8)
+    scene[h : 2 * h, w : 2 * w] = framed
+    return scene, (w, h, w, h)
+
+
+def test_a_black_plate_whose_light_characters_and_frame_fill_half_its_box_has_a_dark_ground() -> (
+    None
+):
+    """The dark pass keeps a box of the inverted photo whose ground is dark in the photo. A
+    black plate's median grey says so until its silver characters and frame fill half the box;
+    its middle, mostly black, still does. A light plate's middle is mostly light (its ink is
+    the smaller part), and a middle mostly a mid-grey ground is no dark plate either."""
+    scene, box = _black_plate_in_a_silver_frame(rim=12)
+    assert _ground(scene, box) >= DARK_GROUND_MAX
+    assert _dark_ground(scene, box)
+    thin, thin_box = _black_plate_in_a_silver_frame(rim=2)
+    assert _ground(thin, thin_box) < DARK_GROUND_MAX and _dark_ground(thin, thin_box)
+
+    light, light_box, dark_box = _light_and_dark_plates()
+    assert not _dark_ground(light, light_box) and _dark_ground(light, dark_box)
+    shaded = np.clip(scene.astype(np.int16) + 110, 0, 255).astype(np.uint8)  # ground 110-ish
+    assert not _dark_ground(shaded, box)
+
+
+def test_the_dark_pass_does_not_read_the_inverted_photo_inverted_back() -> None:
+    """A box of the inverted photo read unsure is not read inverted again: that read is of
+    the photo itself, read already, and once a light plate's read, taken back from the
+    inverted photo as a dark plate's, replaced the plate's own (``AWS-167`` read ``AWS-8167``).
+    The box here is kept by its dark middle, and its frame, light in the photo, is dark
+    in the inverted one."""
+    scene, box = _black_plate_in_a_silver_frame(rim=12)
+    reader = ModelPlateReader(MODELS, detector=FixedBoxes([box]), dark_plates=True, dark_boxes=True)
+    double = _ReadsBySize({})
+    reader.recogniser = double
+    reader.read_boxes(scene)
+    inverted_crop = crop_box(255 - scene, box)[0]
+    assert _ground(inverted_crop, (0, 0, inverted_crop.shape[1], inverted_crop.shape[0])) < (
+        DARK_GROUND_MAX
+    )  # the crop the inverted photo's box is read from is dark
+    assert len(double.crops) == 2  # the box in the photo, then in the inverted photo
+    np.testing.assert_array_equal(double.crops[1], inverted_crop)
 
 
 def test_the_dark_pass_does_not_tile_a_large_photo(monkeypatch: pytest.MonkeyPatch) -> None:

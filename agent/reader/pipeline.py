@@ -94,9 +94,14 @@ plate, and the grammar fits their reads to some plate at a confidence near 0 (68
 818 boxes read on the held-out French photos, the tilted and far passes' included)."""
 DARK_GROUND_MAX = 100
 """A box read from the inverted frame (``dark_plates``) counts only where the plate's
-ground is dark: the median grey of its pixels below this (light plates in daylight lie
-well above it, 150-250 on the validation photos; one in deep shade may not, and its
-inverted read, unsure, is then dropped by the confidence rule)."""
+ground is dark (:func:`_dark_ground`): the median grey of its pixels below this (light
+plates in daylight lie well above it, 150-250 on the validation photos; one in deep shade
+may not, and its inverted read, unsure, is then dropped by the confidence rule), or its
+middle mostly a ground this dark under light characters."""
+DARK_MIDDLE = (0.25, 0.2)
+"""The middle of a box that :func:`_dark_ground` weighs: a quarter of its height and a fifth
+of its width in from each side, where a plate's characters and their ground lie and the car
+around a loose box does not."""
 DARK_MIN_SCORE = 0.4
 """... and where the detector is this sure of it (twice the model's threshold): the
 inverted frame turns shadows, grilles and tyres into bright shapes."""
@@ -243,6 +248,28 @@ def _ground(frame: Image, box: Box) -> float:
     if region.size == 0:
         return 255.0
     return float(np.median(cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)))
+
+
+def _dark_ground(frame: Image, box: Box) -> bool:
+    """Whether a box of the inverted photo may hold light characters on a dark ground in the
+    photo itself (:meth:`ModelPlateReader._dark_plate_reads`): its median grey
+    (:func:`_ground`) is below :data:`DARK_GROUND_MAX`, or its middle
+    (:data:`DARK_MIDDLE`), split in two by Otsu's threshold, is mostly its dark part and that
+    part's mean is below :data:`DARK_GROUND_MAX`. The median alone misses a black plate whose
+    large silver characters and frame fill half its box (of the held-out French photos'
+    plates recoloured black, 25 of 47 lie above it); a light plate's dark part is its ink,
+    the smaller part of its middle."""
+    if _ground(frame, box) < DARK_GROUND_MAX:
+        return True
+    x, y, w, h = box
+    dy, dx = round(DARK_MIDDLE[0] * h), round(DARK_MIDDLE[1] * w)
+    middle = frame[max(0, y + dy) : y + h - dy, max(0, x + dx) : x + w - dx]
+    if middle.size == 0:
+        return False
+    gray = cv2.cvtColor(middle, cv2.COLOR_BGR2GRAY)
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = gray[gray <= threshold]
+    return 2 * dark.size > gray.size and float(dark.mean()) < DARK_GROUND_MAX
 
 
 def _inverted_read_wins(
@@ -757,7 +784,7 @@ class ModelPlateReader:
         silver characters on black. The models learnt dark characters on a light plate;
         inverted, such a plate is one (a black French plate the detector missed was found
         and read). A read counts where its box's ground is dark in the frame
-        (:data:`DARK_GROUND_MAX`: other boxes are not read at all), the detector and the
+        (:func:`_dark_ground`: other boxes are not read at all), the detector and the
         recogniser are sure of it (:data:`DARK_MIN_SCORE`: other boxes are neither zoomed
         on nor read; :data:`DARK_MIN_CONFIDENCE`) and
         :func:`~agent.reader.recogniser.pick_read` prefers it to each read of the frame
@@ -769,9 +796,11 @@ class ModelPlateReader:
         out: list[BoxRead] = []
 
         def dark(box: Box) -> bool:
-            return _ground(frame, box) < DARK_GROUND_MAX
+            return _dark_ground(frame, box)
 
-        for read in self._read_looks(inverted, DARK_MIN_SCORE, keep=dark, tiles=False):
+        for read in self._read_looks(
+            inverted, DARK_MIN_SCORE, keep=dark, tiles=False, inverted=True
+        ):
             rivals = _texts([r for r in found if box_iou(r.box, read.box) > SAME_PLATE_IOU])
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
                 out.append(read)
@@ -805,6 +834,7 @@ class ModelPlateReader:
         tile_overlap: float = TILE_OVERLAP,
         zooms: tuple[float, ...] | None = None,
         limit: int = MAX_PLATES_PER_FRAME,
+        inverted: bool = False,
     ) -> list[BoxRead]:
         """The detector's boxes in ``frame`` scoring at least ``min_score`` and their reads
         (see :meth:`read_boxes`); with ``keep``, only the boxes it accepts are read (the
@@ -813,7 +843,8 @@ class ModelPlateReader:
         smaller (:meth:`~agent.reader.detector.ModelDetector.looks`); ``whole_frame=False``:
         the tiled pass alone, its windows seen at ``tile_scale`` and overlapping by
         ``tile_overlap``, with second-look ``zooms`` of its own (:meth:`_far_plate_reads`);
-        at most ``limit`` boxes are read."""
+        at most ``limit`` boxes are read; ``inverted``: ``frame`` is the photo inverted
+        (:meth:`_dark_plate_reads`), whose boxes are not read inverted again."""
         if isinstance(self.detector, ModelDetector):
             looks = self.detector.looks(
                 frame,
@@ -833,11 +864,11 @@ class ModelPlateReader:
         for look in looks[:limit]:
             if keep is not None and not keep(look.box):
                 continue
-            read = self._read_box(frame, look.box, look.score)
+            read = self._read_box(frame, look.box, look.score, inverted)
             if look.first != look.box:
                 # The second look's box is the better box, but the first box's crop (its
                 # margins often hold the plate, with less around it) sometimes reads better.
-                first = self._read_box(frame, look.first, look.score)
+                first = self._read_box(frame, look.first, look.score, inverted)
                 if first is not None and (read is None or _better(first, read)):
                     read = replace(first, box=look.box)
             if read is None:
@@ -848,7 +879,9 @@ class ModelPlateReader:
             out.append(read)
         return out
 
-    def _read_box(self, frame: Image, box: Box, score: float) -> BoxRead | None:
+    def _read_box(
+        self, frame: Image, box: Box, score: float, inverted: bool = False
+    ) -> BoxRead | None:
         """The recogniser's read of ``box`` (with the reader's margins); None if too small.
 
         With ``wide_view`` the box is also read from a wider crop (:data:`WIDE_MARGINS`)
@@ -862,7 +895,9 @@ class ModelPlateReader:
         straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
         :data:`DARK_MIN_SCORE` or more, read unsure, on a dark ground
         (:data:`DARK_GROUND_MAX`) is also read inverted (:meth:`_dark_read`): the detector
-        finds black plates that the recogniser, which learnt dark characters, misreads. With
+        finds black plates that the recogniser, which learnt dark characters, misreads;
+        not in a frame that is already ``inverted``, where that read is the photo's own
+        (a white plate, dark there, read inverted back). With
         ``blank_colours`` a read of no known
         layout is read again from the views with their coloured emblems painted over, when
         each has some, and a surer plate read kept (:func:`_surer_plate`)."""
@@ -875,6 +910,7 @@ class ModelPlateReader:
             read = self._extended_read(frame, box, read)
         if (
             self.dark_boxes
+            and not inverted
             and score >= DARK_MIN_SCORE
             and not _sure_known_plate(read)
             and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
