@@ -792,14 +792,14 @@ class ModelPlateReader:
         light ground are dropped before the detector's second look, and the inverted frame
         is not tiled (a black plate the frame's passes miss is a near one: the tiles found
         none on the held-out photos), which takes 14-18 % off a large photo's time."""
-        inverted = np.asarray(cv2.bitwise_not(frame), np.uint8)
+        negative = np.asarray(cv2.bitwise_not(frame), np.uint8)
         out: list[BoxRead] = []
-
-        def dark(box: Box) -> bool:
-            return _dark_ground(frame, box)
-
         for read in self._read_looks(
-            inverted, DARK_MIN_SCORE, keep=dark, tiles=False, inverted=True
+            negative,
+            DARK_MIN_SCORE,
+            keep=lambda box: _dark_ground(frame, box),
+            tiles=False,
+            inverted=True,
         ):
             rivals = _texts([r for r in found if box_iou(r.box, read.box) > SAME_PLATE_IOU])
             if _inverted_read_wins((read.text, read.format, read.confidence), rivals):
