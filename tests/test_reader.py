@@ -714,7 +714,6 @@ def test_a_read_of_a_part_of_a_plate_read_whole_is_not_reported_beside_it() -> N
     [
         "wide_view",
         "dark_plates",
-        "dark_boxes",
         "extended_boxes",
         "snap_boxes",
         "tilted_plates",
@@ -724,9 +723,9 @@ def test_a_read_of_a_part_of_a_plate_read_whole_is_not_reported_beside_it() -> N
     ],
 )
 def test_photos_get_the_extra_reading_steps_and_video_frames_do_not(option: str) -> None:
-    """The wider view, the dark pass, dark boxes read inverted, extended boxes, snapped
-    boxes, the tilted pass, straightened plates, the near pass and blanked emblems: on for
-    photos (``still_*``), off for video unless the configuration turns them on."""
+    """The wider view, the dark pass, extended boxes, snapped boxes, the tilted pass,
+    straightened plates, the near pass and blanked emblems: on for photos (``still_*``),
+    off for video unless the configuration turns them on."""
     config = ReaderConfig(models_dir=MODELS)
     assert getattr(ModelPlateReader.from_config(config, stills=True), option)
     assert not getattr(ModelPlateReader.from_config(config), option)
@@ -790,14 +789,28 @@ def photo_reader() -> ModelPlateReader:
     return ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
 
 
+def test_dark_boxes_are_read_inverted_in_video_frames_and_photos_unless_turned_off() -> None:
+    """A dark box read unsure costs an inverted read of its crop in video frames too; a
+    fleet that never meets dark plates turns it off for each."""
+    config = ReaderConfig(models_dir=MODELS)
+    assert ModelPlateReader.from_config(config).dark_boxes
+    assert ModelPlateReader.from_config(config, stills=True).dark_boxes
+    off = ReaderConfig.model_validate(
+        {"models_dir": MODELS, "dark_boxes": False, "still_dark_boxes": False}
+    )
+    assert not ModelPlateReader.from_config(off).dark_boxes
+    assert not ModelPlateReader.from_config(off, stills=True).dark_boxes
+
+
 @pytest.mark.parametrize("stills", [True, False])
 def test_a_plate_with_light_characters_on_a_dark_ground_is_read_inverted(stills: bool) -> None:
     """The models learnt dark characters on light plates: a black plate read as it is
     loses or confuses characters. A photo reads it right from the inverted photo
     (``dark_plates``) and from its box's crop inverted (``dark_boxes``: the detector finds
-    the plate, the recogniser misreads it); so does a video frame with ``dark_boxes`` on."""
+    the plate, the recogniser misreads it); so does a video frame, from its box's crop
+    (``dark_boxes`` is on for video frames too; the inverted frame, ``dark_plates``, is not)."""
     reader = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=stills)
-    assert reader.dark_boxes == reader.dark_plates == stills  # video frames: when turned on
+    assert reader.dark_boxes and reader.dark_plates == stills
     steps = [("dark_plates", "dark_boxes")] if stills else [("dark_boxes",)]
     steps += [("dark_plates",), ("dark_boxes",)] if stills else []
     as_is: list[list[str]] = []

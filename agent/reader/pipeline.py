@@ -22,7 +22,7 @@ frame (the most confident box), with the few best alternatives the recogniser ne
 plate it is a part of (:func:`_a_part_read`). Photos and crops are also read from a
 wider view (``wide_view``) and, for plates with light characters on a dark ground,
 inverted (``dark_plates``); a photo's box on a dark ground read unsure is read inverted too
-(``dark_boxes``, video frames only when turned on), and a photo's box is also read from a
+(``dark_boxes``, video frames too), and a photo's box is also read from a
 crop half its width longer each side, for a tilted plate boxed in part (``extended_boxes``);
 and the box of each plate read is snapped to the plate's edges when it is loose around it
 (``snap_boxes``, :func:`~agent.reader.plate_edges.snap_to_plate`).
