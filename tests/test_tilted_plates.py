@@ -19,7 +19,7 @@ from agent.reader.pipeline import (
     _levelled_read_wins,
     merge_view_reads,
 )
-from agent.reader.plate_edges import row_tilt
+from agent.reader.plate_edges import QUICK_SLOPE_THRESHOLDS, SLOPE_THRESHOLDS, row_tilt
 from agent.reader.rotation import levelled, turned, upright_envelope
 from agent.reads import Box, box_iou
 from agent.synth.plates import render_plate
@@ -315,3 +315,41 @@ def test_a_sloping_plate_crop_is_read_levelled() -> None:
         assert levelling.read_crop(crop)[0] == text
         upright_right += upright.read_crop(crop)[0] == text
     assert upright_right < len(SLOPING_CROPS)  # read upright, a sloping crop loses a character
+
+
+SLOPING_FRAMES = [
+    ("11487-B-40", 0, 15.0),
+    ("95417-A-40", 0, -15.0),
+    ("95417-A-40", 1, 15.0),
+    ("80615-A-40", 1, 12.0),
+    ("80615-A-40", 1, -12.0),
+]
+
+
+def test_a_video_frame_reads_a_sloping_plate_levelled_unless_turned_off() -> None:
+    """A body camera held askew sees every plate sloping, frame after frame: reading the
+    next frames does not put back the character an upright box drops, levelling does
+    (``reader.levelled_plates``, on for video since 2026-12-05)."""
+    video = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS))
+    upright = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS, levelled_plates=False))
+    assert video.levelled_plates and not upright.levelled_plates
+    upright_right = 0
+    for text, seed, degrees in SLOPING_FRAMES:
+        scene, _envelope = _tilted_plate_scene(text, seed, degrees)
+        assert [r.text for r in video.read(scene)] == [text], (text, seed, degrees)
+        upright_right += [r.text for r in upright.read(scene)] == [text]
+    assert upright_right <= len(SLOPING_FRAMES) - 3
+
+
+def test_a_video_frame_measures_the_slope_under_one_threshold_a_photo_under_four() -> None:
+    """The slope decides whether a plate is levelled; a video frame pays for one adaptive
+    threshold (:data:`QUICK_SLOPE_THRESHOLDS`), a photo tries every pair."""
+    video = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS))
+    photo = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
+    assert video.slope_thresholds == QUICK_SLOPE_THRESHOLDS and len(QUICK_SLOPE_THRESHOLDS) == 1
+    assert photo.slope_thresholds == SLOPE_THRESHOLDS and len(SLOPE_THRESHOLDS) == 4
+    for degrees in (-12.0, 12.0):
+        scene, envelope = _tilted_plate_scene("11487-B-40", 0, degrees)
+        for thresholds in (QUICK_SLOPE_THRESHOLDS, SLOPE_THRESHOLDS):
+            slope = row_tilt(scene, envelope, thresholds)
+            assert slope is not None and abs(abs(slope) - 12.0) < 1.5

@@ -4,10 +4,11 @@ Figures (one interpreter thread, as on the device's reader core):
 
 - ``ocr_ms_p50`` / ``ocr_ms_p99``: one recogniser (the first member) per plate crop
   (grayscale, resize, int8 inference, CTC decoding, canonical text), on freshly
-  rendered synthetic crops;
+  rendered synthetic crops, nothing else (no levelling);
 - ``ocr_video_ms_p50`` / ``ocr_video_ms_p99``: the same crops read as a video frame's
   plates are (``reader.recognisers``: the other members also read the plates the first
-  reads in doubt, ``reader.recognisers_doubt``), so a plate in doubt costs two reads;
+  reads in doubt, ``reader.recognisers_doubt``, so a plate in doubt costs two reads; and
+  ``reader.levelled_plates``: the slope of its row of characters measured);
 - ``ocr_two_line_ms_p50``: the same for rendered two-line plates (Moroccan
   imports and motorcycles), read as two lines first (``Recogniser.read_best``);
 - ``frame_ms_p50`` / ``frame_ms_p99``: the whole reader (detector + recogniser
@@ -157,7 +158,9 @@ def bench_reader(config: RaqibConfig) -> dict[str, float]:
     """The reader figures above; ``pipeline_fps`` comes from ``agent.bench.bench_pipeline``."""
     cfg = config.reader.model_copy(update={"num_threads": 1})
     reader = ModelPlateReader.from_config(cfg)
-    alone = ModelPlateReader.from_config(cfg.model_copy(update={"recognisers": 1}))
+    alone = ModelPlateReader.from_config(
+        cfg.model_copy(update={"recognisers": 1, "levelled_plates": False})
+    )
     crops = _crops(OCR_SAMPLES)
     ocr_p50, ocr_p99 = _percentiles(_time_calls(alone.read_crop, crops, warm_up=20))
     video_p50, video_p99 = _percentiles(_time_calls(reader.read_crop, crops, warm_up=20))

@@ -31,7 +31,8 @@ read unsure by 10 (``tilted_plates``, :func:`merge_view_reads`); a crop or a box
 unsure is also read with its plate warped front on (``rectified_plates``,
 :func:`~agent.reader.rectify.rectified`), and a plate read whose row of characters slopes is
 read again turned level about its box (``levelled_plates``,
-:func:`~agent.reader.rotation.levelled`). Photos are also shown to the detector three
+:func:`~agent.reader.rotation.levelled`; a video frame measures the slope under one
+adaptive threshold instead of four, ``quick_slopes``). Photos are also shown to the detector three
 times smaller, for a plate filling most of them (``near_plates``).
 """
 
@@ -58,7 +59,12 @@ from agent.reader.detector import (
     Look,
     ModelDetector,
 )
-from agent.reader.plate_edges import row_tilt, snap_to_plate
+from agent.reader.plate_edges import (
+    QUICK_SLOPE_THRESHOLDS,
+    SLOPE_THRESHOLDS,
+    row_tilt,
+    snap_to_plate,
+)
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import (
     PlateRecogniser,
@@ -387,15 +393,18 @@ def _voted_read(read: ViewsRead, ballot: Ballot) -> ViewsRead:
 
 
 def _sloping_row(
-    frame: Image, box: Box, seen: dict[Box, float | None] | None = None
+    frame: Image,
+    box: Box,
+    seen: dict[Box, float | None] | None = None,
+    thresholds: tuple[tuple[int, int], ...] = SLOPE_THRESHOLDS,
 ) -> float | None:
-    """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`)
-    when it is :data:`TILTED_ROW_DEGREES` or more, else None (level, or no row found).
-    ``seen``: the slopes already measured in ``frame``, by box (a photo's sure reads are
-    asked twice: for the tilted pass, then to be levelled)."""
+    """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`
+    under ``thresholds``) when it is :data:`TILTED_ROW_DEGREES` or more, else None (level,
+    or no row found). ``seen``: the slopes already measured in ``frame``, by box (a photo's
+    sure reads are asked twice: for the tilted pass, then to be levelled)."""
     if seen is not None and box in seen:
         return seen[box]
-    slope = row_tilt(frame, box)
+    slope = row_tilt(frame, box, thresholds)
     sloping = slope if slope is not None and abs(slope) >= TILTED_ROW_DEGREES else None
     if seen is not None:
         seen[box] = sloping
@@ -428,17 +437,24 @@ def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
 
 
 def _may_hide_a_tilted_plate(
-    frame: Image, found: list[BoxRead], slopes: dict[Box, float | None] | None = None
+    frame: Image,
+    found: list[BoxRead],
+    slopes: dict[Box, float | None] | None = None,
+    thresholds: tuple[tuple[int, int], ...] = SLOPE_THRESHOLDS,
 ) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
     sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
     or the glyphs of a sure read slope by :data:`TILTED_ROW_DEGREES` or more (such a read
-    is often short of its last characters); ``slopes``: as for :func:`_sloping_row`."""
+    is often short of its last characters); ``slopes`` and ``thresholds``: as for
+    :func:`_sloping_row`."""
     if not any(_sure(r) for r in found):
         return True
     if any(r.detector_score >= TILT_MIN_SCORE and not _sure(r) for r in found):
         return True
-    return any(_sure(read) and _sloping_row(frame, read.box, slopes) is not None for read in found)
+    return any(
+        _sure(read) and _sloping_row(frame, read.box, slopes, thresholds) is not None
+        for read in found
+    )
 
 
 def _texts(reads: list[BoxRead]) -> list[tuple[str, float]]:
@@ -585,6 +601,7 @@ class ModelPlateReader:
         tilted_plates: bool = False,
         rectified_plates: bool = False,
         levelled_plates: bool = False,
+        quick_slopes: bool = False,
         near_plates: bool = False,
         blank_colours: bool = False,
         max_side: int | None = None,
@@ -603,6 +620,7 @@ class ModelPlateReader:
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
         self.levelled_plates = levelled_plates
+        self.slope_thresholds = QUICK_SLOPE_THRESHOLDS if quick_slopes else SLOPE_THRESHOLDS
         self.near_plates = near_plates
         self.blank_colours = blank_colours
         self.max_side = max_side
@@ -650,6 +668,7 @@ class ModelPlateReader:
             tilted_plates=config.still_tilted_plates if stills else config.tilted_plates,
             rectified_plates=(config.still_rectified_plates if stills else config.rectified_plates),
             levelled_plates=config.still_levelled_plates if stills else config.levelled_plates,
+            quick_slopes=not stills,
             near_plates=config.still_near_plates if stills else config.near_plates,
             blank_colours=config.still_blank_colours if stills else config.blank_colours,
             max_side=(config.still_max_side or None) if stills else None,
@@ -733,7 +752,9 @@ class ModelPlateReader:
         if self.near_plates:
             found = merge_view_reads(found, self._near_plate_reads(frame), fuller_box=True)
         slopes: dict[Box, float | None] = {}
-        if self.tilted_plates and _may_hide_a_tilted_plate(frame, found, slopes):
+        if self.tilted_plates and _may_hide_a_tilted_plate(
+            frame, found, slopes, self.slope_thresholds
+        ):
             found = merge_view_reads(found, self._tilted_plate_reads(frame))
         if self.levelled_plates:
             found = [self._levelled_read(frame, read, slopes) for read in found]
@@ -752,7 +773,7 @@ class ModelPlateReader:
         :func:`_sloping_row`."""
         if not read.valid or read.confidence < LEVELLED_MIN_CONFIDENCE:
             return read
-        slope = _sloping_row(frame, read.box, slopes)
+        slope = _sloping_row(frame, read.box, slopes, self.slope_thresholds)
         if slope is None:
             return read
         level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
@@ -1003,7 +1024,7 @@ class ModelPlateReader:
         if self.levelled_plates:
             height, width = crop.shape[:2]
             whole = (0, 0, width, height)
-            slope = _sloping_row(crop, whole)
+            slope = _sloping_row(crop, whole, None, self.slope_thresholds)
             if slope is not None:
                 level = self._coloured_crop_read(levelled(crop, whole, slope, (0.0, 0.0)))
                 if _levelled_read_wins(level, read):
