@@ -62,6 +62,7 @@ from agent.reader.detector import (
 from agent.reader.plate_edges import (
     QUICK_SLOPE_THRESHOLDS,
     SLOPE_THRESHOLDS,
+    SlopeThresholds,
     row_tilt,
     snap_to_plate,
 )
@@ -396,7 +397,7 @@ def _sloping_row(
     frame: Image,
     box: Box,
     seen: dict[Box, float | None] | None = None,
-    thresholds: tuple[tuple[int, int], ...] = SLOPE_THRESHOLDS,
+    thresholds: SlopeThresholds = SLOPE_THRESHOLDS,
 ) -> float | None:
     """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`
     under ``thresholds``) when it is :data:`TILTED_ROW_DEGREES` or more, else None (level,
@@ -440,7 +441,7 @@ def _may_hide_a_tilted_plate(
     frame: Image,
     found: list[BoxRead],
     slopes: dict[Box, float | None] | None = None,
-    thresholds: tuple[tuple[int, int], ...] = SLOPE_THRESHOLDS,
+    thresholds: SlopeThresholds = SLOPE_THRESHOLDS,
 ) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
     sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
@@ -578,7 +579,9 @@ class ModelPlateReader:
 
     ``detector`` defaults to :func:`default_detector`; ``recognisers`` is how many of
     the shipped recognisers read each plate (None: all, :func:`load_recognisers`), and
-    ``recognisers_doubt`` when the members after the first read (None: always).
+    ``recognisers_doubt`` when the members after the first read (None: always);
+    ``quick_slopes`` measures a row's slope under one adaptive threshold instead of four
+    (video frames: :data:`~agent.reader.plate_edges.QUICK_SLOPE_THRESHOLDS`).
     Raises ``ModelError`` at construction if a model file is missing or corrupt.
     """
 

@@ -48,10 +48,11 @@ THRESHOLD_BLOCKS = (2, 4)
 """Adaptive thresholds over blocks of the region's height divided by these: a large block
 keeps thin strokes, a small one parts glyphs that touch the plate's border."""
 THRESHOLD_OFFSETS = (10, 20)
-SLOPE_THRESHOLDS = tuple(itertools.product(THRESHOLD_BLOCKS, THRESHOLD_OFFSETS))
+SlopeThresholds = tuple[tuple[int, int], ...]
+SLOPE_THRESHOLDS: SlopeThresholds = tuple(itertools.product(THRESHOLD_BLOCKS, THRESHOLD_OFFSETS))
 """(block divisor, offset) of each adaptive threshold :func:`row_tilt` tries: every pair,
 for photos and crops."""
-QUICK_SLOPE_THRESHOLDS = ((4, 20),)
+QUICK_SLOPE_THRESHOLDS: SlopeThresholds = ((4, 20),)
 """The one :func:`row_tilt` tries in a video frame, a quarter of the time: the held-out
 Moroccan scenes read as video frames and levelled, 239 of 299 exact against 240 with
 every pair (233-236 with each of the other three alone; models/recogniser.md,
@@ -393,7 +394,7 @@ TILT_ROW_STRAIGHT = 0.3
 
 
 def row_tilt(
-    frame: Image, box: Box, thresholds: tuple[tuple[int, int], ...] = SLOPE_THRESHOLDS
+    frame: Image, box: Box, thresholds: SlopeThresholds = SLOPE_THRESHOLDS
 ) -> float | None:
     """The slope, in degrees, of the row of glyphs in ``box`` (positive: falling to the
     right), or None when no row of at least :data:`TILT_ROW_MIN_GLYPHS` glyphs of one
