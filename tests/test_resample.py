@@ -10,7 +10,7 @@ import pytest
 
 from agent.frames import Image
 from agent.reader.detector import ModelDetector
-from agent.reader.resample import AreaResizer, area_block
+from agent.reader.resample import MAX_PLANS, AreaResizer, area_block
 from agent.synth.scenes import street_scene
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -64,6 +64,17 @@ def test_a_strided_view_is_resized_like_a_copy_of_it() -> None:
     from_view, from_copy = np.zeros((216, 384, 3), np.uint8), np.zeros((216, 384, 3), np.uint8)
     assert resizer.resize(view, from_view) and resizer.resize(view.copy(), from_copy)
     np.testing.assert_array_equal(from_view, from_copy)
+
+
+def test_photos_of_many_sizes_do_not_grow_the_plans_without_end() -> None:
+    """Each plan holds float buffers the size of its source."""
+    resizer = AreaResizer()
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    ratios = [(10, 3), (5, 2), (5, 3), (10, 7), (5, 4), (10, 9)]  # each a plan of its own
+    assert len(ratios) > MAX_PLANS
+    for p, q in ratios:
+        assert resizer.resize(frame, np.zeros((720 * q // p, 1280 * q // p, 3), np.uint8))
+        assert len(resizer._plans) <= MAX_PLANS
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,9 @@ from agent.frames import Image
 MAX_PERIOD: Final = 16
 """Longest run of source pixels after which the weights repeat, per axis: the blocks
 grow as its square, and beyond it OpenCV's own path is as fast."""
+MAX_PLANS: Final = 4
+"""Plans kept (each holds float buffers of its source's size): a camera sends one frame
+size; a folder of photos of many sizes must not grow the cache without end."""
 
 Weights = npt.NDArray[np.float32]
 
@@ -74,6 +77,8 @@ class AreaResizer:
         """Write ``image`` (H x W x C uint8) area-scaled into ``target`` (h x w x C uint8)."""
         key = (image.shape, target.shape)
         if key not in self._plans:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
             self._plans[key] = self._plan(image.shape, target.shape)
         plan = self._plans[key]
         if plan is None:
