@@ -19,7 +19,7 @@ from agent.reader.pipeline import (
     _levelled_read_wins,
     merge_view_reads,
 )
-from agent.reader.plate_edges import QUICK_SLOPE_THRESHOLDS, SLOPE_THRESHOLDS, row_tilt
+from agent.reader.plate_edges import ADAPTIVE_THRESHOLDS, QUICK_SLOPE_THRESHOLDS, row_tilt
 from agent.reader.rotation import levelled, turned, upright_envelope
 from agent.reads import Box, box_iou
 from agent.synth.plates import render_plate
@@ -347,9 +347,9 @@ def test_a_video_frame_measures_the_slope_under_one_threshold_a_photo_under_four
     video = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS))
     photo = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS), stills=True)
     assert video.slope_thresholds == QUICK_SLOPE_THRESHOLDS and len(QUICK_SLOPE_THRESHOLDS) == 1
-    assert photo.slope_thresholds == SLOPE_THRESHOLDS and len(SLOPE_THRESHOLDS) == 4
+    assert photo.slope_thresholds == ADAPTIVE_THRESHOLDS and len(ADAPTIVE_THRESHOLDS) == 4
     for degrees in (-12.0, 12.0):
         scene, envelope = _tilted_plate_scene("11487-B-40", 0, degrees)
-        for thresholds in (QUICK_SLOPE_THRESHOLDS, SLOPE_THRESHOLDS):
+        for thresholds in (QUICK_SLOPE_THRESHOLDS, ADAPTIVE_THRESHOLDS):
             slope = row_tilt(scene, envelope, thresholds)
             assert slope is not None and abs(abs(slope) - 12.0) < 1.5

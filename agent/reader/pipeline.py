@@ -60,9 +60,9 @@ from agent.reader.detector import (
     ModelDetector,
 )
 from agent.reader.plate_edges import (
+    ADAPTIVE_THRESHOLDS,
     QUICK_SLOPE_THRESHOLDS,
-    SLOPE_THRESHOLDS,
-    SlopeThresholds,
+    AdaptiveThresholds,
     row_tilt,
     snap_to_plate,
 )
@@ -397,7 +397,7 @@ def _sloping_row(
     frame: Image,
     box: Box,
     seen: dict[Box, float | None] | None = None,
-    thresholds: SlopeThresholds = SLOPE_THRESHOLDS,
+    thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS,
 ) -> float | None:
     """The slope of the row of glyphs in ``box`` (:func:`~agent.reader.plate_edges.row_tilt`
     under ``thresholds``) when it is :data:`TILTED_ROW_DEGREES` or more, else None (level,
@@ -441,7 +441,7 @@ def _may_hide_a_tilted_plate(
     frame: Image,
     found: list[BoxRead],
     slopes: dict[Box, float | None] | None = None,
-    thresholds: SlopeThresholds = SLOPE_THRESHOLDS,
+    thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS,
 ) -> bool:
     """Whether the tilted pass may add anything to the reads of a photo: none of them is a
     sure plate, a box the detector is sure of (:data:`TILT_MIN_SCORE`) has no sure read,
@@ -623,7 +623,7 @@ class ModelPlateReader:
         self.tilted_plates = tilted_plates
         self.rectified_plates = rectified_plates
         self.levelled_plates = levelled_plates
-        self.slope_thresholds = QUICK_SLOPE_THRESHOLDS if quick_slopes else SLOPE_THRESHOLDS
+        self.slope_thresholds = QUICK_SLOPE_THRESHOLDS if quick_slopes else ADAPTIVE_THRESHOLDS
         self.near_plates = near_plates
         self.blank_colours = blank_colours
         self.max_side = max_side

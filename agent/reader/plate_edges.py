@@ -48,11 +48,13 @@ THRESHOLD_BLOCKS = (2, 4)
 """Adaptive thresholds over blocks of the region's height divided by these: a large block
 keeps thin strokes, a small one parts glyphs that touch the plate's border."""
 THRESHOLD_OFFSETS = (10, 20)
-SlopeThresholds = tuple[tuple[int, int], ...]
-SLOPE_THRESHOLDS: SlopeThresholds = tuple(itertools.product(THRESHOLD_BLOCKS, THRESHOLD_OFFSETS))
-"""(block divisor, offset) of each adaptive threshold :func:`row_tilt` tries: every pair,
-for photos and crops."""
-QUICK_SLOPE_THRESHOLDS: SlopeThresholds = ((4, 20),)
+AdaptiveThresholds = tuple[tuple[int, int], ...]
+ADAPTIVE_THRESHOLDS: AdaptiveThresholds = tuple(
+    itertools.product(THRESHOLD_BLOCKS, THRESHOLD_OFFSETS)
+)
+"""(block divisor, offset) of each adaptive threshold tried in turn for rows of glyphs:
+every pair (:func:`text_rows`, the tilted rows, and :func:`row_tilt` in photos and crops)."""
+QUICK_SLOPE_THRESHOLDS: AdaptiveThresholds = ((4, 20),)
 """The one :func:`row_tilt` tries in a video frame, a quarter of the time: the held-out
 Moroccan scenes read as video frames and levelled, 239 of 299 exact against 240 with
 every pair (233-236 with each of the other three alone; models/recogniser.md,
@@ -182,12 +184,10 @@ def _row_slopes(gray: npt.NDArray[np.uint8], min_glyph: float) -> list[float]:
     one height in ``gray`` tilted by :data:`TILTED_DEGREES`, the most glyphs first, at
     least a degree apart (at most :data:`TILTED_SLOPES`)."""
     found: list[tuple[int, float]] = []
-    for divisor in THRESHOLD_BLOCKS:
-        block = max(3, (gray.shape[0] // divisor) | 1)
-        for offset in THRESHOLD_OFFSETS:
-            stats = _glyph_stats(gray, block, offset, min_glyph)
-            if stats is not None:
-                found += _straight_rows(stats)
+    for block, offset in _threshold_blocks(gray):
+        stats = _glyph_stats(gray, block, offset, min_glyph)
+        if stats is not None:
+            found += _straight_rows(stats)
     found.sort(key=lambda f: -f[0])
     slopes: list[float] = []
     for _n, degrees in found:
@@ -236,16 +236,23 @@ def _search_region(frame: Image, box: Box) -> tuple[npt.NDArray[np.uint8], int, 
     return gray, x0, y0
 
 
+def _threshold_blocks(
+    gray: npt.NDArray[np.uint8], thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS
+) -> Iterator[tuple[int, int]]:
+    """(block size in pixels, offset) of each of ``thresholds`` for ``gray``: the block its
+    height divided by the divisor, odd, at least 3."""
+    for divisor, offset in thresholds:
+        yield max(3, (gray.shape[0] // divisor) | 1), offset
+
+
 def text_rows(gray: npt.NDArray[np.uint8], min_height: float = GLYPH_HEIGHT[0]) -> list[TextRow]:
     """Rows of glyphs in ``gray``, the most glyphs first (one per threshold that finds one);
     a glyph is at least ``min_height`` of the height of ``gray``."""
     rows: list[TextRow] = []
-    for divisor in THRESHOLD_BLOCKS:
-        block = max(3, (gray.shape[0] // divisor) | 1)
-        for offset in THRESHOLD_OFFSETS:
-            row = _text_row(gray, block, offset, min_height)
-            if row is not None and row not in rows:
-                rows.append(row)
+    for block, offset in _threshold_blocks(gray):
+        row = _text_row(gray, block, offset, min_height)
+        if row is not None and row not in rows:
+            rows.append(row)
     rows.sort(key=lambda r: (r.glyphs, r.glyph_h), reverse=True)
     return rows
 
@@ -394,7 +401,7 @@ TILT_ROW_STRAIGHT = 0.3
 
 
 def row_tilt(
-    frame: Image, box: Box, thresholds: SlopeThresholds = SLOPE_THRESHOLDS
+    frame: Image, box: Box, thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS
 ) -> float | None:
     """The slope, in degrees, of the row of glyphs in ``box`` (positive: falling to the
     right), or None when no row of at least :data:`TILT_ROW_MIN_GLYPHS` glyphs of one
@@ -407,8 +414,7 @@ def row_tilt(
         return None
     gray = region[0]
     best: tuple[int, float] | None = None
-    for divisor, offset in thresholds:
-        block = max(3, (gray.shape[0] // divisor) | 1)
+    for block, offset in _threshold_blocks(gray, thresholds):
         found = _sloped_row(gray, block, offset)
         if found is not None and (best is None or found[0] > best[0]):
             best = found
