@@ -152,6 +152,10 @@ Slovak, Croatian, Slovenian and Swiss plates print in their line (``emblems`` of
 plates, agent.synth.europe.EMBLEM_COUNTRIES; drawn from a stream of their own): the
 shipped members read a German plate's seals as ``8`` and a coat of arms as ``0``;
 measured and not shipped (models/recogniser.md, Candidate 4.12).
+``4.13`` (a candidate second member) is 4.12 with half the European plates drawn in other
+faces than DejaVu (``fonts``, agent.synth.plates.LATIN_FONTS: Liberation Sans and Sans
+Narrow, Noto Sans; chosen from a stream of their own): every synthetic glyph was DejaVu's,
+and the members misread the national fonts' ``U``, ``I`` and ``J`` on real plates.
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
@@ -218,11 +222,18 @@ RECIPES["4.12"] = {
     "version": "4.12.0",
     "emblems": 0.8,
 }
+RECIPES["4.13"] = {
+    **RECIPES["4.12"],
+    "version": "4.13.0",
+    "fonts": 0.5,
+}
 DEFAULT_RECIPE = "4.0"
 RARE_LETTERS_STREAM = 7
 """Appended to a chunk's seed for the rare-letter draws (recipe 4.6)."""
 EMBLEMS_STREAM = 8
 """Appended to a chunk's seed for the emblem draws (recipe 4.12)."""
+FONTS_STREAM = 9
+"""Appended to a chunk's seed for the font draws (recipe 4.13)."""
 INPUT_H, INPUT_W = 32, 128
 TIME_STEPS = INPUT_W // 2
 """One CTC step per 2 input columns: narrow neighbours (``1``, ``I``, ``J``) and
@@ -303,6 +314,7 @@ def _synthetic_chunk(
     spread_share: float,
     rare_letters: float,
     emblems: float = 0.0,
+    fonts: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """One seeded chunk of synthetic strips (runs on a worker): ``job`` = ``(count, seed)``.
 
@@ -311,14 +323,15 @@ def _synthetic_chunk(
     when 0: no draw is made) are agent.synth.europe plates, field-like, ``spread_share``
     of their square ones spread over the line, ``rare_letters`` of their letters swapped
     for rare ones (drawn from a stream of their own: the other strips stay the same),
-    ``emblems`` of the plates of countries that print emblems drawn with them (a stream of
-    their own too).
+    ``emblems`` of the plates of countries that print emblems drawn with them, ``fonts`` of
+    them in other faces (each from a stream of its own too).
     """
     n, seed = job
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
     letters_rng = np.random.default_rng([*seed, RARE_LETTERS_STREAM])
     emblem_rng = np.random.default_rng([*seed, EMBLEMS_STREAM])
+    font_rng = np.random.default_rng([*seed, FONTS_STREAM])
     images = np.empty((n, INPUT_H, INPUT_W), np.uint8)
     tokens: list[str] = []
     texts: list[str] = []
@@ -338,6 +351,8 @@ def _synthetic_chunk(
                 spread_share=spread_share,
                 emblems=emblems,
                 emblem_rng=emblem_rng,
+                fonts=fonts,
+                font_rng=font_rng,
             )
             tokens.append(europe.training_label(groups))
             texts.append(text)
@@ -362,6 +377,7 @@ def synthetic_set(
     spread_share: float = 0.0,
     rare_letters: float = 0.0,
     emblems: float = 0.0,
+    fonts: float = 0.0,
 ) -> tuple[Array, list[str], list[str]]:
     """``n`` synthetic strips (uint8, N x H x W), their tokens and canonical texts; rendered
     in seeded chunks on ``workers`` processes (same strips for any number of workers)."""
@@ -372,6 +388,7 @@ def synthetic_set(
         spread_share=spread_share,
         rare_letters=rare_letters,
         emblems=emblems,
+        fonts=fonts,
     )
     parts = list(parallel.seeded_chunks(render, n, seed, workers))
     if not parts:
@@ -671,6 +688,7 @@ def make_training_set(
         spread_share=args.spread_share,
         rare_letters=args.rare_letters,
         emblems=args.emblems,
+        fonts=args.fonts,
     )
     print(f"training crops: {n_synth} synthetic, {n_real} from real photographs", flush=True)
     x = np.concatenate([synth, np.stack(images)]) if images else synth
@@ -709,6 +727,7 @@ def make_finetune_set(
         spread_share=args.spread_share,
         rare_letters=args.rare_letters,
         emblems=args.emblems,
+        fonts=args.fonts,
     )
     print(f"fine-tune crops: {n_synth} synthetic, {len(images)} real", flush=True)
     y, ylen = _encode(synth_tokens + tokens)
@@ -1118,6 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
         hand_2=recipe["hand_2"],
         rare_letters=recipe["rare_letters"],
         emblems=recipe.get("emblems", 0.0),
+        fonts=recipe.get("fonts", 0.0),
         body=recipe.get("body", SHIPPED_BODY),
         head=recipe.get("head", 128),
         context=recipe.get("context", 1),
@@ -1198,6 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         **({"rare_letters": args.rare_letters} if args.rare_letters else {}),
         **({"emblems": args.emblems} if args.emblems else {}),
+        **({"fonts": args.fonts} if args.fonts else {}),
         **(
             {"body": [list(b) for b in args.body], "head": args.head, "context": args.context}
             if (args.body, args.head, args.context) != (SHIPPED_BODY, 128, 1)

@@ -20,6 +20,7 @@ from agent.synth.europe import (
     wide_field_crop,
     with_rare_letters,
 )
+from agent.synth.plates import FONT_ROOT, LATIN_FONTS, FontsMissingError, _font
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
@@ -129,6 +130,44 @@ def test_emblems_move_the_characters_aside_but_leave_the_plate_stream_alone(
     polish, _ = _emblem_plate("PL", ["WCI", "02888"], 0.0, two_line=two_line)
     polish_asked, _ = _emblem_plate("PL", ["WCI", "02888"], 1.0, two_line=two_line)
     assert np.array_equal(polish, polish_asked)  # Poland prints none
+
+
+def _face_plate(fonts: float, font_seed: int = 5) -> tuple[np.ndarray, float]:
+    """A Czech plate drawn with ``fonts`` (BGR, 80 px tall) and the plate stream's next draw."""
+    rng = np.random.default_rng(11)
+    plate = render_wide_plate(
+        "CZ",
+        ["3K8", "4036"],
+        False,
+        rng,
+        80,
+        fonts=fonts,
+        font_rng=np.random.default_rng(font_seed),
+    )
+    return plate, float(rng.random())
+
+
+def test_other_faces_change_the_glyphs_but_leave_the_plate_stream_alone() -> None:
+    """Every synthetic glyph was DejaVu's; recipe 4.13 draws some European plates in the
+    Liberation and Noto faces instead, from a stream of its own, so every other strip of
+    its parent recipe stays the same."""
+    plain, next_plain = _face_plate(0.0)
+    again, _ = _face_plate(0.0, font_seed=6)
+    assert np.array_equal(plain, again)  # no face drawn: the face stream is not used
+    faces = [_face_plate(1.0, font_seed=seed) for seed in range(6)]
+    assert all(following == next_plain for _, following in faces)
+    assert all(plate.shape == plain.shape for plate, _ in faces)
+    assert all(not np.array_equal(plate, plain) for plate, _ in faces)
+    assert len({plate.tobytes() for plate, _ in faces}) > 1  # more than one other face
+
+
+def test_every_other_face_is_installed_and_a_missing_one_names_its_package() -> None:
+    """``scripts/setup.sh`` installs fonts-liberation and fonts-noto-core; a machine without
+    them fails with the package to install, not a bare file error."""
+    for name in LATIN_FONTS:
+        assert (FONT_ROOT / name).is_file(), name
+    with pytest.raises(FontsMissingError, match="install fonts-liberation"):
+        _font("liberation/NoSuchFace-Bold.ttf", 20)
 
 
 def _top_line_ink_span(plate: np.ndarray) -> float:

@@ -113,6 +113,28 @@ def test_recipe_4_12_is_4_4_with_emblems_on_the_european_plates_only() -> None:
     assert len(changed) < 160 * 0.15
 
 
+def test_recipe_4_13_is_4_12_with_other_faces_on_the_european_plates_only() -> None:
+    """The 4.13 candidate changes one thing from the 4.12 candidate's recipe, and its draws
+    come from their own stream: the same plates and labels as 4.12, only some of the
+    European strips drawn in other faces."""
+    import numpy as np
+    import train_recogniser as tr
+
+    four_twelve, four_thirteen = tr.RECIPES["4.12"], tr.RECIPES["4.13"]
+    assert {k for k in four_thirteen if four_thirteen.get(k) != four_twelve.get(k)} == {
+        "version",
+        "fonts",
+    }
+    job = (160, [20261128, 4])
+    shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0, "emblems": 0.8}
+    before = tr._synthetic_chunk("field", job, **shares)
+    after = tr._synthetic_chunk("field", job, **shares, fonts=1.0)
+    assert before[1] == after[1]  # same plates, same labels
+    changed = [i for i in range(160) if not np.array_equal(before[0][i], after[0][i])]
+    assert changed
+    assert len(changed) < 160 * 0.15 * 2  # the European strips only (15 % drawn, give or take)
+
+
 def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:
     """The 4.7 and 4.8 candidates keep their base recipes' data and budget; only the
     model's blocks, head and context differ, and every other recipe keeps the shipped

@@ -16,7 +16,8 @@ agent.reader.pipeline). This module draws them for training:
   ``Q`` or ``U``, which the drawn layouts (and the Moroccan and SIV plates) hardly hold;
 - :func:`render_wide_plate`: the plate drawn (BGR), on request with the emblems printed
   in the line of some countries (:data:`EMBLEM_COUNTRIES`: German seals, Austrian,
-  Slovak, Croatian and Slovenian coats of arms, Swiss shields);
+  Slovak, Croatian and Slovenian coats of arms, Swiss shields) or in other faces than
+  DejaVu (:data:`agent.synth.plates.LATIN_FONTS`);
 - :func:`wide_field_crop`: the recogniser's gray training strip, two-line
   plates as :func:`agent.reader.layout.two_line_composite`.
 
@@ -50,7 +51,7 @@ from agent.synth.augment import (
     field_degrade,
     rotate_warp,
 )
-from agent.synth.plates import BASE_H, BASE_W, SIV_LETTERS, _band_image
+from agent.synth.plates import BASE_H, BASE_W, LATIN_FONTS, SIV_LETTERS, _band_image
 
 Gray = npt.NDArray[np.uint8]
 Draw = Callable[[np.random.Generator], list[str]]
@@ -431,6 +432,8 @@ def render_wide_plate(
     spread_share: float = 0.0,
     emblems: float = 0.0,
     emblem_rng: np.random.Generator | None = None,
+    fonts: float = 0.0,
+    font_rng: np.random.Generator | None = None,
 ) -> Image:
     """Draw the plate (BGR, ``height`` px tall): one line ~4.7:1, two lines ~1.4:1.
 
@@ -440,11 +443,15 @@ def render_wide_plate(
     random draw is made when it is 0, so earlier recipes' plates are unchanged.
     ``emblems`` of the plates of :data:`EMBLEM_COUNTRIES` print their emblems in their
     (first) line, every draw for them made from ``emblem_rng``: the characters move
-    aside for them, but ``rng`` draws what it would without them.
+    aside for them, but ``rng`` draws what it would without them. ``fonts`` of the plates
+    are drawn in one of :data:`agent.synth.plates.LATIN_FONTS` instead of DejaVu, chosen
+    from ``font_rng``, so that ``rng`` draws the same too.
     """
     paper, ink, band = _colours(country, rng)
     colour = (ink, ink, ink)
     font, squeeze, spacing = _style(rng)
+    if font_rng is not None and fonts > 0 and font_rng.random() < fonts:
+        font = LATIN_FONTS[int(font_rng.integers(len(LATIN_FONTS)))]
     if two_line and spread_share > 0 and rng.random() < spread_share:
         spacing = float(rng.uniform(*SPREAD_SPACING))
     if two_line:
@@ -510,6 +517,8 @@ def wide_field_plate_crop(
     spread_share: float = 0.0,
     emblems: float = 0.0,
     emblem_rng: np.random.Generator | None = None,
+    fonts: float = 0.0,
+    font_rng: np.random.Generator | None = None,
 ) -> Image:
     """A field-like BGR crop (as :func:`agent.synth.augment.field_plate_crop`) of the plate."""
     plate_h = int(rng.integers(24, 120) if two_line else rng.integers(14, 80))
@@ -522,6 +531,8 @@ def wide_field_plate_crop(
         spread_share=spread_share,
         emblems=emblems,
         emblem_rng=emblem_rng,
+        fonts=fonts,
+        font_rng=font_rng,
     )
     ph, pw = plate.shape[:2]
     pad_y, pad_x = ph, max(pw // 3, ph // 2)
@@ -545,6 +556,8 @@ def wide_field_crop(
     spread_share: float = 0.0,
     emblems: float = 0.0,
     emblem_rng: np.random.Generator | None = None,
+    fonts: float = 0.0,
+    font_rng: np.random.Generator | None = None,
 ) -> Gray:
     """The recogniser's gray training strip of the plate (two-line: the runtime's composite)."""
     crop = wide_field_plate_crop(
@@ -555,6 +568,8 @@ def wide_field_crop(
         spread_share=spread_share,
         emblems=emblems,
         emblem_rng=emblem_rng,
+        fonts=fonts,
+        font_rng=font_rng,
     )
     gray = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
     if two_line:

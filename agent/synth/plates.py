@@ -39,6 +39,19 @@ TEXT_FONTS: Final = (
     "DejaVuSansCondensed.ttf",
 )
 """Fonts for digits and Latin letters; every one also has the Arabic letters."""
+FONT_ROOT: Final = FONT_DIR.parent
+LATIN_FONTS: Final = (
+    "liberation/LiberationSansNarrow-Bold.ttf",
+    "liberation/LiberationSansNarrow-Regular.ttf",
+    "liberation/LiberationSans-Bold.ttf",
+    "noto/NotoSans-Bold.ttf",
+    "noto/NotoSansDisplay-Bold.ttf",
+    "noto/NotoSans-Regular.ttf",
+)
+"""Other faces for European plates' Latin text (no Arabic letters; paths under
+:data:`FONT_ROOT`, Debian's fonts-liberation and fonts-noto-core): the shapes of ``0`` and
+``O``, ``1`` and ``I``, ``U`` and ``J`` differ from DejaVu's, as national plate fonts'
+do from one another (``agent.synth.europe.render_wide_plate``'s ``fonts``)."""
 
 MA_LETTERS: Final = ("A", "B", "D", "H", "W", "T", "Y")
 """Moroccan series letters issued so far, transliterated (see agent.reader.plate_text)."""
@@ -59,9 +72,13 @@ class FontsMissingError(RuntimeError):
 
 @functools.lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    path = FONT_DIR / name
+    """A DejaVu face by file name, or another by its path under :data:`FONT_ROOT`."""
+    path = FONT_ROOT / name if "/" in name else FONT_DIR / name
     if not path.is_file():
-        raise FontsMissingError(f"font {path} not found (install fonts-dejavu-extra)")
+        package = {"liberation": "fonts-liberation", "noto": "fonts-noto-core"}.get(
+            path.parent.name, "fonts-dejavu-extra"
+        )
+        raise FontsMissingError(f"font {path} not found (install {package})")
     return ImageFont.truetype(str(path), size)
 
 
@@ -87,7 +104,7 @@ def _char_mask(path: str, size: int, ch: str) -> Gray:
         blank = np.zeros((size * 2, round(size * 0.35)), np.uint8)
         blank.flags.writeable = False
         return blank
-    font = _font(Path(path).name, size)
+    font = _font(Path(path).relative_to(FONT_ROOT).as_posix(), size)
     right = int(font.getbbox(ch)[2])
     canvas = PILImage.new("L", (right + 4, size * 2), 0)
     ImageDraw.Draw(canvas).text((2, 0), ch, font=font, fill=255)
