@@ -155,7 +155,8 @@ measured and not shipped (models/recogniser.md, Candidate 4.12).
 ``4.13`` (a candidate second member) is 4.12 with half the European plates drawn in other
 faces than DejaVu (``fonts``, agent.synth.plates.LATIN_FONTS: Liberation Sans and Sans
 Narrow, Noto Sans; chosen from a stream of their own): every synthetic glyph was DejaVu's,
-and the members misread the national fonts' ``U``, ``I`` and ``J`` on real plates.
+and the members misread the national fonts' ``U``, ``I`` and ``J`` on real plates;
+measured and not shipped (models/recogniser.md, Candidate 4.13).
 ``3.1`` rebuilds the previous recogniser 3.1.0 (models/recogniser.md)."""
 RECIPES["4.2"] = {
     **RECIPES["4.0"],
