@@ -82,7 +82,7 @@ find_mirrors() {  # only when apt or debootstrap has work to do (apt-get indexta
 # Debian packages inside the root: Python 3.13 and what scripts/setup.sh installs on a host
 packages=(
     python3.13 python3.13-venv python3.13-dev build-essential ca-certificates
-    mosquitto postgresql fonts-dejavu-core fonts-dejavu-extra fonts-noto-core chromium chromium-driver
+    mosquitto postgresql fonts-dejavu-core fonts-dejavu-extra fonts-noto-core fonts-liberation chromium chromium-driver
     iproute2 iptables systemd util-linux procps git
 )
 
