@@ -126,3 +126,67 @@ def test_constrained_decoding_finds_a_plate_in_random_32_step_outputs() -> None:
         text, conf = constrained_decode(m, CHARSET, grammar)
         assert text
         assert 0.0 < conf <= 1.0
+
+
+def _layout_read(logp: np.ndarray, classes: list[np.ndarray]) -> tuple[float, str]:
+    """Best path score and text of one layout, decoded alone (float64, no shared state row,
+    plain loops): the reference that :func:`constrained_decode`'s row of every layout
+    must agree with."""
+    steps, states = logp.shape[0], 2 * len(classes) + 1
+    best = np.stack([logp[:, members].max(axis=1) for members in classes], axis=1)
+    char = np.stack([members[logp[:, members].argmax(axis=1)] for members in classes], axis=1)
+    alpha = np.full((steps, states), -np.inf)
+    alpha[0, 0], alpha[0, 1] = logp[0, 0], best[0, 0]
+
+    def skips(t: int, s: int) -> bool:  # into slot s // 2 straight from the slot before
+        k = (s - 1) // 2
+        return s % 2 == 1 and k > 0 and char[t, k] != char[t - 1, k - 1]
+
+    for t in range(1, steps):
+        for s in range(states):
+            came = max(alpha[t - 1, s], alpha[t - 1, s - 1] if s else -np.inf)
+            if skips(t, s):
+                came = max(came, alpha[t - 1, s - 2])
+            alpha[t, s] = came + (best[t, (s - 1) // 2] if s % 2 else logp[t, 0])
+    state = states - 2 if alpha[-1, -2] >= alpha[-1, -1] else states - 1
+    path = [state]
+    for t in range(steps - 1, 0, -1):
+        step, top = 0, alpha[t - 1, state]
+        if state >= 1 and alpha[t - 1, state - 1] > top:
+            step, top = 1, alpha[t - 1, state - 1]
+        if skips(t, state) and alpha[t - 1, state - 2] > top:
+            step = 2
+        state -= step
+        path.append(state)
+    path.reverse()
+    text = ""
+    for k, members in enumerate(classes):
+        in_slot = [t for t in range(steps) if path[t] == 2 * k + 1]
+        text += CHARSET[int(members[logp[in_slot][:, members].sum(axis=0).argmax()]) - 1]
+    return float(alpha[-1, -2:].max()), text
+
+
+def test_constrained_decoding_reads_as_the_best_layout_decoded_alone() -> None:
+    """Every layout's states share one row in the decoder, a guard state between layouts;
+    what it reads must be what the best layout decoded alone reads: on random outputs, on
+    a British plate followed by two stray characters (a row without guards pieced ``YA1``
+    together from the Portuguese and the next layout), and on a doubled ``A`` that CTC
+    merges (read as two slots, it gave ``AA1234``)."""
+    grammar = PlateGrammar(CHARSET)
+    rng = np.random.default_rng(11)
+    cases = [softmax(rng.normal(0, 3, (24, len(CHARSET) + 1)).astype(np.float32)) for _ in range(6)]
+    cases.append(_spelled("AB12CDXY1", {}))
+    doubled: list[tuple[str, float]] = [("A", 0.9), ("A", 0.9)]
+    for digit in "1234":
+        doubled += [("", 0.9), (digit, 0.9)]
+    cases.append(_probs(doubled))
+    for probs in cases:
+        logp = np.log(np.maximum(probs.astype(np.float64), 1e-12))
+        reads = [
+            _layout_read(logp, [grammar.classes[c] for c in grammar.slot_class[j, :length]])
+            for j, length in enumerate(grammar.lengths.tolist())
+        ]
+        # Layouts tie exactly where one slot's extra step can be another slot of the same
+        # class (``1O63``, ``1XO63``): the first layout in the grammar's order is kept.
+        first_best = max(range(len(reads)), key=lambda j: (reads[j][0], -j))
+        assert constrained_decode(probs, CHARSET, grammar)[0] == reads[first_best][1]

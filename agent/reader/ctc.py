@@ -136,6 +136,45 @@ class PlateGrammar:
         self.slot_class = np.full((len(layouts), self.slots), -1, np.int64)
         for j, lay in enumerate(layouts):
             self.slot_class[j, : len(lay)] = [code[c] for c in lay]
+        self._index_states(len(charset) + 1)
+
+    def _index_states(self, n_tokens: int) -> None:
+        """Gather indices for :func:`constrained_decode`, so that a decode builds its arrays
+        with a few array takes instead of per-class and per-layout loops.
+
+        The layouts' states sit in one flat row, each layout's blank, slot 1, blank, ...,
+        slot L, blank, then one guard state that stays -inf (a shift by one or two states
+        never carries a score from one layout into the next). ``member_pad``: each class's
+        token ids, padded with ``n_tokens`` (a column of -inf appended to the log
+        probabilities). ``emit_source``: per state, the column of the per-step scores it
+        emits (a class's best, the blank's, or -inf). ``skip_source``: per state, the
+        class pair whose best characters must differ for a path to enter it straight from
+        the slot before (no blank between), or the column after the pairs (never allowed)."""
+        n_classes = len(self.classes)
+        width = max((len(m) for m in self.classes), default=0)
+        self.member_pad = np.full((n_classes, width), n_tokens, np.int64)
+        for c, members in enumerate(self.classes):
+            self.member_pad[c, : len(members)] = members
+        blank_column, never = n_classes, n_classes + 1
+        pairs: dict[tuple[int, int], int] = {}
+        emit: list[int] = []
+        skip: list[int] = []
+        self.offsets = np.zeros(len(self.lengths), np.int64)
+        for j, length in enumerate(self.lengths.tolist()):
+            self.offsets[j] = len(emit)
+            lay = self.slot_class[j, :length].tolist()
+            for k, cls in enumerate(lay):
+                emit += [blank_column, cls]
+                skip += [-1, pairs.setdefault((lay[k - 1], cls), len(pairs)) if k else -1]
+            emit += [blank_column, never]  # the last blank, the guard
+            skip += [-1, -1]
+        self.pair_classes = np.array(list(pairs) or [(0, 0)], np.int64).reshape(-1, 2)
+        self.emit_source = np.array(emit, np.int64)
+        never_pair = len(self.pair_classes)  # a column of -inf after the pairs'
+        self.skip_source = np.array([never_pair if s < 0 else s for s in skip], np.int64)
+        self.starts = np.zeros(len(emit), bool)
+        self.starts[self.offsets] = True
+        self.starts[self.offsets + 1] = True
 
 
 def _chars(code: str) -> str:
@@ -160,58 +199,54 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     steps.
     """
     n_steps = probs.shape[0]
-    n_tmpl, n_slots = grammar.slot_class.shape
+    n_tmpl = grammar.slot_class.shape[0]
     if n_tmpl == 0 or n_steps == 0:
         return "", 0.0
-    logp = np.log(np.maximum(probs, 1e-12))
-    n_states = 2 * n_slots + 1
-    best = np.full((n_steps, len(grammar.classes) + 1), -np.inf, np.float32)  # last: padding
-    char = np.zeros((n_steps, len(grammar.classes) + 1), np.int64)
-    for c, members in enumerate(grammar.classes):
-        arg = logp[:, members].argmax(axis=1)
-        char[:, c] = members[arg]
-        best[:, c] = logp[np.arange(n_steps), char[:, c]]
-    slot_best = best[:, grammar.slot_class]  # T x templates x slots (-1 -> padding column)
-    slot_char = char[:, grammar.slot_class]
-    # States per layout: blank, slot 1, blank, slot 2, ..., blank, then one guard
-    # state that stays -inf, so that the layouts can sit in one flat row: a
-    # shift by one or two states never carries a score from one layout into
-    # the next (the skip penalty is -inf into a layout's first two states).
-    width = n_states + 1
-    emit = np.full((n_steps, n_tmpl, width), -np.inf, np.float32)
-    emit[:, :, 0:n_states:2] = logp[:, None, 0:1]
-    emit[:, :, 1:n_states:2] = slot_best
-    skip = np.full((n_steps, n_tmpl, width), -np.inf, np.float32)  # into state s from s - 2
-    skip[1:, :, 3:n_states:2] = np.where(
-        slot_char[1:, :, 1:] != slot_char[:-1, :, :-1], 0.0, -np.inf
-    )
+    logp = np.full((n_steps, probs.shape[1] + 1), -np.inf, np.float32)  # last: padding
+    np.log(np.maximum(probs, 1e-12), out=logp[:, :-1])
+    # Each class's best token per step (ties: the earlier member), its score, the blank's
+    # score and -inf, as the columns that the states emit.
+    scores = logp[:, grammar.member_pad]  # T x classes x members
+    arg = scores.argmax(axis=2)
+    char = np.take_along_axis(grammar.member_pad[None], arg[:, :, None], axis=2)[:, :, 0]
+    columns = np.empty((n_steps, len(grammar.classes) + 2), np.float32)
+    columns[:, :-2] = np.take_along_axis(scores, arg[:, :, None], axis=2)[:, :, 0]
+    columns[:, -2] = logp[:, 0]
+    columns[:, -1] = -np.inf
+    emit = columns[:, grammar.emit_source]  # T x states
+    # A slot follows the one before it without a blank only where their best characters
+    # differ (CTC would merge a repeat): 0 or -inf per step and state, the step's first
+    # row unused.
+    first, second = grammar.pair_classes[:, 0], grammar.pair_classes[:, 1]
+    allowed = np.full((n_steps, len(first) + 1), -np.inf, np.float32)
+    allowed[1:, :-1][char[1:, second] != char[:-1, first]] = 0.0
+    skip = allowed[:, grammar.skip_source]
     # Forward pass: alpha[t] from alpha[t - 1] by stay / advance one / skip a blank.
     # No back-pointers in the loop (an argmax over 3 stacked arrays per step costs
     # more than the rest): the one path followed back is re-derived from alpha.
-    alpha = np.full((n_steps, n_tmpl * width), -np.inf, np.float32)
-    alpha[0] = emit[0].reshape(-1)
-    alpha[0].reshape(n_tmpl, width)[:, 2:] = -np.inf
-    flat_emit = emit.reshape(n_steps, -1)
-    flat_skip = skip.reshape(n_steps, -1)[:, 2:]
-    jump = np.empty(n_tmpl * width - 2, np.float32)
+    n_states = emit.shape[1]
+    alpha = np.empty((n_steps, n_states), np.float32)  # each step writes its whole row
+    alpha[0] = -np.inf
+    np.copyto(alpha[0], emit[0], where=grammar.starts)
+    flat_skip = skip[:, 2:]
+    jump = np.empty(n_states - 2, np.float32)
     for t in range(1, n_steps):
         prev, cur = alpha[t - 1], alpha[t]
         cur[0] = prev[0]
         np.maximum(prev[1:], prev[:-1], out=cur[1:])
         np.add(prev[:-2], flat_skip[t], out=jump)
         np.maximum(cur[2:], jump, out=cur[2:])
-        cur += flat_emit[t]
-    last = alpha[-1].reshape(n_tmpl, width)
-    rows = np.arange(n_tmpl)
-    last_slot = last[rows, 2 * grammar.lengths - 1]
-    trailing = last[rows, 2 * grammar.lengths]
+        cur += emit[t]
+    ends = grammar.offsets + 2 * grammar.lengths
+    last_slot = alpha[-1, ends - 1]
+    trailing = alpha[-1, ends]
     final = np.maximum(last_slot, trailing)
     j = int(final.argmax())
     if not np.isfinite(final[j]):
         return "", 0.0
-    end = 2 * grammar.lengths[j]
-    state = int(end - 1 if last_slot[j] >= trailing[j] else end)
-    path = _backtrack(alpha.reshape(n_steps, n_tmpl, width)[:, j], skip[:, j], state)
+    state = int(2 * grammar.lengths[j] - (1 if last_slot[j] >= trailing[j] else 0))
+    own = slice(int(grammar.offsets[j]), int(ends[j]) + 1)
+    path = _backtrack(alpha[:, own], skip[:, own], state)
     text, confidence = [], 1.0
     for k in range(int(grammar.lengths[j])):
         members = grammar.classes[int(grammar.slot_class[j, k])]
