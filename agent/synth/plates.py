@@ -67,7 +67,7 @@ Gray = npt.NDArray[np.uint8]
 
 
 class FontsMissingError(RuntimeError):
-    """The DejaVu fonts the renderer needs are not installed."""
+    """A font the renderer needs is not installed (the message names its Debian package)."""
 
 
 @functools.lru_cache(maxsize=64)
