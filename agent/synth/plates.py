@@ -70,16 +70,20 @@ class FontsMissingError(RuntimeError):
     """A font the renderer needs is not installed (the message names its Debian package)."""
 
 
-@functools.lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     """A DejaVu face by file name, or another by its path under :data:`FONT_ROOT`."""
-    path = FONT_ROOT / name if "/" in name else FONT_DIR / name
-    if not path.is_file():
+    return _face(str(FONT_ROOT / name if "/" in name else FONT_DIR / name), size)
+
+
+@functools.lru_cache(maxsize=64)
+def _face(path: str, size: int) -> ImageFont.FreeTypeFont:
+    """The face at ``path`` (cached); a missing one names the Debian package to install."""
+    if not Path(path).is_file():
         package = {"liberation": "fonts-liberation", "noto": "fonts-noto-core"}.get(
-            path.parent.name, "fonts-dejavu-extra"
+            Path(path).parent.name, "fonts-dejavu-extra"
         )
         raise FontsMissingError(f"font {path} not found (install {package})")
-    return ImageFont.truetype(str(path), size)
+    return ImageFont.truetype(path, size)
 
 
 def random_plate_text(rng: np.random.Generator, fmt: PlateFormat) -> str:
@@ -104,7 +108,7 @@ def _char_mask(path: str, size: int, ch: str) -> Gray:
         blank = np.zeros((size * 2, round(size * 0.35)), np.uint8)
         blank.flags.writeable = False
         return blank
-    font = _font(Path(path).relative_to(FONT_ROOT).as_posix(), size)
+    font = _face(path, size)
     right = int(font.getbbox(ch)[2])
     canvas = PILImage.new("L", (right + 4, size * 2), 0)
     ImageDraw.Draw(canvas).text((2, 0), ch, font=font, fill=255)
