@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,41 @@ def test_constrained_decoding_reads_as_the_best_layout_decoded_alone() -> None:
         # class (``1O63``, ``1XO63``): the first layout in the grammar's order is kept.
         first_best = max(range(len(reads)), key=lambda j: (reads[j][0], -j))
         assert constrained_decode(probs, CHARSET, grammar)[0] == reads[first_best][1]
+
+
+def _random_outputs(seed: int, steps: int, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = (steps, len(CHARSET) + 1)
+    return [softmax(rng.normal(0, 3, shape).astype(np.float32)) for _ in range(count)]
+
+
+def test_a_grammar_reused_for_outputs_of_other_lengths_reads_as_a_fresh_one() -> None:
+    """The decoder keeps its arrays between calls (one set per output shape): nothing of
+    one read may leak into the next, whatever the lengths in between."""
+    reused = PlateGrammar(CHARSET)
+    outputs = _random_outputs(3, 32, 4) + _random_outputs(4, 9, 3) + _random_outputs(5, 32, 4)
+    for probs in outputs + outputs[::-1]:
+        expected = constrained_decode(probs, CHARSET, PlateGrammar(CHARSET))
+        assert constrained_decode(probs, CHARSET, reused) == expected
+
+
+def test_threads_sharing_one_grammar_each_read_their_own_outputs() -> None:
+    """Each thread decodes in arrays of its own: two threads reading at once through one
+    grammar read what one thread reads alone."""
+    grammar = PlateGrammar(CHARSET)
+    outputs = _random_outputs(7, 32, 40)
+    alone = [constrained_decode(p, CHARSET, grammar) for p in outputs]
+    results: dict[int, list[tuple[str, float]]] = {}
+
+    def read(worker: int) -> None:
+        order = outputs if worker == 0 else outputs[::-1]
+        reads = [constrained_decode(p, CHARSET, grammar) for _ in range(5) for p in order]
+        results[worker] = reads[-len(outputs) :] if worker == 0 else reads[-len(outputs) :][::-1]
+
+    workers = [threading.Thread(target=read, args=(w,)) for w in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert results[0] == alone
+    assert results[1] == alone

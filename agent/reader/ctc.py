@@ -14,6 +14,8 @@ read has confidence 0.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 
@@ -137,6 +139,19 @@ class PlateGrammar:
         for j, lay in enumerate(layouts):
             self.slot_class[j, : len(lay)] = [code[c] for c in lay]
         self._index_states(len(charset) + 1)
+        self._local = threading.local()
+
+    def workspace(self, n_steps: int, n_tokens: int) -> _Workspace:
+        """This thread's buffers for decoding ``n_steps x n_tokens`` probabilities (made on
+        first use, then reused: a recogniser decodes outputs of one shape, thousands of
+        times a minute)."""
+        spaces: dict[tuple[int, int], _Workspace] | None = getattr(self._local, "spaces", None)
+        if spaces is None:
+            spaces = self._local.spaces = {}
+        space = spaces.get((n_steps, n_tokens))
+        if space is None:
+            space = spaces[(n_steps, n_tokens)] = _Workspace(self, n_steps, n_tokens)
+        return space
 
     def _index_states(self, n_tokens: int) -> None:
         """Gather indices for :func:`constrained_decode`, so that a decode builds its arrays
@@ -186,6 +201,43 @@ def _in(code: str, index: dict[str, int]) -> bool:
     return any(ch in index for ch in _chars(code))
 
 
+class _Workspace:
+    """The arrays of one :func:`constrained_decode` pass, kept between passes, and the views
+    of them that each forward step reads and writes, built once: the forward pass is 63
+    steps of four array operations on a row of about 800 states, so building its arrays
+    and slicing its rows anew on every call cost as much as the arithmetic.
+
+    ``alpha`` has two columns of -inf before the states, so a state's predecessors one
+    and two states back are plain views of the previous row (the first states' are -inf).
+    """
+
+    def __init__(self, grammar: PlateGrammar, n_steps: int, n_tokens: int) -> None:
+        n_states = len(grammar.emit_source)
+        n_classes = len(grammar.classes)
+        width = grammar.member_pad.shape[1]
+        self.logp = np.full((n_steps, n_tokens + 1), -np.inf, np.float32)  # last: padding
+        self.scores = np.empty((n_steps, n_classes, width), np.float32)
+        self.arg = np.empty((n_steps, n_classes), np.int64)
+        self.flat_members = grammar.member_pad.ravel()
+        self.class_base = np.arange(n_classes, dtype=np.int64)[None, :] * width
+        # Per step: each class's best score, the blank's, and -inf (the columns states emit).
+        self.columns = np.empty((n_steps, n_classes + 2), np.float32)
+        self.columns[:, -1] = -np.inf
+        self.emit = np.empty((n_steps, n_states), np.float32)
+        # Per step and class pair: 0 where a slot may follow the one before it without a
+        # blank, else -inf; the last column (never allowed) stays -inf.
+        self.allowed = np.full((n_steps, len(grammar.pair_classes) + 1), -np.inf, np.float32)
+        self.skip = np.empty((n_steps, n_states), np.float32)
+        self.padded = np.full((n_steps, n_states + 2), -np.inf, np.float32)
+        self.alpha = self.padded[:, 2:]
+        self.jump = np.empty(n_states, np.float32)
+        a, emit, skip = self.padded, self.emit, self.skip
+        self.steps = [
+            (a[t - 1, 2:], a[t - 1, 1:-1], a[t - 1, :-2], skip[t], emit[t], a[t, 2:])
+            for t in range(1, n_steps)
+        ]
+
+
 def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -> tuple[str, float]:
     """Best CTC path (Viterbi) whose text fits one of the ``grammar``'s layouts.
 
@@ -196,47 +248,42 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     summed log-probability over the steps the path spends in it; the
     confidence is the product of the slots' peak probabilities, as in
     :func:`greedy_decode`. Returns ``("", 0.0)`` when no layout fits in ``T``
-    steps.
+    steps. Not for two threads at once on one grammar's buffers: each thread
+    has its own (:meth:`PlateGrammar.workspace`).
     """
     n_steps = probs.shape[0]
     n_tmpl = grammar.slot_class.shape[0]
     if n_tmpl == 0 or n_steps == 0:
         return "", 0.0
-    logp = np.full((n_steps, probs.shape[1] + 1), -np.inf, np.float32)  # last: padding
-    np.log(np.maximum(probs, 1e-12), out=logp[:, :-1])
-    # Each class's best token per step (ties: the earlier member), its score, the blank's
-    # score and -inf, as the columns that the states emit.
-    scores = logp[:, grammar.member_pad]  # T x classes x members
-    arg = scores.argmax(axis=2)
-    char = np.take_along_axis(grammar.member_pad[None], arg[:, :, None], axis=2)[:, :, 0]
-    columns = np.empty((n_steps, len(grammar.classes) + 2), np.float32)
-    columns[:, :-2] = np.take_along_axis(scores, arg[:, :, None], axis=2)[:, :, 0]
-    columns[:, -2] = logp[:, 0]
-    columns[:, -1] = -np.inf
-    emit = columns[:, grammar.emit_source]  # T x states
+    w = grammar.workspace(n_steps, probs.shape[1])
+    logp = w.logp
+    np.maximum(probs, 1e-12, out=logp[:, :-1])
+    np.log(logp[:, :-1], out=logp[:, :-1])
+    # Each class's best token per step (ties: the earlier member) and its score.
+    scores = np.take(logp, grammar.member_pad, axis=1, out=w.scores)  # T x classes x members
+    arg = scores.argmax(axis=2, out=w.arg)
+    char = np.take(w.flat_members, arg + w.class_base)
+    scores.max(axis=2, out=w.columns[:, :-2])
+    w.columns[:, -2] = logp[:, 0]
+    emit = np.take(w.columns, grammar.emit_source, axis=1, out=w.emit)  # T x states
     # A slot follows the one before it without a blank only where their best characters
-    # differ (CTC would merge a repeat): 0 or -inf per step and state, the step's first
-    # row unused.
+    # differ (CTC would merge a repeat); the step's first row unused.
     first, second = grammar.pair_classes[:, 0], grammar.pair_classes[:, 1]
-    allowed = np.full((n_steps, len(first) + 1), -np.inf, np.float32)
-    allowed[1:, :-1][char[1:, second] != char[:-1, first]] = 0.0
-    skip = allowed[:, grammar.skip_source]
+    pairs = w.allowed[1:, :-1]
+    pairs.fill(-np.inf)
+    pairs[char[1:, second] != char[:-1, first]] = 0.0
+    skip = np.take(w.allowed, grammar.skip_source, axis=1, out=w.skip)
     # Forward pass: alpha[t] from alpha[t - 1] by stay / advance one / skip a blank.
     # No back-pointers in the loop (an argmax over 3 stacked arrays per step costs
     # more than the rest): the one path followed back is re-derived from alpha.
-    n_states = emit.shape[1]
-    alpha = np.empty((n_steps, n_states), np.float32)  # each step writes its whole row
-    alpha[0] = -np.inf
-    np.copyto(alpha[0], emit[0], where=grammar.starts)
-    flat_skip = skip[:, 2:]
-    jump = np.empty(n_states - 2, np.float32)
-    for t in range(1, n_steps):
-        prev, cur = alpha[t - 1], alpha[t]
-        cur[0] = prev[0]
-        np.maximum(prev[1:], prev[:-1], out=cur[1:])
-        np.add(prev[:-2], flat_skip[t], out=jump)
-        np.maximum(cur[2:], jump, out=cur[2:])
-        cur += emit[t]
+    alpha = w.alpha
+    np.copyto(alpha[0], emit[0], where=grammar.starts)  # the rest of row 0 stays -inf
+    maximum, add, jump = np.maximum, np.add, w.jump
+    for stay, advance, two_back, skip_t, emit_t, cur in w.steps:
+        maximum(stay, advance, out=cur)
+        add(two_back, skip_t, out=jump)
+        maximum(cur, jump, out=cur)
+        add(cur, emit_t, out=cur)
     ends = grammar.offsets + 2 * grammar.lengths
     last_slot = alpha[-1, ends - 1]
     trailing = alpha[-1, ends]
@@ -247,13 +294,16 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     state = int(2 * grammar.lengths[j] - (1 if last_slot[j] >= trailing[j] else 0))
     own = slice(int(grammar.offsets[j]), int(ends[j]) + 1)
     path = _backtrack(alpha[:, own], skip[:, own], state)
+    # The path's states never go down and visit every slot: slot k's steps are one run.
+    slot_states = np.arange(1, 2 * int(grammar.lengths[j]), 2)
+    lows = np.searchsorted(path, slot_states, "left").tolist()
+    highs = np.searchsorted(path, slot_states, "right").tolist()
     text, confidence = [], 1.0
-    for k in range(int(grammar.lengths[j])):
+    for k, (low, high) in enumerate(zip(lows, highs, strict=True)):
         members = grammar.classes[int(grammar.slot_class[j, k])]
-        steps = np.flatnonzero(path == 2 * k + 1)
-        pick = int(members[int(logp[np.ix_(steps, members)].sum(axis=0).argmax())])
+        pick = int(members[int(logp[low:high, members].sum(axis=0).argmax())])
         text.append(charset[pick - 1])
-        confidence *= float(probs[steps, pick].max())
+        confidence *= float(probs[low:high, pick].max())
     return "".join(text), confidence
 
 
