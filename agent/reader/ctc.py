@@ -259,20 +259,22 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     logp = w.logp
     np.maximum(probs, 1e-12, out=logp[:, :-1])
     np.log(logp[:, :-1], out=logp[:, :-1])
-    # Each class's best token per step (ties: the earlier member) and its score.
-    scores = np.take(logp, grammar.member_pad, axis=1, out=w.scores)  # T x classes x members
+    # Each class's best token per step (ties: the earlier member) and its score. The
+    # grammar's indices are always in range: mode "clip" only spares numpy the buffered
+    # copy it makes for an ``out`` under the default "raise".
+    scores = np.take(logp, grammar.member_pad, axis=1, out=w.scores, mode="clip")
     arg = scores.argmax(axis=2, out=w.arg)
     char = np.take(w.flat_members, arg + w.class_base)
     scores.max(axis=2, out=w.columns[:, :-2])
     w.columns[:, -2] = logp[:, 0]
-    emit = np.take(w.columns, grammar.emit_source, axis=1, out=w.emit)  # T x states
+    emit = np.take(w.columns, grammar.emit_source, axis=1, out=w.emit, mode="clip")
     # A slot follows the one before it without a blank only where their best characters
     # differ (CTC would merge a repeat); the step's first row unused.
     first, second = grammar.pair_classes[:, 0], grammar.pair_classes[:, 1]
     pairs = w.allowed[1:, :-1]
     pairs.fill(-np.inf)
     pairs[char[1:, second] != char[:-1, first]] = 0.0
-    skip = np.take(w.allowed, grammar.skip_source, axis=1, out=w.skip)
+    skip = np.take(w.allowed, grammar.skip_source, axis=1, out=w.skip, mode="clip")
     # Forward pass: alpha[t] from alpha[t - 1] by stay / advance one / skip a blank.
     # No back-pointers in the loop (an argmax over 3 stacked arrays per step costs
     # more than the rest): the one path followed back is re-derived from alpha.
