@@ -170,6 +170,10 @@ class PlateGrammar:
         self.member_pad = np.full((n_classes, width), n_tokens, np.int64)
         for c, members in enumerate(self.classes):
             self.member_pad[c, : len(members)] = members
+        # ``member_pad`` flat, and each class's first index in it: a class's best token
+        # is ``flat_members[class_base + its best member's column]``.
+        self.flat_members = self.member_pad.ravel()
+        self.class_base = np.arange(n_classes, dtype=np.int64)[None, :] * width
         blank_column, never = n_classes, n_classes + 1
         pairs: dict[tuple[int, int], int] = {}
         emit: list[int] = []
@@ -219,8 +223,6 @@ class _Workspace:
         self.logp = np.full((n_steps, n_tokens + 1), -np.inf, np.float32)  # last: padding
         self.scores = np.empty((n_steps, n_classes, width), np.float32)
         self.arg = np.empty((n_steps, n_classes), np.int64)
-        self.flat_members = grammar.member_pad.ravel()
-        self.class_base = np.arange(n_classes, dtype=np.int64)[None, :] * width
         # Per step: each class's best score, the blank's, and -inf (the columns states emit).
         self.columns = np.empty((n_steps, n_classes + 2), np.float32)
         self.columns[:, -1] = -np.inf
@@ -265,7 +267,7 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     # copy it makes for an ``out`` under the default "raise".
     scores = np.take(logp, grammar.member_pad, axis=1, out=w.scores, mode="clip")
     arg = scores.argmax(axis=2, out=w.arg)
-    char = np.take(w.flat_members, arg + w.class_base)
+    char = np.take(grammar.flat_members, arg + grammar.class_base)
     scores.max(axis=2, out=w.columns[:, :-2])
     w.columns[:, -2] = logp[:, 0]
     emit = np.take(w.columns, grammar.emit_source, axis=1, out=w.emit, mode="clip")
