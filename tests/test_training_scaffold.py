@@ -229,3 +229,40 @@ def test_make_models_gives_each_recogniser_half_the_cores_and_the_detector_all(
     assert "--recipe 4.4" in second and "--recipe" not in first
     # the detector starts only once the second member has trained, beside the first
     assert "& first=$!;" in first and second.rstrip().endswith("&&")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4
+        ("fpu avx2 avx512f amx_bf16 amx_tile", True),  # Intel with AMX
+        ("fpu sse2 avx2 fma", False),  # no bfloat16 unit: emulated, slower than float32
+    ],
+)
+def test_recogniser_trains_in_bfloat16_only_where_the_cpu_computes_it(
+    tmp_path: Path, flags: str, native: bool
+) -> None:
+    """``--precision auto`` (what ``make models`` runs) picks bfloat16 by the CPU's flags;
+    an explicit choice is kept as given."""
+    import train_recogniser as tr
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n", "utf-8")
+    assert tr.native_bfloat16(cpuinfo) is native
+    assert tr.native_bfloat16(tmp_path / "absent") is False
+    assert tr.training_precision("float32") == "float32"
+    assert tr.training_precision("bfloat16") == "bfloat16"
+    assert tr.training_precision("auto") == ("bfloat16" if tr.native_bfloat16() else "float32")
+
+
+def test_a_measured_again_model_keeps_the_precision_it_was_trained_in(tmp_path: Path) -> None:
+    """``--eval-only`` rewrites the model's JSON; its training precision comes from the JSON
+    already there (float32 for models written before the key), not from this machine."""
+    import train_recogniser as tr
+
+    tflite = tmp_path / "recogniser.tflite"
+    assert tr._trained_precision(tflite) == "float32"
+    scaffold.write_meta(tflite, {"version": "4.0.0"})
+    assert tr._trained_precision(tflite) == "float32"
+    scaffold.write_meta(tflite, {"version": "4.0.0", "training_precision": "bfloat16"})
+    assert tr._trained_precision(tflite) == "bfloat16"
