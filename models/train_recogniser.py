@@ -1078,6 +1078,12 @@ def float32_copy(model: Any, args: argparse.Namespace) -> Any:
     return copy
 
 
+def _precision_of(model: Any) -> str:
+    """``bfloat16`` when a loaded Keras model's layers compute in it, else ``float32``."""
+    computes = {getattr(layer.dtype_policy, "compute_dtype", "float32") for layer in model.layers}
+    return "bfloat16" if "bfloat16" in computes else "float32"
+
+
 def _trained_precision(tflite: Path) -> str:
     """The training precision recorded beside an existing model (float32 before the key)."""
     try:
@@ -1101,10 +1107,11 @@ def fit(
         # Weights and the loss stay float32; convolutions run in bfloat16.
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     t0 = time.perf_counter()
-    if args.convert_only:
-        model = keras.models.load_model(work / "recogniser-stage2.keras")
-    elif args.resume:
-        model = keras.models.load_model(work / "recogniser-stage1.keras")
+    if args.convert_only or args.resume:
+        stage = "stage2" if args.convert_only else "stage1"
+        model = keras.models.load_model(work / f"recogniser-{stage}.keras")
+        # a saved model keeps the precision it was trained in, whatever this CPU has
+        args.precision = _precision_of(model)
     else:
         data = make_training_set(args, real)
         print(f"built {len(data[0])} crops in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -266,3 +266,20 @@ def test_a_measured_again_model_keeps_the_precision_it_was_trained_in(tmp_path: 
     assert tr._trained_precision(tflite) == "float32"
     scaffold.write_meta(tflite, {"version": "4.0.0", "training_precision": "bfloat16"})
     assert tr._trained_precision(tflite) == "bfloat16"
+
+
+def test_a_loaded_model_is_converted_as_trained_whatever_this_cpu_has() -> None:
+    """``--convert-only`` and ``--resume`` record the precision the saved model's layers
+    compute in (Keras keeps it in the saved file), not this machine's choice."""
+    from types import SimpleNamespace
+
+    import train_recogniser as tr
+
+    def model(*computes: str) -> SimpleNamespace:
+        policies = [
+            SimpleNamespace(dtype_policy=SimpleNamespace(compute_dtype=c)) for c in computes
+        ]
+        return SimpleNamespace(layers=policies)
+
+    assert tr._precision_of(model("float32", "float32")) == "float32"
+    assert tr._precision_of(model("float32", "bfloat16", "bfloat16")) == "bfloat16"
