@@ -1210,11 +1210,12 @@ def main(argv: list[str] | None = None) -> int:
         "has it); the converted model is the same int8 graph either way",
     )
     args = parser.parse_args(argv)
-    args.precision = training_precision(args.precision)
     out = scaffold.prepare(args, "synthetic data")
     work, tflite, use_real = out.work, out.tflite, out.use_real
-    if args.eval_only:  # measured again, not trained: keep what it was trained in
-        args.precision = _trained_precision(tflite)
+    # measured again, not trained: keep what it was trained in
+    args.precision = (
+        _trained_precision(tflite) if args.eval_only else training_precision(args.precision)
+    )
     real = real_sets(args.datasets) if use_real else no_real_sets()
     if not args.eval_only:
         fit(args, work, real, tflite)
