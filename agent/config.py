@@ -291,6 +291,10 @@ class WatchlistConfig(_Section):
     edits: Literal["off", "malformed", "always"] = "malformed"
     """When a one-character insertion/deletion may match: never, only for reads that are not
     a well-formed plate, or always (more recall, many more false alarms on large lists)."""
+    fuzzy_max_changes: int = Field(1, ge=1, le=16)
+    """Characters a fuzzy match may change in the read (a confused glyph, a dropped or extra
+    one; ``O``/``0`` and ``I``/``1`` count none): more lets reads of unlisted cars reach
+    entries several look-alikes away (docs/watchlist.md, "Matching")."""
     key_policy: Literal["memory", "grace"] = "memory"
     """Where the key of the encrypted list cache lives: ``memory`` (default) only in memory,
     sent by HQ at each connect, so a powered-off lost camera reveals no plate; ``grace`` also

@@ -11,6 +11,27 @@ Box = tuple[int, int, int, int]
 """x, y, width, height in pixels of the frame, top-left origin."""
 
 
+_SAME_CHARACTER = str.maketrans({"O": "0", "I": "1", "-": None})
+
+
+def plate_key(text: str) -> str:
+    """A canonical text as plates are compared for exact-plate accuracy and counted by the
+    matcher's changes: separators dropped, ``O``/``0`` and ``I``/``1`` each one character
+    (plates print them alike; two texts with one key are one car)."""
+    return text.translate(_SAME_CHARACTER)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
     inter = _intersection(a, b)

@@ -57,6 +57,7 @@ port = 8883
         ("[reader]\nstill_min_confidence = -0.1", "reader.still_min_confidence"),
         ("[reader]\nstill_levelled_plates = 'sometimes'", "reader.still_levelled_plates"),
         ("[reader]\nbare_strokes = 'maybe'", "reader.bare_strokes"),
+        ("[watchlist]\nfuzzy_max_changes = 0", "watchlist.fuzzy_max_changes"),
         ("[reader]\nstill_zooms = [4.0, 0.5]", "reader.still_zooms"),
         ("[reader]\nstill_max_side = -1", "reader.still_max_side"),
         ("[reader]\nstill_far_plates = 'yes please'", "reader.still_far_plates"),

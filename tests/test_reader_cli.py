@@ -13,8 +13,9 @@ from conftest import DetectorRun
 
 from agent.cli import main
 from agent.config import ReaderConfig
-from agent.reader.evaluate import ManifestError, edit_distance, load_manifest
+from agent.reader.evaluate import ManifestError, load_manifest
 from agent.reader.pipeline import ModelPlateReader
+from agent.reads import edit_distance
 from agent.synth.plates import render_plate
 
 PLATES = ("48213-D-27", "AB-123-CD", "7051-H-6", "FG-904-KL")
@@ -107,6 +108,34 @@ def test_eval_text_output_names_every_figure(
     out = capsys.readouterr().out
     for label in ("detection recall", "exact-plate accuracy", "character accuracy", "ms per image"):
         assert label in out
+
+
+def test_eval_says_whether_each_read_would_alert_on_a_large_list(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--watchlist N``: every labelled plate listed among N generated entries, then not
+    listed, through the real matcher (agent.reader.alert_check)."""
+    assert main(["eval", str(manifest_dir), "--json", "--watchlist", "2000"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["alert_plates"] == figures["plates"] == 4
+    assert 1990 <= figures["watchlist_entries"] <= 2000
+    assert figures["alert_listed_rate"] >= 0.75
+    assert figures["alert_misdirected_rate"] == 0.0
+    assert figures["alert_unlisted_rate"] <= 0.25
+    assert figures["stray_reads"] >= figures["stray_alerts"] >= 0
+    assert main(["eval", str(manifest_dir), "--watchlist", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "would alert, plate listed among" in out and "plate not listed" in out
+
+
+@pytest.mark.parametrize("bad", ["many", "0", "99000000"])
+def test_eval_refuses_a_watchlist_size_that_is_not_a_list_size(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", str(manifest_dir), "--watchlist", bad])
+    assert exit_.value.code == 2
+    assert "--watchlist" in capsys.readouterr().err
 
 
 def test_eval_reports_an_unreadable_image_and_fails(

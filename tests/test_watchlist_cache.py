@@ -140,3 +140,27 @@ def test_cache_is_private_and_durable(path: Path, device: WatchlistManager) -> N
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     with device.cache._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_the_fuzzy_change_limit_holds_through_a_full_list_a_delta_and_a_restart(
+    path: Path, sim: AdminSimulator
+) -> None:
+    """``[watchlist] fuzzy_max_changes`` reaches every matcher the device builds."""
+    two_off = "A8-0I2-C0"  # AB-012-CD with B/8 and D/0 confused (I/1 counts none)
+    lenient = WatchlistManager.open(path, sim.root, max_changes=2)
+    try:
+        assert lenient.handle_update(sim.full(BASE, 1), sim.now).applied
+        assert lenient.matcher.match(two_off, 0.95, sim.now) is not None
+        delta = sim.delta(BASE, [], [ListEntry("ZZ-999-ZZ", "wanted")], version=2, base_version=1)
+        assert lenient.handle_update(delta, sim.now).applied
+        match = lenient.matcher.match(two_off, 0.95, sim.now)
+        assert match is not None and match.entry.plate == "AB-012-CD"
+    finally:
+        lenient.close()
+    default = WatchlistManager.open(path, sim.root)
+    try:
+        assert default.matcher.match("ZZ-999-ZZ", 0.5, sim.now) is not None
+        assert default.matcher.match(two_off, 0.95, sim.now) is None
+        assert default.matcher.match("A8-0I2-CD", 0.95, sim.now) is not None  # one change
+    finally:
+        default.close()

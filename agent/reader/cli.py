@@ -15,6 +15,9 @@ reported on stderr and the exit status is 1; the other files are still read.
 
 ``raqib eval DIR`` prints detection recall, exact-plate accuracy, character
 accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
+``--watchlist N`` also puts each plate's read through the real watchlist matcher, the
+plate listed among ``N`` generated entries and then not listed: would the car alert, and
+would a read alert on the wrong car (agent.reader.alert_check).
 
 Photos are read as stills (``reader.still_tile_above``: from 1000 px the detector
 also looks at overlapping tiles at half size, for far plates; ``reader.still_max_side``:
@@ -38,12 +41,13 @@ import numpy as np
 from agent.config import RaqibConfig
 from agent.errors import FrameError
 from agent.frames import Image
-from agent.reader.evaluate import evaluate_folder, load_image
+from agent.reader.evaluate import EvalResult, evaluate_folder, load_image
 from agent.reader.pipeline import ModelPlateReader, check_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".h264", ".webm"})
 EXIT_OK = 0
 EXIT_ERROR = 1
+MAX_LIST_ENTRIES = 5_000_000
 
 
 def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -63,7 +67,25 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     )
     ev.add_argument("dir", type=Path, metavar="DIR", help="images and manifest.csv")
     ev.add_argument("--json", action="store_true", help="one JSON object of figures")
+    ev.add_argument(
+        "--watchlist",
+        type=_entries,
+        default=0,
+        metavar="N",
+        help="also match each read on a generated list of N entries (e.g. 1000000)",
+    )
     ev.set_defaults(handler=cmd_eval)
+
+
+def _entries(value: str) -> int:
+    """``--watchlist``'s N: a whole number from 1 to 5,000,000 (a list's size, not a typo)."""
+    try:
+        n = int(value.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N must be a whole number, got {value!r}") from None
+    if not 1 <= n <= MAX_LIST_ENTRIES:
+        raise argparse.ArgumentTypeError(f"N must be 1 to {MAX_LIST_ENTRIES:,}, got {n:,}")
+    return n
 
 
 class _Readers:
@@ -164,6 +186,8 @@ def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
     """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
     result = evaluate_folder(ModelPlateReader.from_config(config.reader, stills=True), args.dir)
     figures = result.figures()
+    if args.watchlist:
+        figures |= _alert_figures(result, args.watchlist, config)
     for error in result.errors:
         sys.stderr.write(f"raqib eval: {error}\n")
     if args.json:
@@ -179,5 +203,33 @@ def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
             f"character accuracy: {_fmt(figures['character_accuracy'], True)}",
             f"ms per image: {_fmt(figures['ms_per_image'], False)}",
         ]
+        if args.watchlist:
+            lines += _alert_lines(figures)
         sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_ERROR if result.errors else EXIT_OK
+
+
+def _alert_figures(result: EvalResult, entries: int, config: RaqibConfig) -> dict[str, float]:
+    from agent.reader.alert_check import MatchPolicy, alert_figures
+    from agent.watchlist.bench import generate_entries
+
+    cfg = config.watchlist
+    policy = MatchPolicy(cfg.fuzzy, cfg.fuzzy_min_confidence, cfg.edits, cfg.fuzzy_max_changes)
+    return alert_figures(result.reads, result.stray, generate_entries(entries), policy)
+
+
+def _alert_lines(figures: dict[str, float]) -> list[str]:
+    plates = int(figures["alert_plates"])
+    entries = int(figures["watchlist_entries"])
+
+    def share(key: str) -> str:
+        value = figures[key]
+        return f"{_fmt(value, True)} ({round(value * plates)}/{plates} plates)"
+
+    return [
+        f"would alert, plate listed among {entries:,} entries: {share('alert_listed_rate')}",
+        f"would alert on another listed plate: {share('alert_misdirected_rate')}",
+        f"would alert, plate not listed: {share('alert_unlisted_rate')}",
+        f"texts read away from the labelled plates that alert: "
+        f"{int(figures['stray_alerts'])} of {int(figures['stray_reads'])}",
+    ]

@@ -36,7 +36,7 @@ from agent.errors import FrameError, InputError
 from agent.frames import Image
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.plate_text import canonicalize
-from agent.reads import Box, box_iou
+from agent.reads import Box, box_iou, edit_distance, plate_key
 
 DETECTION_IOU = 0.5
 READ_IOU = 0.3
@@ -54,6 +54,18 @@ class Truth:
     scored: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredRead:
+    """What would reach the watchlist matcher for one labelled plate (``text`` "" when
+    nothing was reported there), for :mod:`agent.reader.alert_check`."""
+
+    truth: str
+    """The label's canonical text ("" for a stray read: a text away from every labelled box)."""
+    text: str
+    confidence: float
+    alternatives: tuple[str, ...] = ()
+
+
 @dataclass
 class EvalResult:
     images: int = 0
@@ -65,6 +77,10 @@ class EvalResult:
     chars_total: int = 0
     ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    reads: list[ScoredRead] = field(default_factory=list)
+    """Per scored plate with a text, what ``raqib read`` reported for it."""
+    stray: list[ScoredRead] = field(default_factory=list)
+    """Reported reads of photos that overlap no labelled box (IoU < 0.3)."""
 
     def figures(self) -> dict[str, float]:
         return {
@@ -79,17 +95,6 @@ class EvalResult:
             "ms_per_image": float(np.mean(self.ms)) if self.ms else float("nan"),
             "unreadable_images": float(len(self.errors)),
         }
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _box(row: dict[str, str], where: str) -> Box | None:
@@ -141,13 +146,11 @@ def load_image(path: Path) -> Image:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-_EXACT_FOLD = str.maketrans({"O": "0", "I": "1", "-": None})
-
-
 def same_plate(read: str, truth: str) -> bool:
-    """True when two canonical texts are the same plate for exact-plate accuracy:
-    separators ignored, ``O``/``0`` and ``I``/``1`` each one character."""
-    return bool(truth) and read.translate(_EXACT_FOLD) == truth.translate(_EXACT_FOLD)
+    """True when two canonical texts are the same plate for exact-plate accuracy
+    (:func:`~agent.reads.plate_key`: separators ignored, ``O``/``0`` and ``I``/``1`` each one
+    character)."""
+    return bool(truth) and plate_key(read) == plate_key(truth)
 
 
 def _score_text(result: EvalResult, truth: Truth, read: str) -> None:
@@ -164,11 +167,17 @@ def evaluate_image(
     result.images += 1
     if any(t.box is None for t in truths):  # the image is a plate crop
         start = time.perf_counter()
-        text, _fmt, _conf = reader.read_crop(image)
+        text, _fmt, conf, alternatives = reader.read_crop_alternatives(image)
         result.ms.append((time.perf_counter() - start) * 1000)
+        reported = bool(text) and conf >= reader.min_confidence
         for t in truths:
             if t.scored and t.text:
                 _score_text(result, t, text)
+                result.reads.append(
+                    ScoredRead(t.text, text, conf, alternatives)
+                    if reported
+                    else ScoredRead(t.text, "", 0.0)
+                )
         return
     start = time.perf_counter()
     found = reader.read_boxes(image)
@@ -181,9 +190,21 @@ def evaluate_image(
         result.boxes += 1
         result.detected += boxed >= DETECTION_IOU
         if t.text:
-            overlaps = [(box_iou(r.box, t.box), r.text) for r in reads]
-            best = max(overlaps, key=lambda o: o[0], default=(0.0, ""))
-            _score_text(result, t, best[1] if best[0] >= READ_IOU else "")
+            overlaps = [(box_iou(r.box, t.box), r) for r in reads]
+            best = max(overlaps, key=lambda o: o[0], default=None)
+            read = best[1] if best is not None and best[0] >= READ_IOU else None
+            _score_text(result, t, read.text if read else "")
+            result.reads.append(
+                ScoredRead(t.text, read.text, read.confidence, read.alternatives)
+                if read
+                else ScoredRead(t.text, "", 0.0)
+            )
+    boxes = [t.box for t in truths if t.box is not None]
+    result.stray.extend(
+        ScoredRead("", r.text, r.confidence, r.alternatives)
+        for r in reads
+        if all(box_iou(r.box, box) < READ_IOU for box in boxes)
+    )
 
 
 def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tuple[str, Path]]:
@@ -208,4 +229,5 @@ def evaluate_folder(reader: ModelPlateReader, folder: Path) -> EvalResult:
             for truth in manifest[name]:
                 if truth.scored and truth.text:
                     _score_text(result, truth, "")
+                    result.reads.append(ScoredRead(truth.text, "", 0.0))
     return result

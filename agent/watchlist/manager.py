@@ -34,7 +34,7 @@ from agent.watchlist.content import EntryTable
 from agent.watchlist.devicekeys import DeviceKeys, redact
 from agent.watchlist.errors import CacheTamperedError, ReplayError, WatchlistRefusedError
 from agent.watchlist.format import Metadata, Root, decode_bundle
-from agent.watchlist.matcher import EditPolicy, Matcher
+from agent.watchlist.matcher import MAX_CHANGES, EditPolicy, Matcher
 from agent.watchlist.sealed import NotSealedError, is_sealed, offered, verify_sealed_update
 from agent.watchlist.verify import CurrentState, VerifiedUpdate, verify_update
 
@@ -71,6 +71,7 @@ class WatchlistManager:
         fuzzy: bool = True,
         fuzzy_min_confidence: float = 0.8,
         edits: EditPolicy = "malformed",
+        max_changes: int = MAX_CHANGES,
         clock: Callable[[], float] = time.time,
         keys: DeviceKeys | None = None,
     ) -> None:
@@ -85,9 +86,12 @@ class WatchlistManager:
         self._fuzzy = fuzzy
         self._fuzzy_min_confidence = fuzzy_min_confidence
         self._edits: EditPolicy = edits
+        self._max_changes = max_changes
         self._clock = clock
         self._lock = threading.Lock()
-        self._matcher = Matcher((), fuzzy, fuzzy_min_confidence, edits=edits, clock=clock)
+        self._matcher = Matcher(
+            (), fuzzy, fuzzy_min_confidence, edits=edits, max_changes=max_changes, clock=clock
+        )
         self._tampered: str | None = None
 
     def _index(self, table: EntryTable) -> Matcher:
@@ -96,6 +100,7 @@ class WatchlistManager:
             self._fuzzy,
             self._fuzzy_min_confidence,
             edits=self._edits,
+            max_changes=self._max_changes,
             clock=self._clock,
         )
 

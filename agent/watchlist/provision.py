@@ -153,6 +153,7 @@ def open_device_watchlist(config: RaqibConfig) -> WatchlistManager:
         fuzzy=cfg.fuzzy,
         fuzzy_min_confidence=cfg.fuzzy_min_confidence,
         edits=cfg.edits,
+        max_changes=cfg.fuzzy_max_changes,
         keys=device_keys(config),
     )
 
