@@ -128,6 +128,24 @@ def test_eval_says_whether_each_read_would_alert_on_a_large_list(
     assert "would alert, plate listed among" in out and "plate not listed" in out
 
 
+def test_eval_as_video_reads_photos_with_the_cameras_reader(
+    manifest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--as-video``: the live pipeline's reader and its floor (``reader.min_confidence``),
+    not the photos' (``reader.still_min_confidence``)."""
+    video_floor_only = tmp_path / "video-floor.toml"
+    video_floor_only.write_text("[reader]\nmin_confidence = 1.0\n")
+    config = ["--config", str(video_floor_only)]
+    assert main([*config, "eval", str(manifest_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_plate_accuracy"] >= 0.75
+    assert main([*config, "eval", str(manifest_dir), "--json", "--as-video"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["detection_recall"] == 1.0
+    assert figures["exact_plate_accuracy"] <= 0.5  # photos read, none reported; crops scored
+    assert main(["eval", str(manifest_dir), "--json", "--as-video"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_plate_accuracy"] >= 0.75
+
+
 @pytest.mark.parametrize("bad", ["many", "0", "99000000"])
 def test_eval_refuses_a_watchlist_size_that_is_not_a_list_size(
     manifest_dir: Path, capsys: pytest.CaptureFixture[str], bad: str

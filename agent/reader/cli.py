@@ -15,6 +15,8 @@ reported on stderr and the exit status is 1; the other files are still read.
 
 ``raqib eval DIR`` prints detection recall, exact-plate accuracy, character
 accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
+``--as-video`` reads each photo as the camera reads a frame of its video (the live
+reader: no photo passes, the video floor), the path every alert takes.
 ``--watchlist N`` also puts each plate's read through the real watchlist matcher, the
 plate listed among ``N`` generated entries and then not listed: would the car alert, and
 would a read alert on the wrong car (agent.reader.alert_check).
@@ -67,6 +69,11 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     )
     ev.add_argument("dir", type=Path, metavar="DIR", help="images and manifest.csv")
     ev.add_argument("--json", action="store_true", help="one JSON object of figures")
+    ev.add_argument(
+        "--as-video",
+        action="store_true",
+        help="read each photo as the camera reads a video frame (the alert path)",
+    )
     ev.add_argument(
         "--watchlist",
         type=_entries,
@@ -184,7 +191,8 @@ def _fmt(value: float, percent: bool) -> str:
 
 def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
     """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
-    result = evaluate_folder(ModelPlateReader.from_config(config.reader, stills=True), args.dir)
+    reader = ModelPlateReader.from_config(config.reader, stills=not args.as_video)
+    result = evaluate_folder(reader, args.dir)
     figures = result.figures()
     if args.watchlist:
         figures |= _alert_figures(result, args.watchlist, config)
