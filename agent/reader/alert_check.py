@@ -6,8 +6,8 @@ scores (the read ``raqib read`` reports for the plate, crops from the photos' fl
 once through the real :class:`~agent.watchlist.matcher.Matcher`, exactly as the daemon
 matches a voted read: exact, confusion-class fuzzy from ``fuzzy_min_confidence``, one edit
 for malformed reads (``edits``), at most ``fuzzy_max_changes`` characters changed, and the
-reader's alternatives. One read, no tracker: a
-camera sees the plate in many frames and votes, so a video is never worse than this.
+reader's alternatives. One read per plate, no tracker votes over frames (``raqib eval
+--as-video`` gives the camera's single-frame read).
 
 The list: ``N`` generated entries (agent.watchlist.bench: 70 % Moroccan, 30 % French SIV,
 the density of a national list) with every labelled plate of the folder removed from them
