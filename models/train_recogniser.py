@@ -47,6 +47,7 @@ import teacher
 from agent.reader.layout import label_tokens, logical_raw, two_line_composite
 from agent.reader.pipeline import crop_box
 from agent.reader.plate_text import canonicalize, is_valid, raw_tokens, two_line_parts
+from agent.reads import edit_distance
 from agent.synth import europe
 from agent.synth.augment import (
     clean_plate_crop,
@@ -909,23 +910,13 @@ def convert(model: Any, out: Path, calib: Array, work: Path) -> None:
 def _score(reads: list[str], truths: list[str]) -> dict[str, float]:
     """Exact-plate and character accuracy (1 - edit distance / length) of canonical texts."""
     exact = sum(r == t for r, t in zip(reads, truths, strict=True))
-    chars = sum(max(0, len(t) - _edits(r, t)) for r, t in zip(reads, truths, strict=True))
+    chars = sum(max(0, len(t) - edit_distance(r, t)) for r, t in zip(reads, truths, strict=True))
     total = sum(len(t) for t in truths)
     return {
         "exact": exact / max(len(truths), 1),
         "chars": chars / max(total, 1),
         "n": float(len(truths)),
     }
-
-
-def _edits(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _held_out_chunk(recipe: str, job: tuple[int, list[int]]) -> list[tuple[str, bool, Array]]:

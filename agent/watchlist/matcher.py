@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Final, Literal
 
@@ -105,6 +106,17 @@ def _plate_codes(plates: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint64]:
     return _codes(fold_rows(rows))
 
 
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """How a matcher matches (see :class:`Matcher`); a delta's matcher keeps its parent's."""
+
+    fuzzy: bool
+    fuzzy_min_confidence: float
+    edits: EditPolicy
+    max_changes: int
+    clock: Callable[[], float]
+
+
 class Matcher:
     """In-memory index of watchlist entries; immutable, so it can be swapped atomically."""
 
@@ -119,33 +131,13 @@ class Matcher:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Index ``entries`` (a plate given twice keeps the last); raises WatchlistError."""
-        table = parse_full(encode_entries(entries))
-        self._setup(
-            table,
-            fuzzy=fuzzy,
-            fuzzy_min_confidence=fuzzy_min_confidence,
-            edits=edits,
-            max_changes=max_changes,
-            clock=clock,
-        )
-        self._build_fold_index()
+        policy = _Policy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock)
+        self._index(parse_full(encode_entries(entries)), policy)
 
-    def _setup(
-        self,
-        table: EntryTable,
-        *,
-        fuzzy: bool,
-        fuzzy_min_confidence: float,
-        edits: EditPolicy,
-        max_changes: int,
-        clock: Callable[[], float],
-    ) -> None:
+    def _index(self, table: EntryTable, policy: _Policy) -> None:
         self._table = table
-        self._fuzzy = fuzzy
-        self._fuzzy_min_confidence = fuzzy_min_confidence
-        self._edits: EditPolicy = edits
-        self._max_changes = max_changes
-        self._clock = clock
+        self._policy = policy
+        self._build_fold_index()
 
     @classmethod
     def from_table(
@@ -160,15 +152,7 @@ class Matcher:
     ) -> Matcher:
         """Index an already checked table (what the cache and the verifier produce)."""
         matcher = cls.__new__(cls)
-        matcher._setup(
-            table,
-            fuzzy=fuzzy,
-            fuzzy_min_confidence=fuzzy_min_confidence,
-            edits=edits,
-            max_changes=max_changes,
-            clock=clock,
-        )
-        matcher._build_fold_index()
+        matcher._index(table, _Policy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock))
         return matcher
 
     def _build_fold_index(self) -> None:
@@ -189,14 +173,7 @@ class Matcher:
         unchanged.
         """
         new = Matcher.__new__(Matcher)
-        new._setup(
-            table,
-            fuzzy=self._fuzzy,
-            fuzzy_min_confidence=self._fuzzy_min_confidence,
-            edits=self._edits,
-            max_changes=self._max_changes,
-            clock=self._clock,
-        )
+        new._table, new._policy = table, self._policy
         codes, plates = self._codes, self._key_plates
         gone = self._positions(change.removed)
         added_codes = _plate_codes(change.added)
@@ -252,7 +229,7 @@ class Matcher:
         confidence (the doubt was the reader's, character by character).
         """
         if now is None:
-            now = self._clock()
+            now = self._policy.clock()
         try:
             key = plate.encode("ascii")
         except UnicodeEncodeError:
@@ -261,12 +238,13 @@ class Matcher:
         row = table.find(key) if len(key) <= _W else -1
         if row >= 0 and self._live(row, now):
             return Match(table.entry(row).entry, "exact")
-        if self._fuzzy:
+        policy = self._policy
+        if policy.fuzzy:
             for alternative in alternatives:
                 alt_row = self._exact_row(alternative)
                 if alt_row >= 0 and self._live(alt_row, now):
                     return Match(table.entry(alt_row).entry, "fuzzy")
-        if not self._fuzzy or confidence < self._fuzzy_min_confidence:
+        if not policy.fuzzy or confidence < policy.fuzzy_min_confidence:
             return None
         folded = fold(plate).encode("ascii")
         if not folded or len(folded) > _W or not len(self._codes):
@@ -285,9 +263,10 @@ class Matcher:
         return self._table.find(key) if 0 < len(key) <= _W else -1
 
     def _edits_allowed(self, plate: str) -> bool:
-        if self._edits == "off":
+        edits = self._policy.edits
+        if edits == "off":
             return False
-        return self._edits == "always" or not (is_valid(plate, "MA") or is_valid(plate, "FR"))
+        return edits == "always" or not (is_valid(plate, "MA") or is_valid(plate, "FR"))
 
     def _live(self, row: int, now: float) -> bool:
         expires = int(self._table.expires[row])
@@ -316,7 +295,7 @@ class Matcher:
                 text = plate.decode("ascii")
                 if len(key) >= _CODE_CHARS and fold(text).encode() != key:
                     continue  # same first 13 characters, different key
-                if changes(read, text) > self._max_changes:
+                if changes(read, text) > self._policy.max_changes:
                     continue
                 row = table.find(plate)
                 if not self._live(row, now):
