@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from agent.reader.alert_check import MatchPolicy, alert_figures
+from agent.reader.alert_check import alert_figures
 from agent.reader.evaluate import ScoredRead
 from agent.reads import WatchlistEntry
+from agent.watchlist.matcher import MatchPolicy
 
 
 def _list(*plates: str) -> list[WatchlistEntry]:

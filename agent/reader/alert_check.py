@@ -27,31 +27,11 @@ the density of a national list) with every labelled plate of the folder removed 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from agent.reader.evaluate import ScoredRead
 from agent.reads import WatchlistEntry, plate_key
 from agent.watchlist.content import ListEntry
-from agent.watchlist.matcher import MAX_CHANGES, EditPolicy, Matcher
-
-
-@dataclass(frozen=True, slots=True)
-class MatchPolicy:
-    """The daemon's ``[watchlist]`` matching settings."""
-
-    fuzzy: bool = True
-    fuzzy_min_confidence: float = 0.8
-    edits: EditPolicy = "malformed"
-    max_changes: int = MAX_CHANGES
-
-    def matcher(self, entries: Sequence[WatchlistEntry | ListEntry]) -> Matcher:
-        return Matcher(
-            entries,
-            self.fuzzy,
-            self.fuzzy_min_confidence,
-            edits=self.edits,
-            max_changes=self.max_changes,
-        )
+from agent.watchlist.matcher import MatchPolicy
 
 
 def alert_figures(

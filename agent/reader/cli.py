@@ -218,8 +218,9 @@ def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
 
 
 def _alert_figures(result: EvalResult, entries: int, config: RaqibConfig) -> dict[str, float]:
-    from agent.reader.alert_check import MatchPolicy, alert_figures
+    from agent.reader.alert_check import alert_figures
     from agent.watchlist.bench import generate_entries
+    from agent.watchlist.matcher import MatchPolicy
 
     cfg = config.watchlist
     policy = MatchPolicy(cfg.fuzzy, cfg.fuzzy_min_confidence, cfg.edits, cfg.fuzzy_max_changes)

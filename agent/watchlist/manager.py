@@ -34,7 +34,7 @@ from agent.watchlist.content import EntryTable
 from agent.watchlist.devicekeys import DeviceKeys, redact
 from agent.watchlist.errors import CacheTamperedError, ReplayError, WatchlistRefusedError
 from agent.watchlist.format import Metadata, Root, decode_bundle
-from agent.watchlist.matcher import MAX_CHANGES, EditPolicy, Matcher
+from agent.watchlist.matcher import MAX_CHANGES, EditPolicy, Matcher, MatchPolicy
 from agent.watchlist.sealed import NotSealedError, is_sealed, offered, verify_sealed_update
 from agent.watchlist.verify import CurrentState, VerifiedUpdate, verify_update
 
@@ -83,26 +83,14 @@ class WatchlistManager:
         self._held: list[bytes] = []
         self._key: bytes | None = None
         self._cache = cache
-        self._fuzzy = fuzzy
-        self._fuzzy_min_confidence = fuzzy_min_confidence
-        self._edits: EditPolicy = edits
-        self._max_changes = max_changes
+        self._policy = MatchPolicy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock)
         self._clock = clock
         self._lock = threading.Lock()
-        self._matcher = Matcher(
-            (), fuzzy, fuzzy_min_confidence, edits=edits, max_changes=max_changes, clock=clock
-        )
+        self._matcher = self._policy.matcher()
         self._tampered: str | None = None
 
     def _index(self, table: EntryTable) -> Matcher:
-        return Matcher.from_table(
-            table,
-            self._fuzzy,
-            self._fuzzy_min_confidence,
-            edits=self._edits,
-            max_changes=self._max_changes,
-            clock=self._clock,
-        )
+        return self._policy.indexed(table)
 
     @classmethod
     def open(cls, path: Path, anchor: Root, **options: Any) -> WatchlistManager:

@@ -107,14 +107,26 @@ def _plate_codes(plates: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint64]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Policy:
-    """How a matcher matches (see :class:`Matcher`); a delta's matcher keeps its parent's."""
+class MatchPolicy:
+    """How a matcher matches (the ``[watchlist]`` settings, see :class:`Matcher`); a
+    delta's matcher keeps its parent's."""
 
-    fuzzy: bool
-    fuzzy_min_confidence: float
-    edits: EditPolicy
-    max_changes: int
-    clock: Callable[[], float]
+    fuzzy: bool = True
+    fuzzy_min_confidence: float = 0.8
+    edits: EditPolicy = "malformed"
+    max_changes: int = MAX_CHANGES
+    clock: Callable[[], float] = time.time
+
+    def matcher(self, entries: Iterable[WatchlistEntry | ListEntry] = ()) -> Matcher:
+        """A matcher of ``entries`` under this policy; raises WatchlistError."""
+        return self.indexed(parse_full(encode_entries(entries)))
+
+    def indexed(self, table: EntryTable) -> Matcher:
+        """A matcher of an already checked table (what the cache and the verifier produce)."""
+        matcher = Matcher.__new__(Matcher)
+        matcher._table, matcher._policy = table, self
+        matcher._build_fold_index()
+        return matcher
 
 
 class Matcher:
@@ -131,12 +143,8 @@ class Matcher:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Index ``entries`` (a plate given twice keeps the last); raises WatchlistError."""
-        policy = _Policy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock)
-        self._index(parse_full(encode_entries(entries)), policy)
-
-    def _index(self, table: EntryTable, policy: _Policy) -> None:
-        self._table = table
-        self._policy = policy
+        self._table = parse_full(encode_entries(entries))
+        self._policy = MatchPolicy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock)
         self._build_fold_index()
 
     @classmethod
@@ -151,9 +159,7 @@ class Matcher:
         clock: Callable[[], float] = time.time,
     ) -> Matcher:
         """Index an already checked table (what the cache and the verifier produce)."""
-        matcher = cls.__new__(cls)
-        matcher._index(table, _Policy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock))
-        return matcher
+        return MatchPolicy(fuzzy, fuzzy_min_confidence, edits, max_changes, clock).indexed(table)
 
     def _build_fold_index(self) -> None:
         plates = self._table.plates
