@@ -27,6 +27,7 @@ from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
 from agent.commands import SEEN_FILE, CommandService, SeenCommands, device_handlers
 from agent.config import GnssConfig, RaqibConfig
+from agent.deep_reads import DeepReads
 from agent.disposition import DispositionDesk
 from agent.errors import PayloadError, StorageError, TransportError, WatchlistError
 from agent.evidence.entry import MESSAGE_KIND as LEDGER_KIND
@@ -135,6 +136,7 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
         tracker = Tracker(cfg.tracker.gap_s, cfg.tracker.min_reads, cfg.tracker.retention_s)
         reader = self._reader or make_reader(cfg)
+        self.deep_reads = DeepReads(cfg.reader) if cfg.reader.deep_reads else None
         self.watchlist = open_watchlist(cfg)
         matcher = self.watchlist.matcher if self.watchlist is not None else Matcher()
         self.pipeline = Pipeline(
@@ -145,6 +147,7 @@ class Agent:
             cfg.reader.every_nth_frame,
             fast_min_confidence=cfg.tracker.fast_alert_threshold,
             realert_s=cfg.tracker.realert_s,
+            deep=self.deep_reads,
         )
         self.alerter = Alerter(make_alert_adapter(cfg.alert))
         self.gnss = make_gnss(cfg.gnss)
@@ -430,6 +433,8 @@ class Agent:
         if self.metrics is not None:
             self.metrics.stop()
         self.capture.stop()
+        if self.deep_reads is not None:
+            self.deep_reads.close()
         if self.evidence is not None:
             self.evidence.stop()  # closes the open segment; its ledger entry goes to the outbox
         if self.watchlist_updates is not None:
@@ -451,6 +456,21 @@ class Agent:
             return None
         return self.watchlist.cache.current.metadata.version
 
+    def _deep_status(self) -> dict[str, float | int | bool]:
+        """Deep reads' figures (none when they are off)."""
+        if self.deep_reads is None:
+            return {}
+        d = self.deep_reads.stats
+        return {
+            "deep_reads_running": self.deep_reads.running,
+            "deep_reads": d.read,
+            "deep_reads_busy": d.busy,
+            "deep_read_errors": d.errors,
+            "deep_read_restarts": d.restarts,
+            "deep_read_ms": round(d.read_ms_ema, 1),
+            "deep_hits": self.pipeline.stats.deep_hits,
+        }
+
     def status(self) -> dict[str, float | int | bool | str | None]:
         """Local health figures: status file, Prometheus endpoint, final log line."""
         q = self.queue.stats()
@@ -466,6 +486,7 @@ class Agent:
             "bad_frames": p.bad_frames,
             "reads": p.reads,
             "reader_ms": round(p.read_ms_ema, 2),
+            **self._deep_status(),
             "hits": self.stats.hits_raised,
             "hits_unsaved": len(self._unsaved),
             "capture_errors": self.capture.errors,

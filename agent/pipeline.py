@@ -11,6 +11,11 @@ sure reads still wait for the vote. The track is remembered, so its later
 confirmation raises no second hit; and a listed plate hit again within
 ``realert_s`` (a track the tracker split after frames were dropped) is not
 raised twice.
+
+Deep reads (``deep``, agent.deep_reads): a frame in which the video read saw a plate is
+offered to the photo reader in its worker process; the reads it gives back, a few
+frames later, go to the tracker as decisive reads of their own frame, and a hit they
+raise shows that frame's crop.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 
 import cv2
 
+from agent.deep_reads import DeepReads
 from agent.errors import FrameError
 from agent.frames import Frame, Image
 from agent.reader.base import PlateReader
@@ -63,6 +69,12 @@ class PipelineStats:
     """Hits not raised again: the same listed plate within ``realert_s`` (a track broken by
     dropped frames, or the plate's first sure read and its vote)."""
     read_ms_ema: float = 0.0
+    deep_offered: int = 0
+    """Frames handed to the deep reader (it was idle and the frame showed a plate)."""
+    deep_frames: int = 0
+    """Deep reads given back and tracked."""
+    deep_hits: int = 0
+    """Hits raised by a deep read."""
 
 
 class Pipeline:
@@ -78,6 +90,7 @@ class Pipeline:
         *,
         fast_min_confidence: float | None = None,
         realert_s: float = 10.0,
+        deep: DeepReads | None = None,
     ) -> None:
         self.reader = reader
         self.tracker = tracker
@@ -86,6 +99,7 @@ class Pipeline:
         self._every_nth = every_nth_frame
         self._fast_min_confidence = fast_min_confidence
         self._realert_s = realert_s
+        self.deep = deep
         self._last_hit: dict[str, float] = {}
         self._hit_tracks: OrderedDict[int, None] = OrderedDict()
         self.stats = PipelineStats()
@@ -97,20 +111,20 @@ class Pipeline:
     def process(self, frame: Frame) -> list[Hit]:
         """Hits newly raised by this frame; a frame the reader refuses is counted and skipped."""
         self.stats.frames += 1
+        hits = self._deep_hits() if self.deep is not None else []
         if frame.index % self._every_nth:
             self.stats.skipped += 1
-            return []
+            return hits
         started = time.perf_counter()
         try:
             reads = self.reader.read(frame.image)
         except FrameError as exc:
             self.stats.bad_frames += 1
             log.warning("reader: skipping bad frame: %s", exc, extra={"frame": frame.index})
-            return []
+            return hits
         self.stats.reads += len(reads)
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.stats.read_ms_ema += 0.05 * (elapsed_ms - self.stats.read_ms_ema)
-        hits = []
         for tracked in self.tracker.observe(reads, frame.timestamp, frame.index):
             hit = self._check(tracked, frame)
             if hit is not None:
@@ -119,6 +133,25 @@ class Pipeline:
             for tracked in self.tracker.provisional:
                 hit = self._check_fast(tracked, frame, self._fast_min_confidence)
                 if hit is not None:
+                    hits.append(hit)
+        if (
+            self.deep is not None
+            and (reads or getattr(self.reader, "plate_seen", False))
+            and self.deep.offer(frame)
+        ):
+            self.stats.deep_offered += 1
+        return hits
+
+    def _deep_hits(self) -> list[Hit]:
+        """Hits raised by the deep reads finished since the last frame."""
+        assert self.deep is not None
+        hits = []
+        for frame, reads in self.deep.finished():
+            self.stats.deep_frames += 1
+            for tracked in self.tracker.observe(reads, frame.timestamp, frame.index, decisive=True):
+                hit = self._check(tracked, frame)
+                if hit is not None:
+                    self.stats.deep_hits += 1
                     hits.append(hit)
         return hits
 
@@ -152,10 +185,10 @@ class Pipeline:
             self._hit_tracks.popitem(last=False)
         plate = match.entry.plate
         last = self._last_hit.get(plate)
-        self._last_hit[plate] = frame.timestamp
+        self._last_hit[plate] = frame.timestamp if last is None else max(last, frame.timestamp)
         if len(self._last_hit) > MAX_REMEMBERED_TRACKS:
             self._last_hit.pop(next(iter(self._last_hit)))
-        if last is not None and 0 <= frame.timestamp - last < self._realert_s:
+        if last is not None and abs(frame.timestamp - last) < self._realert_s:
             self.stats.repeats += 1
             return None
         self.stats.hits += 1

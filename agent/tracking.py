@@ -12,6 +12,13 @@ forgotten: unmatched reads never leave the device.
 Tracks not yet confirmed but read in the latest frame are in ``provisional``,
 so the pipeline may alert on one sure read that exactly names a listed plate
 without waiting for the second read (``agent.pipeline``'s fast path).
+
+*Decisive* reads are the photo reader's reads of a video frame (agent.deep_reads): it
+reads far more plates right than the video read (models both, every photo pass). One
+confirms its track at once, and a track's decisive reads outvote its video reads
+however many there are (a blurred ``687-A-40`` read in ten frames does not outvote one
+photo read of ``94687-A-40``); the video texts stay among the track's alternatives, so
+the matcher still tries them.
 """
 
 from __future__ import annotations
@@ -45,30 +52,43 @@ class _Track:
     first_seen: float
     last_seen: float
     votes: dict[str, float] = field(default_factory=dict)
+    decided: dict[str, float] = field(default_factory=dict)
+    """Summed confidence of each text's decisive reads; they lead the vote when any."""
     formats: dict[str, PlateFormat] = field(default_factory=dict)
     alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
     best_box: Box = (0, 0, 0, 0)
     best_conf: float = 0.0
     frame_index: int = 0
     n_reads: int = 0
+    n_decisive: int = 0
     reported_text: str = ""
 
-    def add(self, read: PlateRead, timestamp: float, frame_index: int) -> None:
-        self.votes[read.text] = self.votes.get(read.text, 0.0) + read.confidence
+    def add(self, read: PlateRead, timestamp: float, frame_index: int, decisive: bool) -> None:
+        if decisive:
+            self.decided[read.text] = self.decided.get(read.text, 0.0) + read.confidence
+            self.n_decisive += 1
+        else:
+            self.votes[read.text] = self.votes.get(read.text, 0.0) + read.confidence
         self.formats[read.text] = read.format
         if read.alternatives:
             self.alternatives[read.text] = read.alternatives
-        self.last_seen = timestamp
+        self.last_seen = max(self.last_seen, timestamp)  # a decisive read may come late
         self.n_reads += 1
-        if read.confidence >= self.best_conf:
+        # A decisive read's box is the one its frame is cropped at for the hit's picture.
+        if decisive or (not self.decided and read.confidence >= self.best_conf):
             self.best_conf, self.best_box, self.frame_index = read.confidence, read.box, frame_index
 
+    def _leading_votes(self) -> dict[str, float]:
+        return self.decided or self.votes
+
     def leading_text(self) -> str:
-        return max(self.votes, key=self.votes.__getitem__)
+        votes = self._leading_votes()
+        return max(votes, key=votes.__getitem__)
 
     def voted(self) -> TrackedRead:
         text = self.leading_text()
-        confidence = self.votes[text] / self.n_reads
+        n_leading = self.n_decisive or self.n_reads
+        confidence = self._leading_votes()[text] / n_leading
         return TrackedRead(
             text=text,
             format=self.formats[text],
@@ -83,8 +103,12 @@ class _Track:
         )
 
     def _alternatives(self, leader: str) -> tuple[str, ...]:
-        others = sorted((t for t in self.votes if t != leader), key=self.votes.__getitem__)
-        out = dict.fromkeys([*reversed(others), *self.alternatives.get(leader, ())])
+        others = [
+            text
+            for votes in (self.decided, self.votes)
+            for text in sorted(votes, key=votes.__getitem__, reverse=True)
+        ]
+        out = dict.fromkeys([*others, *self.alternatives.get(leader, ())])
         out.pop(leader, None)
         return tuple(out)[:MAX_ALTERNATIVES]
 
@@ -103,9 +127,17 @@ class Tracker:
         """Tracks read in the latest frame that have fewer than ``min_reads`` reads."""
 
     def observe(
-        self, reads: list[PlateRead], timestamp: float, frame_index: int
+        self,
+        reads: list[PlateRead],
+        timestamp: float,
+        frame_index: int,
+        *,
+        decisive: bool = False,
     ) -> list[TrackedRead]:
-        """Add one frame's reads; returns tracks confirmed, or whose vote changed, in this frame."""
+        """Add one frame's reads; returns tracks confirmed, or whose vote changed, in this frame.
+
+        ``decisive``: the reads are a deep read of that frame (see the module doc); the
+        frame may be older than the last one observed."""
         self._close_stale(timestamp)
         changed = []
         self.provisional = []
@@ -115,11 +147,12 @@ class Tracker:
                 track = _Track(self._next_id, fold(read.text), timestamp, timestamp)
                 self._next_id += 1
                 self._open.append(track)
-            track.add(read, timestamp, frame_index)
-            if track.n_reads >= self._min_reads and track.leading_text() != track.reported_text:
+            track.add(read, timestamp, frame_index, decisive)
+            confirmed = track.n_decisive > 0 or track.n_reads >= self._min_reads
+            if confirmed and track.leading_text() != track.reported_text:
                 track.reported_text = track.leading_text()
                 changed.append(track.voted())
-            elif track.n_reads < self._min_reads:
+            elif not confirmed:
                 self.provisional.append(track.voted())
         return changed
 

@@ -113,6 +113,32 @@ def test_sample_clip_hits_reach_hq_once_each(
 
 
 @pytest.mark.broker
+def test_with_deep_reads_each_listed_plate_still_reaches_hq_once(
+    tmp_path: Path, broker: LocalBroker, hq: HqDatabase
+) -> None:
+    """The photo reader's deep reads join the video's tracks: no listed plate twice, the
+    worker's figures in the status, and the worker stopped with the agent."""
+    config = agent_config(tmp_path, broker.port)
+    config = config.model_copy(
+        update={"reader": config.reader.model_copy(update={"deep_reads": True})}
+    )
+    agent = Agent(config)
+    agent.start()
+    try:
+        agent.run(until_end=True)
+        assert agent.wait_delivered(20)
+        status = agent.status()
+    finally:
+        agent.shutdown()
+    stored = [row["entry_plate"] for row in hq.list_hits()]
+    assert sorted(stored) == sorted(watchlisted_plates_in_clip())
+    assert status["deep_reads_running"] is True
+    assert isinstance(status["deep_reads"], int) and status["deep_reads"] >= 1
+    assert status["deep_read_errors"] == 0
+    assert agent.deep_reads is not None and not agent.deep_reads.running
+
+
+@pytest.mark.broker
 def test_broker_absent_at_start_agent_keeps_reading_and_delivers_later(tmp_path: Path) -> None:
     port = free_port()
     agent = Agent(agent_config(tmp_path, port))

@@ -146,6 +146,22 @@ def test_eval_as_video_reads_photos_with_the_cameras_reader(
     assert json.loads(capsys.readouterr().out)["exact_plate_accuracy"] >= 0.75
 
 
+def test_eval_deep_reads_scores_video_frames_with_the_photo_readers_reads(
+    manifest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--deep-reads``: photos read as video frames and, where the camera saw a plate, by
+    the photo reader too, as the daemon's deep reads (its floor, its passes) decide."""
+    video_floor_only = tmp_path / "video-floor.toml"
+    video_floor_only.write_text("[reader]\nmin_confidence = 1.0\n")
+    config = ["--config", str(video_floor_only)]
+    assert main([*config, "eval", str(manifest_dir), "--json", "--as-video"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_plate_accuracy"] <= 0.5
+    assert main([*config, "eval", str(manifest_dir), "--json", "--deep-reads"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["exact_plate_accuracy"] >= 0.75  # the photos' plates, read deep
+    assert figures["detection_recall"] == 1.0
+
+
 @pytest.mark.parametrize("bad", ["many", "0", "99000000"])
 def test_eval_refuses_a_watchlist_size_that_is_not_a_list_size(
     manifest_dir: Path, capsys: pytest.CaptureFixture[str], bad: str

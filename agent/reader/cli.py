@@ -17,6 +17,9 @@ reported on stderr and the exit status is 1; the other files are still read.
 accuracy and ms per image for ``DIR/manifest.csv`` (agent.reader.evaluate).
 ``--as-video`` reads each photo as the camera reads a frame of its video (the live
 reader: no photo passes, the video floor), the path every alert takes.
+``--deep-reads`` reads them as video frames and, as the daemon's deep reads do
+(``reader.deep_reads``, agent.deep_reads), each photo the camera sees a plate in also
+with the photo reader, scored as the tracker combines the two.
 ``--watchlist N`` also puts each plate's read through the real watchlist matcher, the
 plate listed among ``N`` generated entries and then not listed: would the car alert, and
 would a read alert on the wrong car (agent.reader.alert_check).
@@ -73,6 +76,11 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
         "--as-video",
         action="store_true",
         help="read each photo as the camera reads a video frame (the alert path)",
+    )
+    ev.add_argument(
+        "--deep-reads",
+        action="store_true",
+        help="as video frames, each also read by the photo reader as the daemon's deep reads",
     )
     ev.add_argument(
         "--watchlist",
@@ -191,8 +199,10 @@ def _fmt(value: float, percent: bool) -> str:
 
 def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
     """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
-    reader = ModelPlateReader.from_config(config.reader, stills=not args.as_video)
-    result = evaluate_folder(reader, args.dir)
+    as_video = args.as_video or args.deep_reads
+    reader = ModelPlateReader.from_config(config.reader, stills=not as_video)
+    deep = ModelPlateReader.from_config(config.reader, stills=True) if args.deep_reads else None
+    result = evaluate_folder(reader, args.dir, deep)
     figures = result.figures()
     if args.watchlist:
         figures |= _alert_figures(result, args.watchlist, config)

@@ -32,9 +32,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agent.deep_reads import one_frame_tracks
 from agent.errors import FrameError, InputError
 from agent.frames import Image
-from agent.reader.pipeline import ModelPlateReader
+from agent.reader.pipeline import PLATE_SEEN_SCORE, ModelPlateReader
 from agent.reader.plate_text import canonicalize
 from agent.reads import Box, box_iou, edit_distance, plate_key
 
@@ -161,9 +162,16 @@ def _score_text(result: EvalResult, truth: Truth, read: str) -> None:
 
 
 def evaluate_image(
-    reader: ModelPlateReader, image: Image, truths: list[Truth], result: EvalResult
+    reader: ModelPlateReader,
+    image: Image,
+    truths: list[Truth],
+    result: EvalResult,
+    deep: ModelPlateReader | None = None,
 ) -> None:
-    """Read one image and add its figures to ``result``."""
+    """Read one image and add its figures to ``result``. With ``deep`` (the photo reader)
+    a photo ``reader`` sees a plate in is also read by it as the daemon's deep reads do,
+    and the two reads are scored as the tracker combines them
+    (:func:`agent.deep_reads.one_frame_tracks`)."""
     result.images += 1
     if any(t.box is None for t in truths):  # the image is a plate crop
         start = time.perf_counter()
@@ -182,11 +190,16 @@ def evaluate_image(
     start = time.perf_counter()
     found = reader.read_boxes(image)
     reads = reader.reported(found, image.shape[1], image.shape[0])
+    boxes_found = [r.box for r in found]
+    if deep is not None and (reads or any(r.detector_score >= PLATE_SEEN_SCORE for r in found)):
+        deep_reads = deep.read(image)
+        reads = one_frame_tracks(reads, deep_reads)
+        boxes_found += [r.box for r in deep_reads]
     result.ms.append((time.perf_counter() - start) * 1000)
     for t in truths:
         if not t.scored or t.box is None:
             continue
-        boxed = max((box_iou(r.box, t.box) for r in found), default=0.0)
+        boxed = max((box_iou(box, t.box) for box in boxes_found), default=0.0)
         result.boxes += 1
         result.detected += boxed >= DETECTION_IOU
         if t.text:
@@ -212,8 +225,11 @@ def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tupl
         yield name, folder / name
 
 
-def evaluate_folder(reader: ModelPlateReader, folder: Path) -> EvalResult:
-    """Figures for every image of ``folder/manifest.csv``; unreadable images are listed."""
+def evaluate_folder(
+    reader: ModelPlateReader, folder: Path, deep: ModelPlateReader | None = None
+) -> EvalResult:
+    """Figures for every image of ``folder/manifest.csv``; unreadable images are listed.
+    ``deep``: see :func:`evaluate_image`."""
     manifest = load_manifest(folder)
     result = EvalResult()
     for name, path in iter_images(folder, manifest):
@@ -223,7 +239,7 @@ def evaluate_folder(reader: ModelPlateReader, folder: Path) -> EvalResult:
             result.errors.append(str(exc))
             continue
         try:
-            evaluate_image(reader, image, manifest[name], result)
+            evaluate_image(reader, image, manifest[name], result, deep)
         except FrameError as exc:  # the reader refused it: its plates count as not read
             result.errors.append(f"{path}: {exc}")
             for truth in manifest[name]:
