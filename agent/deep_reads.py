@@ -63,6 +63,9 @@ class DeepReadStats:
     restarts: int = 0
     read_ms_ema: float = 0.0
     """The worker's time per frame (exponential moving average)."""
+    lag_ms_ema: float = 0.0
+    """From a frame's offer to its reads given back (the worker's time, the pipe, and the
+    video frames read before the pipeline asks again)."""
 
 
 class DeepReads:
@@ -76,6 +79,7 @@ class DeepReads:
         self._conn: Connection | None = None
         self._ready = False
         self._in_flight: Frame | None = None
+        self._offered_at = 0.0
         self._died_at: float | None = None
         self._disabled = False
         self.stats = DeepReadStats()
@@ -111,7 +115,7 @@ class DeepReads:
         except (OSError, ValueError) as exc:
             self._lost(f"could not be sent frame {frame.index} ({exc})")
             return False
-        self._in_flight = frame
+        self._in_flight, self._offered_at = frame, time.monotonic()
         return True
 
     def finished(self) -> list[tuple[Frame, list[PlateRead]]]:
@@ -135,10 +139,10 @@ class DeepReads:
             log.warning("deep reads: frame not read: %s", payload, extra={"frame": index})
             return []
         self.stats.read += 1
-        first = self.stats.read == 1
-        self.stats.read_ms_ema = (
-            ms if first else self.stats.read_ms_ema + 0.1 * (ms - self.stats.read_ms_ema)
-        )
+        lag = (time.monotonic() - self._offered_at) * 1000
+        stats, first = self.stats, self.stats.read == 1
+        stats.read_ms_ema = ms if first else stats.read_ms_ema + 0.1 * (ms - stats.read_ms_ema)
+        stats.lag_ms_ema = lag if first else stats.lag_ms_ema + 0.1 * (lag - stats.lag_ms_ema)
         return [(frame, list(payload))]
 
     def close(self, timeout_s: float = 5.0) -> None:

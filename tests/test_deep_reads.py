@@ -10,6 +10,7 @@ cannot load its models costs the deep reads, not the camera.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.cli import main
 from agent.config import ReaderConfig
 from agent.deep_reads import DeepReads, one_frame_tracks
 from agent.frames import Frame
@@ -229,3 +231,22 @@ def test_a_plate_the_video_misreads_alerts_on_its_deep_read(deep: DeepReads) -> 
 def test_without_deep_reads_the_misread_plate_does_not_alert() -> None:
     pipeline, hit_frames = run_pipeline(None, frames=20)
     assert hit_frames == [] and pipeline.stats.tracks >= 1
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+
+def test_bench_deep_prints_what_the_worker_costs_and_reads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``raqib bench deep``: the sample clip at the camera's pace without and with deep
+    reads, in one run (about 30 s)."""
+    assert main(["bench", "deep", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for side in ("off", "on"):
+        assert figures[f"deep_{side}_frames_read"] + figures[f"deep_{side}_frames_dropped"] == 332
+        assert figures[f"deep_{side}_frame_ms_p99"] >= figures[f"deep_{side}_frame_ms_p50"] > 0
+    assert figures["deep_on_hits"] >= figures["deep_off_hits"] >= 1
+    assert 1 <= figures["deep_on_frames_read_deep"] < figures["deep_on_frames_read"]
+    assert 1 <= figures["deep_on_vehicles_read_deep"] <= figures["deep_on_vehicles"] == 8
+    assert figures["deep_lag_ms"] >= figures["deep_read_ms"] > 0  # the lag holds the read
