@@ -136,8 +136,8 @@ class _RecordedDeepReads(DeepReads):
         super().__init__(config)
         self.frames: list[int] = []
 
-    def finished(self) -> list[tuple[Frame, list[PlateRead]]]:
-        done = super().finished()
+    def finished(self, wait_s: float = 0.0) -> list[tuple[Frame, list[PlateRead]]]:
+        done = super().finished(wait_s)
         self.frames.extend(frame.index for frame, _ in done)
         return done
 

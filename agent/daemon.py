@@ -55,6 +55,8 @@ from firmware_glue.power import PowerMonitor, SimulatedPower, SysfsPower
 log = logging.getLogger(__name__)
 
 FRAME_WAIT_S = 0.2
+DEEP_READ_DRAIN_S = 5.0
+"""At the end of a file, how long to wait for the frame the deep reads' worker is reading."""
 MAX_UNSAVED_HITS = 1000
 
 
@@ -363,10 +365,15 @@ class Agent:
         while not self._stop.is_set():
             frame = self.queue.get(FRAME_WAIT_S)
             if frame is not None:
-                for hit in self.pipeline.process(frame):
-                    self._on_hit(hit)
+                hits = self.pipeline.process(frame)
             elif until_end and self.queue.closed:
+                for hit in self.pipeline.poll(DEEP_READ_DRAIN_S):  # the last frame read deep
+                    self._on_hit(hit)
                 break
+            else:
+                hits = self.pipeline.poll()
+            for hit in hits:
+                self._on_hit(hit)
             self._retry_unsaved()
             self._apply_watchlist_results()
             now = time.monotonic()

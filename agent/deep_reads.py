@@ -118,12 +118,13 @@ class DeepReads:
         self._in_flight, self._offered_at = frame, time.monotonic()
         return True
 
-    def finished(self) -> list[tuple[Frame, list[PlateRead]]]:
-        """The reads the worker has finished since the last call, each with its frame."""
+    def finished(self, wait_s: float = 0.0) -> list[tuple[Frame, list[PlateRead]]]:
+        """The reads the worker has finished since the last call, each with its frame;
+        ``wait_s``: how long to wait for a frame it is reading (0: not at all)."""
         if self._conn is None or self._in_flight is None:
             return []
         try:
-            if not self._conn.poll():
+            if not self._conn.poll(wait_s):
                 return []
             reply = self._conn.recv()
         except (EOFError, OSError) as exc:

@@ -142,11 +142,16 @@ class Pipeline:
             self.stats.deep_offered += 1
         return hits
 
-    def _deep_hits(self) -> list[Hit]:
+    def poll(self, wait_s: float = 0.0) -> list[Hit]:
+        """Hits raised by deep reads finished while no frame came (a stalled camera, the
+        end of a file); ``wait_s``: how long to wait for the frame being read deep."""
+        return self._deep_hits(wait_s) if self.deep is not None else []
+
+    def _deep_hits(self, wait_s: float = 0.0) -> list[Hit]:
         """Hits raised by the deep reads finished since the last frame."""
         assert self.deep is not None
         hits = []
-        for frame, reads in self.deep.finished():
+        for frame, reads in self.deep.finished(wait_s):
             self.stats.deep_frames += 1
             for tracked in self.tracker.observe(reads, frame.timestamp, frame.index, decisive=True):
                 hit = self._check(tracked, frame)

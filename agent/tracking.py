@@ -14,11 +14,13 @@ so the pipeline may alert on one sure read that exactly names a listed plate
 without waiting for the second read (``agent.pipeline``'s fast path).
 
 *Decisive* reads are the photo reader's reads of a video frame (agent.deep_reads): it
-reads far more plates right than the video read (models both, every photo pass). One
-confirms its track at once, and a track's decisive reads outvote its video reads
+reads far more plates right than the video read (both recognisers, every photo pass).
+One confirms its track at once, and a track's decisive reads outvote its video reads
 however many there are (a blurred ``687-A-40`` read in ten frames does not outvote one
 photo read of ``94687-A-40``); the video texts stay among the track's alternatives, so
-the matcher still tries them.
+the matcher still tries them. A decisive read joins the track whose video read of the
+same frame it overlaps (:data:`SAME_PLATE_IOU`), however different the texts: one
+vehicle, one track.
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from agent.reads import Box, PlateFormat, PlateRead, TrackedRead
+from agent.reads import Box, PlateFormat, PlateRead, TrackedRead, box_iou
 from agent.watchlist.confusion import fold
 
 MAX_ALTERNATIVES = 6
 """Other texts a voted read carries to the matcher (other votes first)."""
+SAME_PLATE_IOU = 0.3
+"""A decisive read and a video read of the same frame overlapping this much are one plate."""
+FRAMES_KEPT = 64
+"""Boxes of a track's latest reads kept by frame, for decisive reads that come late."""
 
 
 def within_one_edit(a: str, b: str) -> bool:
@@ -56,6 +62,8 @@ class _Track:
     """Summed confidence of each text's decisive reads; they lead the vote when any."""
     formats: dict[str, PlateFormat] = field(default_factory=dict)
     alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    boxes: dict[int, Box] = field(default_factory=dict)
+    """The box of each of the latest :data:`FRAMES_KEPT` reads, by frame index."""
     best_box: Box = (0, 0, 0, 0)
     best_conf: float = 0.0
     frame_index: int = 0
@@ -74,6 +82,9 @@ class _Track:
             self.alternatives[read.text] = read.alternatives
         self.last_seen = max(self.last_seen, timestamp)  # a decisive read may come late
         self.n_reads += 1
+        self.boxes[frame_index] = read.box
+        if len(self.boxes) > FRAMES_KEPT:
+            del self.boxes[next(iter(self.boxes))]
         # A decisive read's box is the one its frame is cropped at for the hit's picture.
         if decisive or (not self.decided and read.confidence >= self.best_conf):
             self.best_conf, self.best_box, self.frame_index = read.confidence, read.box, frame_index
@@ -142,7 +153,7 @@ class Tracker:
         changed = []
         self.provisional = []
         for read in reads:
-            track = self._find(read.text)
+            track = (decisive and self._at(frame_index, read.box)) or self._find(read.text)
             if track is None:
                 track = _Track(self._next_id, fold(read.text), timestamp, timestamp)
                 self._next_id += 1
@@ -155,6 +166,16 @@ class Tracker:
             elif not confirmed:
                 self.provisional.append(track.voted())
         return changed
+
+    def _at(self, frame_index: int, box: Box) -> _Track | None:
+        """The open track whose read of frame ``frame_index`` overlaps ``box`` most."""
+        overlaps = [
+            (box_iou(track.boxes[frame_index], box), track)
+            for track in self._open
+            if frame_index in track.boxes
+        ]
+        best = max(overlaps, key=lambda o: o[0], default=None)
+        return best[1] if best is not None and best[0] >= SAME_PLATE_IOU else None
 
     def _find(self, text: str) -> _Track | None:
         key = fold(text)

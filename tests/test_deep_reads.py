@@ -113,16 +113,34 @@ def test_a_late_deep_read_does_not_age_its_track() -> None:
     assert tracker.open_tracks == 1
 
 
+def test_a_deep_read_joins_the_track_of_the_video_read_it_overlaps_in_its_frame() -> None:
+    """One vehicle, one track, however far apart the two texts are."""
+    tracker = Tracker(gap_s=1.0, min_reads=2)
+    for i in range(3):
+        tracker.observe([read("213-D-27", 0.9, (10, 10, 80, 20))], 100 + i * 0.04, i)
+    (voted,) = tracker.observe([read(LISTED, 0.97, (8, 9, 100, 24))], 100.05, 1, decisive=True)
+    assert voted.text == LISTED and voted.alternatives[0] == "213-D-27"
+    assert tracker.open_tracks == 1
+    # Elsewhere in the frame, or in a frame the track was not read in: a track of its own.
+    tracker.observe([read(LISTED, 0.97, (400, 300, 100, 24))], 100.05, 2, decisive=True)
+    tracker.observe([read("AB-123-CD", 0.9, (8, 9, 100, 24))], 100.05, 7, decisive=True)
+    assert tracker.open_tracks == 3
+
+
 def test_one_frame_read_both_ways_keeps_the_deep_text_and_the_video_plates_it_did_not_read() -> (
     None
 ):
     video = [read("213-D-27", 0.9, (10, 10, 80, 20)), read("AB-123-CD", 0.95, (300, 10, 90, 20))]
     deep = [read(LISTED, 0.97, (8, 9, 100, 24))]
     kept = {r.text: r for r in one_frame_tracks(video, deep)}
-    assert set(kept) == {LISTED, "213-D-27", "AB-123-CD"}  # two edits apart: another track
-    assert kept[LISTED].box == (8, 9, 100, 24)
-    deep_near = [read("213-D-21", 0.6)]  # one edit from the video's read: the same track
-    assert {r.text for r in one_frame_tracks(video, deep_near)} == {"213-D-21", "AB-123-CD"}
+    assert set(kept) == {LISTED, "AB-123-CD"}
+    assert kept[LISTED].box == (8, 9, 100, 24) and kept[LISTED].alternatives == ("213-D-27",)
+    elsewhere = [read(LISTED, 0.97, (600, 300, 100, 24))]  # no video read there
+    assert {r.text for r in one_frame_tracks(video, elsewhere)} == {
+        LISTED,
+        "213-D-27",
+        "AB-123-CD",
+    }
 
 
 # --- the worker ------------------------------------------------------------------------
@@ -226,6 +244,22 @@ def test_a_plate_the_video_misreads_alerts_on_its_deep_read(deep: DeepReads) -> 
     assert hit_frames == [0]  # the first frame showing the plate, read deep
     assert pipeline.stats.deep_hits == 1
     assert pipeline.stats.deep_offered >= 1 and pipeline.stats.deep_frames >= 1
+
+
+def test_a_deep_read_finished_after_the_last_frame_still_alerts(deep: DeepReads) -> None:
+    """The camera stalls or the file ends while a frame is read deep: the daemon polls."""
+    pipeline = Pipeline(
+        BlurredVideoReader(),  # type: ignore[arg-type]
+        Tracker(gap_s=30.0, min_reads=2),
+        Matcher([WatchlistEntry(LISTED, "stolen", "DGSN-1")]),
+        "cam-test-01",
+        deep=deep,
+    )
+    assert pipeline.process(frame(0, plate_frame())) == []
+    assert pipeline.stats.deep_offered == 1
+    hits = pipeline.poll(WAIT_S)
+    assert [(h.read.text, h.read.frame_index) for h in hits] == [(LISTED, 0)]
+    assert pipeline.poll() == []
 
 
 def test_without_deep_reads_the_misread_plate_does_not_alert() -> None:
