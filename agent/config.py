@@ -80,9 +80,10 @@ class ReaderConfig(_Section):
     and 9 texts that are no plate (models/recogniser.md, "The photos' floor")."""
     every_nth_frame: int = Field(1, ge=1, le=30)
     deep_reads: bool = False
-    """Also read, in a worker process, one video frame at a time that shows a plate with
-    the photo settings (``still_*``: both recognisers, every photo pass), and let those
-    reads decide their tracks (agent.deep_reads): the held-out Moroccan scenes read as
+    """Also read, in a worker process, one video frame at a time that shows a plate not
+    yet read deep (or a plate box left unread) with the photo settings (``still_*``: both
+    recognisers, every photo pass), and let those reads decide their tracks
+    (agent.deep_reads): the held-out Moroccan scenes read as
     video frames 239 -> 284 of 299 plates exact. Off by default: it keeps one more core
     busy while plates are in view (100-300 ms a frame on an x86 core)."""
     detector: Literal["auto", "model", "contour"] = "auto"

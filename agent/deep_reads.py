@@ -5,9 +5,15 @@ photo passes) to keep up with 25 fps and more. The photo reader (``raqib read`` 
 image: both recognisers, the wider view, snapped, levelled, tilted and near passes)
 reads far more plates right but takes 100-300 ms a frame. Read once in a while beside
 the video loop, it gives the tracker the photo reader's text for the plates in view.
-Measured on the held-out photos read as video frames (docs/benchmarks.md, "Deep reads"):
+Measured on the held-out photos read as video frames (docs/benchmarks.md, "deep reads"):
 the Moroccan scenes 239 -> 284 of 299 plates read exactly (the photo reader alone: 285),
 French cars 40 -> 45 of 47, the mixed photos 72 -> 83 of 116.
+
+Which frames: one with a read whose track no deep read has settled yet (one at least
+0.9 sure, or two: ``Tracker.settled``), or with a plate box the video read left unread
+(``ModelPlateReader.plate_unread``), so the worker goes to the cars it has not read
+rather than the one that stays in view (the sample clip: 41 of 332 frames read deep,
+every vehicle at least once; 95 when every frame showing a plate was offered).
 
 How it keeps the video loop lean:
 
@@ -17,9 +23,9 @@ How it keeps the video loop lean:
 - a separate process (``spawn``), so its Python does not share the video loop's
   interpreter lock; the frame goes over a pipe (2.7 MB for 1280 x 720, about a
   millisecond);
-- :meth:`DeepReads.finished` never blocks: it returns the reads that are ready, each
-  with the frame it was read in, for the pipeline to hand to the tracker as decisive
-  reads (agent.tracking) and to crop the hit's picture from.
+- :meth:`DeepReads.finished` does not wait unless asked to: it returns the reads that
+  are ready, each with the frame it was read in, for the pipeline to hand to the
+  tracker as decisive reads (agent.tracking) and to crop the hit's picture from.
 
 A worker that dies (killed, out of memory) is logged and started again after
 ``restart_s``; a frame it cannot read is logged and dropped; a worker that cannot load
@@ -89,6 +95,11 @@ class DeepReads:
     def running(self) -> bool:
         """True while a worker is started (loading or ready) and deep reads are not off."""
         return self._process is not None and not self._disabled
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, while one is started."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def idle(self) -> bool:

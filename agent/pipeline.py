@@ -31,7 +31,7 @@ from agent.deep_reads import DeepReads
 from agent.errors import FrameError
 from agent.frames import Frame, Image
 from agent.reader.base import PlateReader
-from agent.reads import Box, Hit, Match, TrackedRead
+from agent.reads import Box, Hit, Match, PlateRead, TrackedRead
 from agent.tracking import Tracker
 from agent.watchlist.matcher import Matcher
 
@@ -134,13 +134,17 @@ class Pipeline:
                 hit = self._check_fast(tracked, frame, self._fast_min_confidence)
                 if hit is not None:
                     hits.append(hit)
-        if (
-            self.deep is not None
-            and (reads or getattr(self.reader, "plate_seen", False))
-            and self.deep.offer(frame)
-        ):
+        if self.deep is not None and self._wants_deep_read(reads) and self.deep.offer(frame):
             self.stats.deep_offered += 1
         return hits
+
+    def _wants_deep_read(self, reads: list[PlateRead]) -> bool:
+        """A frame is worth a deep read when it holds a plate no deep read has settled yet
+        (agent.tracking's ``settled``), or a plate the camera could not read: the worker
+        goes to the cars it has not read rather than the one that stays in view."""
+        return any(not self.tracker.settled(r.text) for r in reads) or getattr(
+            self.reader, "plate_unread", False
+        )
 
     def poll(self, wait_s: float = 0.0) -> list[Hit]:
         """Hits raised by deep reads finished while no frame came (a stalled camera, the

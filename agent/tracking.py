@@ -36,6 +36,10 @@ MAX_ALTERNATIVES = 6
 SAME_PLATE_IOU = 0.3
 """A decisive read and a video read of the same frame overlapping this much are one plate."""
 FRAMES_KEPT = 64
+SETTLED_READS = 2
+SETTLED_CONFIDENCE = 0.9
+"""A track is settled, no longer worth a deep read, once it has :data:`SETTLED_READS`
+decisive reads, or one at least this sure."""
 """Boxes of a track's latest reads kept by frame, for decisive reads that come late."""
 
 
@@ -167,6 +171,15 @@ class Tracker:
                 self.provisional.append(track.voted())
         return changed
 
+    def settled(self, text: str) -> bool:
+        """Whether the open track ``text`` joins has had deep reads enough (see
+        :data:`SETTLED_CONFIDENCE`): a second opinion only where the first was unsure."""
+        track = self._find(text)
+        if track is None or not track.decided:
+            return False
+        sure = max(track.decided.values()) / track.n_decisive >= SETTLED_CONFIDENCE
+        return track.n_decisive >= SETTLED_READS or sure
+
     def _at(self, frame_index: int, box: Box) -> _Track | None:
         """The open track whose read of frame ``frame_index`` overlaps ``box`` most."""
         overlaps = [
@@ -178,9 +191,13 @@ class Tracker:
         return best[1] if best is not None and best[0] >= SAME_PLATE_IOU else None
 
     def _find(self, text: str) -> _Track | None:
+        """The open track ``text`` joins: within one edit of its first text or, once a
+        deep read leads it, of that text too."""
         key = fold(text)
         for track in self._open:
-            if within_one_edit(track.key, key):
+            if within_one_edit(track.key, key) or (
+                track.decided and within_one_edit(fold(track.leading_text()), key)
+            ):
                 return track
         return None
 

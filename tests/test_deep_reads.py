@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,10 +123,24 @@ def test_a_deep_read_joins_the_track_of_the_video_read_it_overlaps_in_its_frame(
     (voted,) = tracker.observe([read(LISTED, 0.97, (8, 9, 100, 24))], 100.05, 1, decisive=True)
     assert voted.text == LISTED and voted.alternatives[0] == "213-D-27"
     assert tracker.open_tracks == 1
-    # Elsewhere in the frame, or in a frame the track was not read in: a track of its own.
-    tracker.observe([read(LISTED, 0.97, (400, 300, 100, 24))], 100.05, 2, decisive=True)
-    tracker.observe([read("AB-123-CD", 0.9, (8, 9, 100, 24))], 100.05, 7, decisive=True)
-    assert tracker.open_tracks == 3
+    # Another plate elsewhere in the frame: a track of its own.
+    tracker.observe([read("XY-456-ZT", 0.97, (400, 300, 100, 24))], 100.05, 2, decisive=True)
+    assert tracker.open_tracks == 2
+    # A frame the video did not read: the deep read joins the track its text leads.
+    tracker.observe([read(LISTED, 0.9, (30, 12, 100, 24))], 100.2, 9, decisive=True)
+    assert tracker.open_tracks == 2
+
+
+def test_a_track_is_settled_by_one_sure_deep_read_or_two_unsure_ones() -> None:
+    tracker = Tracker(gap_s=1.0, min_reads=2)
+    tracker.observe([read("213-D-27", 0.9)], 100.0, 0)
+    assert not tracker.settled("213-D-27")  # no deep read yet
+    tracker.observe([read(LISTED, 0.6)], 100.0, 0, decisive=True)
+    assert not tracker.settled("213-D-27")  # one unsure deep read: worth a second
+    tracker.observe([read(LISTED, 0.7)], 100.1, 2, decisive=True)
+    assert tracker.settled("213-D-27") and tracker.settled(LISTED)
+    tracker.observe([read("AB-123-CD", 0.95, (500, 10, 90, 20))], 100.2, 5, decisive=True)
+    assert tracker.settled("AB-123-CD") and not tracker.settled("XY-999-ZZ")
 
 
 def test_one_frame_read_both_ways_keeps_the_deep_text_and_the_video_plates_it_did_not_read() -> (
@@ -179,12 +195,10 @@ def test_a_killed_worker_is_logged_and_started_again(
     deep: DeepReads, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert deep.offer(frame(1, plate_frame()))
-    process = deep._process
-    assert process is not None
-    process.kill()
-    process.join(5)
+    assert deep.pid is not None
+    os.kill(deep.pid, signal.SIGKILL)
     with caplog.at_level(logging.ERROR, logger="agent.deep_reads"):
-        assert wait_for(lambda: not deep.finished() and deep._process is None, 5)
+        assert wait_for(lambda: not deep.finished() and not deep.running, 5)
     assert "worker lost" in caplog.text and "exit code -9" in caplog.text
     assert not deep.offer(frame(2, plate_frame()))  # this offer starts another worker
     assert deep.stats.restarts == 1
@@ -212,16 +226,28 @@ def test_a_worker_without_models_turns_deep_reads_off_with_a_clear_error(
 class BlurredVideoReader:
     """The camera's quick read of the plate: it sees it and drops the first two digits."""
 
-    plate_seen = True
+    plate_unread = False
 
     def read(self, image: object) -> list[PlateRead]:
         del image
         return [read("213-D-27", 0.9, (262, 232, 116, 40))]
 
 
-def run_pipeline(deep: DeepReads | None, frames: int = 400) -> tuple[Pipeline, list[int]]:
+class UnreadVideoReader:
+    """The camera's quick read finds the plate's box but reads nothing there."""
+
+    plate_unread = True
+
+    def read(self, image: object) -> list[PlateRead]:
+        del image
+        return []
+
+
+def run_pipeline(
+    deep: DeepReads | None, frames: int = 400, reader: object | None = None
+) -> tuple[Pipeline, list[int]]:
     pipeline = Pipeline(
-        BlurredVideoReader(),  # type: ignore[arg-type]
+        reader or BlurredVideoReader(),  # type: ignore[arg-type]
         Tracker(gap_s=30.0, min_reads=2),
         Matcher([WatchlistEntry(LISTED, "stolen", "DGSN-1")]),
         "cam-test-01",
@@ -244,6 +270,25 @@ def test_a_plate_the_video_misreads_alerts_on_its_deep_read(deep: DeepReads) -> 
     assert hit_frames == [0]  # the first frame showing the plate, read deep
     assert pipeline.stats.deep_hits == 1
     assert pipeline.stats.deep_offered >= 1 and pipeline.stats.deep_frames >= 1
+
+
+def test_a_plate_the_camera_finds_but_cannot_read_alerts_on_its_deep_read(
+    deep: DeepReads,
+) -> None:
+    pipeline, hit_frames = run_pipeline(deep, reader=UnreadVideoReader())
+    assert hit_frames == [0] and pipeline.stats.deep_hits == 1
+
+
+def test_a_plate_settled_by_a_sure_deep_read_is_not_read_deep_again(deep: DeepReads) -> None:
+    """The worker goes to the cars it has not read, not to the one that stays in view."""
+    pipeline, hit_frames = run_pipeline(deep)
+    assert hit_frames == [0]
+    image = plate_frame()
+    for index in range(1, 60):
+        assert pipeline.process(frame(index, image)) == []
+        time.sleep(0.01)
+    assert pipeline.stats.deep_offered == 1 and deep.stats.read == 1
+    assert pipeline.tracker.settled("213-D-27")  # the video's text joins the settled track
 
 
 def test_a_deep_read_finished_after_the_last_frame_still_alerts(deep: DeepReads) -> None:

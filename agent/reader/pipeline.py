@@ -182,6 +182,8 @@ UNKNOWN_MIN_CONFIDENCE = 0.7
 but the model's own confidence vouches for it."""
 
 
+UNREAD_IOU = 0.3
+"""A detector box overlapping a reported read this little is a plate left unread."""
 PLATE_SEEN_SCORE = 0.3
 """A video frame is worth a deep read (agent.deep_reads) when its read reported a plate,
 or when the detector found a box at least this sure that it could not read: on the held-out
@@ -637,10 +639,10 @@ class ModelPlateReader:
         self.max_side = max_side
         self.far_plates = far_plates
         self.unknown_min_confidence = unknown_min_confidence
-        self.plate_seen = False
+        self.plate_unread = False
         """Whether the last frame :meth:`read` had a box the detector was at least
-        :data:`PLATE_SEEN_SCORE` sure of, read or not (the pipeline offers such frames
-        for a deep read: agent.deep_reads)."""
+        :data:`PLATE_SEEN_SCORE` sure of that no reported read covers (the pipeline
+        offers such frames for a deep read: agent.deep_reads)."""
         self.recogniser: PlateRecogniser = load_recognisers(
             models_dir, num_threads, recognisers, recognisers_doubt, bare_strokes
         )
@@ -1123,12 +1125,17 @@ class ModelPlateReader:
     def read(self, image: Image) -> list[PlateRead]:
         """Every plate read in the BGR frame, most confident first: each text once, and no
         read of a part of a plate read whole (:func:`_a_part_read`). Sets
-        :attr:`plate_seen` for the frame."""
+        :attr:`plate_unread` for the frame."""
         frame = check_frame(image)
         height, width = frame.shape[:2]
         found = self.read_boxes(frame)
-        self.plate_seen = any(r.detector_score >= PLATE_SEEN_SCORE for r in found)
-        return self.reported(found, width, height)
+        reads = self.reported(found, width, height)
+        self.plate_unread = any(
+            r.detector_score >= PLATE_SEEN_SCORE
+            and all(box_iou(r.box, read.box) < UNREAD_IOU for read in reads)
+            for r in found
+        )
+        return reads
 
     def reported(self, found: list[BoxRead], width: int, height: int) -> list[PlateRead]:
         """The reads of :meth:`read` among ``found``, the box reads of a ``width`` x
