@@ -12,14 +12,14 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from agent.capture.factory import open_source
 from agent.capture.queue import FrameQueue
 from agent.capture.worker import CaptureWorker
-from agent.config import DEFAULT_SAMPLES_DIR, RaqibConfig, ReaderConfig
+from agent.config import DEFAULT_SAMPLES_DIR, CaptureConfig, RaqibConfig, ReaderConfig
 from agent.daemon import make_reader
 from agent.deep_reads import DeepReads
 from agent.errors import ModelError
@@ -41,6 +41,21 @@ SAMPLE_TRUTH = DEFAULT_SAMPLES_DIR / "street_clip.truth.json"
 DEEP_START_S = 60.0
 
 
+def _captured(capture: CaptureConfig, queue: FrameQueue) -> Iterator[Frame]:
+    """Every frame a capture thread puts in ``queue`` (as the daemon's), until its source ends."""
+    worker = CaptureWorker(lambda: open_source(capture), queue)
+    worker.start()
+    try:
+        while True:
+            frame = queue.get(1.0)
+            if frame is not None:
+                yield frame
+            elif queue.closed:
+                return
+    finally:
+        worker.stop()
+
+
 def bench_pipeline(config: RaqibConfig) -> Figures:
     """Frames per second through capture → reader → tracker → matcher on the sample clip.
 
@@ -60,19 +75,9 @@ def bench_pipeline(config: RaqibConfig) -> Figures:
         fast_min_confidence=config.tracker.fast_alert_threshold,
     )
     queue = FrameQueue(10_000)
-    worker = CaptureWorker(lambda: open_source(cfg), queue)
     start = time.perf_counter()
-    worker.start()
-    hits = 0
-    while True:
-        frame = queue.get(1.0)
-        if frame is None:
-            if queue.closed:
-                break
-            continue
-        hits += len(pipeline.process(frame))
+    hits = sum(len(pipeline.process(frame)) for frame in _captured(cfg, queue))
     elapsed = time.perf_counter() - start
-    worker.stop()
     frames = pipeline.stats.frames
     return {
         "pipeline_fps": round(frames / elapsed, 1),
@@ -99,20 +104,12 @@ def _clip_at_camera_pace(config: RaqibConfig, deep: DeepReads | None) -> Figures
         deep=deep,
     )
     queue = FrameQueue(config.capture.queue_size)
-    worker = CaptureWorker(lambda: open_source(cfg), queue)
-    worker.start()
     frame_ms: list[float] = []
     hits: set[str] = set()
-    while True:
-        frame = queue.get(1.0)
-        if frame is None:
-            if queue.closed:
-                break
-            continue
+    for frame in _captured(cfg, queue):
         started = time.perf_counter()
         hits.update(hit.match.entry.plate for hit in pipeline.process(frame))
         frame_ms.append((time.perf_counter() - started) * 1000)
-    worker.stop()
     vehicles = json.loads(SAMPLE_TRUTH.read_text(encoding="utf-8"))["vehicles"]
     read_deep = set(deep.frames) if isinstance(deep, _RecordedDeepReads) else set()
     return {

@@ -17,6 +17,7 @@ from agent.config import DEFAULT_SAMPLES_DIR, MqttConfig
 from agent.evidence.rig import EvidenceRig
 from agent.frames import Image
 from agent.reads import Box, box_iou
+from agent.synth.plates import render_plate
 
 WaitUntil = Callable[..., bool]
 
@@ -78,6 +79,20 @@ def cli_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def plate_in_frame(text: str, seed: int) -> tuple[Image, Box]:
+    """A 640 x 360 frame with one rendered plate in a dark recess on a car body, and the
+    plate's box: a photo the shipped models read."""
+    rng = np.random.default_rng(seed)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frame[150:330, 120:520] = (120, 60, 30)
+    plate = render_plate(text, rng, height=40)
+    h, w = plate.shape[:2]
+    x, y = 320 - w // 2, 230
+    frame[y - 10 : y + h + 10, x - 14 : x + w + 14] = 25
+    frame[y : y + h, x : x + w] = plate
+    return frame, (x, y, w, h)
 
 
 def plates_found(reader: Any, photos: list[tuple[Image, list[Box]]], iou: float = 0.5) -> int:

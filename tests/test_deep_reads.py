@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import plate_in_frame
 
 from agent.cli import main
 from agent.config import ReaderConfig
@@ -28,7 +29,6 @@ from agent.frames import Frame
 from agent.pipeline import Pipeline
 from agent.reader.pipeline import ModelPlateReader
 from agent.reads import PlateRead, WatchlistEntry
-from agent.synth.plates import render_plate
 from agent.tracking import Tracker
 from agent.watchlist.matcher import Matcher
 
@@ -37,16 +37,7 @@ WAIT_S = 30.0
 
 
 def plate_frame(text: str = LISTED, seed: int = 0) -> np.ndarray:
-    """A 640 x 360 frame with one plate in a dark recess on a car body."""
-    rng = np.random.default_rng(seed)
-    frame = np.full((360, 640, 3), 90, np.uint8)
-    frame[150:330, 120:520] = (120, 60, 30)
-    plate = render_plate(text, rng, height=40)
-    h, w = plate.shape[:2]
-    x, y = 320 - w // 2, 230
-    frame[y - 10 : y + h + 10, x - 14 : x + w + 14] = 25
-    frame[y : y + h, x : x + w] = plate
-    return frame
+    return plate_in_frame(text, seed)[0]
 
 
 def frame(index: int, image: np.ndarray) -> Frame:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun
+from conftest import DetectorRun, plate_in_frame
 
 from agent.cli import main
 from agent.config import ReaderConfig
@@ -19,19 +19,6 @@ from agent.reads import edit_distance
 from agent.synth.plates import render_plate
 
 PLATES = ("48213-D-27", "AB-123-CD", "7051-H-6", "FG-904-KL")
-
-
-def _frame(text: str, seed: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A 640 x 360 frame with one plate in a dark recess on a grey car body."""
-    rng = np.random.default_rng(seed)
-    frame = np.full((360, 640, 3), 90, np.uint8)
-    frame[150:330, 120:520] = (120, 60, 30)
-    plate = render_plate(text, rng, height=40)
-    h, w = plate.shape[:2]
-    x, y = 320 - w // 2, 230
-    frame[y - 10 : y + h + 10, x - 14 : x + w + 14] = 25
-    frame[y : y + h, x : x + w] = plate
-    return frame, (x, y, w, h)
 
 
 def _crop(text: str, seed: int) -> np.ndarray:
@@ -46,7 +33,7 @@ def _crop(text: str, seed: int) -> np.ndarray:
 def manifest_dir(tmp_path: Path) -> Path:
     rows = []
     for i, text in enumerate(PLATES[:2]):
-        frame, (x, y, w, h) = _frame(text, i)
+        frame, (x, y, w, h) = plate_in_frame(text, i)
         cv2.imwrite(str(tmp_path / f"frame{i}.png"), frame)
         rows.append([f"frame{i}.png", text, x, y, w, h])
     for i, text in enumerate(PLATES[2:]):
