@@ -83,9 +83,9 @@ class ReaderConfig(_Section):
     """Also read, in a worker process, one video frame at a time that shows a plate not
     yet read deep (or a plate box left unread) with the photo settings (``still_*``: both
     recognisers, every photo pass), and let those reads decide their tracks
-    (agent.deep_reads): the held-out Moroccan scenes read as
-    video frames 239 -> 284 of 299 plates exact. Off by default: it keeps one more core
-    busy while plates are in view (100-300 ms a frame on an x86 core)."""
+    (agent.deep_reads): the held-out Moroccan scenes read as video frames 239 -> 284 of
+    299 plates exact. Off by default: it keeps one more core busy while new plates are in
+    view (100-300 ms a frame on an x86 core)."""
     detector: Literal["auto", "model", "contour"] = "auto"
     """Plate localiser: the trained ``detector.tflite`` ("model"), the classical
     OpenCV one ("contour"), or "auto": the model when ``models_dir`` has it."""
