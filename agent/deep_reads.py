@@ -58,8 +58,8 @@ RESTART_S = 30.0
 
 @dataclass(slots=True)
 class DeepReadStats:
-    offered: int = 0
-    """Frames offered while the worker was running."""
+    taken: int = 0
+    """Frames handed to the worker (it was idle)."""
     read: int = 0
     """Frames the worker read and gave back."""
     busy: int = 0
@@ -116,7 +116,6 @@ class DeepReads:
                 return False
             self.stats.restarts += 1
             self._start()
-        self.stats.offered += 1
         if not self.idle:
             self.stats.busy += 1
             return False
@@ -127,6 +126,7 @@ class DeepReads:
             self._lost(f"could not be sent frame {frame.index} ({exc})")
             return False
         self._in_flight, self._offered_at = frame, time.monotonic()
+        self.stats.taken += 1
         return True
 
     def finished(self, wait_s: float = 0.0) -> list[tuple[Frame, list[PlateRead]]]:

@@ -69,10 +69,6 @@ class PipelineStats:
     """Hits not raised again: the same listed plate within ``realert_s`` (a track broken by
     dropped frames, or the plate's first sure read and its vote)."""
     read_ms_ema: float = 0.0
-    deep_offered: int = 0
-    """Frames handed to the deep reader (it was idle and the frame showed a plate)."""
-    deep_frames: int = 0
-    """Deep reads given back and tracked."""
     deep_hits: int = 0
     """Hits raised by a deep read."""
 
@@ -134,8 +130,8 @@ class Pipeline:
                 hit = self._check_fast(tracked, frame, self._fast_min_confidence)
                 if hit is not None:
                     hits.append(hit)
-        if self.deep is not None and self._wants_deep_read(reads) and self.deep.offer(frame):
-            self.stats.deep_offered += 1
+        if self.deep is not None and self._wants_deep_read(reads):
+            self.deep.offer(frame)  # refused while the worker reads (DeepReads.stats counts)
         return hits
 
     def _wants_deep_read(self, reads: list[PlateRead]) -> bool:
@@ -156,7 +152,6 @@ class Pipeline:
         assert self.deep is not None
         hits = []
         for frame, reads in self.deep.finished(wait_s):
-            self.stats.deep_frames += 1
             for tracked in self.tracker.observe(reads, frame.timestamp, frame.index, decisive=True):
                 hit = self._check(tracked, frame)
                 if hit is not None:

@@ -36,11 +36,11 @@ MAX_ALTERNATIVES = 6
 SAME_PLATE_IOU = 0.3
 """A decisive read and a video read of the same frame overlapping this much are one plate."""
 FRAMES_KEPT = 64
+"""Boxes of a track's latest reads kept by frame, for decisive reads that come late."""
 SETTLED_READS = 2
 SETTLED_CONFIDENCE = 0.9
 """A track is settled, no longer worth a deep read, once it has :data:`SETTLED_READS`
 decisive reads, or one at least this sure."""
-"""Boxes of a track's latest reads kept by frame, for decisive reads that come late."""
 
 
 def within_one_edit(a: str, b: str) -> bool:

@@ -35,7 +35,7 @@ import numpy as np
 from agent.deep_reads import one_frame_tracks
 from agent.errors import FrameError, InputError
 from agent.frames import Image
-from agent.reader.pipeline import PLATE_SEEN_SCORE, ModelPlateReader
+from agent.reader.pipeline import ModelPlateReader, plate_unread
 from agent.reader.plate_text import canonicalize
 from agent.reads import Box, box_iou, edit_distance, plate_key
 
@@ -191,7 +191,7 @@ def evaluate_image(
     found = reader.read_boxes(image)
     reads = reader.reported(found, image.shape[1], image.shape[0])
     boxes_found = [r.box for r in found]
-    if deep is not None and (reads or any(r.detector_score >= PLATE_SEEN_SCORE for r in found)):
+    if deep is not None and (reads or plate_unread(found, reads)):
         deep_reads = deep.read(image)
         reads = one_frame_tracks(reads, deep_reads)
         boxes_found += [r.box for r in deep_reads]

@@ -192,6 +192,16 @@ Moroccan scenes read as video frames, offering only frames with a reported read 
 frame: 285)."""
 
 
+def plate_unread(found: list[BoxRead], reads: list[PlateRead]) -> bool:
+    """Whether the detector found a box at least :data:`PLATE_SEEN_SCORE` sure that none of
+    ``reads`` (the reads reported from ``found``) covers: a plate the frame's read left."""
+    return any(
+        r.detector_score >= PLATE_SEEN_SCORE
+        and all(box_iou(r.box, read.box) < UNREAD_IOU for read in reads)
+        for r in found
+    )
+
+
 def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
     """Return ``image`` if it is an H x W x 3 uint8 array, else raise ``FrameError``."""
     if not isinstance(image, np.ndarray):
@@ -1130,11 +1140,7 @@ class ModelPlateReader:
         height, width = frame.shape[:2]
         found = self.read_boxes(frame)
         reads = self.reported(found, width, height)
-        self.plate_unread = any(
-            r.detector_score >= PLATE_SEEN_SCORE
-            and all(box_iou(r.box, read.box) < UNREAD_IOU for read in reads)
-            for r in found
-        )
+        self.plate_unread = plate_unread(found, reads)
         return reads
 
     def reported(self, found: list[BoxRead], width: int, height: int) -> list[PlateRead]:
