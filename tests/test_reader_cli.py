@@ -240,6 +240,38 @@ def test_read_json_lines_have_the_documented_shape(
     assert abs(x + w / 2 - 320) < 12 and abs(y + h / 2 - 250) < 10
 
 
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF segment holding only the orientation tag, as a phone writes it."""
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"  # big-endian TIFF header, first IFD at 8
+        + b"\x00\x01"  # one entry
+        + b"\x01\x12\x00\x03\x00\x00\x00\x01"  # tag 0x0112 (orientation), SHORT, count 1
+        + orientation.to_bytes(2, "big")
+        + b"\x00\x00"
+        + b"\x00\x00\x00\x00"  # no next IFD
+    )
+    payload = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    assert jpeg[:2] == b"\xff\xd8"
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def test_a_phone_photo_stored_sideways_is_read_upright(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Phones store a portrait photo's pixels sideways and say so in EXIF (orientation 6:
+    # turn 90 degrees clockwise to show); an officer's photo must be read as it is shown.
+    frame, _box = plate_in_frame("48213-D-27", 0)
+    stored = cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    ok, jpeg = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    path = tmp_path / "portrait.jpg"
+    path.write_bytes(_with_exif_orientation(jpeg.tobytes(), 6))
+    assert main(["read", str(path), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert [p["text"] for p in line["plates"]] == ["48213-D-27"]
+
+
 def test_read_crops_reads_one_plate_per_image(
     manifest_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
