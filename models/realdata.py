@@ -6,7 +6,9 @@ Splits are fixed and documented here so every script and model card agree:
   train/val splits share 53 plates). A plate is held out when the first byte of
   the SHA-256 of its canonical text is below 52 (about 20 %). Rows labelled
   ``suspect`` are never scored and never trained on. Two-line plates (cars and
-  motorcycles) are trained on and scored like the others.
+  motorcycles) are trained on and scored like the others. Labels that disagree with the
+  photo, found by eye, are fixed or marked ``suspect`` in
+  ``models/moroccan_ocr_label_review.csv``; a plate stays in the split of its source text.
 - ``french-plates``: one car per image; held out by the same plate-text hash
   (first byte below 64, about 25 %).
 - ``moroccan-plates-detection``: the source's own ``train``/``valid`` column. The set
@@ -36,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
 SCENE_LABELS = Path(__file__).resolve().parent / "moroccan_scene_labels.csv"
 """Plate texts of the Moroccan ``valid`` scenes, read by eye (evaluation only)."""
+OCR_LABEL_REVIEW = Path(__file__).resolve().parent / "moroccan_ocr_label_review.csv"
+"""Moroccan crops whose source label disagrees with the photo: fixed, or ``suspect``."""
 
 MA_OCR = "moroccan-plates-ocr"
 MA_DET = "moroccan-plates-detection"
@@ -68,15 +72,29 @@ def _manifest_rows(folder: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(fh)
 
 
-def moroccan_ocr(datasets: Path) -> list[Row]:
-    """Moroccan crops, ``validation`` by plate; ``suspect`` rows unscored, not trained on."""
+def ocr_label_review(path: Path = OCR_LABEL_REVIEW) -> dict[str, str | None]:
+    """Canonical plate text by image (relative to the set) of the Moroccan crops whose source
+    label was found wrong by eye; None where the photo cannot be read with certainty."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {
+            r["image"]: canonicalize(r["plate_text"])[0] if r["label_status"] == "fixed" else None
+            for r in csv.DictReader(fh)
+        }
+
+
+def moroccan_ocr(datasets: Path, review: Path = OCR_LABEL_REVIEW) -> list[Row]:
+    """Moroccan crops, ``validation`` by plate (its source text, so a fixed label keeps its
+    split); ``suspect`` rows, in the source or the review, unscored and not trained on."""
     folder = datasets / MA_OCR
+    fixes = ocr_label_review(review)
     rows: list[Row] = []
     for r in _manifest_rows(folder):
-        text, _fmt = canonicalize(r["plate_text"])
+        source, _fmt = canonicalize(r["plate_text"])
+        fixed = fixes.get(r["image"], source)
         lines = int(r["n_lines"] or 1)
-        scored = r["label_status"] != "suspect"
-        rows.append(Row(folder / r["image"], text, None, held_out(text, 0.2), lines, scored))
+        scored = r["label_status"] != "suspect" and fixed is not None
+        text = source if fixed is None else fixed
+        rows.append(Row(folder / r["image"], text, None, held_out(source, 0.2), lines, scored))
     return rows
 
 

@@ -443,6 +443,32 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
     assert rows[0].box == (10.0, 20.0, 80.0, 20.0)
 
 
+def test_reviewed_moroccan_crop_labels_are_fixed_or_unscored_and_keep_their_split(
+    tmp_path: Path, realdata: ModuleType
+) -> None:
+    folder = tmp_path / "moroccan-plates-ocr"
+    folder.mkdir()
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "label_status", "n_lines"])
+        writer.writerow(["images/a.jpg", "23131أ11", "ok", "1"])
+        writer.writerow(["images/b.jpg", "2أ7", "ok", "1"])
+        writer.writerow(["images/c.jpg", "48213د27", "ok", "1"])
+    review = tmp_path / "review.csv"
+    with review.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "plate_text", "label_status", "source_text", "note"])
+        writer.writerow(["images/a.jpg", "20131أ11", "fixed", "23131أ11", "a 0, not a 3"])
+        writer.writerow(["images/b.jpg", "", "suspect", "2أ7", "blurred"])
+    a, b, c = realdata.moroccan_ocr(tmp_path, review)
+    assert (a.text, a.scored) == ("20131-A-11", True)
+    assert a.validation == realdata.held_out("23131-A-11", 0.2)  # split by the source text
+    assert not b.scored
+    assert (c.text, c.scored) == ("48213-D-27", True)
+    # the committed review file parses, each of its rows with a reason
+    assert realdata.ocr_label_review()
+
+
 def test_boxes_under_a_minimum_score_get_no_second_look_and_the_others_stay_the_same(
     clip_frames: list[Image], detector_runs: list[DetectorRun]
 ) -> None:
