@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from unittest.mock import ANY
 
 import cv2
 import numpy as np
@@ -58,6 +59,47 @@ def test_eval_prints_recall_accuracy_and_speed(
     assert figures["exact_plate_accuracy"] >= 0.75
     assert figures["character_accuracy"] >= 0.9
     assert figures["ms_per_image"] > 0  # speed is a benchmark figure (raqib bench reader)
+
+
+def test_eval_per_plate_lists_each_plate_with_its_read_as_the_figures_count_it(
+    manifest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the photos' floor at 1.0: the frames' plates are found but not reported, so the
+    # file has to tell "found, not read" apart from a right read
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[reader]\nstill_min_confidence = 1.0\n")
+    out = tmp_path / "plates.csv"
+    assert main(["--config", str(strict), "eval", str(manifest_dir), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    args = ["--config", str(strict), "eval", str(manifest_dir), "--json", "--per-plate", str(out)]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == expected | {"ms_per_image": ANY}
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    plates = {r["image"]: r for r in rows if r["plate_text"]}
+    assert set(plates) == {"frame0.png", "frame1.png", "crop0.png", "crop1.png"}
+    assert plates["frame0.png"]["plate_text"] == "48213-D-27"
+    for frame in ("frame0.png", "frame1.png"):
+        row = plates[frame]
+        assert (row["read"], row["exact"], row["reported"], row["found"]) == ("", "0", "0", "1")
+    for crop in ("crop0.png", "crop1.png"):
+        row = plates[crop]
+        assert row["found"] == ""  # a crop has no box to find
+        assert row["exact"] == str(int(row["read"] == row["plate_text"]))
+        # scored however unsure, and not matched under the strict floor (1.0, shown rounded)
+        assert row["reported"] == "0" or float(row["confidence"]) >= 0.9995
+    exact = sum(int(r["exact"]) for r in plates.values())
+    assert exact == round(expected["exact_plate_accuracy"] * expected["plates"])
+
+
+def test_eval_per_plate_to_a_path_it_cannot_write_fails_before_reading(
+    manifest_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = manifest_dir / "no-such-folder" / "plates.csv"
+    assert main(["eval", str(manifest_dir), "--per-plate", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert f"cannot write {bad}" in captured.err
+    assert captured.out == ""  # no figures: nothing was read
 
 
 def test_eval_scores_the_plates_raqib_read_reports(

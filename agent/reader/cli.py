@@ -23,6 +23,9 @@ with the photo reader, scored as the tracker combines the two.
 ``--watchlist N`` also puts each plate's read through the real watchlist matcher, the
 plate listed among ``N`` generated entries and then not listed: would the car alert, and
 would a read alert on the wrong car (agent.reader.alert_check).
+``--per-plate FILE`` also writes a CSV of every labelled plate, what was read there, how
+sure, whether it is exact and whether its box was found, then every stray read
+(agent.reader.evaluate.PER_PLATE_COLUMNS): the misses to look at next.
 
 Photos are read as stills (``reader.still_tile_above``: from 1000 px the detector
 also looks at overlapping tiles at half size, for far plates; ``reader.still_max_side``:
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import time
@@ -46,13 +50,14 @@ import numpy as np
 from agent.config import RaqibConfig
 from agent.errors import FrameError
 from agent.frames import Image
-from agent.reader.evaluate import EvalResult, evaluate_folder, load_image
+from agent.reader.evaluate import EvalResult, evaluate_folder, load_image, write_per_plate
 from agent.reader.pipeline import ModelPlateReader, check_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".h264", ".webm"})
 EXIT_OK = 0
 EXIT_ERROR = 1
 MAX_LIST_ENTRIES = 5_000_000
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -88,6 +93,13 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
         default=0,
         metavar="N",
         help="also match each read on a generated list of N entries (e.g. 1000000)",
+    )
+    ev.add_argument(
+        "--per-plate",
+        type=Path,
+        metavar="FILE",
+        help="also write a CSV of every labelled plate (read, confidence, exact, found) "
+        "and every stray read",
     )
     ev.set_defaults(handler=cmd_eval)
 
@@ -200,6 +212,14 @@ def _fmt(value: float, percent: bool) -> str:
 def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
     """``raqib eval DIR``: prints the figures; exit 1 if an image could not be read."""
     as_video = args.as_video or args.deep_reads
+    per_plate = None
+    if args.per_plate is not None:  # opened first: a bad path fails before the reading
+        try:
+            per_plate = args.per_plate.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            log.error("per-plate file not writable", extra={"path": str(args.per_plate)})
+            sys.stderr.write(f"raqib eval: cannot write {args.per_plate}: {exc.strerror}\n")
+            return EXIT_ERROR
     reader = ModelPlateReader.from_config(config.reader, stills=not as_video)
     deep = ModelPlateReader.from_config(config.reader, stills=True) if args.deep_reads else None
     result = evaluate_folder(reader, args.dir, deep)
@@ -208,6 +228,9 @@ def cmd_eval(args: argparse.Namespace, config: RaqibConfig) -> int:
         figures |= _alert_figures(result, args.watchlist, config)
     for error in result.errors:
         sys.stderr.write(f"raqib eval: {error}\n")
+    if per_plate is not None:
+        with per_plate:
+            write_per_plate(result, per_plate)
     if args.json:
         clean = {k: (None if math.isnan(v) else round(v, 4)) for k, v in figures.items()}
         sys.stdout.write(json.dumps(clean) + "\n")

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -65,6 +66,13 @@ class ScoredRead:
     text: str
     confidence: float
     alternatives: tuple[str, ...] = ()
+    image: str = ""
+    """The image's name in the manifest (``raqib eval --per-plate``)."""
+    found: bool | None = None
+    """A box was found over the labelled one (IoU 0.5); None for a crop or a stray read."""
+    scored: str | None = None
+    """The text the exact figures scored where the matcher gets none (``text`` ""): a
+    crop's read under the floor, which ``raqib read --crops`` still reports."""
 
 
 @dataclass
@@ -167,10 +175,12 @@ def evaluate_image(
     truths: list[Truth],
     result: EvalResult,
     deep: ModelPlateReader | None = None,
+    *,
+    name: str = "",
 ) -> None:
-    """Read one image and add its figures to ``result``. With ``deep`` (the photo reader)
-    a photo ``reader`` sees a plate in is also read by it as the daemon's deep reads do,
-    and the two reads are scored as the tracker combines them
+    """Read one image (``name`` in the manifest) and add its figures to ``result``. With
+    ``deep`` (the photo reader) a photo ``reader`` sees a plate in is also read by it as the
+    daemon's deep reads do, and the two reads are scored as the tracker combines them
     (:func:`agent.deep_reads.one_frame_tracks`)."""
     result.images += 1
     if any(t.box is None for t in truths):  # the image is a plate crop
@@ -182,9 +192,9 @@ def evaluate_image(
             if t.scored and t.text:
                 _score_text(result, t, text)
                 result.reads.append(
-                    ScoredRead(t.text, text, conf, alternatives)
+                    ScoredRead(t.text, text, conf, alternatives, name)
                     if reported
-                    else ScoredRead(t.text, "", 0.0)
+                    else ScoredRead(t.text, "", conf, image=name, scored=text)
                 )
         return
     start = time.perf_counter()
@@ -199,25 +209,63 @@ def evaluate_image(
     for t in truths:
         if not t.scored or t.box is None:
             continue
-        boxed = max((box_iou(box, t.box) for box in boxes_found), default=0.0)
+        boxed = max((box_iou(box, t.box) for box in boxes_found), default=0.0) >= DETECTION_IOU
         result.boxes += 1
-        result.detected += boxed >= DETECTION_IOU
+        result.detected += boxed
         if t.text:
             overlaps = [(box_iou(r.box, t.box), r) for r in reads]
             best = max(overlaps, key=lambda o: o[0], default=None)
             read = best[1] if best is not None and best[0] >= READ_IOU else None
             _score_text(result, t, read.text if read else "")
             result.reads.append(
-                ScoredRead(t.text, read.text, read.confidence, read.alternatives)
+                ScoredRead(t.text, read.text, read.confidence, read.alternatives, name, boxed)
                 if read
-                else ScoredRead(t.text, "", 0.0)
+                else ScoredRead(t.text, "", 0.0, image=name, found=boxed)
             )
     boxes = [t.box for t in truths if t.box is not None]
     result.stray.extend(
-        ScoredRead("", r.text, r.confidence, r.alternatives)
+        ScoredRead("", r.text, r.confidence, r.alternatives, name)
         for r in reads
         if all(box_iou(r.box, box) < READ_IOU for box in boxes)
     )
+
+
+PER_PLATE_COLUMNS = (
+    "image",
+    "plate_text",
+    "read",
+    "confidence",
+    "exact",
+    "reported",
+    "found",
+    "alternatives",
+)
+"""``raqib eval --per-plate``: one row per labelled plate, then one per stray read (its
+``plate_text`` empty). ``read``: the text scored (a crop's read however unsure);
+``reported``: it reaches the watchlist matcher (at the reader's floor); ``found``: empty for
+crops and stray reads; alternatives ``|``-joined."""
+
+
+def write_per_plate(result: EvalResult, out: TextIO) -> None:
+    """Write ``result``'s plates and stray reads as CSV (:data:`PER_PLATE_COLUMNS`) to
+    ``out`` (opened with ``newline=""``): the misses an evaluator looks at next, with what
+    the reader reported for each."""
+    writer = csv.writer(out)
+    writer.writerow(PER_PLATE_COLUMNS)
+    for r in [*result.reads, *result.stray]:
+        read = r.text if r.scored is None else r.scored
+        writer.writerow(
+            [
+                r.image,
+                r.truth,
+                read,
+                f"{r.confidence:.3f}",
+                int(same_plate(read, r.truth)) if r.truth else "",
+                int(bool(r.text)),
+                "" if r.found is None else int(r.found),
+                "|".join(r.alternatives),
+            ]
+        )
 
 
 def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tuple[str, Path]]:
@@ -239,11 +287,11 @@ def evaluate_folder(
             result.errors.append(str(exc))
             continue
         try:
-            evaluate_image(reader, image, manifest[name], result, deep)
+            evaluate_image(reader, image, manifest[name], result, deep, name=name)
         except FrameError as exc:  # the reader refused it: its plates count as not read
             result.errors.append(f"{path}: {exc}")
             for truth in manifest[name]:
                 if truth.scored and truth.text:
                     _score_text(result, truth, "")
-                    result.reads.append(ScoredRead(truth.text, "", 0.0))
+                    result.reads.append(ScoredRead(truth.text, "", 0.0, image=name))
     return result
