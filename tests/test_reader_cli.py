@@ -348,6 +348,17 @@ def test_read_reports_a_corrupt_file_and_reads_the_others(
     assert [line["image"] for line in lines] == [str(good)]
 
 
+def test_read_names_a_phone_s_heif_photo_instead_of_calling_it_corrupt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the first bytes of an iPhone photo: an ISO-BMFF ftyp box of brand "heic"
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    assert main(["read", str(photo), "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "HEIF/AVIF photo (heic)" in err and "export it as JPEG" in err
+
+
 def test_bench_reader_prints_the_documented_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "reader", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

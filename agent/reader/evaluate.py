@@ -144,13 +144,27 @@ def load_manifest(folder: Path) -> dict[str, list[Truth]]:
     return rows
 
 
+HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
+"""ISO-BMFF brands of HEIF and AVIF stills: phones' default photo format, which OpenCV
+cannot decode (``ftyp`` box at byte 4, its major brand at byte 8)."""
+
+
 def load_image(path: Path) -> Image:
-    """The BGR image at ``path``; ``FrameError`` if it is missing, unreadable or not an image."""
+    """The BGR image at ``path`` (EXIF orientation applied, as the photo is shown);
+    ``FrameError`` if it is missing, unreadable or not an image."""
     if not path.is_file():
         raise FrameError(f"image {path} not found")
     data = np.fromfile(path, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
+        head = data[:12].tobytes()
+        if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+            raise FrameError(
+                f"cannot decode image {path}: a HEIF/AVIF photo ({head[8:12].decode()}), "
+                "which is not supported: export it as JPEG (a phone's 'most compatible' setting)"
+            )
         raise FrameError(f"cannot decode image {path}: not an image, or corrupt")
     return np.ascontiguousarray(image, dtype=np.uint8)
 
