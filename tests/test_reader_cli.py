@@ -348,6 +348,26 @@ def test_read_reports_a_corrupt_file_and_reads_the_others(
     assert [line["image"] for line in lines] == [str(good)]
 
 
+def test_read_a_folder_reads_its_photos_in_name_order(
+    manifest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["read", str(manifest_dir), str(empty), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert f"no photos or videos in folder {empty}" in captured.err
+    lines = [json.loads(s) for s in captured.out.splitlines()]
+    # manifest.csv is no photo; the four PNGs are read as if named one by one
+    assert [Path(line["image"]).name for line in lines] == [
+        "crop0.png",
+        "crop1.png",
+        "frame0.png",
+        "frame1.png",
+    ]
+    frames = {Path(line["image"]).name: line for line in lines}
+    assert [p["text"] for p in frames["frame0.png"]["plates"]] == ["48213-D-27"]
+
+
 def test_read_names_a_phone_s_heif_photo_instead_of_calling_it_corrupt(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,8 @@
 """``raqib read`` and ``raqib eval``: the plate reader from the command line.
 
 ``raqib read PATH... [--json] [--crops]`` reads images or videos (by extension:
-.mp4 .mkv .avi .mov .m4v .ts .h264 are videos, decoded with PyAV). With
+.mp4 .mkv .avi .mov .m4v .ts .h264 .webm are videos, decoded with PyAV); a folder stands for
+its photos and videos (:data:`PHOTO_SUFFIXES`, :data:`VIDEO_SUFFIXES`; not its sub-folders). With
 ``--json`` it prints one line per image or video frame::
 
     {"image": "PATH", "plates": [{"text": "12345-B-6", "format": "MA",
@@ -54,6 +55,10 @@ from agent.reader.evaluate import EvalResult, evaluate_folder, load_image, write
 from agent.reader.pipeline import ModelPlateReader, check_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".ts", ".h264", ".webm"})
+PHOTO_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+"""What ``raqib read FOLDER`` reads from a folder (HEIF/AVIF to say they are not supported)."""
 EXIT_OK = 0
 EXIT_ERROR = 1
 MAX_LIST_ENTRIES = 5_000_000
@@ -65,7 +70,13 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
     read = subparsers.add_parser(
         "read", help="read plates in images or videos", parents=list(parents)
     )
-    read.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or video files")
+    read.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="image or video files, or folders of them",
+    )
     read.add_argument("--json", action="store_true", help="one JSON line per image or frame")
     read.add_argument(
         "--crops", action="store_true", help="each image is one plate crop (recogniser only)"
@@ -186,7 +197,14 @@ def cmd_read(args: argparse.Namespace, config: RaqibConfig) -> int:
         return 2
     readers = _Readers(config)
     status = EXIT_OK
-    for path in args.paths:
+    paths = []
+    for given in args.paths:
+        files = _files(given)
+        if not files:
+            sys.stderr.write(f"raqib read: no photos or videos in folder {given}\n")
+            status = EXIT_ERROR
+        paths += files
+    for path in paths:
         name = str(path)
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES and not args.crops:
@@ -201,6 +219,14 @@ def cmd_read(args: argparse.Namespace, config: RaqibConfig) -> int:
             status = EXIT_ERROR
         sys.stdout.flush()
     return status
+
+
+def _files(path: Path) -> list[Path]:
+    """``[path]``, or for a folder its photos and videos (by suffix, sorted, not recursive)."""
+    if not path.is_dir():
+        return [path]
+    wanted = PHOTO_SUFFIXES | VIDEO_SUFFIXES
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in wanted)
 
 
 def _fmt(value: float, percent: bool) -> str:
