@@ -1,0 +1,129 @@
+"""scripts/eval_real.py: every real set in one run, on a small datasets tree of the shared
+sets' layout (the shipped models read its rendered plates)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import pytest
+from conftest import plate_in_frame
+
+from agent.synth.plates import render_plate
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_real.py"
+
+
+@pytest.fixture(scope="module")
+def eval_real() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eval_real", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_real"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def datasets(tmp_path: Path) -> Path:
+    root = tmp_path / "datasets"
+    ocr = root / "moroccan-plates-ocr"
+    (ocr / "images").mkdir(parents=True)
+    plate = render_plate("60321-B-40", np.random.default_rng(3), height=44)
+    cv2.imwrite(str(ocr / "images" / "held.png"), cv2.copyMakeBorder(plate, 6, 6, 8, 8, 0))
+    cv2.imwrite(str(ocr / "images" / "trained.png"), plate)
+    _manifest(
+        ocr,
+        ["image", "plate_text", "label_status", "n_lines"],
+        [["images/held.png", "60321ب40", "ok", 1], ["images/trained.png", "48213د27", "ok", 1]],
+    )
+    french = root / "french-plates"
+    (french / "images").mkdir(parents=True)
+    photo, box = plate_in_frame("AE-330-NJ", 4)
+    cv2.imwrite(str(french / "images" / "AE-330-NJ.jpg"), photo)
+    _manifest(
+        french,
+        ["image", "plate_text", "x", "y", "w", "h"],
+        [["images/AE-330-NJ.jpg", "AE330NJ", *box]],
+    )
+    scenes = root / "moroccan-plates-detection"
+    (scenes / "images").mkdir(parents=True)
+    scene, scene_box = plate_in_frame("60321-B-40", 5)
+    cv2.imwrite(str(scenes / "images" / "scene.jpg"), scene)
+    _manifest(
+        scenes,
+        ["image", "x", "y", "w", "h", "split"],
+        [["images/scene.jpg", *scene_box, "valid"], ["images/scene.jpg", *scene_box, "train"]],
+    )
+    return root
+
+
+def test_one_run_scores_every_set_present_and_sums_the_shipping_rule(
+    eval_real: ModuleType, datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "run.json"
+    assert eval_real.main(["--datasets", str(datasets), "--save", str(saved)]) == 0
+    run = json.loads(saved.read_text(encoding="utf-8"))
+    sets = run["sets"]
+    # held-out rows only (the training crop is left out), the recoloured French proxies
+    # beside them; the sets missing from the tree (mixed, dashcam, square crops) left out
+    assert list(sets) == [
+        "moroccan-ocr-val",
+        "french-val",
+        "moroccan-detection-valid",
+        "french-val-yellow",
+        "french-val-black",
+    ]
+    assert (sets["moroccan-ocr-val"]["plates"], sets["moroccan-ocr-val"]["boxes"]) == (1, 0)
+    assert sets["moroccan-ocr-val"]["reads"][0][1] == "60321-B-40"
+    assert (sets["french-val"]["plates"], sets["french-val"]["found"]) == (1, 1)
+    assert sets["french-val"]["reads"][0][2] == "AE-330-NJ"  # the read, as raqib eval scores it
+    # a scene of no read-by-eye text is scored for its box only
+    assert (
+        sets["moroccan-detection-valid"]["plates"],
+        sets["moroccan-detection-valid"]["boxes"],
+    ) == (0, 1)
+    assert run["held_out_exact"] == sum(sets[n]["exact"] for n in eval_real.HELD_OUT)
+    assert run["held_out_exact"] >= 1
+    assert run["validation_only_exact"] == 0
+    assert run["scenes_found"] == 1.0
+    out = capsys.readouterr().out
+    assert "| `french-val` | held-out | 1 / 1 | 1 / 1 |" in out
+    assert "Moroccan scenes found: 100.0% (met: 97 %)" in out
+
+
+def test_compare_lists_the_plates_gained_and_lost_against_an_earlier_run(
+    eval_real: ModuleType,
+) -> None:
+    def run(reads: list[list[object]]) -> dict[str, object]:
+        return {"sets": {"french-val": {"reads": reads}}}
+
+    earlier = run([["a.jpg", "AE-330-NJ", "AE-330-NJ", 0.9], ["b.jpg", "BC-123-DE", "", 0.0]])
+    now = run([["a.jpg", "AE-330-NJ", "AE-33-NJ", 0.8], ["b.jpg", "BC-123-DE", "BC-123-DE", 0.7]])
+    assert eval_real.changes(earlier, now) == [
+        "french-val: +1 -1",
+        "  + BC-123-DE (b.jpg: - -> BC-123-DE)",
+        "  - AE-330-NJ (a.jpg: AE-330-NJ -> AE-33-NJ)",
+    ]
+    assert eval_real.changes(earlier, earlier) == []
+
+
+def test_without_the_shared_datasets_it_says_where_it_looked(
+    eval_real: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert eval_real.main(["--datasets", str(tmp_path / "nowhere")]) == 2
+    assert f"no shared datasets under {tmp_path / 'nowhere'}" in capsys.readouterr().err
