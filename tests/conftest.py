@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import av
@@ -154,3 +157,14 @@ def clip_frames() -> list[Image]:
         return [
             np.asarray(f.to_ndarray(format="bgr24"), np.uint8) for f in container.decode(video=0)
         ]
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` imported as module ``NAME`` (the scripts are no package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

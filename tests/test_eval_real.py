@@ -4,30 +4,21 @@ sets' layout (the shipped models read its rendered plates)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import cv2
 import numpy as np
 import pytest
-from conftest import plate_in_frame
+from conftest import load_script, plate_in_frame
 
 from agent.synth.plates import render_plate
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_real.py"
 
 
 @pytest.fixture(scope="module")
 def eval_real() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_real", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_real"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("eval_real")
 
 
 def _manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -51,25 +42,27 @@ def datasets(tmp_path: Path) -> Path:
         ["image", "plate_text", "label_status", "n_lines"],
         [["images/held.png", "60321ب40", "ok", 1], ["images/trained.png", "48213د27", "ok", 1]],
     )
-    french = root / "french-plates"
-    (french / "images").mkdir(parents=True)
-    photo, box = plate_in_frame("AE-330-NJ", 4)
-    cv2.imwrite(str(french / "images" / "AE-330-NJ.jpg"), photo)
+    box = _photo(root / "french-plates" / "images" / "AE-330-NJ.jpg", "AE-330-NJ", 4)
     _manifest(
-        french,
+        root / "french-plates",
         ["image", "plate_text", "x", "y", "w", "h"],
         [["images/AE-330-NJ.jpg", "AE330NJ", *box]],
     )
-    scenes = root / "moroccan-plates-detection"
-    (scenes / "images").mkdir(parents=True)
-    scene, scene_box = plate_in_frame("60321-B-40", 5)
-    cv2.imwrite(str(scenes / "images" / "scene.jpg"), scene)
+    box = _photo(root / "moroccan-plates-detection" / "images" / "scene.jpg", "60321-B-40", 5)
     _manifest(
-        scenes,
+        root / "moroccan-plates-detection",
         ["image", "x", "y", "w", "h", "split"],
-        [["images/scene.jpg", *scene_box, "valid"], ["images/scene.jpg", *scene_box, "train"]],
+        [["images/scene.jpg", *box, "valid"], ["images/scene.jpg", *box, "train"]],
     )
     return root
+
+
+def _photo(path: Path, text: str, seed: int) -> tuple[int, int, int, int]:
+    """A photo of one rendered plate written at ``path``; its plate's box."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    photo, box = plate_in_frame(text, seed)
+    cv2.imwrite(str(path), photo)
+    return box
 
 
 def test_one_run_scores_every_set_present_and_sums_the_shipping_rule(

@@ -3,26 +3,18 @@ reproduces the published figure it was built from."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 from agent.config import DEFAULT_MODELS_DIR
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pi_estimate.py"
 
 
 @pytest.fixture(scope="module")
 def pi() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pi_estimate", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pi_estimate"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pi_estimate")
 
 
 def test_int8_macs_are_counted_per_operator_from_the_model_file(pi: ModuleType) -> None:
