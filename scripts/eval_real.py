@@ -103,7 +103,7 @@ def summary(runs: list[SetRun]) -> dict[str, Any]:
             "ms_per_image": round(sum(r.ms) / len(r.ms), 1) if r.ms else None,
             "stray_reads": len([s for s in r.stray if s.text]),
             "reads": [
-                [s.image, s.truth, s.text if s.scored is None else s.scored, s.confidence]
+                [s.image, s.truth, s.text if s.scored is None else s.scored, s.confidence, s.found]
                 for s in r.reads
             ],
         }
@@ -142,21 +142,26 @@ def table(run: dict[str, Any]) -> str:
 
 
 def changes(earlier: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """Per set, the plates read right in one run and not in the other (by image and label)."""
+    """Per set, the plates read right in one run and not in the other, and the labelled
+    plates (with a text) whose box was found in one run and not in the other."""
     out = []
     for name, s in now["sets"].items():
         before = earlier["sets"].get(name)
         if before is None:
             continue
-        was = {(r[0], r[1]): r[2] for r in before["reads"]}
+        was = {(r[0], r[1]): r for r in before["reads"]}
         gained: list[str] = []
         lost: list[str] = []
-        for image, truth, read, _conf in s["reads"]:
+        for image, truth, read, _conf, *found in s["reads"]:
             old = was.get((image, truth))
-            if old is None or same_plate(old, truth) == same_plate(read, truth):
+            if old is None:
                 continue
-            entry = f"{truth} ({Path(image).name}: {old or '-'} -> {read or '-'})"
-            (gained if same_plate(read, truth) else lost).append(entry)
+            where = f"{truth} ({Path(image).name}"
+            if same_plate(old[2], truth) != same_plate(read, truth):
+                entry = f"{where}: {old[2] or '-'} -> {read or '-'})"
+                (gained if same_plate(read, truth) else lost).append(entry)
+            if found and found[0] is not None and old[4:] and old[4] != found[0]:
+                (gained if found[0] else lost).append(f"{where}: box found)")
         if gained or lost:
             out.append(f"{name}: +{len(gained)} -{len(lost)}")
             out += [f"  + {g}" for g in gained] + [f"  - {item}" for item in lost]

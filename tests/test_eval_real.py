@@ -105,12 +105,26 @@ def test_compare_lists_the_plates_gained_and_lost_against_an_earlier_run(
     def run(reads: list[list[object]]) -> dict[str, object]:
         return {"sets": {"french-val": {"reads": reads}}}
 
-    earlier = run([["a.jpg", "AE-330-NJ", "AE-330-NJ", 0.9], ["b.jpg", "BC-123-DE", "", 0.0]])
-    now = run([["a.jpg", "AE-330-NJ", "AE-33-NJ", 0.8], ["b.jpg", "BC-123-DE", "BC-123-DE", 0.7]])
+    earlier = run(
+        [
+            ["a.jpg", "AE-330-NJ", "AE-330-NJ", 0.9, True],
+            ["b.jpg", "BC-123-DE", "", 0.0, False],
+            ["c.jpg", "CD-456-EF", "", 0.0, True],
+        ]
+    )
+    now = run(
+        [
+            ["a.jpg", "AE-330-NJ", "AE-33-NJ", 0.8, True],
+            ["b.jpg", "BC-123-DE", "BC-123-DE", 0.7, True],
+            ["c.jpg", "CD-456-EF", "", 0.0, False],
+        ]
+    )
     assert eval_real.changes(earlier, now) == [
-        "french-val: +1 -1",
+        "french-val: +2 -2",
         "  + BC-123-DE (b.jpg: - -> BC-123-DE)",
+        "  + BC-123-DE (b.jpg: box found)",
         "  - AE-330-NJ (a.jpg: AE-330-NJ -> AE-33-NJ)",
+        "  - CD-456-EF (c.jpg: box found)",
     ]
     assert eval_real.changes(earlier, earlier) == []
 
