@@ -1,6 +1,6 @@
 """Every real evaluation set in one run, scored as ``raqib eval`` scores one folder.
 
-    python scripts/eval_real.py [--datasets DIR] [--config FILE] [--as-video]
+    python scripts/eval_real.py [--datasets DIR] [--config FILE] [--as-video] [--sets A,B]
                                 [--save RUN.json] [--compare EARLIER.json]
 
 Why: whether a new model or reader rule ships is decided on all the real sets together
@@ -77,10 +77,14 @@ def kind_of(name: str) -> str:
     return "boxes only"
 
 
-def run_sets(reader: ModelPlateReader, folders: dict[str, Path]) -> list[SetRun]:
-    order = [*HELD_OUT, *PROXIES, *VALIDATION_ONLY, *BOXES_ONLY]
+ALL_SETS = (*HELD_OUT, *PROXIES, *VALIDATION_ONLY, *BOXES_ONLY)
+
+
+def run_sets(
+    reader: ModelPlateReader, folders: dict[str, Path], only: tuple[str, ...] = ALL_SETS
+) -> list[SetRun]:
     runs = []
-    for name in [n for n in order if n in folders]:
+    for name in [n for n in ALL_SETS if n in folders and n in only]:
         started = time.perf_counter()
         result = evaluate_folder(reader, folders[name])
         print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
@@ -168,6 +172,16 @@ def changes(earlier: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
+def _set_names(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in ALL_SETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown set(s) {', '.join(unknown) or '(none given)'}; sets: {', '.join(ALL_SETS)}"
+        )
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=realdata.DEFAULT_DATASETS)
@@ -175,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-video", action="store_true", help="read photos as video frames")
     parser.add_argument("--save", type=Path, help="write this run as JSON")
     parser.add_argument("--compare", type=Path, help="an earlier run saved with --save")
+    parser.add_argument(
+        "--sets",
+        type=_set_names,
+        default=ALL_SETS,
+        metavar="A,B",
+        help=f"only these sets (of {', '.join(ALL_SETS)})",
+    )
     args = parser.parse_args(argv)
     if not realdata.available(args.datasets):
         print(f"eval_real: no shared datasets under {args.datasets}", file=sys.stderr)
@@ -183,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     reader = ModelPlateReader.from_config(config.reader, stills=not args.as_video)
     with tempfile.TemporaryDirectory(prefix="raqib-eval-") as work:
-        run = summary(run_sets(reader, write_folders(args.datasets, Path(work))))
+        run = summary(run_sets(reader, write_folders(args.datasets, Path(work)), args.sets))
     print(table(run))
     if earlier is not None:
         print("\n".join(["", "changes against the earlier run:", *changes(earlier, run)]))

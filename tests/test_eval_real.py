@@ -129,6 +129,19 @@ def test_compare_lists_the_plates_gained_and_lost_against_an_earlier_run(
     assert eval_real.changes(earlier, earlier) == []
 
 
+def test_sets_picks_the_sets_read_and_refuses_a_name_it_does_not_know(
+    eval_real: ModuleType, datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "run.json"
+    args = ["--datasets", str(datasets), "--sets", "french-val", "--save", str(saved)]
+    assert eval_real.main(args) == 0
+    assert list(json.loads(saved.read_text(encoding="utf-8"))["sets"]) == ["french-val"]
+    with pytest.raises(SystemExit) as exit_info:
+        eval_real.main(["--datasets", str(datasets), "--sets", "french-val,scenes"])
+    assert exit_info.value.code == 2
+    assert "unknown set(s) scenes" in capsys.readouterr().err
+
+
 def test_without_the_shared_datasets_it_says_where_it_looked(
     eval_real: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
