@@ -109,8 +109,8 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -
         "--per-plate",
         type=Path,
         metavar="FILE",
-        help="also write a CSV of every labelled plate (read, confidence, exact, found) "
-        "and every stray read",
+        help="also write a CSV of every labelled plate (read, confidence, exact, reported, "
+        "found, alternatives) and every stray read",
     )
     ev.set_defaults(handler=cmd_eval)
 
