@@ -15,8 +15,9 @@ the exact plates and the boxes found, then the two sums the shipping rule compar
 - **validation-only**: square European crops and mixed photos (never trained on by licence).
 
 ``--save`` keeps the run (figures and every plate's read) as JSON; ``--compare`` lists,
-set by set, the plates an earlier saved run read right that this one reads wrong, and the
-other way round. The dashcam rides have boxes only (found, not read).
+set by set, the plates an earlier saved run read right, or whose box it found, that this
+one does not, and the other way round. ``--sets`` reads only some sets. The dashcam rides
+have boxes only (found, not read).
 """
 
 from __future__ import annotations
