@@ -71,6 +71,13 @@ def finished_reads(worker: DeepReads) -> list[tuple[Frame, list[PlateRead]]]:
     return done
 
 
+def assert_reads_the_listed_plate_again(worker: DeepReads, index: int) -> None:
+    """After a fault: the worker, idle again, takes frame ``index`` and reads its plate."""
+    assert wait_for(lambda: worker.idle)
+    assert worker.offer(frame(index, plate_frame()))
+    assert LISTED in {r.text for _, reads in finished_reads(worker) for r in reads}
+
+
 # --- the tracker: deep reads decide their tracks ---------------------------------------
 
 
@@ -177,9 +184,7 @@ def test_a_frame_the_reader_refuses_costs_that_frame_only(
         assert wait_for(lambda: bool(deep.finished()) or deep.stats.errors == 1)
     assert deep.stats.errors == 1
     assert "frame not read" in caplog.text
-    assert wait_for(lambda: deep.idle)
-    assert deep.offer(frame(2, plate_frame()))
-    assert LISTED in {r.text for _, reads in finished_reads(deep) for r in reads}
+    assert_reads_the_listed_plate_again(deep, 2)
 
 
 def test_a_killed_worker_is_logged_and_started_again(
@@ -193,9 +198,7 @@ def test_a_killed_worker_is_logged_and_started_again(
     assert "worker lost" in caplog.text and "exit code -9" in caplog.text
     assert not deep.offer(frame(2, plate_frame()))  # this offer starts another worker
     assert deep.stats.restarts == 1
-    assert wait_for(lambda: deep.idle)
-    assert deep.offer(frame(3, plate_frame()))
-    assert LISTED in {r.text for _, reads in finished_reads(deep) for r in reads}
+    assert_reads_the_listed_plate_again(deep, 3)
 
 
 def test_a_worker_without_models_turns_deep_reads_off_with_a_clear_error(
