@@ -45,6 +45,7 @@ HELD_OUT = ("moroccan-ocr-val", "french-val", "moroccan-detection-valid")
 VALIDATION_ONLY = ("eu-square-crops", "mixed-plates")
 PROXIES = ("french-val-yellow", "french-val-black")
 BOXES_ONLY = ("dashcam-heldout", "dashcam-night")
+ALL_SETS = (*HELD_OUT, *PROXIES, *VALIDATION_ONLY, *BOXES_ONLY)
 SCENES_FOUND_TARGET = 0.97
 """Issue 12: the detector finds 97 % of the Moroccan scenes' plates (IoU 0.5)."""
 
@@ -56,12 +57,13 @@ class SetRun:
     result: EvalResult
 
 
-def write_folders(datasets: Path, work: Path) -> dict[str, Path]:
+def write_folders(datasets: Path, work: Path, only: tuple[str, ...] = ALL_SETS) -> dict[str, Path]:
     """The evaluation folders by set name (manifests under ``work``, images in place but
-    for the recoloured French proxies)."""
+    for the recoloured French proxies, written only when ``only`` names one of them)."""
     folders = {p.name: p for p in realdata.write_validation_manifests(datasets, work)}
     folders |= {p.name: p for p in realdata.write_detector_manifests(datasets, work)}
-    folders |= {p.name: p for p in realdata.write_recoloured_french(datasets, work)}
+    if any(name in only for name in PROXIES):
+        folders |= {p.name: p for p in realdata.write_recoloured_french(datasets, work)}
     square = datasets / "eu-square-crops"
     if (square / "manifest.csv").is_file():
         folders["eu-square-crops"] = square
@@ -76,9 +78,6 @@ def kind_of(name: str) -> str:
     if name in PROXIES:
         return "held-out proxy"
     return "boxes only"
-
-
-ALL_SETS = (*HELD_OUT, *PROXIES, *VALIDATION_ONLY, *BOXES_ONLY)
 
 
 def run_sets(
@@ -205,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     reader = ModelPlateReader.from_config(config.reader, stills=not args.as_video)
     with tempfile.TemporaryDirectory(prefix="raqib-eval-") as work:
-        run = summary(run_sets(reader, write_folders(args.datasets, Path(work)), args.sets))
+        folders = write_folders(args.datasets, Path(work), args.sets)
+        run = summary(run_sets(reader, folders, args.sets))
     print(table(run))
     if earlier is not None:
         print("\n".join(["", "changes against the earlier run:", *changes(earlier, run)]))
