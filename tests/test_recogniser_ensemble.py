@@ -39,6 +39,18 @@ def test_a_read_with_a_dropped_character_loses_to_the_fuller_read_however_sure()
     assert pick_read([("FC768J", 0.9), ("FC768J", 0.8), ("FC768JZ", 0.7)]) == 0
 
 
+def test_an_emblem_read_as_one_more_character_is_not_the_fuller_read() -> None:
+    # the Spanish band's E read as a 7, the Slovak arms as a 0: of no known layout, one
+    # character more than a known plate read by another view or member
+    assert pick_read([("74718LSC", 0.91), ("4718LSC", 0.96)]) == 1
+    assert pick_read([("SC0949AD", 0.87), ("SC949AD", 0.9)]) == 1
+    # neither is the fuller read: the surer one wins
+    assert pick_read([("74718LSC", 0.97), ("4718LSC", 0.9)]) == 0
+    # two characters more is a fuller plate, not an emblem; a known fuller read still wins
+    assert pick_read([("GD9751J", 0.9), ("GD751", 0.95)]) == 0
+    assert pick_read([("FC768JZ", 0.9), ("FC768J", 0.99)]) == 0
+
+
 def test_with_no_plate_among_the_reads_the_surest_read_is_kept() -> None:
     assert pick_read([("12X", 0.3), ("1", 0.8)]) == 1
     with pytest.raises(ValueError):

@@ -348,7 +348,9 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     holds another competing plate read's characters, in order, and more (:func:`fuller_text`:
     a dropped character, often at the crop's edge, is the commonest CTC error and
     comes with high confidence: ``FC-768-J`` at 0.99 for ``FC-768-JZ``), then the more
-    confident read. Ties go to the earlier member."""
+    confident read. A read of no known layout that is a known plate read with just one
+    character more is not the fuller one (:func:`_one_glyph_past_a_layout`). Ties go to the
+    earlier member."""
     if not reads:
         raise ValueError("no reads to pick from")
     counting = [i for i, (raw, conf) in enumerate(reads) if counts_as_plate(raw, conf)]
@@ -356,8 +358,28 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     text = {i: canonicalize(reads[i][0])[0] for i in pool}
     votes = Counter(text.values())
     bare = {i: text[i].replace("-", "") for i in pool}
-    fuller = {i: bool(counting) and any(fuller_text(bare[i], bare[j]) for j in pool) for i in pool}
+    known = {i: is_known_plate(reads[i][0]) for i in pool}
+    fuller = {
+        i: bool(counting)
+        and any(
+            fuller_text(bare[i], bare[j])
+            and not _one_glyph_past_a_layout(bare[i], known[i], bare[j], known[j])
+            for j in pool
+        )
+        for i in pool
+    }
     return max(pool, key=lambda i: (votes[text[i]], fuller[i], reads[i][1], -i))
+
+
+def _one_glyph_past_a_layout(text: str, text_known: bool, other: str, other_known: bool) -> bool:
+    """True when ``text``, of no known layout, is the known plate ``other`` with one
+    character more. Why: a European plate's band, coat of arms or shield reads as one more
+    character, and surely (``74718LSC`` for the Spanish ``4718-LSC``, ``SC0949AD`` for the
+    Slovak ``SC-949-AD``, ``18MCK049`` for the Belgian ``1-MCK-049``). A fuller read of a
+    known layout (``FC-768-JZ`` against ``FC-768-J``) still wins, and so does one two or
+    more characters longer (``GD9751J`` against ``GD-751``): an emblem is one glyph
+    (models/recogniser.md, "One glyph past a layout")."""
+    return other_known and not text_known and len(text) == len(other) + 1
 
 
 def fuller_text(text: str, other: str) -> bool:
