@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -117,6 +118,16 @@ def test_the_same_text_read_turned_keeps_the_photos_read_and_box() -> None:
     level = _read((120, 140, 160, 40), "54306-W-6", 0.6)
     merged = merge_view_reads([level], [_read(TILTED_ENVELOPE, "54306-W-6", 0.95)])
     assert merged == [level]
+
+
+def test_a_read_too_unsure_to_weigh_does_not_keep_its_region_as_the_fuller_read() -> None:
+    # a Latvian plate's band read as one more letter, in a box on the text beside it
+    band = replace(_read((150, 150, 120, 40), "QFD-1475", 0.08), format="EU")
+    turned = replace(_read(TILTED_ENVELOPE, "FD-1475", 0.999), format="EU")
+    assert merge_view_reads([band], [turned]) == [turned]
+    # read a little surer, the fuller read still keeps its region (a dropped character)
+    fuller = replace(band, confidence=0.3)
+    assert merge_view_reads([fuller], [turned]) == [fuller]
 
 
 def test_an_unsure_read_of_the_turned_photo_does_not_count() -> None:

@@ -134,6 +134,10 @@ SURE_READ = 0.7
 """A read of a plate at least this sure is trusted as it is: the tilted pass replaces it
 only by a fuller read that holds it, and does not run for a photo where every box the
 detector is sure of has one, level; a read of the turned photo must be as sure to count."""
+RIVAL_MIN_CONFIDENCE = 0.1
+"""An unsure read of a photo's region read under this does not weigh against another
+view's sure read of it (:func:`merge_view_reads`): as a fuller read it would win the pick
+however sure the other (``QFD-1475`` at 0.08 against ``FD-1475`` at 0.999, read turned)."""
 PART_READ_SHARE = 0.75
 """A sure read that a fuller read replaces and that holds under this share of the fuller
 read's characters was a read of a part of the plate (a tilted plate's serial, its letter
@@ -528,8 +532,9 @@ def merge_view_reads(
     surest read), surest first. A read counts where it is a sure plate
     (:data:`SURE_READ`) and no read of the same region reads the same text or was already
     taken from the other view. Where the region's reads are unsure, it replaces them when
-    :func:`~agent.reader.recogniser.pick_read` prefers it (a tilted plate read level is
-    often a part of it, read unsure). A sure read of the region is replaced only by a
+    :func:`~agent.reader.recogniser.pick_read` prefers it to those read at
+    :data:`RIVAL_MIN_CONFIDENCE` or more (a tilted plate read level is often a part of it,
+    read unsure). A sure read of the region is replaced only by a
     fuller read that holds it (:func:`_part_of`: ``816-A-4`` by ``816-A-41``), which
     keeps the sure read's box (a tilted plate is level enough for it) unless the sure
     read was of a part of the plate (:func:`_read_a_part`: ``21880`` by ``21880-B-40``),
@@ -552,7 +557,12 @@ def merge_view_reads(
             surest = max(sure, key=lambda r: r.confidence)
             if not fuller_box and not _read_a_part(surest, other_read):
                 box = surest.box
-        elif pick_read([(other_read.text, other_read.confidence), *_texts(rivals)]):
+        elif pick_read(
+            [
+                (other_read.text, other_read.confidence),
+                *_texts([r for r in rivals if r.confidence >= RIVAL_MIN_CONFIDENCE]),
+            ]
+        ):
             continue
         kept = [r for r in kept if r not in rivals]
         added.append(
