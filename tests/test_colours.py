@@ -77,10 +77,11 @@ def test_specks_and_streaks_of_colour_are_no_emblem() -> None:
     assert found[0, 0] == 0
 
 
-@pytest.mark.parametrize(("country", "seed"), [("DE", 4), ("SK", 5), ("CH", 38)])
+@pytest.mark.parametrize(("country", "seed"), [("DE", 11), ("SK", 3), ("CH", 4)])
 def test_emblems_read_as_a_character_are_read_away(country: str, seed: int) -> None:
-    """The shipped models read a German seal as ``8``, Slovak arms as ``0`` and a Swiss
-    shield as ``6``; the read of the blanked crop is surer and kept."""
+    """The shipped models read a German seal as ``8``, Slovak arms and a Swiss shield as
+    ``0`` (``D8MP740``, ``VB0121VW``, ``0TY560194``: in every view, so no pick between
+    views takes it away); the read of the blanked crop is surer and kept."""
     crop, truth = _plate_crop(country, seed)
     config = ReaderConfig(models_dir=MODELS)
     as_is = ModelPlateReader.from_config(
@@ -104,7 +105,7 @@ def test_a_read_of_a_known_layout_is_not_read_again(monkeypatch: pytest.MonkeyPa
     text, fmt, _conf = reader.read_crop(_french_crop())
     assert fmt == "FR", text
     assert calls == []
-    german, _ = _plate_crop("DE", 4)
+    german, _ = _plate_crop("DE", 11)
     reader.read_crop(german)
     assert calls
 
