@@ -17,7 +17,9 @@ the exact plates and the boxes found, then the two sums the shipping rule compar
 ``--save`` keeps the run (figures and every plate's read) as JSON; ``--compare`` lists,
 set by set, the plates an earlier saved run read right, or whose box it found, that this
 one does not, and the other way round. ``--sets`` reads only some sets. The dashcam rides
-have boxes only (found, not read).
+have boxes only (found, not read). ``--raw-reads`` also lists, per set, the plates read
+wrong whose label is among the raw reads of every member and view the reader made for its
+image: there a pick rule may still gain; where it is not, only a better model can.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import realdata  # noqa: E402  (models/realdata.py)
 from agent.config import load_config  # noqa: E402
 from agent.reader.evaluate import EvalResult, evaluate_folder, same_plate  # noqa: E402
 from agent.reader.pipeline import ModelPlateReader  # noqa: E402
+from agent.reader.plate_text import canonicalize  # noqa: E402
 
 HELD_OUT = ("moroccan-ocr-val", "french-val", "moroccan-detection-valid")
 VALIDATION_ONLY = ("eu-square-crops", "mixed-plates")
@@ -55,6 +58,48 @@ class SetRun:
     name: str
     kind: str
     result: EvalResult
+    raw: dict[str, list[tuple[str, float]]] | None = None
+    """With ``--raw-reads``: every raw read (canonical text, confidence) made per image."""
+
+
+class RawReads:
+    """Every raw read (canonical text, confidence) the reader's recognisers make, filed by
+    the image being read. The recogniser object's own ``read_best`` and ``read`` are
+    wrapped (the object stays, so the reader's pick rules see the same type); an ensemble's
+    reads are all its members' (``last_reads``)."""
+
+    def __init__(self, reader: ModelPlateReader) -> None:
+        self.by_image: dict[str, list[tuple[str, float]]] = {}
+        self._current: list[tuple[str, float]] = []
+        recogniser = reader.recogniser
+        for method in ("read_best", "read"):
+            setattr(recogniser, method, self._recording(recogniser, getattr(recogniser, method)))
+
+    def start(self, image: str) -> None:
+        self._current = self.by_image.setdefault(image, [])
+
+    def _recording(self, recogniser: Any, read: Any) -> Any:
+        def recorded(crop: Any) -> tuple[str, float]:
+            raw, confidence = read(crop)
+            made = getattr(recogniser, "last_reads", None) or ((raw, confidence),)
+            self._current.extend((canonicalize(t)[0], float(c)) for t, c in made)
+            return raw, confidence
+
+        return recorded
+
+
+def raw_hits(run: SetRun) -> list[tuple[str, str, str, float]]:
+    """The plates of ``run`` read wrong whose label is among its image's raw reads:
+    ``(image, label, read, the label's best raw confidence)``."""
+    hits = []
+    for s in run.result.reads:
+        read = s.text if s.scored is None else s.scored
+        if not s.truth or same_plate(read, s.truth) or run.raw is None:
+            continue
+        among = [c for t, c in run.raw.get(s.image, []) if same_plate(t, s.truth)]
+        if among:
+            hits.append((s.image, s.truth, read, max(among)))
+    return hits
 
 
 def write_folders(datasets: Path, work: Path, only: tuple[str, ...] = ALL_SETS) -> dict[str, Path]:
@@ -81,15 +126,22 @@ def kind_of(name: str) -> str:
 
 
 def run_sets(
-    reader: ModelPlateReader, folders: dict[str, Path], only: tuple[str, ...] = ALL_SETS
+    reader: ModelPlateReader,
+    folders: dict[str, Path],
+    only: tuple[str, ...] = ALL_SETS,
+    raw: RawReads | None = None,
 ) -> list[SetRun]:
     runs = []
     for name in [n for n in ALL_SETS if n in folders and n in only]:
         started = time.perf_counter()
-        result = evaluate_folder(reader, folders[name])
+        if raw is not None:
+            raw.by_image = {}
+        result = evaluate_folder(
+            reader, folders[name], before_image=raw.start if raw is not None else None
+        )
         print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         if result.images:  # a set whose source is not in the datasets folder is left out
-            runs.append(SetRun(name, kind_of(name), result))
+            runs.append(SetRun(name, kind_of(name), result, raw.by_image if raw else None))
     return runs
 
 
@@ -111,6 +163,13 @@ def summary(runs: list[SetRun]) -> dict[str, Any]:
                 for s in r.reads
             ],
         }
+        if run.raw is not None:
+            sets[run.name]["misses"] = sum(
+                1
+                for s in r.reads
+                if s.truth and not same_plate(s.text if s.scored is None else s.scored, s.truth)
+            )
+            sets[run.name]["raw_hits"] = [list(h) for h in raw_hits(run)]
     scenes = sets.get("moroccan-detection-valid")
     return {
         "sets": sets,
@@ -143,6 +202,21 @@ def table(run: dict[str, Any]) -> str:
         verdict = "met" if scenes >= SCENES_FOUND_TARGET else "NOT met"
         lines.append(f"Moroccan scenes found: {scenes:.1%} ({verdict}: 97 %)")
     return "\n".join(lines)
+
+
+def raw_lines(run: dict[str, Any]) -> list[str]:
+    """Per set read with ``--raw-reads``: its misses, and those whose label is among the
+    raw reads, each with the label's best raw confidence against the text kept."""
+    out = []
+    for name, s in run["sets"].items():
+        if "raw_hits" not in s or not s["plates"]:
+            continue  # a set of boxes only has no text to look for
+        out.append(f"{name}: {len(s['raw_hits'])} of {s['misses']} misses")
+        out += [
+            f"  {label} ({Path(image).name}): read {read or '-'}; among the raw reads at {conf:.3f}"
+            for image, label, read, conf in s["raw_hits"]
+        ]
+    return out
 
 
 def changes(earlier: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -190,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write this run as JSON")
     parser.add_argument("--compare", type=Path, help="an earlier run saved with --save")
     parser.add_argument(
+        "--raw-reads",
+        action="store_true",
+        help="also list the misses whose label is among the recognisers' raw reads",
+    )
+    parser.add_argument(
         "--sets",
         type=_set_names,
         default=ALL_SETS,
@@ -203,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     earlier = json.loads(args.compare.read_text(encoding="utf-8")) if args.compare else None
     config = load_config(args.config)
     reader = ModelPlateReader.from_config(config.reader, stills=not args.as_video)
+    raw = RawReads(reader) if args.raw_reads else None
     with tempfile.TemporaryDirectory(prefix="raqib-eval-") as work:
         folders = write_folders(args.datasets, Path(work), args.sets)
-        run = summary(run_sets(reader, folders, args.sets))
+        run = summary(run_sets(reader, folders, args.sets, raw))
     print(table(run))
+    if raw is not None:
+        print("\n".join(["", "misses whose label is among the raw reads:", *raw_lines(run)]))
     if earlier is not None:
         print("\n".join(["", "changes against the earlier run:", *changes(earlier, run)]))
     if args.save:

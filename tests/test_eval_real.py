@@ -147,3 +147,51 @@ def test_without_the_shared_datasets_it_says_where_it_looked(
 ) -> None:
     assert eval_real.main(["--datasets", str(tmp_path / "nowhere")]) == 2
     assert f"no shared datasets under {tmp_path / 'nowhere'}" in capsys.readouterr().err
+
+
+def test_raw_reads_files_every_members_read_by_image_and_finds_the_label_among_them(
+    eval_real: ModuleType,
+) -> None:
+    from agent.config import ReaderConfig
+    from agent.reader.evaluate import EvalResult, ScoredRead
+    from agent.reader.pipeline import ModelPlateReader
+
+    reader = ModelPlateReader.from_config(ReaderConfig(), stills=True)
+    raw = eval_real.RawReads(reader)
+    raw.start("held.png")
+    plate = render_plate("60321-B-40", np.random.default_rng(3), height=44)
+    text, _fmt, _conf = reader.read_crop(cv2.copyMakeBorder(plate, 6, 6, 8, 8, 0))
+    made = raw.by_image["held.png"]
+    assert len(made) >= 4  # two members, the crop and its wider view at least
+    assert text in {t for t, _ in made}
+
+    result = EvalResult(
+        reads=[
+            ScoredRead("12345-B-6", "12845-B-6", 0.9, image="a.jpg"),  # label among the raws
+            ScoredRead("AB-123-CD", "AB-123-C", 0.8, image="b.jpg"),  # label in no raw read
+            ScoredRead("48213-D-27", "48213-D-27", 0.99, image="c.jpg"),  # read right
+        ]
+    )
+    run = eval_real.SetRun(
+        "moroccan-ocr-val",
+        "held-out",
+        result,
+        {
+            "a.jpg": [("12845-B-6", 0.9), ("12345-B-6", 0.4), ("12345-B-6", 0.6)],
+            "b.jpg": [("AB-123-C", 0.8)],
+            "c.jpg": [("48213-D-27", 0.99)],
+        },
+    )
+    assert eval_real.raw_hits(run) == [("a.jpg", "12345-B-6", "12845-B-6", 0.6)]
+
+
+def test_raw_reads_are_listed_after_the_table_and_kept_in_the_saved_run(
+    eval_real: ModuleType, datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "run.json"
+    args = ["--datasets", str(datasets), "--sets", "moroccan-ocr-val", "--raw-reads"]
+    assert eval_real.main([*args, "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "misses whose label is among the raw reads:" in out
+    crops = json.loads(saved.read_text(encoding="utf-8"))["sets"]["moroccan-ocr-val"]
+    assert f"moroccan-ocr-val: {len(crops['raw_hits'])} of {crops['misses']} misses" in out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -288,13 +288,21 @@ def iter_images(folder: Path, manifest: dict[str, list[Truth]]) -> Iterator[tupl
 
 
 def evaluate_folder(
-    reader: ModelPlateReader, folder: Path, deep: ModelPlateReader | None = None
+    reader: ModelPlateReader,
+    folder: Path,
+    deep: ModelPlateReader | None = None,
+    *,
+    before_image: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Figures for every image of ``folder/manifest.csv``; unreadable images are listed.
-    ``deep``: see :func:`evaluate_image`."""
+    ``deep``: see :func:`evaluate_image`. ``before_image`` is called with each image's
+    manifest name before it is read (``scripts/eval_real.py --raw-reads`` files the
+    recognisers' reads by image)."""
     manifest = load_manifest(folder)
     result = EvalResult()
     for name, path in iter_images(folder, manifest):
+        if before_image is not None:
+            before_image(name)
         try:
             image = load_image(path)
         except FrameError as exc:
