@@ -195,3 +195,30 @@ def test_raw_reads_are_listed_after_the_table_and_kept_in_the_saved_run(
     assert "misses whose label is among the raw reads:" in out
     crops = json.loads(saved.read_text(encoding="utf-8"))["sets"]["moroccan-ocr-val"]
     assert f"moroccan-ocr-val: {len(crops['raw_hits'])} of {crops['misses']} misses" in out
+
+
+def test_the_folder_loop_names_each_image_before_it_is_read(tmp_path: Path) -> None:
+    from agent.config import ReaderConfig
+    from agent.reader.evaluate import evaluate_folder
+    from agent.reader.pipeline import ModelPlateReader
+
+    for i, text in enumerate(("60321-B-40", "48213-D-27")):
+        plate = render_plate(text, np.random.default_rng(i), height=44)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.copyMakeBorder(plate, 6, 6, 8, 8, 0))
+    _manifest(
+        tmp_path,
+        ["image", "plate_text", "x", "y", "w", "h"],
+        [["0.png", "60321-B-40", "", "", "", ""], ["1.png", "48213-D-27", "", "", "", ""]],
+    )
+    reader = ModelPlateReader.from_config(ReaderConfig(), stills=True)
+    events: list[str] = []
+    read_crop = reader.read_crop_alternatives
+
+    def reading(image: np.ndarray) -> object:
+        events.append("read")
+        return read_crop(image)
+
+    reader.read_crop_alternatives = reading  # type: ignore[method-assign]
+    result = evaluate_folder(reader, tmp_path, before_image=events.append)
+    assert events == ["0.png", "read", "1.png", "read"]
+    assert result.exact == 2
