@@ -25,6 +25,7 @@ from agent.reader.pipeline import (
     ModelPlateReader,
     _dark_ground,
     _ground,
+    _replaces,
     crop_box,
 )
 from agent.reader.plate_text import canonicalize
@@ -647,6 +648,15 @@ def test_a_box_around_a_part_of_the_plate_is_read_whole_from_its_extended_view()
             reads[on].append(read.text)
     assert reads[False].count("3076-B-6") == 0, reads[False]
     assert reads[True].count("3076-B-6") >= 4, reads[True]
+
+
+def test_another_view_reading_the_same_plate_more_surely_lifts_its_confidence() -> None:
+    """A straightened, turned or extended view that reads an unsure read's own text as a
+    sure plate replaces it: the read is kept, with the surer confidence."""
+    unsure = ("FE-615-XW", "FR", 0.48, ())
+    assert _replaces(("FE-615-XW", "FR", 0.999, ()), unsure)
+    assert not _replaces(("FE-615-XW", "FR", 0.6, ()), unsure)  # not a sure read itself
+    assert not _replaces(("FE-615-XW", "FR", 0.999, ()), ("FE-615-XW", "FR", 0.9995, ()))
 
 
 def test_which_extended_read_replaces_a_boxs_read() -> None:
