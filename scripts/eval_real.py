@@ -93,7 +93,7 @@ def raw_hits(run: SetRun) -> list[tuple[str, str, str, float]]:
     ``(image, label, read, the label's best raw confidence)``."""
     hits = []
     for s in run.result.reads:
-        read = s.text if s.scored is None else s.scored
+        read = s.scored_text
         if not s.truth or same_plate(read, s.truth) or run.raw is None:
             continue
         among = [c for t, c in run.raw.get(s.image, []) if same_plate(t, s.truth)]
@@ -158,16 +158,11 @@ def summary(runs: list[SetRun]) -> dict[str, Any]:
             "found": r.detected,
             "ms_per_image": round(sum(r.ms) / len(r.ms), 1) if r.ms else None,
             "stray_reads": len([s for s in r.stray if s.text]),
-            "reads": [
-                [s.image, s.truth, s.text if s.scored is None else s.scored, s.confidence, s.found]
-                for s in r.reads
-            ],
+            "reads": [[s.image, s.truth, s.scored_text, s.confidence, s.found] for s in r.reads],
         }
         if run.raw is not None:
             sets[run.name]["misses"] = sum(
-                1
-                for s in r.reads
-                if s.truth and not same_plate(s.text if s.scored is None else s.scored, s.truth)
+                1 for s in r.reads if s.truth and not same_plate(s.scored_text, s.truth)
             )
             sets[run.name]["raw_hits"] = [list(h) for h in raw_hits(run)]
     scenes = sets.get("moroccan-detection-valid")

@@ -74,6 +74,11 @@ class ScoredRead:
     """The text the exact figures scored where the matcher gets none (``text`` ""): a
     crop's read under the floor, which ``raqib read --crops`` still reports."""
 
+    @property
+    def scored_text(self) -> str:
+        """The text the exact figures scored: ``scored`` where set, else ``text``."""
+        return self.text if self.scored is None else self.scored
+
 
 @dataclass
 class EvalResult:
@@ -267,7 +272,7 @@ def write_per_plate(result: EvalResult, out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(PER_PLATE_COLUMNS)
     for r in [*result.reads, *result.stray]:
-        read = r.text if r.scored is None else r.scored
+        read = r.scored_text
         writer.writerow(
             [
                 r.image,
