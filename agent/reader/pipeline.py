@@ -364,12 +364,12 @@ def _replaces(other: ViewsRead, read: ViewsRead) -> bool:
     prefers; or a sure plate of the same text, read more surely: the views agree, and the
     read keeps the surer confidence (a yellow ``FE-615-XW`` read 0.48 in its box and 0.999
     straightened lost to another box's ``FE-615-XM`` at 0.98)."""
-    if _sure_plate(other) and other[0] == read[0]:
+    if not _sure_plate(other):
+        return False
+    if other[0] == read[0]:
         return other[2] > read[2]
     return (
-        _sure_plate(other)
-        and other[0] != read[0]
-        and _characters(other[0]) >= _characters(read[0])
+        _characters(other[0]) >= _characters(read[0])
         and pick_read([(other[0], other[2]), (read[0], read[2])]) == 0
     )
 
