@@ -12,7 +12,12 @@ import pytest
 
 from agent.errors import ModelError
 from agent.reader.pipeline import MORE_RECOGNISER_FILES, ModelPlateReader, load_recognisers
-from agent.reader.recogniser import Recogniser, RecogniserEnsemble, pick_read
+from agent.reader.recogniser import (
+    Recogniser,
+    RecogniserEnsemble,
+    pick_read,
+    voted_by_position,
+)
 from agent.synth.plates import render_plate
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -55,6 +60,31 @@ def test_with_no_plate_among_the_reads_the_surest_read_is_kept() -> None:
     assert pick_read([("12X", 0.3), ("1", 0.8)]) == 1
     with pytest.raises(ValueError):
         pick_read([])
+
+
+def test_the_character_most_reads_back_wins_its_slot_over_one_surer_read() -> None:
+    # a Polish W read once as H, surely; three reads of the plate's views spell it W
+    reads = [("HKZE888", 0.95), ("WKZE888", 0.94), ("WKZE888", 0.90), ("WKZE888", 0.90)]
+    assert voted_by_position(("HKZE888", 0.95), reads) == ("WKZE-888", 0.94)
+    # slot by slot: each read right but for one character, at different places
+    reads = [("MN736", 0.97), ("MM736", 0.93), ("NM736", 0.79)]
+    assert voted_by_position(("MN736", 0.97), reads) == ("MM-736", 0.93)
+    # the kept read votes even where it is not among the reads (another view's read):
+    # 0.99 for its 3 against 0.93 for the others' 5
+    assert voted_by_position(("AH3233", 0.99), [("AH3253", 0.63), ("AH3251", 0.30)]) is None
+
+
+def test_the_slot_vote_keeps_the_read_unless_a_read_spelt_the_voted_text_whole() -> None:
+    # the slots vote DJ-15811, which one read spelt; the voted text keeps its own confidence
+    reads = [("D15811", 1.0), ("DU15811", 0.97), ("DJ15811", 0.59), ("DJ15811", 0.77)]
+    assert voted_by_position(("DU15811", 0.97), reads) == ("DJ-15811", 0.77)
+    # each slot's winner comes from another read: AC-124 was never read, so nothing changes
+    reads = [("AB124", 0.6), ("AC123", 0.6), ("XC124", 0.5), ("AB123", 0.9)]
+    assert voted_by_position(("AB123", 0.9), reads) is None
+    # reads of another shape do not vote; two reads of one shape do not either
+    assert voted_by_position(("AB123", 0.9), [("AB1234", 0.9), ("AC123", 0.8)]) is None
+    # a kept read that is no plate is left alone
+    assert voted_by_position(("12", 0.9), [("13", 0.8), ("13", 0.8)]) is None
 
 
 def _members(n: int = 2) -> list[Recogniser]:
@@ -170,3 +200,22 @@ def test_photos_are_read_by_every_member_and_video_frames_by_the_second_in_doubt
     # asking for more members than are shipped reads with those there are
     many = ReaderConfig(models_dir=tmp_path, recognisers=4)
     assert len(ModelPlateReader.from_config(many).recogniser.members) == 2  # type: ignore[attr-defined]
+
+
+def test_a_crop_keeps_the_text_its_views_reads_agree_on_slot_by_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each view's pick keeps its surer read: the crop's HKZE-888 at 0.95 and the padded
+    view's WKZE-888 at 0.90, and the crop's read wins. Three of the four member reads spell
+    W: the reader reports WKZE-888 and hands HKZE-888 to the matcher as an alternative."""
+    reader = ModelPlateReader(_models_dir(tmp_path, second=True), wide_view=True)
+    ensemble = reader.recogniser
+    assert isinstance(ensemble, RecogniserEnsemble)
+    first, second = ensemble.members
+    first_reads = iter([("HKZE888", 0.95), ("WKZE888", 0.90)])
+    monkeypatch.setattr(first, "read_best", lambda _crop: next(first_reads, ("WKZE888", 0.9)))
+    monkeypatch.setattr(second, "read_best", lambda _crop: ("WKZE888", 0.94))
+    crop = render_plate("AB-123-CD", np.random.default_rng(2), height=40)
+    text, fmt, confidence, alternatives = reader.read_crop_alternatives(crop)
+    assert (text, fmt, confidence) == ("WKZE-888", "EU", 0.94)
+    assert alternatives[0] == "HKZE-888"

@@ -74,6 +74,7 @@ from agent.reader.recogniser import (
     counts_as_plate,
     fuller_text,
     pick_read,
+    voted_by_position,
 )
 from agent.reader.rectify import rectified
 from agent.reader.rotation import levelled, turned, upright_envelope
@@ -419,6 +420,19 @@ def _voted_read(read: ViewsRead, ballot: Ballot) -> ViewsRead:
         return read  # a stray character may go, not a part of the plate
     confidence = sum(support[best]) / len(support[best])
     return best, formats[best], confidence, tuple(ranked[1 : 1 + MAX_ALTERNATIVES])
+
+
+def _slot_voted(read: ViewsRead, reads: Ballot) -> ViewsRead:
+    """``read``, or the text that :func:`~agent.reader.recogniser.voted_by_position` keeps
+    among it and ``reads`` (every member's read of the plate's views), with its surest
+    read's confidence; ``read``'s own text becomes the first alternative, so the matcher
+    still looks it up."""
+    voted = voted_by_position((read[0], read[2]), reads)
+    if voted is None:
+        return read
+    text, fmt = canonicalize(voted[0])
+    others = (read[0], *(alt for alt in read[3] if alt != text))
+    return text, fmt, voted[1], others[:MAX_ALTERNATIVES]
 
 
 def _sloping_row(
@@ -1001,22 +1015,26 @@ class ModelPlateReader:
     def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that
         :func:`~agent.reader.recogniser.pick_read` keeps among the reads of ``views``
-        (crops of one plate; a plate over none, their votes, the fuller read, the surer).
-        Every member's raw read of every view is added to ``ballot`` when one is given
-        (:func:`_voted_read` counts them)."""
+        (crops of one plate; a plate over none, their votes, the fuller read, the surer),
+        or the text every member's reads of the views vote for slot by slot
+        (:func:`_slot_voted`). Every member's raw read of every view is added to ``ballot``
+        when one is given (:func:`_voted_read` and :func:`_slot_voted` count them)."""
         reads = []
+        members: list[tuple[str, float]] = []
         for view in views:
             raw, confidence = self.recogniser.read_best(view)
+            made = (
+                self.recogniser.last_reads
+                if isinstance(self.recogniser, RecogniserEnsemble)
+                else ((raw, confidence),)
+            )
+            members.extend(made)
             if ballot is not None:
-                ballot.extend(
-                    self.recogniser.last_reads
-                    if isinstance(self.recogniser, RecogniserEnsemble)
-                    else [(raw, confidence)]
-                )
+                ballot.extend(made)
             text, fmt = canonicalize(raw)
             reads.append(((raw, confidence), text, fmt, self._alternatives(raw, text)))
         (_raw, confidence), text, fmt, alternatives = reads[pick_read([r[0] for r in reads])]
-        return text, fmt, confidence, alternatives
+        return _slot_voted((text, fmt, confidence, alternatives), members)
 
     def _alternatives(self, raw: str, text: str) -> tuple[str, ...]:
         """Canonical texts of the recogniser's alternatives to ``raw`` that are plates."""
@@ -1052,7 +1070,8 @@ class ModelPlateReader:
         on black or blue (models/recogniser.md, Dark plates). With ``tilted_plates`` a crop
         read unsure is also read turned (:meth:`_turned_crop_read`), with
         ``rectified_plates`` straightened (:meth:`_rectified_read`), and one still unsure
-        takes the text its views vote for (:func:`_voted_read`). With ``blank_colours`` a
+        takes the text its views vote for (:func:`_voted_read`); every read of the crop then
+        votes slot by slot (:func:`_slot_voted`). With ``blank_colours`` a
         crop read as no known layout (:func:`_may_hold_an_emblem`) that has coloured
         emblems is read again, all of the above, with them painted over
         (:func:`~agent.reader.colours.blanked_colours`), and a surer plate read kept. With
@@ -1094,7 +1113,7 @@ class ModelPlateReader:
             read = self._rectified_read(crop, read, ballot)
         if (self.tilted_plates or self.rectified_plates) and not _sure_plate(read):
             read = _voted_read(read, ballot)
-        return read
+        return _slot_voted(read, ballot)
 
     def _dark_read(self, views: list[Image], read: ViewsRead) -> ViewsRead:
         """``read`` of ``views`` (one plate), or the read of the views inverted when that

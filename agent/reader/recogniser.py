@@ -371,6 +371,58 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     return max(pool, key=lambda i: (votes[text[i]], fuller[i], reads[i][1], -i))
 
 
+def voted_by_position(
+    kept: tuple[str, float], reads: Sequence[tuple[str, float]]
+) -> tuple[str, float] | None:
+    """The read to keep instead of ``kept`` (``(raw or canonical text, confidence)``), from
+    a vote slot by slot among ``reads`` (every member's read of every view of one plate);
+    None to keep it.
+
+    Only reads that count as plates (:func:`counts_as_plate`) of ``kept``'s shape vote
+    (the same canonical text with each digit, each letter a slot: ``DU-15811`` and
+    ``DJ-15811`` share one, ``D-15811`` does not), ``kept`` among them. Each slot takes
+    the character the most confidence backs; the voted text replaces ``kept`` only when
+    it was read whole (its surest read is returned) and at least :data:`SLOT_VOTE_MIN_READS`
+    reads voted. Why: the views' picks (:func:`pick_read`) keep the surer of reads that
+    differ in one character, each view with its own majority, so a confusion read once
+    surely beat the character three reads agree on (``HKZE-888`` at 0.95 against
+    ``WKZE-888`` read three times at 0.90-0.94; ``39669-A-39`` at 0.95 where more of the
+    reads' confidence backs a ``5`` in the region: ``39669-A-59``). A text no read spelt
+    whole is not made up from parts (models/recogniser.md, "A vote slot by slot")."""
+    if not counts_as_plate(*kept):
+        return None
+    text = canonicalize(kept[0])[0]
+    shape = _shape(text)
+    group = []
+    for raw, confidence in reads:
+        other = canonicalize(raw)[0]
+        if _shape(other) == shape and counts_as_plate(raw, confidence):
+            group.append((other, confidence))
+    if (text, kept[1]) not in group:
+        group.append((text, kept[1]))
+    if len(group) < SLOT_VOTE_MIN_READS:
+        return None
+    slots: list[dict[str, float]] = [{} for _ in shape]
+    for other, confidence in group:
+        for slot, ch in zip(slots, other, strict=True):
+            slot[ch] = slot.get(ch, 0.0) + confidence
+    voted = "".join(max(slot, key=slot.__getitem__) for slot in slots)
+    backing = [confidence for other, confidence in group if other == voted]
+    if voted == text or not backing:
+        return None
+    return voted, max(backing)
+
+
+SLOT_VOTE_MIN_READS: Final = 3
+"""Reads of one shape (``kept`` included) from which :func:`voted_by_position` votes: of
+two, the surer read already wins every slot where they differ."""
+
+
+def _shape(text: str) -> str:
+    """``text`` with each digit a ``9`` and each letter an ``A`` (separators kept)."""
+    return "".join("9" if ch.isdigit() else "A" if ch.isalpha() else ch for ch in text)
+
+
 def _one_glyph_past_a_layout(text: str, text_known: bool, other: str, other_known: bool) -> bool:
     """True when ``text``, of no known layout, is the known plate ``other`` with one
     character more. Why: a European plate's band, coat of arms or shield reads as one more
