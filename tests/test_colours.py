@@ -115,3 +115,20 @@ def _french_crop() -> np.ndarray:
     plate = render_plate("AB-123-CD", np.random.default_rng(3), height=50)
     crop = cv2.copyMakeBorder(plate, 6, 6, 8, 8, cv2.BORDER_CONSTANT, value=(60, 60, 60))
     return np.ascontiguousarray(crop)
+
+
+def test_a_blanked_read_that_lost_characters_printed_in_colour_does_not_replace_the_plate() -> None:
+    """Blanking takes away an emblem read as one character; a blanked read that lacks two
+    or more of the plate read's characters, the rest kept, lost characters printed in
+    colour (a New York plate's blue letters), however much surer it is."""
+    surer = pipeline._surer_plate
+    seal = ("KL8YA542", "UNKNOWN", 0.89, ())
+    assert surer(("KLYA-542", "EU", 0.95, ()), seal)[0] == "KLYA-542"
+    blue = ("W0NELLY", "UNKNOWN", 0.92, ())
+    assert surer(("0ELLY", "UNKNOWN", 0.97, ()), blue) == blue
+    assert surer(("XIIU", "UNKNOWN", 0.8424, ()), ("XIIUME", "UNKNOWN", 0.8423, ()))[0] == "XIIUME"
+    # another text, not a part of the read: the surer plate read as ever
+    assert surer(("AB-1234", "EU", 0.95, ()), ("A8Q1234XY", "UNKNOWN", 0.9, ()))[0] == "AB-1234"
+    # a blanked read less sure, or no plate, never replaces
+    assert surer(("KLYA-542", "EU", 0.5, ()), seal) == seal
+    assert surer(("12", "UNKNOWN", 0.99, ()), seal) == seal

@@ -387,8 +387,23 @@ def _may_hold_an_emblem(read: ViewsRead) -> bool:
 def _surer_plate(other: ViewsRead, read: ViewsRead) -> ViewsRead:
     """``other`` (the read of a plate's crop with its coloured emblems blanked) when it is
     a plate read more surely than ``read``, else ``read``: a German plate's seals read as
-    an ``8`` are read sure, so only a surer read may replace it."""
-    return other if _is_plate(*other[:3]) and other[2] > read[2] else read
+    an ``8`` are read sure, so only a surer read may replace it. Nor may a read of a part
+    of the plate: where ``read`` is a plate that holds all of ``other``'s characters, in
+    order, and :data:`BLANKED_PART` or more besides, the blanking painted over characters
+    printed in colour, not an emblem read as one (a New York plate's blue ``WO NELLY``
+    read ``W0NELLY`` at 0.92, blanked ``0ELLY`` at 0.97; a bluish ``XIIUME`` at 0.8423,
+    blanked ``XIIU`` at 0.8424)."""
+    if not _is_plate(*other[:3]) or other[2] <= read[2]:
+        return read
+    if _is_plate(*read[:3]) and _characters(read[0]) - _characters(other[0]) >= BLANKED_PART:
+        return read if fuller_text(read[0].replace("-", ""), other[0].replace("-", "")) else other
+    return other
+
+
+BLANKED_PART = 2
+"""From this many characters fewer than the plate read it would replace, all of that read's
+others kept, a blanked view's read does not replace it: one is an emblem read as a
+character (``KL8YA542`` -> ``KLYA-542``); two or more were characters printed in colour."""
 
 
 Ballot = list[tuple[str, float]]
