@@ -206,8 +206,9 @@ def test_a_crop_keeps_the_text_its_views_reads_agree_on_slot_by_slot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each view's pick keeps its surer read: the crop's HKZE-888 at 0.95 and the padded
-    view's WKZE-888 at 0.90, and the crop's read wins. Three of the four member reads spell
-    W: the reader reports WKZE-888 and hands HKZE-888 to the matcher as an alternative."""
+    view's WKZE-888 at 0.94, and the crop's surer read wins. Three of the four member reads
+    spell W: the reader reports WKZE-888 and hands HKZE-888 to the matcher as an
+    alternative."""
     reader = ModelPlateReader(_models_dir(tmp_path, second=True), wide_view=True)
     ensemble = reader.recogniser
     assert isinstance(ensemble, RecogniserEnsemble)
