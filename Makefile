@@ -34,15 +34,20 @@ bench: setup
 # starts when the shorter second member ends, beside the first member's last epochs.
 # The recognisers compute in bfloat16 where the CPU has it (`--precision auto`: a step
 # 23 % shorter on AVX512-BF16; float32 weights and the same int8 graph either way).
-# Uses ../shared/datasets when present, else synthetic data only (the scripts say so).
+# Uses DATASETS (default ../shared/datasets, beside the checkout) when present, else synthetic
+# data only (the scripts say so): in a clone elsewhere, pass DATASETS=/path/to/shared/datasets.
+DATASETS ?= ../shared/datasets
 RECOGNISER_2_SEED := 20261128
 TRAIN_THREADS ?= $(shell nproc)
 HALF_THREADS = $(shell t=$$(( $(TRAIN_THREADS) / 2 )); echo $$(( t > 0 ? t : 1 )))
 models: setup-train
-	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --threads $(HALF_THREADS) & first=$$!; \
+	nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --datasets $(DATASETS) \
+		--threads $(HALF_THREADS) & first=$$!; \
 	{ nice -n 5 $(BIN)/python models/train_recogniser.py --out models/ --name recogniser_2 \
-		--recipe 4.4 --seed $(RECOGNISER_2_SEED) --epochs 5 --threads $(HALF_THREADS) && \
-	  nice -n 5 $(BIN)/python models/train_detector.py --out models/ --threads $(TRAIN_THREADS); } & rest=$$!; \
+		--recipe 4.4 --seed $(RECOGNISER_2_SEED) --epochs 5 --datasets $(DATASETS) \
+		--threads $(HALF_THREADS) && \
+	  nice -n 5 $(BIN)/python models/train_detector.py --out models/ --datasets $(DATASETS) \
+		--threads $(TRAIN_THREADS); } & rest=$$!; \
 	wait $$first; a=$$?; wait $$rest; b=$$?; test $$a -eq 0 && test $$b -eq 0
 
 sample: setup
