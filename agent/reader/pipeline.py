@@ -339,6 +339,12 @@ def _characters(text: str) -> int:
     return sum(ch != "-" for ch in text)
 
 
+def _holds_more(text: str, other: str) -> bool:
+    """Whether canonical ``text`` holds all of ``other``'s characters, in order, and more
+    (:func:`~agent.reader.recogniser.fuller_text`, separators not counted)."""
+    return fuller_text(text.replace("-", ""), other.replace("-", ""))
+
+
 ViewsRead = tuple[str, PlateFormat, float, tuple[str, ...]]
 """Canonical text, format, confidence and alternatives of the read kept for a plate."""
 
@@ -395,9 +401,12 @@ def _surer_plate(other: ViewsRead, read: ViewsRead) -> ViewsRead:
     blanked ``XIIU`` at 0.8424)."""
     if not _is_plate(*other[:3]) or other[2] <= read[2]:
         return read
-    if _is_plate(*read[:3]) and _characters(read[0]) - _characters(other[0]) >= BLANKED_PART:
-        return read if fuller_text(read[0].replace("-", ""), other[0].replace("-", "")) else other
-    return other
+    lost_colour = (
+        _is_plate(*read[:3])
+        and _characters(read[0]) - _characters(other[0]) >= BLANKED_PART
+        and _holds_more(read[0], other[0])
+    )
+    return read if lost_colour else other
 
 
 BLANKED_PART = 2
@@ -473,9 +482,7 @@ def _fuller_plate(other: ViewsRead, read: ViewsRead) -> bool:
     """Whether ``other`` is a sure plate of a known layout that holds all of ``read``'s
     characters, in order, and more (:func:`~agent.reader.recogniser.fuller_text`): what
     may replace a sure read of a box (``8065-A-40`` -> ``80615-A-40``)."""
-    return _sure_known_plate(other) and fuller_text(
-        other[0].replace("-", ""), read[0].replace("-", "")
-    )
+    return _sure_known_plate(other) and _holds_more(other[0], read[0])
 
 
 def _levelled_read_wins(level: ViewsRead, read: ViewsRead) -> bool:
