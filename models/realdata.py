@@ -306,7 +306,9 @@ def write_recoloured_french(datasets: Path, out: Path) -> list[Path]:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="write raqib-eval folders of the held-out rows")
+    parser = argparse.ArgumentParser(
+        description="write raqib-eval folders of the held-out and validation-only rows"
+    )
     parser.add_argument("out", type=Path)
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument(
@@ -316,6 +318,8 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     for folder in write_validation_manifests(args.datasets, args.out):
+        print(folder)
+    for folder in write_detector_manifests(args.datasets, args.out):
         print(folder)
     if args.recoloured:
         for folder in write_recoloured_french(args.datasets, args.out):
