@@ -303,8 +303,12 @@ def write_recoloured_french(datasets: Path, out: Path) -> list[Path]:
     return folders
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """``python models/realdata.py OUT``: every ``raqib eval`` folder of the shared sets
+    under ``OUT`` (held-out and validation-only rows, the detector's dashcam and mixed
+    sets; ``--recoloured`` the French proxies too), one path printed per folder."""
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(
         description="write raqib-eval folders of the held-out and validation-only rows"
@@ -316,11 +320,23 @@ if __name__ == "__main__":
         action="store_true",
         help="also write the held-out French photos with their plates recoloured yellow / black",
     )
-    args = parser.parse_args()
-    for folder in write_validation_manifests(args.datasets, args.out):
-        print(folder)
-    for folder in write_detector_manifests(args.datasets, args.out):
-        print(folder)
+    args = parser.parse_args(argv)
+    if not available(args.datasets):
+        print(
+            f"realdata: {args.datasets} does not hold the shared sets"
+            f" ({MA_OCR}, {FRENCH}, {MA_DET}, each with its manifest.csv);"
+            " point --datasets at ../shared/datasets",
+            file=sys.stderr,
+        )
+        return 2
+    folders = write_validation_manifests(args.datasets, args.out)
+    folders += write_detector_manifests(args.datasets, args.out)
     if args.recoloured:
-        for folder in write_recoloured_french(args.datasets, args.out):
-            print(folder)
+        folders += write_recoloured_french(args.datasets, args.out)
+    for folder in folders:
+        print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

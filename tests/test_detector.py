@@ -443,6 +443,72 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
     assert rows[0].box == (10.0, 20.0, 80.0, 20.0)
 
 
+def _manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
+    folder.mkdir(parents=True)
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
+    tmp_path: Path, realdata: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One command writes every ``raqib eval`` folder, the detector's dashcam and mixed
+    sets included (split by ride: the training ride is left out); a folder without the
+    shared sets is named in a clear error, not a traceback."""
+    data, out = tmp_path / "datasets", tmp_path / "val"
+    _manifest(
+        data / "moroccan-plates-ocr",
+        ["image", "plate_text", "label_status", "n_lines"],
+        [["images/a.jpg", "48213د27", "ok", "1"]],
+    )
+    _manifest(
+        data / "french-plates",
+        ["image", "plate_text", "x", "y", "w", "h", "format"],
+        [["images/f.jpg", "AE330NJ", 1, 2, 30, 8, "SIV"]],
+    )
+    _manifest(
+        data / "moroccan-plates-detection",
+        ["image", "x", "y", "w", "h", "split"],
+        [["valid/s.jpg", 1, 2, 30, 8, "valid"]],
+    )
+    rides = ["dayride_type1_001_t1", "dayride_type1_002_t61", "nightride_type3_001_t5"]
+    _manifest(
+        data / "romania-dashcam",
+        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
+        [[f"images/valid/{r}.jpg", "", 10, 20, 80, 20, "valid"] for r in rides],
+    )
+    _manifest(
+        data / "mixed-plates-roboflow",
+        ["image", "plate_text", "x", "y", "w", "h"],
+        [["images/m.jpg", "GE1466", 1, 2, 30, 8]],
+    )
+    assert realdata.main([str(out), "--datasets", str(data)]) == 0
+    written = {Path(line).name for line in capsys.readouterr().out.split()}
+    assert written == {
+        "moroccan-ocr-val",
+        "french-val",
+        "moroccan-detection-valid",
+        "dashcam-heldout",
+        "dashcam-night",
+        "mixed-plates",
+    }
+
+    def images(name: str) -> list[str]:
+        with (out / name / "manifest.csv").open(encoding="utf-8") as fh:
+            return [Path(r["image"]).stem for r in csv.DictReader(fh)]
+
+    assert images("dashcam-heldout") == rides[1:]
+    assert images("dashcam-night") == rides[2:]
+    assert images("mixed-plates") == ["m"]
+
+    assert realdata.main([str(tmp_path / "elsewhere"), "--datasets", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "does not hold the shared sets" in error and "moroccan-plates-ocr" in error
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_reviewed_moroccan_crop_labels_are_fixed_or_unscored_and_keep_their_split(
     tmp_path: Path, realdata: ModuleType
 ) -> None:
