@@ -17,6 +17,9 @@ Splits are fixed and documented here so every script and model card agree:
   blurred to read, ``unsure``) so that ``raqib eval`` scores reads there too. They
   are held-out labels: no training script reads them.
 
+``python models/realdata.py OUT [--datasets DIR] [--recoloured]`` (:func:`main`) writes
+every ``raqib eval`` folder of these splits under ``OUT``.
+
 Derived evaluation sets (:func:`write_recoloured_french`): the held-out French photos with
 each labelled plate recoloured as a yellow FNI rear plate or a classic black one, a proxy
 for the plate colours the shared sets hardly hold (two held-out FNI cars, one black plate).
@@ -24,8 +27,10 @@ for the plate colours the shared sets hardly hold (two held-out FNI cars, one bl
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -307,9 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python models/realdata.py OUT``: every ``raqib eval`` folder of the shared sets
     under ``OUT`` (held-out and validation-only rows, the detector's dashcam and mixed
     sets; ``--recoloured`` the French proxies too), one path printed per folder."""
-    import argparse
-    import sys
-
     parser = argparse.ArgumentParser(
         description="write raqib-eval folders of the held-out and validation-only rows"
     )
