@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 import sys
@@ -168,3 +169,13 @@ def load_script(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def write_manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
+    """``folder/manifest.csv`` (``folder`` made) with ``header`` and ``rows``: a small
+    datasets tree in the shared sets' layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -11,7 +11,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun
+from conftest import DetectorRun, write_manifest
 
 from agent.frames import Image
 from agent.reader.detector import (
@@ -349,10 +349,11 @@ def test_recoloured_french_photos_recolour_only_the_held_out_plates(
         photo[2 * h : 3 * h, w // 2 : w // 2 + w] = plate
         cv2.imwrite(str(folder / "images" / f"{text}.png"), photo)
         rows.append([f"images/{text}.png", text.replace("-", ""), w // 2, 2 * h, w, h])
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image", "plate_text", "x", "y", "w", "h", "format"])
-        writer.writerows([*row, "SIV"] for row in rows)
+    write_manifest(
+        folder,
+        ["image", "plate_text", "x", "y", "w", "h", "format"],
+        [[*row, "SIV"] for row in rows],
+    )
     out = tmp_path / "val"
     yellow_dir, black_dir = realdata.write_recoloured_french(tmp_path, out)
     assert (yellow_dir.name, black_dir.name) == ("french-val-yellow", "french-val-black")
@@ -415,8 +416,6 @@ def realdata() -> ModuleType:
 def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
     tmp_path: Path, realdata: ModuleType
 ) -> None:
-    folder = tmp_path / "romania-dashcam"
-    folder.mkdir()
     names = [
         "images/train/dayride_type1_001_t1054.jpg",
         "images/valid/dayride_type1_001_t1055.jpg",
@@ -424,11 +423,11 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
         "images/train/nightride_type3_001_t110.jpg",
         "images/valid/nightride_type3_001_t5.jpg",
     ]
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image", "plate_text", "x", "y", "w", "h", "source_split"])
-        for name in names:
-            writer.writerow([name, "", 10, 20, 80, 20, name.split("/")[1]])
+    write_manifest(
+        tmp_path / "romania-dashcam",
+        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
+        [[name, "", 10, 20, 80, 20, name.split("/")[1]] for name in names],
+    )
     rows = realdata.romania_dashcam(tmp_path)
     held = {realdata.dashcam_ride(r.path): r.validation for r in rows}
     # the source's own train/valid folders do not matter: a ride is on one side only
@@ -443,14 +442,6 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
     assert rows[0].box == (10.0, 20.0, 80.0, 20.0)
 
 
-def _manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
-    folder.mkdir(parents=True)
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
     tmp_path: Path, realdata: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -458,28 +449,28 @@ def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
     sets included (split by ride: the training ride is left out); a folder without the
     shared sets is named in a clear error, not a traceback."""
     data, out = tmp_path / "datasets", tmp_path / "val"
-    _manifest(
+    write_manifest(
         data / "moroccan-plates-ocr",
         ["image", "plate_text", "label_status", "n_lines"],
         [["images/a.jpg", "48213د27", "ok", "1"]],
     )
-    _manifest(
+    write_manifest(
         data / "french-plates",
         ["image", "plate_text", "x", "y", "w", "h", "format"],
         [["images/f.jpg", "AE330NJ", 1, 2, 30, 8, "SIV"]],
     )
-    _manifest(
+    write_manifest(
         data / "moroccan-plates-detection",
         ["image", "x", "y", "w", "h", "split"],
         [["valid/s.jpg", 1, 2, 30, 8, "valid"]],
     )
     rides = ["dayride_type1_001_t1", "dayride_type1_002_t61", "nightride_type3_001_t5"]
-    _manifest(
+    write_manifest(
         data / "romania-dashcam",
         ["image", "plate_text", "x", "y", "w", "h", "source_split"],
         [[f"images/valid/{r}.jpg", "", 10, 20, 80, 20, "valid"] for r in rides],
     )
-    _manifest(
+    write_manifest(
         data / "mixed-plates-roboflow",
         ["image", "plate_text", "x", "y", "w", "h"],
         [["images/m.jpg", "GE1466", 1, 2, 30, 8]],
@@ -512,14 +503,15 @@ def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
 def test_reviewed_moroccan_crop_labels_are_fixed_or_unscored_and_keep_their_split(
     tmp_path: Path, realdata: ModuleType
 ) -> None:
-    folder = tmp_path / "moroccan-plates-ocr"
-    folder.mkdir()
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image", "plate_text", "label_status", "n_lines"])
-        writer.writerow(["images/a.jpg", "23131أ11", "ok", "1"])
-        writer.writerow(["images/b.jpg", "2أ7", "ok", "1"])
-        writer.writerow(["images/c.jpg", "48213د27", "ok", "1"])
+    write_manifest(
+        tmp_path / "moroccan-plates-ocr",
+        ["image", "plate_text", "label_status", "n_lines"],
+        [
+            ["images/a.jpg", "23131أ11", "ok", "1"],
+            ["images/b.jpg", "2أ7", "ok", "1"],
+            ["images/c.jpg", "48213د27", "ok", "1"],
+        ],
+    )
     review = tmp_path / "review.csv"
     with review.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -3,7 +3,6 @@ sets' layout (the shipped models read its rendered plates)."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +10,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
-from conftest import load_script, plate_in_frame
+from conftest import load_script, plate_in_frame, write_manifest
 
 from agent.synth.plates import render_plate
 
@@ -19,14 +18,6 @@ from agent.synth.plates import render_plate
 @pytest.fixture(scope="module")
 def eval_real() -> ModuleType:
     return load_script("eval_real")
-
-
-def _manifest(folder: Path, header: list[str], rows: list[list[object]]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 @pytest.fixture
@@ -37,19 +28,19 @@ def datasets(tmp_path: Path) -> Path:
     plate = render_plate("60321-B-40", np.random.default_rng(3), height=44)
     cv2.imwrite(str(ocr / "images" / "held.png"), cv2.copyMakeBorder(plate, 6, 6, 8, 8, 0))
     cv2.imwrite(str(ocr / "images" / "trained.png"), plate)
-    _manifest(
+    write_manifest(
         ocr,
         ["image", "plate_text", "label_status", "n_lines"],
         [["images/held.png", "60321ب40", "ok", 1], ["images/trained.png", "48213د27", "ok", 1]],
     )
     box = _photo(root / "french-plates" / "images" / "AE-330-NJ.jpg", "AE-330-NJ", 4)
-    _manifest(
+    write_manifest(
         root / "french-plates",
         ["image", "plate_text", "x", "y", "w", "h"],
         [["images/AE-330-NJ.jpg", "AE330NJ", *box]],
     )
     box = _photo(root / "moroccan-plates-detection" / "images" / "scene.jpg", "60321-B-40", 5)
-    _manifest(
+    write_manifest(
         root / "moroccan-plates-detection",
         ["image", "x", "y", "w", "h", "split"],
         [["images/scene.jpg", *box, "valid"], ["images/scene.jpg", *box, "train"]],
@@ -205,7 +196,7 @@ def test_the_folder_loop_names_each_image_before_it_is_read(tmp_path: Path) -> N
     for i, text in enumerate(("60321-B-40", "48213-D-27")):
         plate = render_plate(text, np.random.default_rng(i), height=44)
         cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.copyMakeBorder(plate, 6, 6, 8, 8, 0))
-    _manifest(
+    write_manifest(
         tmp_path,
         ["image", "plate_text", "x", "y", "w", "h"],
         [["0.png", "60321-B-40", "", "", "", ""], ["1.png", "48213-D-27", "", "", "", ""]],
