@@ -16,6 +16,11 @@ Splits are fixed and documented here so every script and model card agree:
   (``models/moroccan_scene_labels.csv``, 2026-12-03: 299 plates, 14 too hidden or
   blurred to read, ``unsure``) so that ``raqib eval`` scores reads there too. They
   are held-out labels: no training script reads them.
+- ``romania-dashcam``: split by ride (:data:`DASHCAM_TRAIN_RIDES`). The set has boxes only;
+  the plate texts of the held-out rides' 181 boxes were read by eye
+  (``models/dashcam_heldout_labels.csv``, 2026-12-06: 39 cars, 5 boxes too blurred to
+  read, ``unsure``), so that ``raqib eval`` scores reads of European whole frames there.
+  Held-out labels: no training script reads them.
 
 ``python models/realdata.py OUT [--datasets DIR] [--recoloured]`` (:func:`main`) writes
 every ``raqib eval`` folder of these splits under ``OUT``.
@@ -33,7 +38,7 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
 SCENE_LABELS = Path(__file__).resolve().parent / "moroccan_scene_labels.csv"
 """Plate texts of the Moroccan ``valid`` scenes, read by eye (evaluation only)."""
+DASHCAM_LABELS = Path(__file__).resolve().parent / "dashcam_heldout_labels.csv"
+"""Plate texts of the held-out dashcam rides' boxes, read by eye (evaluation only)."""
 OCR_LABEL_REVIEW = Path(__file__).resolve().parent / "moroccan_ocr_label_review.csv"
 """Moroccan crops whose source label disagrees with the photo: fixed, or ``suspect``."""
 
@@ -60,12 +67,16 @@ def held_out(text: str, share: float) -> bool:
     return _hash_byte(text) < round(256 * share)
 
 
+Box = tuple[float, float, float, float]
+"""x, y, w, h in pixels of the stored image."""
+
+
 @dataclass(frozen=True)
 class Row:
     path: Path
     text: str
     """canonical plate text ("" when only the box is labelled)"""
-    box: tuple[float, float, float, float] | None
+    box: Box | None
     validation: bool
     lines: int = 1
     scored: bool = True
@@ -103,9 +114,13 @@ def moroccan_ocr(datasets: Path, review: Path = OCR_LABEL_REVIEW) -> list[Row]:
     return rows
 
 
-def _box(r: dict[str, str]) -> tuple[float, float, float, float] | None:
+def _box(r: dict[str, str]) -> Box | None:
     if not r["w"]:
         return None
+    return _box4(r)
+
+
+def _box4(r: dict[str, str]) -> Box:
     return (float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]))
 
 
@@ -135,6 +150,18 @@ def moroccan_scene_texts(path: Path = SCENE_LABELS) -> dict[str, str]:
     with path.open(encoding="utf-8", newline="") as fh:
         return {
             r["image"]: canonicalize(r["plate_text"])[0]
+            for r in csv.DictReader(fh)
+            if r["label_status"] != "unsure" and r["plate_text"]
+        }
+
+
+def dashcam_heldout_texts(path: Path | None = None) -> dict[tuple[str, Box], str]:
+    """Canonical plate text by image (relative to the set) and box (as the set's manifest
+    gives it) of the held-out dashcam rides, read by eye (``path``, by default
+    :data:`DASHCAM_LABELS`); rows marked ``unsure`` are left out."""
+    with (path or DASHCAM_LABELS).open(encoding="utf-8", newline="") as fh:
+        return {
+            (r["image"], _box4(r)): canonicalize(r["plate_text"])[0]
             for r in csv.DictReader(fh)
             if r["label_status"] != "unsure" and r["plate_text"]
         }
@@ -231,12 +258,18 @@ def mixed_plates(datasets: Path) -> list[Row]:
 def write_detector_manifests(datasets: Path, out: Path) -> list[Path]:
     """``raqib eval`` folders for the detector's held-out sets beyond
     :func:`write_validation_manifests`: the held-out dashcam rides (all, and the
-    night ride alone) and the validation-only mixed scenes. Absolute image paths."""
-    dash = (
-        [r for r in romania_dashcam(datasets) if r.validation]
-        if (datasets / ROMANIA / "manifest.csv").is_file()
-        else []
-    )
+    night ride alone), their texts read by eye (:func:`dashcam_heldout_texts`, empty where
+    unsure: scored for detection only), and the validation-only mixed scenes. Absolute
+    image paths."""
+    dash: list[Row] = []
+    if (datasets / ROMANIA / "manifest.csv").is_file():
+        texts = dashcam_heldout_texts()
+        relative = datasets / ROMANIA
+        dash = [
+            replace(r, text=texts.get((r.path.relative_to(relative).as_posix(), r.box), ""))
+            for r in romania_dashcam(datasets)
+            if r.validation and r.box is not None
+        ]
     sets: dict[str, list[Row]] = {
         "dashcam-heldout": dash,
         "dashcam-night": [r for r in dash if is_night_ride(r.path)],

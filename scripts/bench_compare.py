@@ -10,7 +10,9 @@ inside the wheel; never a device dependency). Folders (the manifest format of
 - ``eu-square-crops`` (validation only): square and two-line European crops;
 - ``mixed-plates-roboflow`` (validation only): whole 416 x 416 photos;
 - ``french-val``: the held-out French cars, whole photos (models/realdata.py);
-- ``moroccan-ocr-val``: the held-out Moroccan crops (Arabic letter included).
+- ``moroccan-ocr-val``: the held-out Moroccan crops (Arabic letter included);
+- ``dashcam-heldout``: the held-out ``romania-dashcam`` rides, whole 1280 x 720 dusk and
+  night frames of Romanian plates, their texts read by eye (models/realdata.py).
 
 Ours: exactly ``raqib eval`` (agent.reader.evaluate: detector + recogniser on
 photos read as stills, recogniser alone on crops), one thread. PP-OCRv4: the whole engine
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             "french-val": val["french-val"],
             "moroccan-ocr-val": val["moroccan-ocr-val"],
         }
+        dash = {f.name: f for f in realdata.write_detector_manifests(args.datasets, work)}
+        if "dashcam-heldout" in dash:
+            folders["dashcam-heldout"] = dash["dashcam-heldout"]
         for name, full in folders.items():
             folder = _limited(full, args.limit, work)
             theirs = (

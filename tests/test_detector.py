@@ -443,7 +443,10 @@ def test_dashcam_frames_are_split_by_ride_and_the_night_ride_is_held_out(
 
 
 def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
-    tmp_path: Path, realdata: ModuleType, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    realdata: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One command writes every ``raqib eval`` folder, the detector's dashcam and mixed
     sets included (split by ride: the training ride is left out); a folder without the
@@ -470,6 +473,14 @@ def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
         ["image", "plate_text", "x", "y", "w", "h", "source_split"],
         [[f"images/valid/{r}.jpg", "", 10, 20, 80, 20, "valid"] for r in rides],
     )
+    labels = tmp_path / "dashcam_labels.csv"  # the held-out day ride's box read by eye
+    write_manifest(
+        tmp_path,
+        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
+        [[f"images/valid/{rides[1]}.jpg", "10.0", "20", "80", "20", "B75MCY", "eye"]],
+    )
+    (tmp_path / "manifest.csv").rename(labels)
+    monkeypatch.setattr(realdata, "DASHCAM_LABELS", labels)
     write_manifest(
         data / "mixed-plates-roboflow",
         ["image", "plate_text", "x", "y", "w", "h"],
@@ -490,7 +501,12 @@ def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
         with (out / name / "manifest.csv").open(encoding="utf-8") as fh:
             return [Path(r["image"]).stem for r in csv.DictReader(fh)]
 
+    def texts(name: str) -> list[str]:
+        with (out / name / "manifest.csv").open(encoding="utf-8") as fh:
+            return [r["plate_text"] for r in csv.DictReader(fh)]
+
     assert images("dashcam-heldout") == rides[1:]
+    assert texts("dashcam-heldout") == ["B-75-MCY", ""]  # the night box has no label
     assert images("dashcam-night") == rides[2:]
     assert images("mixed-plates") == ["m"]
 
@@ -579,3 +595,25 @@ def test_the_moroccan_scenes_read_by_eye_are_valid_plates_and_unsure_ones_are_le
         encoding="utf-8",
     )
     assert realdata.moroccan_scene_texts(labels) == {"images/valid/a.jpg": "12345-B-6"}
+
+
+def test_the_dashcam_boxes_read_by_eye_are_held_out_rides_and_unsure_ones_are_left_out(
+    tmp_path: Path, realdata: ModuleType
+) -> None:
+    """The labels score reads only: not one box of the training ride is labelled."""
+    texts = realdata.dashcam_heldout_texts()
+    assert len(texts) == 176
+    rides = {realdata.dashcam_ride(Path(image)) for image, _box in texts}
+    assert rides == {"dayride_type1_002", "dayride_type1_003", "nightride_type3_001"}
+    assert not rides & realdata.DASHCAM_TRAIN_RIDES
+    assert all(canonicalize(t)[0] == t for t in texts.values())
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "image,x,y,w,h,plate_text,label_status\n"
+        "images/train/nightride_type3_001_t1.jpg,690.7,438.8,252.2,71.7,TR05RBG,eye\n"
+        "images/train/nightride_type3_001_t1.jpg,10,20,80,20,B199LMA,unsure\n",
+        encoding="utf-8",
+    )
+    assert realdata.dashcam_heldout_texts(labels) == {
+        ("images/train/nightride_type3_001_t1.jpg", (690.7, 438.8, 252.2, 71.7)): "TR-05-RBG"
+    }

@@ -213,3 +213,38 @@ def test_the_folder_loop_names_each_image_before_it_is_read(tmp_path: Path) -> N
     result = evaluate_folder(reader, tmp_path, before_image=events.append)
     assert events == ["0.png", "read", "1.png", "read"]
     assert result.exact == 2
+
+
+def test_the_held_out_dashcam_rides_are_read_and_summed_apart(
+    eval_real: ModuleType,
+    datasets: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dashcam rides' boxes read by eye are scored as plates, in a third sum beside the
+    shipping rule's two; a box without a label counts for detection only."""
+    frame = "images/train/nightride_type3_001_t5.jpg"
+    box = _photo(datasets / "romania-dashcam" / frame, "AE-330-NJ", 6)
+    write_manifest(
+        datasets / "romania-dashcam",
+        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
+        [[frame, "", *box, "train"], [frame, "", 20, 20, 60, 15, "train"]],
+    )
+    write_manifest(
+        tmp_path / "labels",
+        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
+        [[frame, *box, "AE330NJ", "eye"]],
+    )
+    monkeypatch.setattr(eval_real.realdata, "DASHCAM_LABELS", tmp_path / "labels" / "manifest.csv")
+    saved = tmp_path / "run.json"
+    argv = ["--datasets", str(datasets), "--sets", "dashcam-heldout,dashcam-night"]
+    assert eval_real.main([*argv, "--save", str(saved)]) == 0
+    run = json.loads(saved.read_text(encoding="utf-8"))
+    assert list(run["sets"]) == ["dashcam-heldout", "dashcam-night"]
+    heldout = run["sets"]["dashcam-heldout"]
+    assert (heldout["kind"], heldout["plates"], heldout["boxes"]) == ("held-out dashcam", 1, 2)
+    assert run["dashcam_exact"] == heldout["exact"] == 1  # the night ride not counted twice
+    assert run["held_out_exact"] == run["validation_only_exact"] == 0
+    out = capsys.readouterr().out
+    assert "held-out dashcam exact (Romanian plates, whole frames): 1 of 1" in out
