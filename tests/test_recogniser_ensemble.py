@@ -56,6 +56,18 @@ def test_an_emblem_read_as_one_more_character_is_not_the_fuller_read() -> None:
     assert pick_read([("FC768JZ", 0.9), ("FC768J", 0.99)]) == 0
 
 
+def test_a_read_of_no_known_layout_loses_to_a_plate_read_one_character_away() -> None:
+    # the Romanian band's edge read into the B; a night plate's T read as a 1
+    assert pick_read([("E52CNW", 0.97), ("B52CNW", 0.86)]) == 1
+    assert pick_read([("B127G1A", 0.93), ("B127GTA", 0.09)]) == 1
+    # two characters away, or both plates of a known layout: the surer read
+    assert pick_read([("E52CNX", 0.97), ("B52CNW", 0.86)]) == 0
+    assert pick_read([("B956SV", 0.97), ("B95GSV", 0.9)]) == 0
+    # the votes of more members come first, and a fuller read still wins
+    assert pick_read([("E52CNW", 0.97), ("E52CNW", 0.9), ("B52CNW", 0.86)]) == 0
+    assert pick_read([("B839HAR", 0.7), ("B839AR", 0.99)]) == 0
+
+
 def test_with_no_plate_among_the_reads_the_surest_read_is_kept() -> None:
     assert pick_read([("12X", 0.3), ("1", 0.8)]) == 1
     with pytest.raises(ValueError):

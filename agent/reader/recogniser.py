@@ -349,8 +349,12 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
     a dropped character, often at the crop's edge, is the commonest CTC error and
     comes with high confidence: ``FC-768-J`` at 0.99 for ``FC-768-JZ``), then the more
     confident read. A read of no known layout that is a known plate read with just one
-    character more is not the fuller one (:func:`_one_glyph_past_a_layout`). Ties go to the
-    earlier member."""
+    character more is not the fuller one (:func:`_one_glyph_past_a_layout`). Before the
+    confidence, a read of no known layout loses to a known plate read one character away
+    (:func:`_one_character_apart`): the grammar is the likelier spelling where the model
+    doubts one glyph (``E52CNW`` at 0.97, the Romanian band's edge read into the ``B``,
+    against ``B-52-CNW`` at 0.86; ``B127G1A`` against ``B-127-GTA``; models/recogniser.md,
+    "A plate one character away"). Ties go to the earlier member."""
     if not reads:
         raise ValueError("no reads to pick from")
     counting = [i for i, (raw, conf) in enumerate(reads) if counts_as_plate(raw, conf)]
@@ -368,7 +372,13 @@ def pick_read(reads: Sequence[tuple[str, float]]) -> int:
         )
         for i in pool
     }
-    return max(pool, key=lambda i: (votes[text[i]], fuller[i], reads[i][1], -i))
+    misspelt = {
+        i: bool(counting)
+        and not known[i]
+        and any(known[j] and _one_character_apart(bare[i], bare[j]) for j in pool)
+        for i in pool
+    }
+    return max(pool, key=lambda i: (votes[text[i]], fuller[i], not misspelt[i], reads[i][1], -i))
 
 
 def voted_by_position(
@@ -432,6 +442,11 @@ def _one_glyph_past_a_layout(text: str, text_known: bool, other: str, other_know
     more characters longer (``GD9751J`` against ``GD-751``): an emblem is one glyph
     (models/recogniser.md, "One glyph past a layout")."""
     return other_known and not text_known and len(text) == len(other) + 1
+
+
+def _one_character_apart(text: str, other: str) -> bool:
+    """True when ``text`` and ``other`` have one length and differ in one place."""
+    return len(text) == len(other) and sum(a != b for a, b in zip(text, other, strict=True)) == 1
 
 
 def fuller_text(text: str, other: str) -> bool:
