@@ -150,6 +150,24 @@ def test_with_a_doubt_band_the_other_members_read_only_the_first_members_doubtfu
         RecogniserEnsemble([first, second], doubt=(0.9, 0.1))
 
 
+def test_a_sure_read_of_no_known_layout_is_in_doubt_and_a_plate_one_character_away_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Video frames: the first member's ``E52CNW`` at 0.98 (a Romanian plate's band read into
+    the ``B``) is above the band but of no known layout, so the second member reads too, and
+    its ``B-52-CNW`` one character away is kept; a sure known plate still stands alone."""
+    first, second = _members()
+    ensemble = RecogniserEnsemble([first, second], doubt=(0.05, 0.95))
+    crop = render_plate("12345-B-6", np.random.default_rng(5), height=40)
+    monkeypatch.setattr(second, "read_best", lambda _crop: ("B52CNW", 0.9))
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("E52CNW", 0.98))
+    assert ensemble.read_best(crop) == ("B52CNW", 0.9)
+    assert ensemble.last_reads == (("E52CNW", 0.98), ("B52CNW", 0.9))
+    monkeypatch.setattr(first, "read_best", lambda _crop: ("B52CNW", 0.98))
+    ensemble.read_best(crop)
+    assert ensemble.last_reads == (("B52CNW", 0.98),)
+
+
 def test_members_must_share_a_charset(tmp_path: Path) -> None:
     shutil.copy(MODELS / "recogniser.tflite", tmp_path / "other.tflite")
     meta = json.loads((MODELS / "recogniser.json").read_text(encoding="utf-8"))

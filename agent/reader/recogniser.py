@@ -291,7 +291,10 @@ class RecogniserEnsemble:
     only when the first member's read has a confidence in ``[low, high]``: a surer read
     stands alone, and a read below ``low`` is a box that holds no plate (most of a video
     frame's boxes), so a frame pays for the second read about one box in four
-    (models/recogniser.md, "Second reads for video frames").
+    (models/recogniser.md, "Second reads for video frames"). A read surer than ``high`` of
+    no known layout is in doubt too: the second member may read the plate one character
+    away that :func:`pick_read` prefers (``E52CNW`` at 0.98, the Romanian band read into
+    the ``B``: models/recogniser.md, "A plate one character away in video frames").
     """
 
     def __init__(
@@ -325,7 +328,11 @@ class RecogniserEnsemble:
     def _read(self, read: Callable[[Recogniser], tuple[str, float]]) -> tuple[str, float]:
         """The kept read of the first member and, unless it is outside ``doubt``, the others."""
         first = read(self.members[0])
-        doubtful = self.doubt is None or self.doubt[0] <= first[1] <= self.doubt[1]
+        doubtful = (
+            self.doubt is None
+            or self.doubt[0] <= first[1] <= self.doubt[1]
+            or (first[1] > self.doubt[1] and not is_known_plate(first[0]))
+        )
         return self._pick([first, *(read(m) for m in self.members[1:] if doubtful)])
 
     def alternatives(self, raw: str) -> list[str]:
