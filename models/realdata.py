@@ -117,10 +117,10 @@ def moroccan_ocr(datasets: Path, review: Path = OCR_LABEL_REVIEW) -> list[Row]:
 def _box(r: dict[str, str]) -> Box | None:
     if not r["w"]:
         return None
-    return _box4(r)
+    return _xywh(r)
 
 
-def _box4(r: dict[str, str]) -> Box:
+def _xywh(r: dict[str, str]) -> Box:
     return (float(r["x"]), float(r["y"]), float(r["w"]), float(r["h"]))
 
 
@@ -161,7 +161,7 @@ def dashcam_heldout_texts(path: Path | None = None) -> dict[tuple[str, Box], str
     :data:`DASHCAM_LABELS`); rows marked ``unsure`` are left out."""
     with (path or DASHCAM_LABELS).open(encoding="utf-8", newline="") as fh:
         return {
-            (r["image"], _box4(r)): canonicalize(r["plate_text"])[0]
+            (r["image"], _xywh(r)): canonicalize(r["plate_text"])[0]
             for r in csv.DictReader(fh)
             if r["label_status"] != "unsure" and r["plate_text"]
         }

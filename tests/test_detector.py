@@ -474,12 +474,11 @@ def test_realdata_cli_writes_every_eval_folder_and_names_missing_sets(
         [[f"images/valid/{r}.jpg", "", 10, 20, 80, 20, "valid"] for r in rides],
     )
     labels = tmp_path / "dashcam_labels.csv"  # the held-out day ride's box read by eye
-    write_manifest(
-        tmp_path,
-        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
-        [[f"images/valid/{rides[1]}.jpg", "10.0", "20", "80", "20", "B75MCY", "eye"]],
+    labels.write_text(
+        "image,x,y,w,h,plate_text,label_status\n"
+        f"images/valid/{rides[1]}.jpg,10.0,20,80,20,B75MCY,eye\n",
+        encoding="utf-8",
     )
-    (tmp_path / "manifest.csv").rename(labels)
     monkeypatch.setattr(realdata, "DASHCAM_LABELS", labels)
     write_manifest(
         data / "mixed-plates-roboflow",
