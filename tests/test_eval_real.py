@@ -216,6 +216,31 @@ def test_the_folder_loop_names_each_image_before_it_is_read(tmp_path: Path) -> N
     assert result.exact == 2
 
 
+def _dashcam_frame_read_by_eye(
+    datasets: Path,
+    frame: str,
+    seed: int,
+    labels: Path,
+    realdata: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    *unlabelled: tuple[int, int, int, int],
+) -> None:
+    """A held-out ``romania-dashcam`` frame with one rendered plate, its box read by eye in a
+    labels file under ``labels`` that ``realdata`` is pointed at; ``unlabelled`` boxes too."""
+    box = _photo(datasets / "romania-dashcam" / frame, "AE-330-NJ", seed)
+    write_manifest(
+        datasets / "romania-dashcam",
+        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
+        [[frame, "", *b, "train"] for b in (box, *unlabelled)],
+    )
+    write_manifest(
+        labels,
+        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
+        [[frame, *box, "AE330NJ", "eye"]],
+    )
+    monkeypatch.setattr(realdata, "DASHCAM_LABELS", labels / "manifest.csv")
+
+
 def test_the_held_out_dashcam_rides_are_read_and_summed_apart(
     eval_real: ModuleType,
     datasets: Path,
@@ -226,18 +251,9 @@ def test_the_held_out_dashcam_rides_are_read_and_summed_apart(
     """The dashcam rides' boxes read by eye are scored as plates, in a third sum beside the
     shipping rule's two; a box without a label counts for detection only."""
     frame = "images/train/nightride_type3_001_t5.jpg"
-    box = _photo(datasets / "romania-dashcam" / frame, "AE-330-NJ", 6)
-    write_manifest(
-        datasets / "romania-dashcam",
-        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
-        [[frame, "", *box, "train"], [frame, "", 20, 20, 60, 15, "train"]],
+    _dashcam_frame_read_by_eye(
+        datasets, frame, 6, tmp_path / "labels", eval_real.realdata, monkeypatch, (20, 20, 60, 15)
     )
-    write_manifest(
-        tmp_path / "labels",
-        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
-        [[frame, *box, "AE330NJ", "eye"]],
-    )
-    monkeypatch.setattr(eval_real.realdata, "DASHCAM_LABELS", tmp_path / "labels" / "manifest.csv")
     saved = tmp_path / "run.json"
     argv = ["--datasets", str(datasets), "--sets", "dashcam-heldout,dashcam-night"]
     assert eval_real.main([*argv, "--save", str(saved)]) == 0
@@ -261,19 +277,8 @@ def test_the_side_by_side_reads_every_folder_the_held_out_dashcam_rides_included
     plates read by eye among them, each with our exact share and ms per image."""
     bench_compare = load_script("bench_compare")
     frame = "images/train/dayride_type1_002_t61.jpg"
-    box = _photo(datasets / "romania-dashcam" / frame, "AE-330-NJ", 7)
-    write_manifest(
-        datasets / "romania-dashcam",
-        ["image", "plate_text", "x", "y", "w", "h", "source_split"],
-        [[frame, "", *box, "train"]],
-    )
-    write_manifest(
-        tmp_path / "labels",
-        ["image", "x", "y", "w", "h", "plate_text", "label_status"],
-        [[frame, *box, "AE330NJ", "eye"]],
-    )
-    monkeypatch.setattr(
-        bench_compare.realdata, "DASHCAM_LABELS", tmp_path / "labels" / "manifest.csv"
+    _dashcam_frame_read_by_eye(
+        datasets, frame, 7, tmp_path / "labels", bench_compare.realdata, monkeypatch
     )
     crop = render_plate("AB-123-CD", np.random.default_rng(8), height=40)
     for folder, image in (("eu-square-crops", "crop.png"), ("mixed-plates-roboflow", "m.png")):
