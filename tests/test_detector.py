@@ -20,6 +20,7 @@ from agent.reader.detector import (
     Look,
     ModelDetector,
     tile_windows,
+    widen_over_blue,
 )
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.plate_text import canonicalize, is_valid
@@ -163,6 +164,24 @@ def test_the_grey_pass_shows_the_model_the_frame_without_its_colours(
     assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
     expected = cv2.cvtColor(colour[0], cv2.COLOR_BGR2GRAY)
     assert np.array_equal(grey[0, ..., 0], expected)
+
+
+def test_a_plate_box_is_widened_over_its_blue_bands_up_to_a_grey_column_or_the_frame_edge() -> None:
+    """A European plate's blue bands lie outside the white paper the contours find; the box
+    takes them in, at most 15 % of its width a side, stopping at the first column that is
+    not blue (blue over red by 40 on average down the column's middle half) or at the edge."""
+    frame = np.full((100, 300, 3), 128, np.uint8)
+    frame[40:60, 100:200] = 255  # the paper: box (100, 40, 100, 20)
+    frame[40:60, 94:100] = (200, 60, 30)  # a left band 6 columns wide
+    frame[40:60, 200:230] = (200, 60, 30)  # a right band wider than 15 % of the box
+    assert widen_over_blue(frame, (100, 40, 100, 20)) == (94, 40, 121, 20)
+    frame[45:55, 97] = (120, 120, 120)  # a column whose middle is grey stops the left band
+    assert widen_over_blue(frame, (100, 40, 100, 20)) == (98, 40, 117, 20)
+    edge = np.full((100, 300, 3), 128, np.uint8)
+    edge[40:60, :5] = (200, 60, 30)  # a band cut by the frame's left edge
+    edge[40:60, 295:] = (200, 60, 30)
+    assert widen_over_blue(edge, (5, 40, 290, 20)) == (0, 40, 300, 20)
+    assert widen_over_blue(edge, (0, 40, 50, 20)) == (0, 40, 50, 20)  # nothing left of it
 
 
 def test_a_small_frame_is_enlarged_into_the_input_and_boxes_come_back_in_its_pixels(

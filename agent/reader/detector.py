@@ -166,15 +166,15 @@ def widen_over_blue(image: Image, box: Box) -> Box:
         return box
 
     def blue_columns(x_from: int, x_to: int, step: int) -> int:
-        n = 0
-        for cx in range(x_from, x_to, step):
-            if not 0 <= cx < width:
-                break
-            col = rows[:, cx].astype(np.int16)
-            if float(np.mean(col[:, 0] - col[:, 2])) < 40:
-                break
-            n += 1
-        return n
+        """Columns from ``x_from`` towards ``x_to`` that are blue, up to the first that is not
+        or the frame's edge: blue exceeds red by 40 grey levels on average down the column."""
+        stop = max(-1, x_to) if step < 0 else min(width, x_to)
+        columns = range(x_from, stop, step)
+        if not 0 <= x_from < width or len(columns) == 0:
+            return 0
+        cols = rows[:, x_from : stop if stop >= 0 else None : step].astype(np.int16)
+        blue = (cols[:, :, 0] - cols[:, :, 2]).mean(axis=0) >= 40
+        return len(columns) if blue.all() else int(np.argmin(blue))
 
     left = blue_columns(x - 1, x - 1 - limit, -1)
     right = blue_columns(x + w, x + w + limit, 1)
@@ -455,7 +455,7 @@ class ModelDetector:
         grey: list[tuple[Box, float]] = []
         if self.grey_pass:
             canvas = self._input[0]
-            canvas[...] = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[:, :, None]
+            cv2.cvtColor(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR, dst=canvas)
             grey = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
         if tiles and self.tile_above is not None and max(image.shape[:2]) > self.tile_above:
             colour = _suppress_overlaps(colour + self._tiled_pass(image))
