@@ -91,7 +91,11 @@ class ReaderConfig(_Section):
     OpenCV one ("contour"), or "auto": the model when ``models_dir`` has it."""
     grey_pass: bool = True
     """The model detector also looks at the frame without its colours (dusk and night
-    dashcam plates under a colour cast); it doubles the detector's time per frame."""
+    dashcam plates under a colour cast); it doubles the detector's time on such frames."""
+    grey_pass_min_cast: float = Field(0.5, ge=0.0, le=10.0)
+    """The grey pass runs only on frames with at least this colour cast (the channel
+    means' pairwise differences over their mean: daylight frames about 0.15, night
+    dashcam frames about 2); 0: on every frame (agent.reader.detector.GREY_MIN_CAST)."""
     tile_above: int = Field(2560, ge=0, le=100_000)
     """Video frames with a side longer than this (pixels) also get the detector's tiled
     pass (overlapping windows seen at half size: far plates); 0: never. Live video

@@ -15,10 +15,12 @@ from conftest import DetectorRun, write_manifest
 
 from agent.frames import Image
 from agent.reader.detector import (
+    GREY_MIN_CAST,
     SECOND_LOOK_BOXES,
     TILE_SCALE,
     Look,
     ModelDetector,
+    cast_strength,
     tile_windows,
     widen_over_blue,
 )
@@ -101,11 +103,11 @@ def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
 ) -> None:
     for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
         detector_runs.clear()
-        detector.detect(np.zeros((*shape, 3), np.uint8))
+        detector.detect(_magenta(shape))
         # in colour, then grey on the same letterboxed frame (no second resize)
         assert detector_runs == [(shape, False), (shape, True)]
     detector_runs.clear()
-    detector.detect(np.zeros((2160, 3840, 3), np.uint8))
+    detector.detect(_magenta((2160, 3840)))
     height, width = detector.input_size
     tiles = tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
     assert detector_runs[:2] == [((2160, 3840), False), ((2160, 3840), True)]
@@ -131,16 +133,47 @@ def test_a_shrunk_look_shows_the_model_the_frame_smaller_and_answers_in_frame_pi
     assert all(x >= 0 and y >= 0 and x + w <= 640 and y + h <= 480 for (x, y, w, h), *_ in shrunk)
 
 
+def _magenta(shape: tuple[int, int]) -> Image:
+    """A frame under a night's magenta cast (sodium lamps, tail lights): cast about 2."""
+    return np.full((*shape, 3), (150, 40, 160), np.uint8)
+
+
 def test_tiling_and_the_grey_pass_can_be_switched_off(detector_runs: list[DetectorRun]) -> None:
-    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(
-        np.zeros((2160, 3840, 3), np.uint8)
-    )
+    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(_magenta((2160, 3840)))
     assert detector_runs == [((2160, 3840), False), ((2160, 3840), True)]
     detector_runs.clear()
-    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(
-        np.zeros((720, 1280, 3), np.uint8)
-    )
+    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(_magenta((720, 1280)))
     assert detector_runs == [((720, 1280), False)]
+
+
+def test_a_cast_strength_is_how_far_the_mean_colour_is_from_grey() -> None:
+    assert cast_strength(np.full((10, 10, 3), 90, np.uint8)) == 0.0
+    assert cast_strength(np.zeros((10, 10, 3), np.uint8)) == 0.0  # black: no division by 0
+    assert cast_strength(_magenta((10, 10))) == pytest.approx(240 / (350 / 3))
+    daylight = np.full((10, 10, 3), (120, 128, 140), np.uint8)  # a slightly warm white balance
+    assert cast_strength(daylight) == pytest.approx(40 / (388 / 3))
+    assert cast_strength(daylight) < GREY_MIN_CAST < cast_strength(_magenta((10, 10)))
+
+
+def test_the_grey_pass_runs_only_on_a_frame_under_a_colour_cast_unless_told_always(
+    detector_runs: list[DetectorRun],
+) -> None:
+    """A frame near grey (daylight under the camera's white balance, or an infrared night
+    camera's grey frame) shows the grey pass almost or exactly its colour pass's input."""
+    street = street_scene(np.random.default_rng(3))[0]
+    assert cast_strength(street) < GREY_MIN_CAST
+    ModelDetector(MODELS / "detector.tflite").detect(street)
+    assert [grey for _, grey in detector_runs] == [False]
+    detector_runs.clear()
+    night = night_drive(street, np.random.default_rng(4))
+    assert cast_strength(night) >= GREY_MIN_CAST
+    ModelDetector(MODELS / "detector.tflite").detect(night)
+    assert [grey for _, grey in detector_runs] == [False, True]
+    detector_runs.clear()
+    ModelDetector(MODELS / "detector.tflite", grey_min_cast=0.0).detect(street)
+    assert [grey for _, grey in detector_runs] == [False, True]
+    with pytest.raises(ValueError, match="grey_min_cast"):
+        ModelDetector(MODELS / "detector.tflite", grey_min_cast=-0.1)
 
 
 def test_the_grey_pass_shows_the_model_the_frame_without_its_colours(
@@ -221,16 +254,19 @@ def test_the_second_look_zooms_on_the_best_boxes_only_when_asked(
     detector_runs: list[DetectorRun],
 ) -> None:
     frame, plate = _plate_frame()
-    ModelDetector(MODELS / "detector.tflite").detect(frame)
+    always = 0.0  # the grey pass on every frame: two whole-frame runs before the looks
+    ModelDetector(MODELS / "detector.tflite", grey_min_cast=always).detect(frame)
     assert detector_runs == [((720, 1280), False), ((720, 1280), True)]  # video: no second look
     detector_runs.clear()
-    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0))
+    detector = ModelDetector(MODELS / "detector.tflite", grey_min_cast=always, zooms=(4.0, 5.0))
     found = detector.detect(frame)
     assert any(_iou(box, plate) >= 0.5 for box, _ in found)
     looks = detector_runs[2:]
     assert looks and len(looks) % 2 == 0 and len(looks) <= 2 * SECOND_LOOK_BOXES
     detector_runs.clear()
-    ModelDetector(MODELS / "detector.tflite", zooms=(4.0, 5.0), look_boxes=1).detect(frame)
+    ModelDetector(
+        MODELS / "detector.tflite", grey_min_cast=always, zooms=(4.0, 5.0), look_boxes=1
+    ).detect(frame)
     assert len(detector_runs[2:]) == 2  # the best box only
     in_h, in_w = detector.input_size
     for (height, width), reused in looks:

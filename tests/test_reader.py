@@ -11,13 +11,14 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DetectorRun, FixedBoxes
+from pydantic import ValidationError
 
 from agent.config import ReaderConfig
 from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
-from agent.reader.detector import ContourDetector, ModelDetector
+from agent.reader.detector import GREY_MIN_CAST, ContourDetector, ModelDetector
 from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import (
     DARK_GROUND_MAX,
@@ -174,6 +175,15 @@ def test_the_detectors_grey_pass_follows_the_reader_config(grey_pass: bool) -> N
     detector = ModelPlateReader.from_config(ReaderConfig(grey_pass=grey_pass)).detector
     assert isinstance(detector, ModelDetector)
     assert detector.grey_pass is grey_pass
+    assert detector.grey_min_cast == GREY_MIN_CAST == ReaderConfig().grey_pass_min_cast
+
+
+def test_the_grey_pass_on_every_frame_is_one_config_key_away() -> None:
+    """``grey_pass_min_cast = 0``: the grey pass on every frame, as before it had a gate."""
+    detector = ModelPlateReader.from_config(ReaderConfig(grey_pass_min_cast=0.0)).detector
+    assert isinstance(detector, ModelDetector) and detector.grey_min_cast == 0.0
+    with pytest.raises(ValidationError, match="grey_pass_min_cast"):
+        ReaderConfig(grey_pass_min_cast=-1)
 
 
 @pytest.mark.parametrize(
@@ -1023,8 +1033,8 @@ def test_the_near_pass_costs_two_detector_runs_where_it_finds_nothing(
     photo_reader: ModelPlateReader, detector_runs: list[DetectorRun]
 ) -> None:
     """The photo shrunk, in colour then grey (the same letterboxed input): no plate found,
-    nothing more."""
-    scene = np.full((480, 640, 3), 120, np.uint8)
+    nothing more. (A photo under a colour cast: the grey pass runs on no other.)"""
+    scene = np.full((480, 640, 3), (150, 40, 160), np.uint8)
     runs = {}
     try:
         for near in (False, True):

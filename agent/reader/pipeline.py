@@ -726,6 +726,7 @@ class ModelPlateReader:
                 model,
                 config.num_threads,
                 grey_pass=config.grey_pass,
+                grey_min_cast=config.grey_pass_min_cast,
                 tile_above=tile_above or None,
                 zooms=tuple(zooms),
                 look_boxes=look_boxes,
