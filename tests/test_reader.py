@@ -18,7 +18,7 @@ from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel, load_interpreter
 from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
-from agent.reader.detector import GREY_MIN_CAST, ContourDetector, ModelDetector
+from agent.reader.detector import GREY_MIN_CAST, ContourDetector, ModelDetector, cast_strength
 from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import (
     DARK_GROUND_MAX,
@@ -33,7 +33,7 @@ from agent.reader.plate_text import canonicalize
 from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
 from agent.reads import Box, PlateFormat, box_inside_share, box_iou
 from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
-from agent.synth.scenes import near_plate_scene
+from agent.synth.scenes import near_plate_scene, night_drive, street_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -176,6 +176,36 @@ def test_the_detectors_grey_pass_follows_the_reader_config(grey_pass: bool) -> N
     assert isinstance(detector, ModelDetector)
     assert detector.grey_pass is grey_pass
     assert detector.grey_min_cast == GREY_MIN_CAST == ReaderConfig().grey_pass_min_cast
+
+
+def test_a_daylight_video_frame_is_read_with_the_wider_view_and_a_cast_one_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time a frame with no colour cast saves on the grey pass goes to the wider view of
+    each of its boxes; a dusk or night frame, which pays for the grey pass, reads the box
+    alone. Photos read the wider view always (``still_wide_view``)."""
+    views_per_read: list[int] = []
+    real_read_views = ModelPlateReader._read_views
+
+    def counting(self: ModelPlateReader, views: list[Image], *args: object) -> object:
+        views_per_read.append(len(views))
+        return real_read_views(self, views, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ModelPlateReader, "_read_views", counting)
+    daylight = street_scene(np.random.default_rng(2))[0]
+    night = night_drive(daylight, np.random.default_rng(2))
+    assert cast_strength(daylight) < GREY_MIN_CAST <= cast_strength(night)
+    reads = {}
+    for daylight_wide in (True, False):
+        reader = ModelPlateReader.from_config(ReaderConfig(daylight_wide_view=daylight_wide))
+        for name, frame in (("daylight", daylight), ("night", night)):
+            views_per_read.clear()
+            assert reader.read_boxes(frame)
+            reads[daylight_wide, name] = set(views_per_read)
+    assert reads[True, "daylight"] == {2}  # each box and its wider crop
+    assert reads[True, "night"] == reads[False, "night"] == reads[False, "daylight"] == {1}
+    still = ModelPlateReader.from_config(ReaderConfig(), stills=True)
+    assert still.wide_view and not still.daylight_wide_view
 
 
 def test_the_grey_pass_on_every_frame_is_one_config_key_away() -> None:

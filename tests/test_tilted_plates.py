@@ -340,9 +340,13 @@ SLOPING_FRAMES = [
 def test_a_video_frame_reads_a_sloping_plate_levelled_unless_turned_off() -> None:
     """A body camera held askew sees every plate sloping, frame after frame: reading the
     next frames does not put back the character an upright box drops, levelling does
-    (``reader.levelled_plates``, on for video since 2026-12-05)."""
+    (``reader.levelled_plates``, on for video since 2026-12-05). Upright here also means
+    without the wider view, as a frame under a colour cast (dusk, night) is read: a
+    daylight frame's wider crop (``daylight_wide_view``) holds the dropped character too."""
     video = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS))
-    upright = ModelPlateReader.from_config(ReaderConfig(models_dir=MODELS, levelled_plates=False))
+    upright = ModelPlateReader.from_config(
+        ReaderConfig(models_dir=MODELS, levelled_plates=False, daylight_wide_view=False)
+    )
     assert video.levelled_plates and not upright.levelled_plates
     upright_right = 0
     for text, seed, degrees in SLOPING_FRAMES:

@@ -335,6 +335,9 @@ class ModelDetector:
         if grey_min_cast < 0.0:
             raise ValueError(f"grey_min_cast must be at least 0, got {grey_min_cast}")
         self.grey_min_cast = grey_min_cast
+        self.last_cast = 0.0
+        """:func:`cast_strength` of the last whole-frame pass's input (the reader reads a
+        frame with no cast, which skipped the grey pass, with more views)."""
         if any(zoom < 1.0 for zoom in zooms):
             raise ValueError(f"second-look zooms must be at least 1, got {zooms}")
         self.zooms = zooms
@@ -478,7 +481,8 @@ class ModelDetector:
         colour = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)
         grey: list[tuple[Box, float]] = []
         height, width = self._last_size
-        if self.grey_pass and cast_strength(self._input[0, :height, :width]) >= self.grey_min_cast:
+        self.last_cast = cast_strength(self._input[0, :height, :width])
+        if self.grey_pass and self.last_cast >= self.grey_min_cast:
             canvas = self._input[0]
             cv2.cvtColor(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR, dst=canvas)
             grey = self.decode(self._model.invoke(self._input)[0], scale, fw, fh)

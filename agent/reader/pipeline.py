@@ -667,6 +667,7 @@ class ModelPlateReader:
         recognisers: int | None = None,
         recognisers_doubt: tuple[float, float] | None = None,
         wide_view: bool = False,
+        daylight_wide_view: bool = False,
         dark_plates: bool = False,
         dark_boxes: bool = False,
         extended_boxes: bool = False,
@@ -686,6 +687,7 @@ class ModelPlateReader:
         self.min_confidence = min_confidence
         self.keep_unknown = keep_unknown
         self.wide_view = wide_view
+        self.daylight_wide_view = daylight_wide_view
         self.dark_plates = dark_plates
         self.dark_boxes = dark_boxes
         self.extended_boxes = extended_boxes
@@ -739,6 +741,7 @@ class ModelPlateReader:
             recognisers=config.still_recognisers if stills else config.recognisers,
             recognisers_doubt=None if stills else config.recognisers_doubt,
             wide_view=config.still_wide_view if stills else config.wide_view,
+            daylight_wide_view=config.daylight_wide_view and not stills,
             dark_plates=config.still_dark_plates if stills else config.dark_plates,
             dark_boxes=config.still_dark_boxes if stills else config.dark_boxes,
             extended_boxes=config.still_extended_boxes if stills else config.extended_boxes,
@@ -959,15 +962,16 @@ class ModelPlateReader:
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
+        wide = self.wide_view or (self.daylight_wide_view and self._in_daylight())
         out: list[BoxRead] = []
         for look in looks[:limit]:
             if keep is not None and not keep(look.box):
                 continue
-            read = self._read_box(frame, look.box, look.score, inverted)
+            read = self._read_box(frame, look.box, look.score, inverted, wide=wide)
             if look.first != look.box:
                 # The second look's box is the better box, but the first box's crop (its
                 # margins often hold the plate, with less around it) sometimes reads better.
-                first = self._read_box(frame, look.first, look.score, inverted)
+                first = self._read_box(frame, look.first, look.score, inverted, wide=wide)
                 if first is not None and (read is None or _better(first, read)):
                     read = replace(first, box=look.box)
             if read is None:
@@ -978,19 +982,31 @@ class ModelPlateReader:
             out.append(read)
         return out
 
+    def _in_daylight(self) -> bool:
+        """Whether the frame the detector last looked at had no colour cast, so skipped its
+        grey pass (``daylight_wide_view`` reads such a frame with the wider view)."""
+        detector = self.detector
+        return isinstance(detector, ModelDetector) and detector.last_cast < detector.grey_min_cast
+
     def _read_box(
-        self, frame: Image, box: Box, score: float, inverted: bool = False
+        self,
+        frame: Image,
+        box: Box,
+        score: float,
+        inverted: bool = False,
+        *,
+        wide: bool | None = None,
     ) -> BoxRead | None:
         """The recogniser's read of ``box`` (with the reader's margins); None if too small.
 
-        With ``wide_view`` the box is also read from a wider crop (:data:`WIDE_MARGINS`)
-        and :meth:`_read_views` keeps one of the two reads: a detector box a little inside
-        the plate cuts its first or last character, which the recogniser then drops, sure
-        of the rest (models/recogniser.md, Wider view). With ``extended_boxes`` a box read
-        at least :data:`EXTENDED_MIN_CONFIDENCE` sure is also read from a crop
-        :data:`EXTENDED_MARGINS` wider (:meth:`_extended_read`): the upright box of a
-        tilted plate often holds only a part of it. With ``rectified_plates`` a box the
-        detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
+        With ``wide_view`` (or ``wide``, for this box) the box is also read from a wider
+        crop (:data:`WIDE_MARGINS`) and :meth:`_read_views` keeps one of the two reads: a
+        detector box a little inside the plate cuts its first or last character, which the
+        recogniser then drops, sure of the rest (models/recogniser.md, Wider view). With
+        ``extended_boxes`` a box read at least :data:`EXTENDED_MIN_CONFIDENCE` sure is also
+        read from a crop :data:`EXTENDED_MARGINS` wider (:meth:`_extended_read`): the upright
+        box of a tilted plate often holds only a part of it. With ``rectified_plates`` a box
+        the detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
         straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
         :data:`DARK_MIN_SCORE` or more, read unsure, on a dark ground
         (:data:`DARK_GROUND_MAX`) is also read inverted (:meth:`_dark_read`): the detector
@@ -1003,7 +1019,10 @@ class ModelPlateReader:
         crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
-        views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if self.wide_view else [crop]
+        if self.wide_view if wide is None else wide:
+            views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]]
+        else:
+            views = [crop]
         read = self._read_views(views)
         if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE:
             read = self._extended_read(frame, box, read)
