@@ -125,6 +125,12 @@ DetectorRun = tuple[tuple[int, ...], bool]
 reused the input of the run before (the grey pass on the colour pass's frame)."""
 
 
+def magenta_frame(height: int, width: int) -> Image:
+    """A frame under a night's magenta cast (sodium lamps, tail lights; cast strength about
+    2): the detector's grey pass runs on it, as on no daylight frame."""
+    return np.full((height, width, 3), (150, 40, 160), np.uint8)
+
+
 @pytest.fixture
 def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
     """Every run of any ``ModelDetector``'s model from now on, in order."""

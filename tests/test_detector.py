@@ -11,7 +11,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun, write_manifest
+from conftest import DetectorRun, magenta_frame, write_manifest
 
 from agent.frames import Image
 from agent.reader.detector import (
@@ -103,11 +103,11 @@ def test_frames_up_to_qhd_get_one_pass_and_a_4k_frame_a_tiled_one(
 ) -> None:
     for shape in [(720, 1280), (1080, 1920), (1440, 2560)]:
         detector_runs.clear()
-        detector.detect(_magenta(shape))
+        detector.detect(magenta_frame(*shape))
         # in colour, then grey on the same letterboxed frame (no second resize)
         assert detector_runs == [(shape, False), (shape, True)]
     detector_runs.clear()
-    detector.detect(_magenta((2160, 3840)))
+    detector.detect(magenta_frame(2160, 3840))
     height, width = detector.input_size
     tiles = tile_windows(3840, 2160, round(width / TILE_SCALE), round(height / TILE_SCALE))
     assert detector_runs[:2] == [((2160, 3840), False), ((2160, 3840), True)]
@@ -133,26 +133,21 @@ def test_a_shrunk_look_shows_the_model_the_frame_smaller_and_answers_in_frame_pi
     assert all(x >= 0 and y >= 0 and x + w <= 640 and y + h <= 480 for (x, y, w, h), *_ in shrunk)
 
 
-def _magenta(shape: tuple[int, int]) -> Image:
-    """A frame under a night's magenta cast (sodium lamps, tail lights): cast about 2."""
-    return np.full((*shape, 3), (150, 40, 160), np.uint8)
-
-
 def test_tiling_and_the_grey_pass_can_be_switched_off(detector_runs: list[DetectorRun]) -> None:
-    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(_magenta((2160, 3840)))
+    ModelDetector(MODELS / "detector.tflite", tile_above=None).detect(magenta_frame(2160, 3840))
     assert detector_runs == [((2160, 3840), False), ((2160, 3840), True)]
     detector_runs.clear()
-    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(_magenta((720, 1280)))
+    ModelDetector(MODELS / "detector.tflite", grey_pass=False).detect(magenta_frame(720, 1280))
     assert detector_runs == [((720, 1280), False)]
 
 
 def test_a_cast_strength_is_how_far_the_mean_colour_is_from_grey() -> None:
     assert cast_strength(np.full((10, 10, 3), 90, np.uint8)) == 0.0
     assert cast_strength(np.zeros((10, 10, 3), np.uint8)) == 0.0  # black: no division by 0
-    assert cast_strength(_magenta((10, 10))) == pytest.approx(240 / (350 / 3))
+    assert cast_strength(magenta_frame(10, 10)) == pytest.approx(240 / (350 / 3))
     daylight = np.full((10, 10, 3), (120, 128, 140), np.uint8)  # a slightly warm white balance
     assert cast_strength(daylight) == pytest.approx(40 / (388 / 3))
-    assert cast_strength(daylight) < GREY_MIN_CAST < cast_strength(_magenta((10, 10)))
+    assert cast_strength(daylight) < GREY_MIN_CAST < cast_strength(magenta_frame(10, 10))
 
 
 def test_the_grey_pass_runs_only_on_a_frame_under_a_colour_cast_unless_told_always(

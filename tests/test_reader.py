@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun, FixedBoxes
+from conftest import DetectorRun, FixedBoxes, magenta_frame
 from pydantic import ValidationError
 
 from agent.config import ReaderConfig
@@ -1064,7 +1064,7 @@ def test_the_near_pass_costs_two_detector_runs_where_it_finds_nothing(
 ) -> None:
     """The photo shrunk, in colour then grey (the same letterboxed input): no plate found,
     nothing more. (A photo under a colour cast: the grey pass runs on no other.)"""
-    scene = np.full((480, 640, 3), (150, 40, 160), np.uint8)
+    scene = magenta_frame(480, 640)
     runs = {}
     try:
         for near in (False, True):

@@ -10,7 +10,7 @@ from unittest.mock import ANY
 import cv2
 import numpy as np
 import pytest
-from conftest import DetectorRun, plate_in_frame
+from conftest import DetectorRun, magenta_frame, plate_in_frame
 
 from agent.cli import main
 from agent.config import ReaderConfig
@@ -410,7 +410,7 @@ def test_photos_are_read_with_the_tiled_pass_and_video_frames_as_live(
         detector = ModelPlateReader.from_config(never, stills=stills).detector
         assert isinstance(detector, ModelDetector) and detector.tile_above is None
     # a 1280 x 720 photo is looked at in tiles (more model runs than a video frame)
-    frame = np.full((720, 1280, 3), (150, 40, 160), np.uint8)  # a night's magenta cast
+    frame = magenta_frame(720, 1280)
     live.detect(frame)
     assert len(detector_runs) == 2  # colour and grey, whole frame
     detector_runs.clear()
