@@ -65,6 +65,7 @@ from agent.reader.plate_edges import (
     AdaptiveThresholds,
     row_tilt,
     snap_to_plate,
+    tilted_rows,
 )
 from agent.reader.plate_text import canonicalize, is_plausible_unknown, is_valid
 from agent.reader.recogniser import (
@@ -152,6 +153,15 @@ LEVELLED_MIN_CONFIDENCE = 0.05
 (``levelled_plates``): the boxes that hold no plate read near 0 (the grammar fits any box
 to some plate), and a sloping plate read under the floor may be read surely levelled
 (``53442-A-40``, ``19785-B-40`` on the held-out Moroccan scenes)."""
+LEVELLED_MIN_SCORE = 0.4
+"""A box the detector is this sure of, read as no sure plate and whose level rows hold no
+sloping row of glyphs, is looked at for the rows of a plate tilted within its upright
+envelope (:func:`~agent.reader.plate_edges.tilted_rows`) and read levelled at their
+slopes: a body camera's plate tilted by 15-25 degrees, boxed by an envelope about twice
+its height, is read unsure or not at all (models/recogniser.md, "Steeply tilted plates
+levelled")."""
+LEVELLED_SLOPES = 2
+"""At most this many such slopes are read levelled, the rows with the most glyphs first."""
 RECTIFY_MIN_SCORE = 0.4
 """A photo's box read unsure is read straightened (``rectified_plates``) only when the
 detector is this sure of it: the many boxes it is unsure of are mostly no plate."""
@@ -844,26 +854,43 @@ class ModelPlateReader:
     def _levelled_read(
         self, frame: Image, read: BoxRead, slopes: dict[Box, float | None] | None = None
     ) -> BoxRead:
-        """``read``, or, when it is a plate read at :data:`LEVELLED_MIN_CONFIDENCE` or more
-        whose row of characters slopes by :data:`TILTED_ROW_DEGREES` or more
-        (:func:`~agent.reader.plate_edges.row_tilt`), the read of its plate turned level
-        about its box (:func:`~agent.reader.rotation.levelled`) where
+        """``read``, or the surest read of its plate turned level about its box
+        (:func:`~agent.reader.rotation.levelled`) at one of :meth:`_level_slopes` where
         :func:`_levelled_read_wins`; the box stays. Why: the upright crop of a tilted plate
         holds its characters at several heights, and the recogniser drops or changes one,
-        surely (``80615-A-40`` read ``8065-A-40`` at 0.96). ``slopes``: as for
+        surely (``80615-A-40`` read ``8065-A-40`` at 0.96), or reads none of it
+        (``51774-A-7`` tilted by 20 degrees read ``77-A-9`` at 0.12). ``slopes``: as for
         :func:`_sloping_row`."""
-        if not read.valid or read.confidence < LEVELLED_MIN_CONFIDENCE:
+        first = (read.text, read.format, read.confidence, ())
+        best: ViewsRead | None = None
+        for slope in self._level_slopes(frame, read, slopes):
+            level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
+            if _levelled_read_wins(level, first) and (best is None or level[2] > best[2]):
+                best = level
+        if best is None:
             return read
-        slope = _sloping_row(frame, read.box, slopes, self.slope_thresholds)
-        if slope is None:
-            return read
-        level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
-        if not _levelled_read_wins(level, (read.text, read.format, read.confidence, ())):
-            return read
-        text, fmt, confidence, alternatives = level
+        text, fmt, confidence, alternatives = best
         return replace(
             read, text=text, format=fmt, confidence=confidence, alternatives=alternatives
         )
+
+    def _level_slopes(
+        self, frame: Image, read: BoxRead, slopes: dict[Box, float | None] | None = None
+    ) -> list[float]:
+        """The slopes at which :meth:`_levelled_read` reads ``read``'s plate levelled: its
+        row's (:func:`_sloping_row`) for a plate read :data:`LEVELLED_MIN_CONFIDENCE` sure or
+        more; else, for a box the detector is :data:`LEVELLED_MIN_SCORE` sure of and read as
+        no sure plate, up to :data:`LEVELLED_SLOPES` rows of a plate tilted inside it
+        (:func:`~agent.reader.plate_edges.tilted_rows`) sloping by
+        :data:`TILTED_ROW_DEGREES` or more."""
+        if read.valid and read.confidence >= LEVELLED_MIN_CONFIDENCE:
+            slope = _sloping_row(frame, read.box, slopes, self.slope_thresholds)
+            if slope is not None:
+                return [slope]
+        if read.detector_score < LEVELLED_MIN_SCORE or _sure(read):
+            return []
+        rows = tilted_rows(frame, read.box, self.slope_thresholds)
+        return [s for s in rows if abs(s) >= TILTED_ROW_DEGREES][:LEVELLED_SLOPES]
 
     def _tilted_plate_reads(self, frame: Image) -> list[BoxRead]:
         """The reads of the photo turned by each of :data:`TILT_DEGREES` (the boxes the

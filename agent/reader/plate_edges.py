@@ -179,12 +179,31 @@ def _tilted_paper(gray: npt.NDArray[np.uint8]) -> Paper | None:
     return None
 
 
-def _row_slopes(gray: npt.NDArray[np.uint8], min_glyph: float) -> list[float]:
+def tilted_rows(
+    frame: Image, box: Box, thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS
+) -> list[float]:
+    """Slopes (degrees, falling to the right positive) of the rows of glyphs of a tilted
+    plate in ``box``, as :func:`snap_to_plate` finds them (glyphs from
+    :data:`TILTED_MIN_GLYPH` of the searched region's height, tilted by
+    :data:`TILTED_DEGREES`; the most glyphs first, at most :data:`TILTED_SLOPES`).
+    Why: the box of a plate tilted by 15-25 degrees is its upright envelope, about twice
+    as tall as the plate, whose glyphs are too small a share of it for :func:`row_tilt`."""
+    region = _search_region(frame, box)
+    if region is None:
+        return []
+    return _row_slopes(region[0], TILTED_MIN_GLYPH, thresholds)
+
+
+def _row_slopes(
+    gray: npt.NDArray[np.uint8],
+    min_glyph: float,
+    thresholds: AdaptiveThresholds = ADAPTIVE_THRESHOLDS,
+) -> list[float]:
     """Slopes (degrees, falling to the right positive) of the straight rows of glyphs of
     one height in ``gray`` tilted by :data:`TILTED_DEGREES`, the most glyphs first, at
     least a degree apart (at most :data:`TILTED_SLOPES`)."""
     found: list[tuple[int, float]] = []
-    for block, offset in _threshold_blocks(gray):
+    for block, offset in _threshold_blocks(gray, thresholds):
         stats = _glyph_stats(gray, block, offset, min_glyph)
         if stats is not None:
             found += _straight_rows(stats)
