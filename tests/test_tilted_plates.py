@@ -400,7 +400,9 @@ def test_a_steeply_tilted_plate_in_a_loose_box_is_read_levelled_at_its_rows_slop
         box = _loose_box(envelope, 1.5)
         assert row_tilt(scene, box, video.slope_thresholds) is None
         slopes = tilted_rows(scene, box, video.slope_thresholds)
-        assert slopes and abs(abs(slopes[0]) - 20.0) < 1.5  # falling to the right: positive
+        assert slopes and abs(abs(slopes[0]) - 20.0) < 1.5
+        # The scene turns the plate counter-clockwise by ``degrees``: its row rises to the
+        # right, a negative slope (falling to the right is positive).
         assert (slopes[0] < 0) == (degrees > 0)
         upright = video._read_box(scene, box, 0.9)
         assert upright is not None and upright.text != text and upright.confidence < 0.7

@@ -159,7 +159,7 @@ sloping row of glyphs, is looked at for the rows of a plate tilted within its up
 envelope (:func:`~agent.reader.plate_edges.tilted_rows`) and read levelled at their
 slopes: a body camera's plate tilted by 15-25 degrees, boxed by an envelope about twice
 its height, is read unsure or not at all (models/recogniser.md, "Steeply tilted plates
-levelled")."""
+levelled in their loose box")."""
 LEVELLED_SLOPES = 2
 """At most this many such slopes are read levelled, the rows with the most glyphs first."""
 RECTIFY_MIN_SCORE = 0.4
