@@ -836,6 +836,7 @@ class ModelPlateReader:
     def _read_frame_boxes(self, frame: Image) -> list[BoxRead]:
         """:meth:`read_boxes` of a frame at the size it is read at."""
         found = self._read_looks(frame)
+        wide = self._reads_wide()  # the frame's own whole-frame pass, just run, set its cast
         if self.dark_plates:
             dark = self._dark_plate_reads(frame, found)
             found = [r for r in found if all(box_iou(r.box, d.box) <= SAME_PLATE_IOU for d in dark)]
@@ -848,11 +849,16 @@ class ModelPlateReader:
         ):
             found = merge_view_reads(found, self._tilted_plate_reads(frame))
         if self.levelled_plates:
-            found = [self._levelled_read(frame, read, slopes) for read in found]
+            found = [self._levelled_read(frame, read, slopes, wide=wide) for read in found]
         return found
 
     def _levelled_read(
-        self, frame: Image, read: BoxRead, slopes: dict[Box, float | None] | None = None
+        self,
+        frame: Image,
+        read: BoxRead,
+        slopes: dict[Box, float | None] | None = None,
+        *,
+        wide: bool = False,
     ) -> BoxRead:
         """``read``, or the surest read of its plate turned level about its box
         (:func:`~agent.reader.rotation.levelled`) at one of :meth:`_level_slopes` where
@@ -860,11 +866,14 @@ class ModelPlateReader:
         holds its characters at several heights, and the recogniser drops or changes one,
         surely (``80615-A-40`` read ``8065-A-40`` at 0.96), or reads none of it
         (``51774-A-7`` tilted by 20 degrees read ``77-A-9`` at 0.12). ``slopes``: as for
-        :func:`_sloping_row`."""
+        :func:`_sloping_row`. ``wide``: the plate is also cut out levelled with the wider
+        view's margins (:data:`WIDE_MARGINS`), as its box was read (:meth:`_reads_wide`): a
+        levelled crop cuts an end character too (``CA-213-ZN`` read ``CA-213-N``)."""
         first = (read.text, read.format, read.confidence, ())
         best: ViewsRead | None = None
+        margins = [(MARGIN_X, MARGIN_Y), WIDE_MARGINS] if wide else [(MARGIN_X, MARGIN_Y)]
         for slope in self._level_slopes(frame, read, slopes):
-            level = self._read_views([levelled(frame, read.box, slope, (MARGIN_X, MARGIN_Y))])
+            level = self._read_views([levelled(frame, read.box, slope, m) for m in margins])
             if _levelled_read_wins(level, first) and (best is None or level[2] > best[2]):
                 best = level
         if best is None:
@@ -989,7 +998,7 @@ class ModelPlateReader:
         else:
             detected = self.detector.detect(frame)
             looks = [Look(box, score, box) for box, score in detected if score >= min_score]
-        wide = self.wide_view or (self.daylight_wide_view and self._in_daylight())
+        wide = self._reads_wide()
         out: list[BoxRead] = []
         for look in looks[:limit]:
             if keep is not None and not keep(look.box):
@@ -1008,6 +1017,12 @@ class ModelPlateReader:
                 read = replace(read, box=snapped, paper_found=snapped != read.box)
             out.append(read)
         return out
+
+    def _reads_wide(self) -> bool:
+        """Whether the boxes of the frame the detector last looked at are read with the
+        wider view too: always with ``wide_view`` (photos), else in daylight with
+        ``daylight_wide_view`` (:meth:`_in_daylight`)."""
+        return self.wide_view or (self.daylight_wide_view and self._in_daylight())
 
     def _in_daylight(self) -> bool:
         """Whether the frame the detector last looked at had no colour cast, so skipped its
