@@ -157,6 +157,23 @@ def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
     return runs
 
 
+@pytest.fixture
+def views_per_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many views (crops of one plate) each of any ``ModelPlateReader``'s reads took,
+    from now on, in order."""
+    from agent.reader.pipeline import ModelPlateReader
+
+    views: list[int] = []
+    real_read_views = ModelPlateReader._read_views
+
+    def counting(self: ModelPlateReader, crops: list[Image], *args: Any) -> Any:
+        views.append(len(crops))
+        return real_read_views(self, crops, *args)
+
+    monkeypatch.setattr(ModelPlateReader, "_read_views", counting)
+    return views
+
+
 @pytest.fixture(scope="session")
 def clip_frames() -> list[Image]:
     """Every frame of the bundled sample clip (1280 x 720 street video), decoded once."""

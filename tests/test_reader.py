@@ -179,19 +179,11 @@ def test_the_detectors_grey_pass_follows_the_reader_config(grey_pass: bool) -> N
 
 
 def test_a_daylight_video_frame_is_read_with_the_wider_view_and_a_cast_one_without(
-    monkeypatch: pytest.MonkeyPatch,
+    views_per_read: list[int],
 ) -> None:
     """The time a frame with no colour cast saves on the grey pass goes to the wider view of
     each of its boxes; a dusk or night frame, which pays for the grey pass, reads the box
     alone. Photos read the wider view always (``still_wide_view``)."""
-    views_per_read: list[int] = []
-    real_read_views = ModelPlateReader._read_views
-
-    def counting(self: ModelPlateReader, views: list[Image], *args: object) -> object:
-        views_per_read.append(len(views))
-        return real_read_views(self, views, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ModelPlateReader, "_read_views", counting)
     daylight = street_scene(np.random.default_rng(2))[0]
     night = night_drive(daylight, np.random.default_rng(2))
     assert cast_strength(daylight) < GREY_MIN_CAST <= cast_strength(night)

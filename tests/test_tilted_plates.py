@@ -428,9 +428,7 @@ def test_tilted_rows_are_looked_for_only_in_a_sure_box_read_unsure() -> None:
         assert video._levelled_read(scene, skipped) is skipped
 
 
-def test_a_plate_is_levelled_in_the_views_its_box_was_read_in(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_plate_is_levelled_in_the_views_its_box_was_read_in(views_per_read: list[int]) -> None:
     """A box read with the wider view too (photos; daylight video frames) is levelled in
     both views, so a levelled crop that cuts an end character (``CA-213-ZN`` read
     ``CA-213-N``) has the wider one beside it; a box read alone (frames under a colour
@@ -439,15 +437,7 @@ def test_a_plate_is_levelled_in_the_views_its_box_was_read_in(
     scene, envelope = _tilted_plate_scene("95417-A-40", 0, 20.0)
     box = _loose_box(envelope, 1.5)
     upright = BoxRead(box, 0.9, "954745", "UNKNOWN", 0.28)
-    views: list[int] = []
-    real_read_views = ModelPlateReader._read_views
-
-    def counting(self: ModelPlateReader, crops: list[Image], *args: object) -> object:
-        views.append(len(crops))
-        return real_read_views(self, crops, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ModelPlateReader, "_read_views", counting)
     for wide, expected in ((True, {2}), (False, {1})):
-        views.clear()
+        views_per_read.clear()
         assert video._levelled_read(scene, upright, wide=wide).text == "95417-A-40"
-        assert set(views) == expected
+        assert set(views_per_read) == expected
