@@ -1037,12 +1037,13 @@ class ModelPlateReader:
         score: float,
         inverted: bool = False,
         *,
-        wide: bool | None = None,
+        wide: bool = False,
     ) -> BoxRead | None:
         """The recogniser's read of ``box`` (with the reader's margins); None if too small.
 
-        With ``wide_view`` (or ``wide``, for this box) the box is also read from a wider
-        crop (:data:`WIDE_MARGINS`) and :meth:`_read_views` keeps one of the two reads: a
+        With ``wide`` (:meth:`_reads_wide`: ``wide_view``, or a daylight frame with
+        ``daylight_wide_view``) the box is also read from a wider crop
+        (:data:`WIDE_MARGINS`) and :meth:`_read_views` keeps one of the two reads: a
         detector box a little inside the plate cuts its first or last character, which the
         recogniser then drops, sure of the rest (models/recogniser.md, Wider view). With
         ``extended_boxes`` a box read at least :data:`EXTENDED_MIN_CONFIDENCE` sure is also
@@ -1061,10 +1062,7 @@ class ModelPlateReader:
         crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
-        if self.wide_view if wide is None else wide:
-            views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]]
-        else:
-            views = [crop]
+        views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if wide else [crop]
         read = self._read_views(views)
         if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE:
             read = self._extended_read(frame, box, read)
