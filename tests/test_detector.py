@@ -24,7 +24,7 @@ from agent.reader.detector import (
     tile_windows,
     widen_over_blue,
 )
-from agent.reader.pipeline import ModelPlateReader
+from agent.reader.pipeline import FIRST_BOX_SURE, ModelPlateReader
 from agent.reader.plate_text import canonicalize, is_valid
 from agent.reads import Box
 from agent.synth.plates import render_plate
@@ -331,6 +331,29 @@ def test_a_photo_keeps_the_second_look_box_and_the_better_of_the_two_reads(
     )
     reads = ModelPlateReader(MODELS, detector=detector).read_boxes(frame)
     assert [(r.box, r.text) for r in reads] == [(plate, "12345-B-6")]
+
+
+def test_the_first_box_is_not_read_again_after_a_sure_read_of_the_second_looks_box(
+    monkeypatch: pytest.MonkeyPatch, views_per_read: list[int]
+) -> None:
+    """A sure plate of a known layout read in the second look's box stands: the first
+    box's crop is not read (a model run or more saved); an unsure read still has it read."""
+    frame, plate = _plate_frame()
+    x, y, w, h = plate
+    clutter = (x + w + 40, y, w // 3, h)
+    loose = (x - 6, y - 4, w + 12, h + 8)
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,))
+    reader = ModelPlateReader(MODELS, detector=detector)
+    monkeypatch.setattr(detector, "looks", lambda _image, _min=0.0, **_p: [Look(plate, 0.9, loose)])
+    reads = reader.read_boxes(frame)
+    assert [(r.text, r.confidence >= FIRST_BOX_SURE) for r in reads] == [("12345-B-6", True)]
+    assert views_per_read == [1]  # the second look's box alone
+    views_per_read.clear()
+    monkeypatch.setattr(
+        detector, "looks", lambda _image, _min=0.0, **_p: [Look(clutter, 0.9, loose)]
+    )
+    assert [r.text for r in reader.read_boxes(frame)] == ["12345-B-6"]  # the first box's read
+    assert views_per_read == [1, 1]
 
 
 def test_looks_without_zooms_are_the_boxes_found() -> None:
