@@ -160,15 +160,28 @@ def detector_runs(monkeypatch: pytest.MonkeyPatch) -> list[DetectorRun]:
 @pytest.fixture
 def views_per_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many views (crops of one plate) each of any ``ModelPlateReader``'s reads took,
-    from now on, in order."""
+    from now on, in order: the views its recogniser read, not those it was given (a box
+    that reads nothing is not read in its later views)."""
     from agent.reader.pipeline import ModelPlateReader
 
     views: list[int] = []
     real_read_views = ModelPlateReader._read_views
 
-    def counting(self: ModelPlateReader, crops: list[Image], *args: Any) -> Any:
-        views.append(len(crops))
-        return real_read_views(self, crops, *args)
+    def counting(self: ModelPlateReader, crops: list[Image], *args: Any, **kwargs: Any) -> Any:
+        recogniser = self.recogniser
+        real_best = recogniser.read_best
+        read: list[Image] = []
+
+        def read_best(view: Image) -> Any:
+            read.append(view)
+            return real_best(view)
+
+        monkeypatch.setattr(recogniser, "read_best", read_best)
+        try:
+            return real_read_views(self, crops, *args, **kwargs)
+        finally:
+            monkeypatch.setattr(recogniser, "read_best", real_best)
+            views.append(len(read))
 
     monkeypatch.setattr(ModelPlateReader, "_read_views", counting)
     return views

@@ -23,6 +23,8 @@ from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import (
     DARK_GROUND_MAX,
     EXTENDED_MARGINS,
+    PLATE_SEEN_SCORE,
+    WIDE_VIEW_MIN_READ,
     ModelPlateReader,
     _dark_ground,
     _ground,
@@ -198,6 +200,31 @@ def test_a_daylight_video_frame_is_read_with_the_wider_view_and_a_cast_one_witho
     assert reads[True, "night"] == reads[False, "night"] == reads[False, "daylight"] == {1}
     still = ModelPlateReader.from_config(ReaderConfig(), stills=True)
     assert still.wide_view and not still.daylight_wide_view
+
+
+def test_a_box_the_detector_doubts_that_reads_nothing_is_not_read_in_the_wider_view(
+    views_per_read: list[int],
+) -> None:
+    """Most of a frame's boxes hold no plate (lamps, grilles, road): one the detector is
+    less than ``PLATE_SEEN_SCORE`` sure of whose crop reads under ``WIDE_VIEW_MIN_READ`` is
+    not read again in the wider view. A surer box is, and so is a doubted box that holds a
+    plate, which is read right."""
+    rng = np.random.default_rng(2)
+    frame, boxes = street_scene(rng)[:2]
+    plate = tuple(round(v) for v in boxes[0])
+    road = (300, 500, 100, 25)
+    reader = ModelPlateReader(MODELS)
+    doubted, sure = PLATE_SEEN_SCORE - 0.1, PLATE_SEEN_SCORE
+    nothing = reader._read_box(frame, road, doubted, wide=True)
+    assert nothing is not None and nothing.confidence < WIDE_VIEW_MIN_READ
+    assert views_per_read == [1]
+    views_per_read.clear()
+    assert reader._read_box(frame, road, sure, wide=True) is not None
+    assert views_per_read == [2]
+    views_per_read.clear()
+    found = reader._read_box(frame, plate, doubted, wide=True)
+    assert found is not None and found.valid and found.confidence >= 0.9
+    assert views_per_read == [2]
 
 
 def test_the_grey_pass_on_every_frame_is_one_config_key_away() -> None:

@@ -142,6 +142,12 @@ look's box read a plate of a known layout this sure: on every real set, as photo
 video frames, the first box's read never replaced such a read's text (it only nudged the
 third decimal of its confidence), and skipping it takes 2-8 % off a frame
 (models/recogniser.md, "The first box skipped after a sure read")."""
+WIDE_VIEW_MIN_READ = 0.05
+"""A box the detector is less than :data:`PLATE_SEEN_SCORE` sure of whose crop reads under
+this is not read in the wider view too: such boxes are most of a frame's boxes (lamps,
+grilles, signs), and on every real set, as photos and as video frames, their wider view
+read no plate the crop had missed (a surer box's did: ``54306-W-6``, read from nothing;
+models/recogniser.md, "Fewer reads of boxes that hold nothing")."""
 RIVAL_MIN_CONFIDENCE = 0.1
 """An unsure read of a photo's region read under this does not weigh against another
 view's sure read of it (:func:`merge_view_reads`): as a fuller read it would win the pick
@@ -1074,12 +1080,16 @@ class ModelPlateReader:
         (a white plate, dark there, read inverted back). With
         ``blank_colours`` a read of no known
         layout is read again from the views with their coloured emblems painted over, when
-        each has some, and a surer plate read kept (:func:`_surer_plate`)."""
+        each has some, and a surer plate read kept (:func:`_surer_plate`). A box the
+        detector is less than :data:`PLATE_SEEN_SCORE` sure of is read in the wider view
+        only when its crop reads :data:`WIDE_VIEW_MIN_READ` sure or more."""
         crop, _ = crop_box(frame, box)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
         views = [crop, crop_box(frame, box, WIDE_MARGINS)[0]] if wide else [crop]
-        read = self._read_views(views)
+        read = self._read_views(
+            views, rest_from=WIDE_VIEW_MIN_READ if score < PLATE_SEEN_SCORE else 0.0
+        )
         if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE:
             read = self._extended_read(frame, box, read)
         if (
@@ -1110,16 +1120,22 @@ class ModelPlateReader:
             return extended if _replaces(extended, read) else read
         return extended if _fuller_plate(extended, read) else read
 
-    def _read_views(self, views: list[Image], ballot: Ballot | None = None) -> ViewsRead:
+    def _read_views(
+        self, views: list[Image], ballot: Ballot | None = None, *, rest_from: float = 0.0
+    ) -> ViewsRead:
         """Canonical text, format, confidence and alternatives of the read that
         :func:`~agent.reader.recogniser.pick_read` keeps among the reads of ``views``
         (crops of one plate; a plate over none, their votes, the fuller read, the surer),
         or the text every member's reads of the views vote for slot by slot
         (:func:`_slot_voted`). Every member's raw read of every view is added to ``ballot``
-        when one is given (:func:`_voted_read` and :func:`_slot_voted` count them)."""
-        reads = []
+        when one is given (:func:`_voted_read` and :func:`_slot_voted` count them). The
+        views after the first are read only when the first view's read is ``rest_from``
+        sure or more."""
+        reads: list[tuple[tuple[str, float], str, PlateFormat, tuple[str, ...]]] = []
         members: list[tuple[str, float]] = []
         for view in views:
+            if reads and reads[0][0][1] < rest_from:
+                break
             raw, confidence = self.recogniser.read_best(view)
             made = (
                 self.recogniser.last_reads
