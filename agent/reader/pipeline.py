@@ -141,13 +141,13 @@ FIRST_BOX_SURE = 0.99
 look's box read a plate of a known layout this sure: on every real set, as photos and as
 video frames, the first box's read never replaced such a read's text (it only nudged the
 third decimal of its confidence), and skipping it takes 2-8 % off a frame
-(models/recogniser.md, "The first box skipped after a sure read")."""
+(models/recogniser.md, "Fewer reads per frame")."""
 WIDE_VIEW_MIN_READ = 0.05
 """A box the detector is less than :data:`PLATE_SEEN_SCORE` sure of whose crop reads under
 this is not read in the wider view too: such boxes are most of a frame's boxes (lamps,
 grilles, signs), and on every real set, as photos and as video frames, their wider view
 read no plate the crop had missed (a surer box's did: ``54306-W-6``, read from nothing;
-models/recogniser.md, "Fewer reads of boxes that hold nothing")."""
+models/recogniser.md, "Fewer reads per frame")."""
 RIVAL_MIN_CONFIDENCE = 0.1
 """An unsure read of a photo's region read under this does not weigh against another
 view's sure read of it (:func:`merge_view_reads`): as a fuller read it would win the pick
