@@ -223,6 +223,8 @@ class _Workspace:
         self.logp = np.full((n_steps, n_tokens + 1), -np.inf, np.float32)  # last: padding
         self.scores = np.empty((n_steps, n_classes, width), np.float32)
         self.arg = np.empty((n_steps, n_classes), np.int64)
+        # Where each step's row of ``scores`` starts in it, flattened.
+        self.row_base = np.arange(n_steps, dtype=np.int64)[:, None] * (n_classes * width)
         # Per step: each class's best score, the blank's, and -inf (the columns states emit).
         self.columns = np.empty((n_steps, n_classes + 2), np.float32)
         self.columns[:, -1] = -np.inf
@@ -267,8 +269,12 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     # copy it makes for an ``out`` under the default "raise".
     scores = np.take(logp, grammar.member_pad, axis=1, out=w.scores, mode="clip")
     arg = scores.argmax(axis=2, out=w.arg)
-    char = np.take(grammar.flat_members, arg + grammar.class_base)
-    scores.max(axis=2, out=w.columns[:, :-2])
+    np.add(arg, grammar.class_base, out=arg)  # each class's best, as an index into its row
+    char = np.take(grammar.flat_members, arg)
+    # The best scores themselves, taken at those indices: a gather of one value per class
+    # costs a third of a second reduction over every member.
+    np.add(arg, w.row_base, out=arg)
+    np.take(scores.reshape(-1), arg, out=w.columns[:, :-2], mode="clip")
     w.columns[:, -2] = logp[:, 0]
     emit = np.take(w.columns, grammar.emit_source, axis=1, out=w.emit, mode="clip")
     # A slot follows the one before it without a blank only where their best characters
@@ -276,7 +282,7 @@ def constrained_decode(probs: FloatArray, charset: str, grammar: PlateGrammar) -
     first, second = grammar.pair_classes[:, 0], grammar.pair_classes[:, 1]
     pairs = w.allowed[1:, :-1]
     pairs.fill(-np.inf)
-    pairs[char[1:, second] != char[:-1, first]] = 0.0
+    np.copyto(pairs, 0.0, where=char[1:, second] != char[:-1, first])
     skip = np.take(w.allowed, grammar.skip_source, axis=1, out=w.skip, mode="clip")
     # Forward pass: alpha[t] from alpha[t - 1] by stay / advance one / skip a blank.
     # No back-pointers in the loop (an argmax over 3 stacked arrays per step costs
