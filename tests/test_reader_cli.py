@@ -387,6 +387,7 @@ def test_bench_reader_prints_the_documented_figures(capsys: pytest.CaptureFixtur
         assert figures[key] > 0, key
     assert figures["ocr_ms_p50"] <= figures["ocr_ms_p99"]
     assert figures["ocr_video_ms_p50"] <= figures["ocr_video_ms_p99"]
+    assert figures["frame_ms_p99_fastest_of_3"] > 0
     assert (figures["frame_width"], figures["frame_height"]) == (1280, 720)
 
 

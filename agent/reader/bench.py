@@ -13,6 +13,10 @@ Figures (one interpreter thread, as on the device's reader core):
   imports and motorcycles), read as two lines first (``Recogniser.read_best``);
 - ``frame_ms_p50`` / ``frame_ms_p99``: the whole reader (detector + recogniser
   on every detected box) per 1280 x 720 frame of the sample clip;
+- ``frame_ms_p99_fastest_of_3``: the same p99 with each frame's fastest read over three more
+  passes through the clip: what the frames cost with a shared machine's slow spells taken
+  out as far as they can be (the p99 over 150 frames is the second-slowest frame, so one
+  spell in a run moves ``frame_ms_p99`` by several ms; docs/benchmarks.md);
 - ``pipeline_fps``: frames per second through capture -> reader -> tracker ->
   matcher on the sample clip (two threads: decoding and reading), from the
   ``pipeline`` section.
@@ -99,6 +103,21 @@ def _time_calls(call: Callable[[Image], object], images: list[Image], warm_up: i
     return times
 
 
+def _fastest_calls(
+    call: Callable[[Image], object], images: list[Image], passes: int
+) -> list[float]:
+    """Seconds of the fastest call on each image over ``passes`` passes through them all:
+    a slow spell of the host (seconds long on a shared VM) falls on other images in each
+    pass, where calls in a row on one image would all fall in it."""
+    fastest = [float("inf")] * len(images)
+    for _ in range(passes):
+        for i, image in enumerate(images):
+            start = time.perf_counter()
+            call(image)
+            fastest[i] = min(fastest[i], time.perf_counter() - start)
+    return fastest
+
+
 def _percentiles(times: list[float]) -> tuple[float, float]:
     ms = np.asarray(times) * 1000
     return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
@@ -168,6 +187,7 @@ def bench_reader(config: RaqibConfig) -> dict[str, float]:
     two_line_p50, _ = _percentiles(two_line)
     frames = _clip_frames(FRAME_SAMPLES)
     frame_p50, frame_p99 = _percentiles(_time_calls(reader.read, frames, warm_up=5))
+    _, fastest_p99 = _percentiles(_fastest_calls(reader.read, frames, passes=3))
     from agent.bench import bench_pipeline
 
     pipeline = bench_pipeline(config)
@@ -179,6 +199,7 @@ def bench_reader(config: RaqibConfig) -> dict[str, float]:
         "ocr_two_line_ms_p50": two_line_p50,
         "frame_ms_p50": frame_p50,
         "frame_ms_p99": frame_p99,
+        "frame_ms_p99_fastest_of_3": fastest_p99,
         "frame_width": float(frames[0].shape[1]) if frames else 0.0,
         "frame_height": float(frames[0].shape[0]) if frames else 0.0,
         "pipeline_fps": float(pipeline["pipeline_fps"]),
