@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import DEFAULT_MODELS_DIR, DEFAULT_SAMPLES_DIR, ReaderConfig
+from agent.config import DEFAULT_MODELS_DIR, DEFAULT_SAMPLES_DIR, ReaderConfig, load_config
 
 PI4_REFERENCE_MS = 84.8
 """ncnn benchmark README, Raspberry Pi 4 Model B BCM2711B0 Cortex-A72 1.8 GHz, 1 thread,
@@ -164,11 +164,14 @@ def time_reader(
     second_look: bool = True,
     recognisers: int | None = None,
     doubt: tuple[float, float] | None = None,
+    reader_config: ReaderConfig | None = None,
 ) -> ReaderTiming:
     """The whole reader on the clip's first frames, with the time inside each model apart
     (``second_look`` False: ``reader.zooms = []``; ``recognisers`` and ``doubt``:
     ``reader.recognisers`` and ``reader.recognisers_doubt``, the ensemble members reading
-    each plate of a video frame; None: as shipped)."""
+    each plate of a video frame; None: as shipped). ``reader_config``: the ``[reader]``
+    section to time instead of the defaults (a deployment's), read on one thread with the
+    model detector, the other arguments applied on top of it."""
     from agent.reader import backend
     from agent.reader.pipeline import MORE_RECOGNISER_FILES, RECOGNISER_FILE, ModelPlateReader
 
@@ -187,11 +190,15 @@ def time_reader(
             calls[name] += 1
 
     chosen = {"recognisers": recognisers, "recognisers_doubt": doubt}
-    config = ReaderConfig(
-        models_dir=models_dir,
-        detector="model",
-        grey_pass=grey_pass,
-        **{key: value for key, value in chosen.items() if value is not None},
+    base = reader_config if reader_config is not None else ReaderConfig()
+    config = base.model_copy(
+        update={
+            "models_dir": models_dir,
+            "detector": "model",
+            "num_threads": 1,
+            "grey_pass": grey_pass and base.grey_pass,
+            **{key: value for key, value in chosen.items() if value is not None},
+        }
     )
     if not second_look:
         config = config.model_copy(update={"zooms": []})
@@ -396,7 +403,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="estimate with reader.zooms = [] (no second look at the best boxes)",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="an agent config file whose [reader] section is estimated (e.g. "
+        "deploy/agent.example.toml, the Pi 4 settings); one reader thread whatever it says",
+    )
     args = parser.parse_args(argv)
+    reader_config = load_config(args.config).reader if args.config is not None else None
     models_dir = _models_dir(args.detector, args.recogniser)
     paths = {"detector.tflite": args.detector, "recogniser.tflite": args.recogniser}
     counts = {name: count_ops(path) for name, path in paths.items()}
@@ -414,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         args.frames,
         grey_pass=not args.no_grey_pass,
         second_look=not args.no_second_look,
+        reader_config=reader_config,
     )
     boards = estimate(counts, timing, here)
     result = _report(counts, invoke_ms, (reference_ms, here), timing, boards)

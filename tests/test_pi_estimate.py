@@ -85,3 +85,32 @@ def test_the_recogniser_ensembles_members_count_as_recogniser_runs(
     runs = [t.calls_per_frame["recogniser.tflite"] for t in (alone, shipped, pair)]
     assert 0 < runs[0] < runs[1] < runs[2] == 2 * runs[0]
     assert pair.calls_per_frame["detector.tflite"] == alone.calls_per_frame["detector.tflite"]
+
+
+def test_a_deployments_reader_section_is_estimated_as_configured(
+    pi: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--config``: the Pi 4 settings of the example config (no grey pass, no second look,
+    no wider view) ask one detector run a frame and fewer recogniser runs than the defaults;
+    the estimate reads on one thread whatever the file says."""
+    from agent.config import ReaderConfig, load_config
+    from agent.reader.pipeline import ModelPlateReader
+
+    example = load_config(Path(__file__).resolve().parent.parent / "deploy/agent.example.toml")
+    assert example.reader.num_threads == 2 and example.reader.zooms == []
+    built: list[ReaderConfig] = []
+    real_from_config = ModelPlateReader.from_config
+
+    def recording(config: ReaderConfig, *, stills: bool = False) -> ModelPlateReader:
+        built.append(config)
+        return real_from_config(config, stills=stills)
+
+    monkeypatch.setattr(ModelPlateReader, "from_config", recording)
+    shipped = pi.time_reader(DEFAULT_MODELS_DIR, 30)
+    pi4 = pi.time_reader(DEFAULT_MODELS_DIR, 30, reader_config=example.reader)
+    assert [c.num_threads for c in built] == [1, 1]
+    assert not built[1].grey_pass and not built[1].daylight_wide_view
+    assert pi4.calls_per_frame["detector.tflite"] == 1.0
+    assert shipped.calls_per_frame["detector.tflite"] > 1.0
+    runs = [t.calls_per_frame["recogniser.tflite"] for t in (pi4, shipped)]
+    assert 0 < runs[0] < runs[1]
