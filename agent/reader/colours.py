@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from agent.frames import Image
+from agent.reader.percentiles import percentile
 
 MIN_SATURATION: Final = 100
 """HSV saturation (0-255) from which a pixel is coloured: the red, blue, green and yellow
@@ -88,5 +89,5 @@ def blanked_colours(crop: Image) -> Image | None:
     calm = gray[coloured == 0]
     if calm.size == 0:
         return None
-    gray[coloured > 0] = np.uint8(np.percentile(calm, PAPER_PERCENTILE))
+    gray[coloured > 0] = np.uint8(percentile(calm, PAPER_PERCENTILE))
     return np.asarray(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), np.uint8)

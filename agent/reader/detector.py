@@ -40,6 +40,7 @@ import numpy.typing as npt
 from agent.errors import FrameError, ModelError
 from agent.frames import Image
 from agent.reader.backend import QuantizedModel
+from agent.reader.percentiles import percentile
 from agent.reader.resample import AreaResizer
 from agent.reads import Box, box_iou
 
@@ -148,7 +149,7 @@ def _text_score(region: npt.NDArray[np.uint8]) -> float:
     middle = region[h // 4 : h - h // 4]
     if middle.size == 0:
         return 0.0
-    paper = float(np.percentile(middle, 90))
+    paper = percentile(middle, 90)
     dark = float(np.count_nonzero(middle < paper * 0.6)) / middle.size
     if not 0.08 <= dark <= 0.6:
         return 0.0

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.reader.percentiles import percentile
+
 Gray = npt.NDArray[np.uint8]
 
 TWO_LINE_MAX_ASPECT: Final = 2.6
@@ -68,7 +70,7 @@ def two_line_composite(gray: Gray, height: int, width: int, out: Gray | None = N
     row = split_row(gray)
     gap = max(2, round(width * GAP_FRACTION))
     half = (width - gap) // 2
-    strip[:, half : width - half] = np.uint8(np.percentile(gray, 75))
+    strip[:, half : width - half] = np.uint8(percentile(gray, 75))
     # Column slices of the strip are not contiguous: OpenCV cannot resize into them.
     strip[:, :half] = cv2.resize(gray[:row], (half, height), interpolation=cv2.INTER_AREA)
     strip[:, width - half :] = cv2.resize(gray[row:], (half, height), interpolation=cv2.INTER_AREA)

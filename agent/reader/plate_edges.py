@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from agent.frames import Image
 from agent.reader.detector import widen_over_blue
+from agent.reader.percentiles import percentiles
 from agent.reads import Box, box_iou
 
 SEARCH_MARGIN = 0.15
@@ -342,7 +343,7 @@ def paper_rect(gray: npt.NDArray[np.uint8], row: TextRow) -> tuple[int, int, int
     band = gray[row.y0 : row.y1, row.x0 : row.x1]
     if band.size == 0:
         return None
-    paper, ink = (float(v) for v in np.percentile(band, (85, 10)))
+    paper, ink = percentiles(band, (85, 10))
     if paper - ink < MIN_CONTRAST:
         return None
     thresholds = [ink + level * (paper - ink) for level in PAPER_LEVELS]
