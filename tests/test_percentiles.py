@@ -34,3 +34,5 @@ def test_an_empty_or_a_float_array_is_refused() -> None:
         percentile(np.zeros((0, 4), np.uint8), 90)
     with pytest.raises(TypeError, match="integer"):
         percentile(np.zeros(4, np.float32), 90)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        percentile(np.zeros(4, np.uint8), 101)
