@@ -109,13 +109,8 @@ def _fastest_calls(
     """Seconds of the fastest call on each image over ``passes`` passes through them all:
     a slow spell of the host (seconds long on a shared VM) falls on other images in each
     pass, where calls in a row on one image would all fall in it."""
-    fastest = [float("inf")] * len(images)
-    for _ in range(passes):
-        for i, image in enumerate(images):
-            start = time.perf_counter()
-            call(image)
-            fastest[i] = min(fastest[i], time.perf_counter() - start)
-    return fastest
+    runs = [_time_calls(call, images, warm_up=0) for _ in range(passes)]
+    return [min(times) for times in zip(*runs, strict=True)]
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:

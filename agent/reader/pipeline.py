@@ -387,12 +387,11 @@ def _sure(read: BoxRead) -> bool:
 
 
 def _sure_of_layout(read: BoxRead | None) -> bool:
-    """A read of a plate of a known layout at least :data:`FIRST_BOX_SURE` sure."""
+    """:func:`_sure_known_plate` of a box's read, at least :data:`FIRST_BOX_SURE` sure."""
     return (
         read is not None
-        and read.format != "UNKNOWN"
-        and read.valid
         and read.confidence >= FIRST_BOX_SURE
+        and _sure_known_plate((read.text, read.format, read.confidence, read.alternatives))
     )
 
 
