@@ -666,6 +666,20 @@ def test_the_recogniser_reads_a_french_plate_whose_letter_it_took_for_a_digit() 
     assert sure == confidence  # the glyph was read sure; the layout named the look-alike
 
 
+def test_an_empty_read_is_not_fitted_to_a_layout() -> None:
+    """Blank at every step but for faint characters under it (a box with no plate in it):
+    the grammar would force a plate through the faint characters; the read stays empty."""
+    rec = Recogniser(MODELS / "recogniser.tflite")
+    probs = _read_probs(rec, "__1_2_B_3__", 0.3)  # each character under a 0.7 blank
+    probs[5, rec.charset.index("\u0628") + 1] = probs[5, rec.charset.index("B") + 1]
+    np.copyto(rec._probs, probs / probs.sum(axis=1, keepdims=True))
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert (raw, confidence) == ("", 0.0)
+    forced, _ = constrained_decode(rec._probs, rec.charset, PlateGrammar(rec.charset))
+    assert forced  # what the grammar alone would have made of it
+    assert rec._fitted(raw, confidence) == ("", 0.0)
+
+
 def _plate_cut_at_the_right(text: str, seed: int, share: float) -> tuple[Image, Box]:
     """A rendered plate on a dark bumper and a detector box over only ``share`` of its width."""
     plate = render_plate(text, np.random.default_rng(seed), height=40)

@@ -142,8 +142,15 @@ class Recogniser:
         that skips a character can be as probable as the read itself, so probability
         alone let the grammar cut a British ``BT63UYN`` (before it knew that layout) down
         to a Portuguese-shaped ``BT63YN``.
+
+        An empty read (blank at every step: most boxes that hold no plate) is not fitted.
+        The path the grammar forces through the blanks is no read: on every real set, as
+        photos and as video frames, it was at most 0.04 sure, and once it won a crop's
+        pick (``6-WW`` for the square ``SZ-44-YW``). Such reads were 39 % of the fitting a
+        photo did and 23 % of a video frame's (models/recogniser.md, "No fitting of empty
+        reads").
         """
-        if self._grammar is None:
+        if self._grammar is None or not raw:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
         if not fitted:
