@@ -24,7 +24,7 @@ from agent.reader.detector import (
     tile_windows,
     widen_over_blue,
 )
-from agent.reader.pipeline import FIRST_BOX_SURE, ModelPlateReader
+from agent.reader.pipeline import FIRST_BOX_SURE, ModelPlateReader, _sure_of_layout
 from agent.reader.plate_text import canonicalize, is_valid
 from agent.reads import Box
 from agent.synth.plates import render_plate
@@ -354,6 +354,29 @@ def test_the_first_box_is_not_read_again_after_a_sure_read_of_the_second_looks_b
     )
     assert [r.text for r in reader.read_boxes(frame)] == ["12345-B-6"]  # the first box's read
     assert views_per_read == [1, 1]
+
+
+def test_the_first_box_of_a_plate_running_out_of_the_frame_is_not_read_again(
+    monkeypatch: pytest.MonkeyPatch, views_per_read: list[int]
+) -> None:
+    """A car leaving the frame: the first box reaches the frame's edge, its crop is cut by
+    it as the second look's is, and it is not read again; one pixel short of the edge, it is."""
+    whole, plate = _plate_frame()
+    x, y, w, h = plate
+    frame = np.ascontiguousarray(whole[:, : x + 2 * w // 3])  # the plate's last third out
+    width = frame.shape[1]
+    seen = (x, y, width - x - 4, h)
+    detector = ModelDetector(MODELS / "detector.tflite", zooms=(4.0,))
+    reader = ModelPlateReader(MODELS, detector=detector)
+    for first_width, reads in ((width - x + 6, [1]), (width - x + 5, [1, 1])):
+        first = (x - 6, y - 4, first_width, h + 8)
+        monkeypatch.setattr(
+            detector, "looks", lambda _i, _m=0.0, _f=first, **_p: [Look(seen, 0.9, _f)]
+        )
+        views_per_read.clear()
+        read = reader.read_boxes(frame)
+        assert views_per_read == reads
+        assert len(read) == 1 and not _sure_of_layout(read[0])  # a cut plate: read unsure
 
 
 def test_looks_without_zooms_are_the_boxes_found() -> None:
