@@ -62,10 +62,35 @@ def test_a_strip_without_an_unexplained_stroke_gives_nothing() -> None:
     assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
 
 
-def test_a_stroke_at_the_end_of_the_line_stays_dropped() -> None:
-    """A frame line at the line's end looks the same, and no glyph stands beyond it."""
-    strip = _strip([*(("box", x) for x in BOXES), ("bar", 106)])
+def test_a_stroke_ending_the_line_a_characters_gap_from_its_glyphs_is_put_back() -> None:
+    """``BA215A`` for ``BA215AI``: after the line's last glyph, or before its first."""
+    steps = [_step(x + 4) for x in BOXES]
+    after = skipped_stroke(
+        _strip([*(("box", x) for x in BOXES), ("bar", 102)]), "BAKYZ", steps, STEPS
+    )
+    assert after == _step(103)
+    assert with_stroke("BAKYZ", steps, after)[0] == "BAKYZI"
+    before = skipped_stroke(
+        _strip([("bar", 4), *(("box", x) for x in BOXES)]), "BAKY7", steps, STEPS
+    )
+    assert before == _step(5)
+    assert with_stroke("BAKY7", steps, before)[0] == "IBAKY7"
+
+
+def test_a_bar_farther_out_than_a_characters_gap_is_the_plates_frame() -> None:
+    strip = _strip([*(("box", x) for x in BOXES), ("bar", 112)])
     assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+
+
+def test_the_second_leg_of_an_h_whose_bar_came_apart_is_no_stroke() -> None:
+    """A night ``H`` ending the line: its bar is lighter than the ink threshold, so its legs
+    are two blobs, but at Otsu's threshold no column of paper parts them."""
+    strip = _strip([*(("box", x) for x in BOXES[:-1]), ("bar", 90), ("bar", 98)])
+    strip[15:18, 92:98] = 100  # the bar: ink at Otsu's threshold, not at the stricter one
+    steps = [_step(x + 4) for x in BOXES[:-1]] + [_step(90)]
+    assert skipped_stroke(strip, "BAKYH", steps, STEPS) is None
+    strip[15:18, 92:98] = PAPER  # no bar: two bare strokes, the second put back
+    assert skipped_stroke(strip, "BAKYI", steps, STEPS) == _step(99)
 
 
 def test_a_stroke_against_its_neighbour_is_part_of_a_glyph() -> None:

@@ -19,8 +19,12 @@ back only when all of these hold, each against a failure seen on real plates:
 - no emitted character's time step lies over it (:data:`EXPLAINED_PX`);
 - it lies between two emitted characters and between two other glyphs of its own line,
   each at least :data:`MIN_GAP_PX` away (a ``D`` whose stem came apart from its bowl,
-  ``B97TWD`` -> ``B97TWID``, fails this; so does a frame line at a line's end, which is
-  why a stroke at a line's end, ``BA215A`` for ``BA215AI``, stays dropped);
+  ``B97TWD`` -> ``B97TWID``, fails this); or it ends its line (:meth:`_Blobs.ends_line`:
+  ``BA215A`` for ``BA215AI``, ``V868807`` for ``VI868807``), no farther from the line's
+  last (or first) glyph than :data:`LINE_END_GAP` of the glyph height, a column of paper
+  between them even at Otsu's threshold (the second leg of a night ``H`` whose bar the
+  stricter threshold broke is joined to the first), and clear of its line's end
+  (:data:`LINE_END_CLEAR`: a plate's frame stands farther out, or at the strip's edge);
 - on a two-line composite, it is clear of the gap between the halves (the plate's side
   edges land there) and its neighbours are in its own half;
 - it is the only such bar of the strip.
@@ -63,6 +67,12 @@ MIN_GAP_PX: Final = 2
 """A stroke stands at least this many strip pixels clear of its neighbouring glyphs."""
 HALF_EDGE_PX: Final = 4
 """On a two-line composite, a bar within this many pixels of the gap is a side edge."""
+LINE_END_GAP: Final = 0.6
+"""A stroke ending its line stands at most this share of the glyph height from the line's
+last (or first) glyph: a character's spacing, where a plate's frame stands farther out."""
+LINE_END_CLEAR: Final = 0.1
+"""A stroke ending its line stands at least this share of the glyph height clear of the
+line's end in the strip (the strip's edge, or a composite's gap)."""
 
 _ARABIC: Final = frozenset(ARABIC_TO_LATIN)
 
@@ -97,6 +107,7 @@ class _Blobs:
     def __init__(self, strip: Gray) -> None:
         self.height, self.width = strip.shape
         otsu, _ = cv2.threshold(strip, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+        self.strip, self.otsu = strip, otsu
         _, self.ink = cv2.threshold(strip, otsu * INK_THRESHOLD, 1, cv2.THRESH_BINARY_INV)
         _n, _labels, stats, _centres = cv2.connectedComponentsWithStatsWithAlgorithm(
             self.ink, 8, cv2.CV_16U, cv2.CCL_SPAGHETTI
@@ -131,14 +142,16 @@ class _Blobs:
         line: tuple[float, float],
         two_line: bool,
     ) -> bool:
-        """True when blob ``i`` is aligned with the ``line``'s glyphs, between two emitted
-        characters and two other glyphs of its line, clear of both (and of a composite's gap)."""
+        """True when blob ``i`` is aligned with the ``line``'s glyphs and either between two
+        emitted characters and two other glyphs of its line, clear of both, or at its line's
+        end (:meth:`ends_line`); clear of a composite's gap."""
         left, right = int(self.x[i]), int(self.x[i] + self.w[i])
         top, bottom = line
         tolerance = ALIGN * (bottom - top)
         if abs(self.y[i] - top) > tolerance or abs(self.y[i] + self.h[i] - bottom) > tolerance:
             return False
         others = self.glyph.copy()
+        span = (0, self.width)
         if two_line:
             half = (self.width - max(2, round(self.width * GAP_FRACTION))) // 2
             if left < self.width - half + HALF_EDGE_PX and right > half - HALF_EDGE_PX:
@@ -146,12 +159,48 @@ class _Blobs:
             in_left = left < self.width / 2
             others &= (self.x < self.width / 2) == in_left
             centres = centres[(centres < self.width / 2) == in_left]
-        if not (centres.size and centres.min() < left and centres.max() > right):
+            span = (0, half) if in_left else (self.width - half, self.width)
+        if not centres.size:
             return False
         others[i] = False
         before = left - (self.x + self.w)[others & (self.x + self.w <= left + 1)]
         after = self.x[others & (self.x >= right - 1)] - right
-        return bool(before.size and after.size and min(before.min(), after.min()) >= MIN_GAP_PX)
+        if centres.min() < left and centres.max() > right:
+            return bool(before.size and after.size and min(before.min(), after.min()) >= MIN_GAP_PX)
+        last = bool(centres.max() < left)  # every emitted character before it
+        return self.ends_line(left, right, before, after, line=line, span=span, last=last)
+
+    def ends_line(
+        self,
+        left: int,
+        right: int,
+        before: npt.NDArray[np.int32],
+        after: npt.NDArray[np.int32],
+        *,
+        line: tuple[float, float],
+        span: tuple[int, int],
+        last: bool,
+    ) -> bool:
+        """True when the bar over columns ``left``-``right`` of its line (``span`` of the
+        strip) stands right after the line's last glyph (``last``: every emitted character
+        is before it) or right before its first (``before`` / ``after``: the gaps to the
+        glyphs on each side; none on its other side), at least :data:`MIN_GAP_PX` and at most
+        :data:`LINE_END_GAP` of the glyph height from it, with a column of paper between
+        them at Otsu's threshold, and :data:`LINE_END_CLEAR` of the glyph height clear of
+        the line's end."""
+        height = line[1] - line[0]
+        if last and before.size and not after.size:
+            gap, clear = int(before.min()), span[1] - right
+            between = (left - gap, left)
+        elif not last and after.size and not before.size:
+            gap, clear = int(after.min()), left - span[0]
+            between = (right, right + gap)
+        else:
+            return False
+        if not MIN_GAP_PX <= gap <= LINE_END_GAP * height or clear < LINE_END_CLEAR * height:
+            return False
+        band = self.strip[int(line[0]) : int(line[1]) + 1, between[0] : between[1]]
+        return bool((band > self.otsu).all(axis=0).any())
 
 
 def with_stroke(tokens: str, steps: list[int], step: int) -> tuple[str, list[int]]:
