@@ -106,6 +106,18 @@ def test_constrained_decoding_reads_the_new_layouts(
     assert 0.0 < confidence < greedy_conf
 
 
+def test_the_grammar_never_fits_a_german_number_starting_with_zero() -> None:
+    """A read the model spells ``AB0`` (the ``0`` sure) fits no German layout: the grammar
+    takes another path, with the ``0`` given up, and never makes the ``AB-0`` plate that
+    does not exist."""
+    probs = _spelled("AB0", {})
+    text, _ = constrained_decode(probs, CHARSET, PlateGrammar(CHARSET))
+    assert text != "AB0"
+    assert not text.startswith("AB0")
+    nine = constrained_decode(_spelled("AB9", {}), CHARSET, PlateGrammar(CHARSET))[0]
+    assert nine == "AB9"
+
+
 def test_the_grammar_leaves_out_layouts_whose_characters_the_charset_lacks() -> None:
     full = PlateGrammar(CHARSET)
     latin = PlateGrammar(CHARSET[:36])  # no Arabic: no 12345-B-6 layouts

@@ -253,6 +253,17 @@ def test_eu_plate_is_runs_of_letters_and_digits(raw: str, canonical: str, countr
     assert canonicalize(raw_tokens(canonical)) == (canonical, "EU")
 
 
+@pytest.mark.parametrize("raw", ["CM0", "HW0", "AB012", "MAX0E"])
+def test_a_german_number_never_starts_with_zero(raw: str) -> None:
+    """German numbers run from 1 to 9999: a short read whose digits start with ``0`` (a
+    plate's ``O`` or a badge read surely: the mixed photos' vanity ``CBMUK`` read
+    ``CM-0``) is no German plate, so it is not reported as one."""
+    text, fmt = canonicalize(raw)
+    assert fmt == "UNKNOWN"
+    assert not is_valid(text, "EU")
+    assert canonicalize(raw.replace("0", "9")) == (canonicalize(raw.replace("0", "9"))[0], "EU")
+
+
 def test_eu_patterns_cover_the_nine_countries() -> None:
     assert {c for c, _ in EU_PATTERNS} == {"ES", "DE", "IT", "BE", "NL", "PT", "PL", "RO", "GB"}
 
