@@ -264,6 +264,14 @@ def test_a_german_number_never_starts_with_zero(raw: str) -> None:
     assert canonicalize(raw.replace("0", "9")) == (canonicalize(raw.replace("0", "9"))[0], "EU")
 
 
+def test_a_belgian_plate_starts_with_the_series_digit_1_or_2() -> None:
+    """Belgium's series began at ``1-AAA-001`` in 2010 and went on at ``2-`` in 2021; a
+    Swedish ``KFJ 492`` whose tax sticker (a ``5``) is read before it is no Belgian plate."""
+    assert canonicalize("2ABC123") == ("2-ABC-123", "EU")
+    assert canonicalize("5KFJ492") == ("5KFJ492", "UNKNOWN")
+    assert canonicalize("KFJ492") == ("KFJ-492", "EU")
+
+
 def test_eu_patterns_cover_the_nine_countries() -> None:
     assert {c for c, _ in EU_PATTERNS} == {"ES", "DE", "IT", "BE", "NL", "PT", "PL", "RO", "GB"}
 

@@ -106,7 +106,7 @@ def _layouts() -> list[str]:
     out.append("ssdddss")  # FR SIV AB-123-CD
     out += [f"{d * n}{'l' * m}dd" for n in range(1, 5) for m in range(1, 4)]  # FR FNI
     out.append("ddddeee")  # ES 1234BCD
-    out.append("dlllddd")  # BE 1ABC123
+    out += ["1lllddd", "2lllddd"]  # BE 1ABC123 (the series began at 1 in 2010, at 2 in 2021)
     out.append("llddll")  # PT AB12CD
     out += [f"{'l' * n}n{d * m}" for n in (2, 3) for m in range(4)]  # DE-like AB1234
     out += ["Bddlll", "Bdddlll", "llddlll"]  # RO B 12 ABC, B 123 ABC; GB and RO AB 12 CDE

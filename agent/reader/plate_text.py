@@ -81,7 +81,7 @@ _MA_DIPLOMATIC = re.compile(r"^(CMD|CD)-?(\d{1,3})-?(\d{2})$")
 _STATE_WORD: Final = "\u0627\u0644\u0645\u063a\u0631\u0628"  # المغرب, read as the token M
 EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("ES", re.compile(r"^\d{4}[BCDFGHJKLMNPRSTVWXYZ]{3}$")),
-    ("BE", re.compile(r"^\d[A-Z]{3}\d{3}$")),
+    ("BE", re.compile(r"^[12][A-Z]{3}\d{3}$")),
     ("NL", re.compile(r"^[A-Z]{2}\d{3}[A-Z]$")),
     ("NL", re.compile(r"^\d[A-Z]{3}\d{2}$")),
     ("NL", re.compile(r"^[A-Z]\d{3}[A-Z]{2}$")),
