@@ -679,6 +679,26 @@ def test_an_empty_read_is_not_fitted_to_a_layout() -> None:
     assert rec._fitted(raw, confidence) == ("", 0.0)
 
 
+def test_a_read_is_not_fitted_by_a_path_that_adds_two_characters() -> None:
+    """One sure glyph and faint characters under the blanks around it (a square plate read
+    as one line): the grammar would force a plate through the blanks, adding two or more
+    characters; the read stays as the model gave it. A path that adds one character (a
+    dropped glyph, the thin alif) is still taken."""
+    rec = Recogniser(MODELS / "recogniser.tflite")
+    np.copyto(rec._probs, _read_probs(rec, "__1_\u0628_3__", 0.3))
+    rec._probs[5] = _read_probs(rec, "_____2__", 0.95)[5]  # the one sure glyph: a 2
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert raw == "2"
+    forced, _ = constrained_decode(rec._probs, rec.charset, PlateGrammar(rec.charset))
+    assert len(forced) >= len(raw) + 2  # what the grammar alone would have made of it
+    assert rec._fitted(raw, confidence) == (raw, confidence)
+    np.copyto(rec._probs, _read_probs(rec, "__1_2_\u0628_3__", 0.99))
+    rec._probs[8] = _read_probs(rec, "__1_2_\u0628_3__", 0.3)[8]  # the region faint: dropped
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert raw == "12\u0628"
+    assert rec._fitted(raw, confidence)[0] == "12\u06283"
+
+
 def _plate_cut_at_the_right(text: str, seed: int, share: float) -> tuple[Image, Box]:
     """A rendered plate on a dark bumper and a detector box over only ``share`` of its width."""
     plate = render_plate(text, np.random.default_rng(seed), height=40)

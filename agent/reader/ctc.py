@@ -136,6 +136,8 @@ class PlateGrammar:
         code = {c: i for i, c in enumerate(codes)}
         self.lengths = np.array([len(lay) for lay in layouts], np.int64)
         self.slots = int(self.lengths.max()) if layouts else 0
+        self.min_length = int(self.lengths.min()) if layouts else 0
+        """The fewest characters of a layout: a shorter path fits none."""
         self.slot_class = np.full((len(layouts), self.slots), -1, np.int64)
         for j, lay in enumerate(layouts):
             self.slot_class[j, : len(lay)] = [code[c] for c in lay]

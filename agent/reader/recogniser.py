@@ -148,12 +148,17 @@ class Recogniser:
         photos and as video frames, it was at most 0.04 sure, and once it won a crop's
         pick (``6-WW`` for the square ``SZ-44-YW``). Such reads were 39 % of the fitting a
         photo did and 23 % of a video frame's (models/recogniser.md, "No fitting of empty
-        reads").
+        reads"). Nor is a read fitted by a path that adds more than :data:`FIT_MAX_ADDED`
+        character to it: a dropped glyph or the thin alif is one character, and a path that
+        adds two or more is forced through blanks too (a square German ``OHZ / B627`` whose
+        one-line read ``5`` was fitted to ``3-S-52`` at 0.002, a known plate that beat the
+        two-line read ``0HZB627`` at 0.63). A read shorter than the shortest layout less
+        that one character is left as it is, without the grammar pass.
         """
-        if self._grammar is None or not raw:
+        if self._grammar is None or len(raw) + FIT_MAX_ADDED < self._grammar.min_length:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
-        if not fitted:
+        if not fitted or len(fitted) > len(raw) + FIT_MAX_ADDED:
             return raw, confidence
         if _siv_but_one_confusion(raw, fitted):
             return fitted, confidence
@@ -471,6 +476,11 @@ def fuller_text(text: str, other: str) -> bool:
     rest = iter(text)
     return all(ch in rest for ch in other)
 
+
+FIT_MAX_ADDED: Final = 1
+"""The most characters the grammar's path may add to a greedy read (:meth:`Recogniser._fitted`):
+one dropped glyph; more is a plate made up through blanks (models/recogniser.md, "No plate
+made up through blanks")."""
 
 UNKNOWN_KEEP_RATIO: Final = 0.05
 """A greedy read of an unknown layout is kept unless the best path that fits a known
