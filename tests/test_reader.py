@@ -557,6 +557,10 @@ NOT_PLATE = ("12", 0.95)
         ((f"1{BA}2", 0.005), ("14VRLV", 0.99), 1.4, ("14VRLV", 0.99)),
         (("G00GLE", 0.99), (f"400{BA}60", 0.01), 2.3, ("G00GLE", 0.99)),
         ((f"1{BA}2", 0.6), ("14VRLV", 0.7), 1.4, (f"1{BA}2", 0.6)),  # not sure enough
+        # A plate the grammar forced, under 0.05 sure, counts as none: the more confident
+        # read is kept (a square Icelandic SY / 250 read 9Y250 against a forced 4-B-2).
+        ((f"4{BA}2", 0.0001), ("9Y250", 0.5), 1.4, ("9Y250", 0.5)),
+        ((f"4{BA}2", 0.05), ("9Y250", 0.5), 1.4, (f"4{BA}2", 0.05)),
         # digits alone are a Moroccan plate whose letter was missed, not a foreign plate
         (("8013353", 0.95), ("8|013353", 0.7), 1.6, ("8|013353", 0.7)),
     ],

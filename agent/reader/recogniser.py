@@ -489,6 +489,11 @@ layout is at least this share as likely (the thin alif read as ``1`` costs far l
 SURE_UNKNOWN: Final = 0.8
 """Confidence from which the grammar may not drop characters of a read of an unknown layout."""
 
+CHOICE_MIN_CONFIDENCE: Final = 0.05
+"""A plate read less sure than this does not count as one in :func:`choose_read`: the paths
+the grammar forces through a crop that holds no plate of its layout were at most 0.04 sure
+on every real set (models/recogniser.md, "No fitting of empty reads")."""
+
 TWO_LINE_PREFERRED_ASPECT: Final = 1.9
 """Below this crop aspect (width / height) a valid two-line read wins a near tie."""
 
@@ -508,9 +513,13 @@ def choose_read(
     - exactly one read counts as a plate: that read. A read counts when it is a
       valid plate (Moroccan, French or European, canonical text per
       :mod:`agent.reader.plate_text`) or a plate of a layout the grammar does not
-      know read at least :data:`SURE_UNKNOWN` sure (:func:`_sure_unknown`): a
-      square Dutch ``14 / VR-LV`` read as two lines at 0.99 must not lose to a
-      one-line read that happens to spell a Moroccan plate at 0.005;
+      know read at least :data:`SURE_UNKNOWN` sure (:func:`_sure_unknown`), and
+      in either case at least :data:`CHOICE_MIN_CONFIDENCE` sure: a square Dutch
+      ``14 / VR-LV`` read as two lines at 0.99 must not lose to a one-line read
+      that happens to spell a Moroccan plate at 0.005, nor a square Icelandic
+      ``SY / 250`` read as two lines ``9Y250`` at 0.5 to its one-line read fitted
+      to ``4-B-2`` at 0.0001 (as a video frame, the second member then reads it
+      ``SY250`` at 0.89);
     - both count: the two-line read when ``aspect`` is below
       :data:`TWO_LINE_PREFERRED_ASPECT` (1.9) and the confidences are within
       :data:`TWO_LINE_MARGIN` (0.1) of each other, else the more confident read;
@@ -518,7 +527,8 @@ def choose_read(
 
     Ties go to the one-line read.
     """
-    one_ok, two_ok = counts_as_plate(*one_line), counts_as_plate(*two_line)
+    one_ok = counts_as_plate(*one_line) and one_line[1] >= CHOICE_MIN_CONFIDENCE
+    two_ok = counts_as_plate(*two_line) and two_line[1] >= CHOICE_MIN_CONFIDENCE
     if one_ok != two_ok:
         return one_line if one_ok else two_line
     if (
