@@ -253,15 +253,24 @@ def test_eu_plate_is_runs_of_letters_and_digits(raw: str, canonical: str, countr
     assert canonicalize(raw_tokens(canonical)) == (canonical, "EU")
 
 
-@pytest.mark.parametrize("raw", ["CM0", "HW0", "AB012", "MAX0E"])
+@pytest.mark.parametrize("raw", ["CMA0", "HWX0", "AB012", "MAX0E"])
 def test_a_german_number_never_starts_with_zero(raw: str) -> None:
-    """German numbers run from 1 to 9999: a short read whose digits start with ``0`` (a
-    plate's ``O`` or a badge read surely: the mixed photos' vanity ``CBMUK`` read
-    ``CM-0``) is no German plate, so it is not reported as one."""
+    """German numbers run from 1 to 9999: a read whose digits start with ``0`` (a plate's
+    ``O`` or a badge read surely: the Polish ``CRA 01JE`` read ``CRA-01``) is no German
+    plate, so it is not reported as one."""
     text, fmt = canonicalize(raw)
     assert fmt == "UNKNOWN"
     assert not is_valid(text, "EU")
     assert canonicalize(raw.replace("0", "9")) == (canonicalize(raw.replace("0", "9"))[0], "EU")
+
+
+@pytest.mark.parametrize("raw", ["GP9", "SP6", "BA3", "FR1"])
+def test_a_german_shaped_read_of_three_characters_is_no_plate(raw: str) -> None:
+    """Two letters and one digit: German plates of three characters exist (``M-A-1``) but
+    are rare, and such reads are far more often a sign or a badge (``SP-6``, ``BA-3`` in the
+    Romanian rides' frames, no plate of three characters among the real sets' labels)."""
+    assert canonicalize(raw)[1] == "UNKNOWN"
+    assert canonicalize(raw + "1") == (f"{raw[:2]}-{raw[2:]}1", "EU")
 
 
 def test_a_belgian_plate_starts_with_the_series_digit_1_or_2() -> None:

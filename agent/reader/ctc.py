@@ -108,7 +108,7 @@ def _layouts() -> list[str]:
     out.append("ddddeee")  # ES 1234BCD
     out += ["1lllddd", "2lllddd"]  # BE 1ABC123 (the series began at 1 in 2010, at 2 in 2021)
     out.append("llddll")  # PT AB12CD
-    out += [f"{'l' * n}n{d * m}" for n in (2, 3) for m in range(4)]  # DE-like AB1234
+    out += [f"{'l' * n}n{d * m}" for n in (2, 3) for m in range(4) if n + m >= 3]  # DE AB1234
     out += ["Bddlll", "Bdddlll", "llddlll"]  # RO B 12 ABC, B 123 ABC; GB and RO AB 12 CDE
     return out
 
@@ -120,7 +120,7 @@ class PlateGrammar:
     state ``D{6} M`` and diplomatic ``CD|CMD D{3,5}``; French SIV
     ``L L D D D L L`` (no I, O, U) and FNI ``D{1,4} L{1,3} D D``; European
     Spanish ``D{4} L{3}`` (consonants), Belgian ``D L{3} D{3}``, Portuguese
-    ``L{2} D{2} L{2}``, German-like ``L{2,3} D{1,4}`` (no leading ``0``), Romanian ``B D{2,3} L{3}``
+    ``L{2} D{2} L{2}``, German-like ``L{2,3} D{1,4}`` (no leading ``0``, four characters at least), Romanian ``B D{2,3} L{3}``
     and British (and Romanian county) ``L{2} D{2} L{3}``. Each slot is a
     class (a set of characters) or one literal character. Layouts using a
     character the charset lacks are left out (none may be left).

@@ -90,7 +90,7 @@ EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("PT", re.compile(r"^\d{2}[A-Z]{2}\d{2}$")),
     ("PT", re.compile(r"^\d{4}[A-Z]{2}$")),
     ("IT", re.compile(r"^[A-Z]{2}\d{3}[A-Z]{2}$")),
-    ("DE", re.compile(r"^[A-Z]{2,5}[1-9]\d{0,3}[EH]?$")),
+    ("DE", re.compile(r"^(?=.{4})[A-Z]{2,5}[1-9]\d{0,3}[EH]?$")),
     ("PL", re.compile(r"^[A-Z]{2,3}\d{4,5}$")),
     ("RO", re.compile(r"^B\d{2,3}[A-Z]{3}$")),
     ("GB", re.compile(r"^[A-Z]{2}\d{2}[A-Z]{3}$")),
