@@ -479,8 +479,8 @@ def fuller_text(text: str, other: str) -> bool:
 
 FIT_MAX_ADDED: Final = 1
 """The most characters the grammar's path may add to a greedy read (:meth:`Recogniser._fitted`):
-one dropped glyph; more is a plate made up through blanks (models/recogniser.md, "No plate
-made up through blanks")."""
+one dropped glyph; more is a plate made up through blanks (models/recogniser.md, "Layouts
+that do not exist, and no plate made up by the grammar")."""
 
 UNKNOWN_KEEP_RATIO: Final = 0.05
 """A greedy read of an unknown layout is kept unless the best path that fits a known
