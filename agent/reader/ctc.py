@@ -119,9 +119,10 @@ class PlateGrammar:
     Moroccan ``D{1,5} A D{1,2}``, temporary ``D{1,6} W W``, ``W18 D{1,6}``,
     state ``D{6} M`` and diplomatic ``CD|CMD D{3,5}``; French SIV
     ``L L D D D L L`` (no I, O, U) and FNI ``D{1,4} L{1,3} D D``; European
-    Spanish ``D{4} L{3}`` (consonants), Belgian ``D L{3} D{3}``, Portuguese
-    ``L{2} D{2} L{2}``, German-like ``L{2,3} D{1,4}`` (no leading ``0``, four characters at least), Romanian ``B D{2,3} L{3}``
-    and British (and Romanian county) ``L{2} D{2} L{3}``. Each slot is a
+    Spanish ``D{4} L{3}`` (consonants), Belgian ``1|2 L{3} D{3}``, Portuguese
+    ``L{2} D{2} L{2}``, German-like ``L{2,3} D{1,4}`` (no leading ``0``, four
+    characters at least), Romanian ``B D{2,3} L{3}`` and British (and Romanian
+    county) ``L{2} D{2} L{3}``. Each slot is a
     class (a set of characters) or one literal character. Layouts using a
     character the charset lacks are left out (none may be left).
     """
