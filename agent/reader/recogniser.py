@@ -490,9 +490,9 @@ SURE_UNKNOWN: Final = 0.8
 """Confidence from which the grammar may not drop characters of a read of an unknown layout."""
 
 CHOICE_MIN_CONFIDENCE: Final = 0.05
-"""A plate read less sure than this does not count as one in :func:`choose_read`: the paths
-the grammar forces through a crop that holds no plate of its layout were at most 0.04 sure
-on every real set (models/recogniser.md, "No fitting of empty reads")."""
+"""A plate read less sure than this does not count as one in :func:`choose_read`: a path the
+grammar forces through blanks is no read of the crop (those forced through empty reads were
+at most 0.04 sure on every real set: models/recogniser.md, "No fitting of empty reads")."""
 
 TWO_LINE_PREFERRED_ASPECT: Final = 1.9
 """Below this crop aspect (width / height) a valid two-line read wins a near tie."""
