@@ -14,7 +14,7 @@ from agent.reader.alternatives import doubts
 from agent.reader.layout import GAP_FRACTION
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.recogniser import Recogniser
-from agent.reader.strokes import skipped_stroke, with_stroke
+from agent.reader.strokes import skipped_strokes, with_stroke
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 HEIGHT, WIDTH, STEPS = 32, 128, 64
@@ -46,7 +46,7 @@ BOXES = [10, 26, 58, 74, 90]  # five glyphs; the bare stroke stands at 45, betwe
 def test_a_stroke_that_no_emitted_character_explains_is_put_back() -> None:
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 45)])
     steps = [_step(x + 4) for x in BOXES]
-    found = skipped_stroke(strip, "CNKYZ", steps, STEPS)
+    (found,) = skipped_strokes(strip, "CNKYZ", steps, STEPS)
     assert found == _step(46)
     assert with_stroke("CNKYZ", steps, found) == ("CNIKYZ", [*steps[:2], found, *steps[2:]])
 
@@ -54,23 +54,23 @@ def test_a_stroke_that_no_emitted_character_explains_is_put_back() -> None:
 def test_a_stroke_the_model_emitted_is_not_put_back_twice() -> None:
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 45)])
     steps = sorted([_step(x + 4) for x in BOXES] + [_step(46)])
-    assert skipped_stroke(strip, "BIAKY7", steps, STEPS) is None
+    assert skipped_strokes(strip, "BIAKY7", steps, STEPS) == ()
 
 
 def test_a_strip_without_an_unexplained_stroke_gives_nothing() -> None:
     strip = _strip([("box", x) for x in BOXES])
-    assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+    assert skipped_strokes(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) == ()
 
 
 def test_a_stroke_ending_the_line_a_characters_gap_from_its_glyphs_is_put_back() -> None:
     """``BA215A`` for ``BA215AI``: after the line's last glyph, or before its first."""
     steps = [_step(x + 4) for x in BOXES]
-    after = skipped_stroke(
+    (after,) = skipped_strokes(
         _strip([*(("box", x) for x in BOXES), ("bar", 102)]), "BAKYZ", steps, STEPS
     )
     assert after == _step(103)
     assert with_stroke("BAKYZ", steps, after)[0] == "BAKYZI"
-    before = skipped_stroke(
+    (before,) = skipped_strokes(
         _strip([("bar", 4), *(("box", x) for x in BOXES)]), "BAKY7", steps, STEPS
     )
     assert before == _step(5)
@@ -79,7 +79,7 @@ def test_a_stroke_ending_the_line_a_characters_gap_from_its_glyphs_is_put_back()
 
 def test_a_bar_farther_out_than_a_characters_gap_is_the_plates_frame() -> None:
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 112)])
-    assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+    assert skipped_strokes(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) == ()
 
 
 def test_the_second_leg_of_an_h_whose_bar_came_apart_is_no_stroke() -> None:
@@ -88,26 +88,46 @@ def test_the_second_leg_of_an_h_whose_bar_came_apart_is_no_stroke() -> None:
     strip = _strip([*(("box", x) for x in BOXES[:-1]), ("bar", 90), ("bar", 98)])
     strip[15:18, 92:98] = 100  # the bar: ink at Otsu's threshold, not at the stricter one
     steps = [_step(x + 4) for x in BOXES[:-1]] + [_step(90)]
-    assert skipped_stroke(strip, "BAKYH", steps, STEPS) is None
+    assert skipped_strokes(strip, "BAKYH", steps, STEPS) == ()
     strip[15:18, 92:98] = PAPER  # no bar: two bare strokes, the second put back
-    assert skipped_stroke(strip, "BAKYI", steps, STEPS) == _step(99)
+    assert skipped_strokes(strip, "BAKYI", steps, STEPS) == (_step(99),)
 
 
 def test_a_stroke_against_its_neighbour_is_part_of_a_glyph() -> None:
     """A ``D`` whose stem came apart from its bowl: the stem stands 1 px from the rest."""
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 55)])
-    assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+    assert skipped_strokes(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) == ()
 
 
 def test_a_bar_taller_than_the_glyphs_is_no_stroke() -> None:
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 45)], bar_rows=(2, 30))
-    assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+    assert skipped_strokes(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) == ()
 
 
-def test_two_unexplained_bars_are_too_many_to_trust() -> None:
+def test_two_unexplained_bars_apart_are_too_many_to_trust() -> None:
     strip = _strip([("box", 10), ("box", 26), ("bar", 45), ("box", 58), ("bar", 77), ("box", 90)])
     steps = [_step(x + 4) for x in (10, 26, 58, 90)]
-    assert skipped_stroke(strip, "BAK7", steps, STEPS) is None
+    assert skipped_strokes(strip, "BAK7", steps, STEPS) == ()
+
+
+def test_two_bars_side_by_side_are_both_put_back() -> None:
+    """``BT II AHV`` read ``BTAHV``: a pair a character's spacing apart, nothing between."""
+    strip = _strip([("box", 10), ("box", 26), ("bar", 40), ("bar", 47), ("box", 58), ("box", 74)])
+    steps = [_step(x + 4) for x in (10, 26, 58, 74)]
+    pair = skipped_strokes(strip, "BTAH", steps, STEPS)
+    assert pair == (_step(41), _step(48))
+    tokens = "BTAH"
+    for step in pair:
+        tokens, steps = with_stroke(tokens, steps, step)
+    assert tokens == "BTIIAH"
+
+
+def test_two_bars_farther_apart_than_a_characters_spacing_are_no_pair() -> None:
+    strip = _strip([("box", 10), ("box", 26), ("bar", 38), ("bar", 52), ("box", 58), ("box", 74)])
+    steps = [_step(x + 4) for x in (10, 26, 58, 74)]
+    assert skipped_strokes(strip, "BTAH", steps, STEPS) == ()
+    closer = _strip([("box", 10), ("box", 26), ("bar", 40), ("bar", 50), ("box", 58), ("box", 74)])
+    assert len(skipped_strokes(closer, "BTAH", steps, STEPS)) == 2
 
 
 def test_a_moroccan_read_is_left_alone() -> None:
@@ -115,12 +135,12 @@ def test_a_moroccan_read_is_left_alone() -> None:
     strip = _strip([*(("box", x) for x in BOXES), ("bar", 45)])
     steps = [_step(x + 4) for x in BOXES]
     moroccan = [*steps[:2], steps[2] - 1, *steps[2:]]
-    assert skipped_stroke(strip, "12\u0628345", moroccan, STEPS) is None
+    assert skipped_strokes(strip, "12\u0628345", moroccan, STEPS) == ()
 
 
 def test_light_characters_on_dark_paper_are_left_alone() -> None:
     strip = 255 - _strip([*(("box", x) for x in BOXES), ("bar", 45)])
-    assert skipped_stroke(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) is None
+    assert skipped_strokes(strip, "BAKY7", [_step(x + 4) for x in BOXES], STEPS) == ()
 
 
 def test_on_a_two_line_composite_a_bar_at_the_gap_is_a_side_edge() -> None:
@@ -129,10 +149,12 @@ def test_on_a_two_line_composite_a_bar_at_the_gap_is_a_side_edge() -> None:
     inside = [("box", 8), ("bar", 28), ("box", 40)]  # B I A in the top line
     bottom = [("box", right_half + 8), ("box", right_half + 30)]
     steps = [_step(x + 4) for x in (8, 40, right_half + 8, right_half + 30)]
-    assert skipped_stroke(_strip(inside + bottom), "BAK7", steps, STEPS, two_line=True) == _step(29)
+    assert skipped_strokes(_strip(inside + bottom), "BAK7", steps, STEPS, two_line=True) == (
+        _step(29),
+    )
     edge = [("box", 8), ("box", 30), ("bar", right_half + 1), *bottom]
     steps = [_step(x + 4) for x in (8, 30, right_half + 8, right_half + 30)]
-    assert skipped_stroke(_strip(edge), "BAK7", steps, STEPS, two_line=True) is None
+    assert skipped_strokes(_strip(edge), "BAK7", steps, STEPS, two_line=True) == ()
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ from agent.reader.plate_text import (
     is_known_plate,
     is_plausible_unknown,
 )
-from agent.reader.strokes import skipped_stroke, with_stroke
+from agent.reader.strokes import skipped_strokes, with_stroke
 from agent.watchlist.confusion import fold
 
 
@@ -255,16 +255,15 @@ class Recogniser:
         return choose_read(one, two, width / height)
 
     def _greedy(self, *, two_line: bool) -> tuple[str, float, list[int]]:
-        """The greedy read of the last inference, with a bare stroke the model skipped put
+        """The greedy read of the last inference, with the bare strokes the model skipped put
         back from the strip it saw (:mod:`agent.reader.strokes`, ``bare_strokes``)."""
         tokens, confidence, steps = greedy_decode_steps(
             self._probs, self.charset, probabilities=True
         )
         if self.bare_strokes:
-            step = skipped_stroke(
+            for step in skipped_strokes(
                 self._resized, tokens, steps, self._probs.shape[0], two_line=two_line
-            )
-            if step is not None:
+            ):
                 tokens, steps = with_stroke(tokens, steps, step)
         return tokens, confidence, steps
 

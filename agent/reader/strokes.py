@@ -27,7 +27,10 @@ back only when all of these hold, each against a failure seen on real plates:
   (:data:`LINE_END_CLEAR`: a plate's frame stands farther out, or at the strip's edge);
 - on a two-line composite, it is clear of the gap between the halves (the plate's side
   edges land there) and its neighbours are in its own half;
-- it is the only such bar of the strip.
+- it is the only such bar of the strip, or one of two that stand side by side: no glyph
+  and no emitted character between them, a character's spacing apart (:data:`PAIR_GAP`:
+  ``BT II AHV`` read ``BTAHV``, ``X II UME`` read ``XUME``; on the real sets no other pair
+  passes every check).
 
 The stroke is ``1`` between digits, ``I`` between letters, else whichever makes a plate of
 a known layout (``I`` when neither does); ``0``/``O`` and ``1``/``I`` fold together for the
@@ -70,6 +73,9 @@ HALF_EDGE_PX: Final = 4
 LINE_END_GAP: Final = 0.6
 """A stroke ending its line stands at most this share of the glyph height from the line's
 last (or first) glyph: a character's spacing, where a plate's frame stands farther out."""
+PAIR_GAP: Final = 0.6
+"""Two bare strokes side by side stand at most this share of the glyph height apart (and at
+least :data:`MIN_GAP_PX`): a character's spacing, as for a stroke ending its line."""
 LINE_END_CLEAR: Final = 0.1
 """A stroke ending its line stands at least this share of the glyph height clear of the
 line's end in the strip (the strip's edge, or a composite's gap)."""
@@ -77,27 +83,28 @@ line's end in the strip (the strip's edge, or a composite's gap)."""
 _ARABIC: Final = frozenset(ARABIC_TO_LATIN)
 
 
-def skipped_stroke(
+def skipped_strokes(
     strip: Gray, tokens: str, steps: list[int], time_steps: int, *, two_line: bool = False
-) -> int | None:
-    """The time step of the one bare stroke of ``strip`` that no emitted character explains
-    (see the module docstring), or None. ``tokens`` were emitted at ``steps`` of
-    ``time_steps``; ``two_line``: the strip is a two-line composite."""
+) -> tuple[int, ...]:
+    """The time steps of the bare strokes of ``strip`` that no emitted character explains
+    (see the module docstring): none, the one, or a pair side by side (:meth:`_Blobs.pair`).
+    ``tokens`` were emitted at ``steps`` of ``time_steps``; ``two_line``: the strip is a
+    two-line composite."""
     if not tokens or len(steps) != len(tokens) or _ARABIC.intersection(tokens):
-        return None
+        return ()
     blobs = _Blobs(strip)
     if not blobs.thin.any() or blobs.glyph.sum() < 3:
-        return None
+        return ()
     scale = blobs.width / time_steps
     centres = (np.asarray(steps, np.float64) + 0.5) * scale
     unexplained = [int(i) for i in np.flatnonzero(blobs.thin) if not blobs.under(int(i), centres)]
     line = blobs.line() if unexplained else None
     if line is None:
-        return None
+        return ()
     found = [i for i in unexplained if blobs.stands_alone(i, centres, line, two_line)]
-    if len(found) != 1:
-        return None
-    return int((blobs.x[found[0]] + blobs.w[found[0]] / 2) / scale)
+    if len(found) > 2 or (len(found) == 2 and not blobs.pair(found[0], found[1], centres, line)):
+        return ()
+    return tuple(sorted(int((blobs.x[i] + blobs.w[i] / 2) / scale) for i in found))
 
 
 class _Blobs:
@@ -169,6 +176,19 @@ class _Blobs:
             return bool(before.size and after.size and min(before.min(), after.min()) >= MIN_GAP_PX)
         last = bool(centres.max() < left)  # every emitted character before it
         return self.ends_line(left, right, before, after, line=line, span=span, last=last)
+
+    def pair(
+        self, i: int, j: int, centres: npt.NDArray[np.float64], line: tuple[float, float]
+    ) -> bool:
+        """True when blobs ``i`` and ``j`` stand side by side: no other glyph and no emitted
+        character between them, :data:`MIN_GAP_PX` to :data:`PAIR_GAP` of the glyph height
+        apart (``II`` or ``11``, both skipped)."""
+        first, second = (i, j) if self.x[i] < self.x[j] else (j, i)
+        left, right = int(self.x[first] + self.w[first]), int(self.x[second])
+        if not MIN_GAP_PX <= right - left <= PAIR_GAP * (line[1] - line[0]):
+            return False
+        inside = self.glyph & (self.x >= left) & (self.x + self.w <= right)
+        return not inside.any() and not ((centres > left) & (centres < right)).any()
 
     def ends_line(
         self,
