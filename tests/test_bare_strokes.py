@@ -23,16 +23,21 @@ TOP, BOTTOM = 8, 24  # the glyphs' rows
 
 
 def _strip(
-    glyphs: list[tuple[str, int]], *, bar_rows: tuple[int, int] = (TOP, BOTTOM)
+    glyphs: list[tuple[str, int]],
+    *,
+    bar_rows: tuple[int, int] = (TOP, BOTTOM),
+    glyph_rows: tuple[int, int] = (TOP, BOTTOM),
+    bar_width: int = 2,
 ) -> np.ndarray:
     """A model-input strip: ``("box", x)`` an 8 px wide glyph outline, ``("bar", x)`` a bare
-    stroke 2 px wide, both dark on light paper, softened as resizing softens a crop."""
+    stroke ``bar_width`` px wide, both dark on light paper, softened as resizing softens a
+    crop."""
     strip = np.full((HEIGHT, WIDTH), PAPER, np.uint8)
     for kind, x in glyphs:
         if kind == "box":
-            cv2.rectangle(strip, (x, TOP), (x + 7, BOTTOM - 1), INK, 2)
+            cv2.rectangle(strip, (x, glyph_rows[0]), (x + 7, glyph_rows[1] - 1), INK, 2)
         else:
-            strip[bar_rows[0] : bar_rows[1], x : x + 2] = INK
+            strip[bar_rows[0] : bar_rows[1], x : x + bar_width] = INK
     return cv2.GaussianBlur(strip, (3, 3), 0.6)
 
 
@@ -49,6 +54,20 @@ def test_a_stroke_that_no_emitted_character_explains_is_put_back() -> None:
     (found,) = skipped_strokes(strip, "CNKYZ", steps, STEPS)
     assert found == _step(46)
     assert with_stroke("CNKYZ", steps, found) == ("CNIKYZ", [*steps[:2], found, *steps[2:]])
+
+
+def test_a_stroke_four_pixels_wide_beside_short_glyphs_is_still_thin() -> None:
+    """``EMOTION`` read ``EM0T0N``: glyphs 13 px tall, the resize spread the ``I`` over 4 px."""
+    rows = (10, 23)
+    strip = _strip(
+        [*(("box", x) for x in BOXES), ("bar", 44)], bar_rows=rows, glyph_rows=rows, bar_width=4
+    )
+    steps = [_step(x + 4) for x in BOXES]
+    assert skipped_strokes(strip, "EMTON", steps, STEPS) == (_step(46),)
+    wider = _strip(
+        [*(("box", x) for x in BOXES), ("bar", 43)], bar_rows=rows, glyph_rows=rows, bar_width=6
+    )
+    assert skipped_strokes(wider, "EMTON", steps, STEPS) == ()
 
 
 def test_a_stroke_the_model_emitted_is_not_put_back_twice() -> None:

@@ -59,7 +59,11 @@ comes apart from it."""
 GLYPH_MIN_HEIGHT: Final = 0.35
 """A glyph blob is at least this share of the strip's height (and at most 0.6 of it wide)."""
 MAX_STROKE_WIDTH: Final = 0.25
-"""A bare stroke is at most this share of its height wide (at least 3 px allowed)."""
+"""A bare stroke is at most this share of its height wide (at least :data:`MIN_STROKE_PX`)."""
+MIN_STROKE_PX: Final = 4
+"""A stroke this many strip pixels wide is thin at any height: on a plate whose glyphs are
+13 px tall in the strip the resize spreads an ``I`` over 4 columns (``EMOTION`` read
+``EM0T0N``); a glyph's bowl or two legs stay wider."""
 ALIGN: Final = 0.15
 """A stroke's top and bottom lie within this share of the glyph height of the glyphs'."""
 MAX_INK: Final = 0.45
@@ -124,9 +128,9 @@ class _Blobs:
         self.glyph = (
             (h >= GLYPH_MIN_HEIGHT * self.height) & (w <= 0.6 * self.height) & (y > 0)
         ) & (y + h < self.height)
-        self.thin = (self.glyph & (w <= np.maximum(3, MAX_STROKE_WIDTH * h)) & (x > 0)) & (
-            x + w < self.width
-        )
+        self.thin = (
+            self.glyph & (w <= np.maximum(MIN_STROKE_PX, MAX_STROKE_WIDTH * h)) & (x > 0)
+        ) & (x + w < self.width)
 
     def under(self, i: int, centres: npt.NDArray[np.float64]) -> bool:
         """True when an emitted character's centre lies over blob ``i`` (within
