@@ -304,3 +304,42 @@ def test_the_side_by_side_reads_every_folder_the_held_out_dashcam_rides_included
     # PP-OCRv4 is given every benefit: a band code in front of its text is dropped
     assert bench_compare.teacher_right("ROB52CNW", "B-52-CNW")
     assert not bench_compare.teacher_right("E52CNW", "B-52-CNW")
+
+
+def test_the_side_by_side_times_ours_right_after_pp_ocr_image_by_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The speed ratio comes from the two readers timed alternately, image by image: a slow
+    spell of the host then slows both. (PP-OCRv4 is the ``teacher`` extra, not installed by
+    the test command: a stand-in engine with its output's shape takes its place here.)"""
+    from agent.config import ReaderConfig
+    from agent.reader.pipeline import ModelPlateReader
+
+    bench_compare = load_script("bench_compare")
+    folder = tmp_path / "crops"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i, text in enumerate(("AB-123-CD", "EF-456-GH")):
+        crop = render_plate(text, np.random.default_rng(i), height=40)
+        cv2.imwrite(str(folder / "images" / f"{i}.png"), crop)
+        rows.append([f"images/{i}.png", text, "", "", "", ""])
+    write_manifest(folder, ["image", "plate_text", "x", "y", "w", "h"], rows)
+    order: list[str] = []
+    reader = ModelPlateReader.from_config(ReaderConfig(), stills=True)
+    ours = reader.read_crop_alternatives
+
+    def reading(image: np.ndarray) -> tuple[str, str, float, tuple[str, ...]]:
+        order.append("ours")
+        return ours(image)
+
+    monkeypatch.setattr(reader, "read_crop_alternatives", reading)
+
+    def engine(image: np.ndarray) -> tuple[list[list[object]], None]:
+        order.append("pp-ocr")
+        return [[[[0, 0], [9, 0], [9, 9], [0, 9]], "AB123CD", 0.9]], None
+
+    figures = bench_compare.run_teacher(engine, folder, 10, reader)
+    assert order == ["pp-ocr", "ours", "pp-ocr", "ours"]
+    assert figures["exact"] == 0.5  # its one text is right for the first crop only
+    assert figures["ms"] > 0 and figures["ours_ms"] > 0
+    assert "ours_ms" not in bench_compare.run_teacher(engine, folder, 10)
