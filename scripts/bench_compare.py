@@ -23,18 +23,17 @@ text is given every benefit: the canonical text is compared, and again with a
 leading country code of the blue band (``F``, ``D``, ``NL`` ...) dropped.
 Exact = same canonical text with separators ignored and ``O``/``0``,
 ``I``/``1`` each one character (agent.reader.evaluate.same_plate). ms per
-image: reading only (decoding excluded), mean. The speed ratio is measured image by
-image: each image is read by PP-OCRv4 and right after by ours (as ``raqib eval`` reads it),
-so a slow spell of a shared host slows both alike (folder by folder, minutes apart, one
-spell gave 1.0x and the next 1.4x on the same photos: docs/benchmarks.md, twenty-fifth
-session). ``ours_ms_own_pass`` is ours timed in its own pass through the folder, as before:
-right after PP-OCRv4's run its idle threads and what it left in the caches may slow ours.
+image: reading only (decoding excluded), mean. Each folder is timed in four passes, PP-OCRv4,
+ours, ours, PP-OCRv4, each reader's ms the mean of its two: a shared host whose speed drifts
+during the run then slows both alike (folder by folder in one pass each, one slow spell
+gave 1.0x and the next 1.4x on the same photos; image by image alternately, ours read right
+after PP-OCRv4 was 1.15-1.43x slower on photos than in its own pass: docs/benchmarks.md,
+twenty-fifth session).
 
 ``--config FILE`` (repeatable): ours also reads every folder in the ``[reader]``
 configuration of that TOML file (its file stem names the rows), beside the shipped one,
 against the same PP-OCRv4 run: what a lighter configuration gains in speed and costs
-in accuracy, measured in one run (its own ms from its own pass through the folder, not
-alternated with PP-OCRv4).
+in accuracy, measured in one run (one pass of its own through each folder).
 """
 
 from __future__ import annotations
@@ -55,10 +54,8 @@ import realdata  # noqa: E402  (models/ is not a package)
 from agent.config import DEFAULT_MODELS_DIR, ReaderConfig, load_config  # noqa: E402
 from agent.errors import FrameError  # noqa: E402
 from agent.reader.evaluate import (  # noqa: E402
-    EvalResult,
     Truth,
     evaluate_folder,
-    evaluate_image,
     load_image,
     load_manifest,
     same_plate,
@@ -113,16 +110,10 @@ def teacher_right(text: str, truth: str) -> bool:
     return any(same_plate(canonicalize(c)[0], truth) for c in candidates if c)
 
 
-def run_teacher(
-    engine: Any, folder: Path, limit: int, reader: ModelPlateReader | None = None
-) -> dict[str, float]:
-    """PP-OCRv4's exact share and mean ms per image on ``folder``. With ``reader``, ours reads
-    each image right after PP-OCRv4 (:func:`~agent.reader.evaluate.evaluate_image`, the
-    reading ``raqib eval`` times) and ``ours_ms`` is its mean: the two timed alternately."""
+def run_teacher(engine: Any, folder: Path, limit: int) -> dict[str, float]:
     manifest = load_manifest(folder)
     plates = exact = 0
     ms: list[float] = []
-    ours = EvalResult()
     for name in list(manifest)[:limit]:
         truths: list[Truth] = manifest[name]
         try:
@@ -133,20 +124,26 @@ def run_teacher(
         start = time.perf_counter()
         lines = engine(image)[0] or []
         ms.append((time.perf_counter() - start) * 1000)
-        if reader is not None:
-            evaluate_image(reader, image, truths, ours, name=name)
         for t in truths:
             if t.scored and t.text:
                 plates += 1
                 exact += teacher_right(_joined(lines, t.box), t.text)
-    figures = {"plates": plates, "exact": exact / max(plates, 1), "ms": _mean(ms)}
-    if reader is not None:
-        figures["ours_ms"] = _mean(ours.ms)
-    return figures
+    return {"plates": plates, "exact": exact / max(plates, 1), "ms": sum(ms) / max(len(ms), 1)}
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / max(len(values), 1)
+def side_by_side(
+    engine: Any, reader: ModelPlateReader, folder: Path, limit: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """PP-OCRv4's figures (:func:`run_teacher`) and ours (``raqib eval``'s) on ``folder``,
+    timed PP-OCRv4, ours, ours, PP-OCRv4: each reader's ms per image is the mean of its two
+    passes, so a drift of the host's speed during the run weighs on both alike."""
+    theirs = run_teacher(engine, folder, limit)
+    ours = evaluate_folder(reader, folder).figures()
+    ours_again = evaluate_folder(reader, folder).figures()
+    theirs_again = run_teacher(engine, folder, limit)
+    theirs["ms"] = (theirs["ms"] + theirs_again["ms"]) / 2
+    ours["ms_per_image"] = (ours["ms_per_image"] + ours_again["ms_per_image"]) / 2
+    return theirs, ours
 
 
 def _limited(folder: Path, limit: int, work: Path) -> Path:
@@ -213,23 +210,19 @@ def main(argv: list[str] | None = None) -> int:
             folders["dashcam-heldout"] = dash["dashcam-heldout"]
         for name, full in folders.items():
             folder = _limited(full, args.limit, work)
-            theirs = (
-                run_teacher(engine, folder, args.limit, readers[""])
-                if engine is not None
-                else {"exact": float("nan"), "ms": float("nan")}
-            )
+            theirs: dict[str, float] = {"exact": float("nan"), "ms": float("nan")}
             for label, reader in readers.items():
-                ours = evaluate_folder(reader, folder).figures()
-                # the shipped reader's time alternated with PP-OCRv4's, where that ran
-                ms = ours["ms_per_image"] if label else theirs.get("ours_ms", ours["ms_per_image"])
+                if engine is not None and not label:
+                    theirs, ours = side_by_side(engine, reader, folder, args.limit)
+                else:
+                    ours = evaluate_folder(reader, folder).figures()
                 rows[f"{name} [{label}]" if label else name] = {
                     "plates": ours["plates"],
                     "ours_exact": ours["exact_plate_accuracy"],
-                    "ours_ms": ms,
-                    "ours_ms_own_pass": ours["ms_per_image"],
+                    "ours_ms": ours["ms_per_image"],
                     "ppocr_exact": theirs["exact"],
                     "ppocr_ms": theirs["ms"],
-                    "speed_ratio": theirs["ms"] / max(ms, 1e-9),
+                    "speed_ratio": theirs["ms"] / max(ours["ms_per_image"], 1e-9),
                 }
             print(f"{name}: done", file=sys.stderr, flush=True)
     if args.json:
