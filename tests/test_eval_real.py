@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from conftest import load_script, plate_in_frame, write_manifest
 
+from agent.config import ReaderConfig
+from agent.reader.pipeline import ModelPlateReader
 from agent.synth.plates import render_plate
 
 
@@ -313,9 +315,6 @@ def test_the_side_by_side_times_each_reader_twice_pp_ocr_ours_ours_pp_ocr(
     two passes: a drift of a shared host's speed weighs on both alike. (PP-OCRv4 is the
     ``teacher`` extra, not installed by the test command: a stand-in engine with its
     output's shape takes its place here.)"""
-    from agent.config import ReaderConfig
-    from agent.reader.pipeline import ModelPlateReader
-
     bench_compare = load_script("bench_compare")
     folder = tmp_path / "crops"
     (folder / "images").mkdir(parents=True)
