@@ -21,7 +21,9 @@ from agent.reader.ctc import PlateGrammar, constrained_decode, greedy_decode
 from agent.reader.detector import GREY_MIN_CAST, ContourDetector, ModelDetector, cast_strength
 from agent.reader.layout import two_line_composite
 from agent.reader.pipeline import (
+    DARK_BOX_MIN_SCORE,
     DARK_GROUND_MAX,
+    DARK_MIN_SCORE,
     EXTENDED_MARGINS,
     PLATE_SEEN_SCORE,
     WIDE_VIEW_MIN_READ,
@@ -965,6 +967,35 @@ def test_a_box_is_read_inverted_only_on_a_dark_ground_when_its_read_is_unsure() 
     reader.recogniser = double
     assert reader.read_boxes(scene)[1].text == "4821327"  # the inverted read is no surer
     assert len(double.crops) == 3
+
+
+class _ScoredBoxes:
+    """A detector double that finds the same boxes in every frame, at one score."""
+
+    def __init__(self, boxes: list[Box], score: float) -> None:
+        self.boxes, self.score = boxes, score
+
+    def detect(self, image: Image) -> list[tuple[Box, float]]:
+        return [(box, self.score) for box in self.boxes]
+
+
+@pytest.mark.parametrize(
+    ("score", "read_inverted"),
+    [(DARK_BOX_MIN_SCORE, True), (DARK_MIN_SCORE, True), (DARK_BOX_MIN_SCORE - 0.05, False)],
+)
+def test_a_dark_box_of_the_photo_itself_is_read_inverted_from_a_lower_score(
+    score: float, read_inverted: bool
+) -> None:
+    """The inverted frame's boxes need :data:`DARK_MIN_SCORE` (its shadows turn bright), but
+    a box found in the photo as it is needs only :data:`DARK_BOX_MIN_SCORE`: a Malaysian
+    plate, white on black, scored 0.35 and read right only inverted."""
+    assert DARK_BOX_MIN_SCORE < DARK_MIN_SCORE
+    scene, _, dark_box = _light_and_dark_plates()
+    reader = ModelPlateReader(MODELS, detector=_ScoredBoxes([dark_box], score), dark_boxes=True)
+    double = _ReadsBySize({})
+    reader.recogniser = double
+    reader.read_boxes(scene)
+    assert len(double.crops) == (2 if read_inverted else 1)
 
 
 def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlateReader) -> None:

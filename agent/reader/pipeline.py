@@ -114,6 +114,12 @@ around a loose box does not."""
 DARK_MIN_SCORE = 0.4
 """... and where the detector is this sure of it (twice the model's threshold): the
 inverted frame turns shadows, grilles and tyres into bright shapes."""
+DARK_BOX_MIN_SCORE = 0.3
+"""A box of the photo itself on a dark ground (``dark_boxes``) is read inverted from this
+detector score: lower than :data:`DARK_MIN_SCORE`, as the box was found in the photo as it
+is, not in the inverted frame's bright shadows; the inverted read must still be a plate
+read :data:`DARK_MIN_CONFIDENCE` sure. A Malaysian plate, white on black, scored 0.35 and
+read ``7XD620`` as it is, ``WXD-1620`` at 0.95 inverted."""
 DARK_MIN_CONFIDENCE = 0.7
 """... and the recogniser too (a plate read of a known or plausible layout)."""
 SAME_PLATE_IOU = 0.3
@@ -1089,7 +1095,7 @@ class ModelPlateReader:
         box of a tilted plate often holds only a part of it. With ``rectified_plates`` a box
         the detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
         straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
-        :data:`DARK_MIN_SCORE` or more, read unsure, on a dark ground
+        :data:`DARK_BOX_MIN_SCORE` or more, read unsure, on a dark ground
         (:data:`DARK_GROUND_MAX`) is also read inverted (:meth:`_dark_read`): the detector
         finds black plates that the recogniser, which learnt dark characters, misreads;
         not in a frame that is already ``inverted``, where that read is the photo's own
@@ -1111,7 +1117,7 @@ class ModelPlateReader:
         if (
             self.dark_boxes
             and not inverted
-            and score >= DARK_MIN_SCORE
+            and score >= DARK_BOX_MIN_SCORE
             and not _sure_known_plate(read)
             and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
         ):
