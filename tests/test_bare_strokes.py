@@ -14,7 +14,7 @@ from agent.reader.alternatives import doubts
 from agent.reader.layout import GAP_FRACTION
 from agent.reader.pipeline import ModelPlateReader
 from agent.reader.recogniser import Recogniser
-from agent.reader.strokes import skipped_strokes, with_stroke
+from agent.reader.strokes import skipped_strokes, strokes_more, with_stroke
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 HEIGHT, WIDTH, STEPS = 32, 128, 64
@@ -224,3 +224,22 @@ def test_the_reader_puts_strokes_back_unless_configured_off() -> None:
     off = ModelPlateReader.from_config(ReaderConfig(bare_strokes=False), stills=True)
     assert on.read_crop(crop)[0] == "KL-14321"
     assert off.read_crop(crop)[0] != "KL-14321"
+
+
+@pytest.mark.parametrize(
+    ("text", "other", "more"),
+    [
+        ("XIIUME", "XUME", True),  # two strokes side by side
+        ("95417-A-40", "9547-A-40", True),  # separators not counted
+        ("BA215AI", "BA215A", True),  # a stroke ending the line
+        ("XUME", "XIIUME", False),  # fewer, not more
+        ("XIKUME", "XUME", False),  # a character that is no stroke
+        ("A1I1B", "AB", False),  # three strokes: more than the rule puts back
+        ("B1A", "BA1", False),  # the others not in order
+        ("XUME", "XUME", False),
+    ],
+)
+def test_a_read_with_strokes_more_is_the_other_with_only_bare_strokes_added(
+    text: str, other: str, more: bool
+) -> None:
+    assert strokes_more(text, other) is more

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -27,7 +28,9 @@ from agent.reader.pipeline import (
     EXTENDED_MARGINS,
     PLATE_SEEN_SCORE,
     WIDE_VIEW_MIN_READ,
+    BoxRead,
     ModelPlateReader,
+    _better,
     _dark_ground,
     _ground,
     _replaces,
@@ -996,6 +999,21 @@ def test_a_dark_box_of_the_photo_itself_is_read_inverted_from_a_lower_score(
     reader.recogniser = double
     reader.read_boxes(scene)
     assert len(double.crops) == (2 if read_inverted else 1)
+
+
+def test_of_two_boxes_of_one_plate_the_read_with_its_bare_strokes_wins() -> None:
+    """The recogniser skips a bare ``I`` or ``1`` surely: the detector's second-look box
+    read ``XUME`` at 0.96 and its first box ``XIIUME`` at 0.84. A sure read that holds the
+    other's characters and one or two strokes more wins; any other difference, or an
+    unsure fuller read, leaves it to the surer read."""
+    part = BoxRead((10, 10, 60, 20), 0.6, "XUME", "UNKNOWN", 0.96)
+    fuller = BoxRead((8, 12, 64, 18), 0.6, "XIIUME", "UNKNOWN", 0.84)
+    assert _better(fuller, part) and not _better(part, fuller)
+    assert not _better(replace(fuller, confidence=0.6), part)
+    other_letter = replace(fuller, text="XIKUME")
+    assert not _better(other_letter, part) and _better(part, other_letter)
+    known = BoxRead((10, 10, 60, 20), 0.6, "9547-A-40", "MA", 0.99)
+    assert _better(replace(known, text="95417-A-40", confidence=0.9), known)
 
 
 def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlateReader) -> None:
