@@ -33,6 +33,7 @@ from agent.reader.pipeline import (
     _better,
     _dark_ground,
     _ground,
+    _inverted_read_wins,
     _replaces,
     crop_box,
 )
@@ -1014,6 +1015,17 @@ def test_of_two_boxes_of_one_plate_the_read_with_its_bare_strokes_wins() -> None
     assert not _better(other_letter, part) and _better(part, other_letter)
     known = BoxRead((10, 10, 60, 20), 0.6, "9547-A-40", "MA", 0.99)
     assert _better(replace(known, text="95417-A-40", confidence=0.9), known)
+
+
+def test_an_inverted_read_replaces_no_surer_plate_read_it_does_not_hold() -> None:
+    """A yellow plate whose large digits fill its middle looks dark there: its inverted
+    read ``Q00051`` at 0.84 must not replace ``1000051`` read at 0.999 as it is (digits
+    alone count as no plate in the pick, so the pick alone would take the inverted read).
+    A dark plate read as it is that lost a character still gives way to the fuller
+    inverted read, however sure, and an unsure read of the frame to a surer one."""
+    assert not _inverted_read_wins(("Q00051", "UNKNOWN", 0.84), [("1000051", 0.999)])
+    assert _inverted_read_wins(("Q00051", "UNKNOWN", 0.84), [("1000051", 0.5)])
+    assert _inverted_read_wins(("7351-B-6", "MA", 0.9), [("73516", 0.95)])
 
 
 def test_the_dark_pass_leaves_light_plates_as_they_were(photo_reader: ModelPlateReader) -> None:

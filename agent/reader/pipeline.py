@@ -347,9 +347,21 @@ def _inverted_read_wins(
     kept over the reads of the same plate as it is (canonical texts and confidences):
     a plate read at :data:`DARK_MIN_CONFIDENCE` or more that
     :func:`~agent.reader.recogniser.pick_read` prefers to each of them (it canonicalises
-    its texts again, which leaves canonical texts as they are)."""
+    its texts again, which leaves canonical texts as they are). A plate read of the frame
+    surer than the inverted read keeps its place unless the inverted read holds all of its
+    characters and more (:func:`_holds_more`: the dark plate read as it is lost one):
+    ``pick_read`` counts no read of digits alone as a plate, and a yellow Israeli plate
+    whose large digits fill its middle, read ``1000051`` at 0.999, lost to its inverted
+    read ``Q00051`` at 0.84."""
     text, fmt, confidence = inverted
     if not (_is_plate(text, fmt, confidence) and confidence >= DARK_MIN_CONFIDENCE):
+        return False
+    if any(
+        rival_confidence > confidence
+        and _is_plate(rival, canonicalize(rival)[1], rival_confidence)
+        and not _holds_more(text, rival)
+        for rival, rival_confidence in rivals
+    ):
         return False
     return pick_read([(text, confidence), *rivals]) == 0
 
