@@ -1010,11 +1010,12 @@ def test_of_two_boxes_of_one_plate_the_read_with_its_bare_strokes_wins() -> None
     part = BoxRead((10, 10, 60, 20), 0.6, "XUME", "UNKNOWN", 0.96)
     fuller = BoxRead((8, 12, 64, 18), 0.6, "XIIUME", "UNKNOWN", 0.84)
     assert _better(fuller, part) and not _better(part, fuller)
-    assert not _better(replace(fuller, confidence=0.6), part)
     other_letter = replace(fuller, text="XIKUME")
     assert not _better(other_letter, part) and _better(part, other_letter)
     known = BoxRead((10, 10, 60, 20), 0.6, "9547-A-40", "MA", 0.99)
     assert _better(replace(known, text="95417-A-40", confidence=0.9), known)
+    unsure = replace(known, text="95417-A-40", confidence=0.6)
+    assert unsure.valid and not _better(unsure, known) and _better(known, unsure)
 
 
 def test_an_inverted_read_replaces_no_surer_plate_read_it_does_not_hold() -> None:
