@@ -12,9 +12,9 @@ import pytest
 from agent.config import ReaderConfig
 from agent.reader.alternatives import doubts
 from agent.reader.layout import GAP_FRACTION
-from agent.reader.pipeline import ModelPlateReader
+from agent.reader.pipeline import ModelPlateReader, _strokes_more
 from agent.reader.recogniser import Recogniser
-from agent.reader.strokes import skipped_strokes, strokes_more, with_stroke
+from agent.reader.strokes import skipped_strokes, with_stroke
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 HEIGHT, WIDTH, STEPS = 32, 128, 64
@@ -242,4 +242,4 @@ def test_the_reader_puts_strokes_back_unless_configured_off() -> None:
 def test_a_read_with_strokes_more_is_the_other_with_only_bare_strokes_added(
     text: str, other: str, more: bool
 ) -> None:
-    assert strokes_more(text, other) is more
+    assert _strokes_more(text, other) is more

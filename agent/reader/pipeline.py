@@ -38,6 +38,7 @@ times smaller, for a plate filling most of them (``near_plates``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,7 +80,6 @@ from agent.reader.recogniser import (
 )
 from agent.reader.rectify import rectified
 from agent.reader.rotation import levelled, turned, upright_envelope
-from agent.reader.strokes import strokes_more
 from agent.reads import Box, PlateFormat, PlateRead, box_inside_share, box_iou
 
 RECOGNISER_FILE = "recogniser.tflite"
@@ -252,13 +252,13 @@ def check_frame(image: Any, min_side: int = MIN_FRAME_SIDE) -> Image:
 def _better(read: BoxRead, other: BoxRead) -> bool:
     """True when ``read`` beats ``other`` (two boxes of one plate): a plate over no plate,
     then a sure plate that is the other's text with one or two bare strokes more
-    (:func:`~agent.reader.strokes.strokes_more`: ``XIIUME`` at 0.84 over ``XUME`` at 0.96,
+    (:func:`_strokes_more`: ``XIIUME`` at 0.84 over ``XUME`` at 0.96,
     ``95417-A-40`` over ``9547-A-40``), else the surer read."""
     if read.valid != other.valid:
         return read.valid
-    if _sure(read) and strokes_more(read.text, other.text):
+    if _sure(read) and _strokes_more(read.text, other.text):
         return True
-    if _sure(other) and strokes_more(other.text, read.text):
+    if _sure(other) and _strokes_more(other.text, read.text):
         return False
     return read.confidence > other.confidence
 
@@ -403,6 +403,23 @@ def _holds_more(text: str, other: str) -> bool:
     """Whether canonical ``text`` holds all of ``other``'s characters, in order, and more
     (:func:`~agent.reader.recogniser.fuller_text`, separators not counted)."""
     return fuller_text(text.replace("-", ""), other.replace("-", ""))
+
+
+MAX_STROKES_MORE = 2
+"""At most this many bare strokes tell two reads of one plate apart in :func:`_strokes_more`,
+as :func:`~agent.reader.strokes.skipped_strokes` puts back at most two."""
+
+
+def _strokes_more(text: str, other: str) -> bool:
+    """Whether canonical ``text`` is ``other`` with one or two bare strokes (``1`` or ``I``)
+    more, its other characters the same and in order (:func:`_holds_more`): the recogniser
+    skips a bare stroke surely, so between two reads of one plate that differ only so, the
+    fuller one is the likelier (``XIIUME`` from one box, ``XUME`` from the detector's
+    second-look box of it)."""
+    extra = Counter(text.replace("-", "")) - Counter(other.replace("-", ""))
+    return (
+        _holds_more(text, other) and extra.total() <= MAX_STROKES_MORE and set(extra) <= {"1", "I"}
+    )
 
 
 ViewsRead = tuple[str, PlateFormat, float, tuple[str, ...]]

@@ -240,30 +240,3 @@ def with_stroke(tokens: str, steps: list[int], step: int) -> tuple[str, list[int
     else:
         stroke = next((c for c in "1I" if is_known_plate(tokens[:k] + c + tokens[k:])), "I")
     return tokens[:k] + stroke + tokens[k:], [*steps[:k], step, *steps[k:]]
-
-
-MAX_STROKES_MORE: Final = 2
-"""At most this many bare strokes tell two reads of one plate apart in :func:`strokes_more`,
-as :func:`skipped_strokes` puts back at most two."""
-
-
-def strokes_more(text: str, other: str) -> bool:
-    """Whether canonical ``text`` is ``other`` with one or two bare strokes (``1`` or ``I``)
-    more, its other characters the same and in order (separators not counted): the
-    recogniser skips a bare stroke surely, so between two reads of one plate that differ
-    only so, the fuller one is the likelier (``XIIUME`` from one box, ``XUME`` from the
-    detector's second-look box of it)."""
-    full, part = text.replace("-", ""), other.replace("-", "")
-    if not 0 < len(full) - len(part) <= MAX_STROKES_MORE:
-        return False
-    rest = iter(full)
-    skipped = []
-    for ch in part:
-        for candidate in rest:
-            if candidate == ch:
-                break
-            skipped.append(candidate)
-        else:
-            return False
-    skipped.extend(rest)
-    return all(ch in "1I" for ch in skipped)
