@@ -223,6 +223,15 @@ def test_plates_without_a_two_line_layout_have_no_two_line_parts(text: str) -> N
     assert two_line_parts(text) is None
 
 
+@pytest.mark.parametrize("raw", ["B839AR", "G006LE", "AB123C", "1CQY20", "K123BY"])
+def test_a_dutch_shape_with_a_vowel_c_q_or_y_is_no_dutch_plate(raw: str) -> None:
+    """Dutch plates of these shapes print no vowel, ``Y``, ``C`` or ``Q``: such a read is a
+    Bucharest plate missing a letter (``B839AR`` of ``B-839-HAR``), a vanity plate
+    (``G006LE``) or another country's, and must not count as a known layout."""
+    assert eu_country(raw) != "NL"
+    assert canonicalize(raw) == (raw, "UNKNOWN")
+
+
 @pytest.mark.parametrize(
     ("raw", "canonical", "country"),
     [
@@ -232,10 +241,10 @@ def test_plates_without_a_two_line_layout_have_no_two_line_parts(text: str) -> N
         ("MAX 1E", "MAX-1-E", "DE"),
         ("AB 123 IO", "AB-123-IO", "IT"),
         ("1-ABC-123", "1-ABC-123", "BE"),
-        ("AB-123-C", "AB-123-C", "NL"),
-        ("1-ABC-20", "1-ABC-20", "NL"),  # 1-ABC-12 would be an FNI
-        ("A-123-BC", "A-123-BC", "NL"),
-        ("12-ABC-1", "12-ABC-1", "NL"),
+        ("GB-123-D", "GB-123-D", "NL"),
+        ("1-KLV-20", "1-KLV-20", "NL"),  # 1-KLV-12 would be an FNI
+        ("K-123-BR", "K-123-BR", "NL"),
+        ("12-HXZ-1", "12-HXZ-1", "NL"),
         ("AB-12-CD", "AB-12-CD", "PT"),
         ("12-AB-99", "12-AB-99", "PT"),
         ("1234-AB", "1234-AB", "PT"),
@@ -332,7 +341,7 @@ def test_is_valid_eu_needs_the_canonical_spelling_and_a_pattern() -> None:
         "BAB-1234",
         "AB-123-ID",
         "1-ABC-123",
-        "AB-123-C",
+        "GB-123-D",
         "AB-12-CD",
         "WA-12345",
     ],

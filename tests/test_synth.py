@@ -209,7 +209,7 @@ ALL_KINDS = [
     ("1234-BCD", False, "eu-ES"),
     ("AI-123-CD", False, "eu-IT"),
     ("1-ABC-123", False, "eu-BE"),
-    ("AB-123-C", False, "eu-NL"),
+    ("GB-123-D", False, "eu-NL"),
     ("AB-12-CD", False, "eu-PT"),
     ("WA-12345", False, "eu-PL"),
 ]

@@ -79,13 +79,21 @@ _MA_W18 = re.compile(r"^W18-?(\d{1,6})$")
 _MA_STATE = re.compile(r"^(\d{6})-?M$")
 _MA_DIPLOMATIC = re.compile(r"^(CMD|CD)-?(\d{1,3})-?(\d{2})$")
 _STATE_WORD: Final = "\u0627\u0644\u0645\u063a\u0631\u0628"  # المغرب, read as the token M
+NL_LETTERS: Final = "BDFGHJKLMNPRSTVWXZ"
+"""The letters of Dutch plates of the shapes in :data:`EU_PATTERNS` (side codes 7 to 10,
+issued since 2005): no vowel (none since 1978, nor ``Y`` since side code 7), no ``C`` or
+``Q`` (too like a ``0``); ``M`` for motorcycles and ``W`` for trailers. A read of those
+shapes with another letter is no Dutch plate: a Bucharest ``B-839-HAR`` read ``B839AR``
+(its ``H`` dropped) or the vanity ``GOOGLE`` read ``G006LE`` (models/recogniser.md, "Dutch
+letters")."""
+_NL = f"[{NL_LETTERS}]"
 EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("ES", re.compile(r"^\d{4}[BCDFGHJKLMNPRSTVWXYZ]{3}$")),
     ("BE", re.compile(r"^[12][A-Z]{3}\d{3}$")),
-    ("NL", re.compile(r"^[A-Z]{2}\d{3}[A-Z]$")),
-    ("NL", re.compile(r"^\d[A-Z]{3}\d{2}$")),
-    ("NL", re.compile(r"^[A-Z]\d{3}[A-Z]{2}$")),
-    ("NL", re.compile(r"^\d{2}[A-Z]{3}\d$")),
+    ("NL", re.compile(rf"^{_NL}{{2}}\d{{3}}{_NL}$")),
+    ("NL", re.compile(rf"^\d{_NL}{{3}}\d{{2}}$")),
+    ("NL", re.compile(rf"^{_NL}\d{{3}}{_NL}{{2}}$")),
+    ("NL", re.compile(rf"^\d{{2}}{_NL}{{3}}\d$")),
     ("PT", re.compile(r"^[A-Z]{2}\d{2}[A-Z]{2}$")),
     ("PT", re.compile(r"^\d{2}[A-Z]{2}\d{2}$")),
     ("PT", re.compile(r"^\d{4}[A-Z]{2}$")),
