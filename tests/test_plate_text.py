@@ -232,6 +232,14 @@ def test_a_dutch_shape_with_a_vowel_c_q_or_y_is_no_dutch_plate(raw: str) -> None
     assert canonicalize(raw) == (raw, "UNKNOWN")
 
 
+@pytest.mark.parametrize("raw", ["XTX0582", "JR75665", "AB12345", "MW12345"])
+def test_a_polish_shape_without_a_voivodeship_letter_is_no_polish_plate(raw: str) -> None:
+    """A Polish plate starts with its voivodeship's letter (or ``H``, ``U``): ``XTX0582`` is
+    a Greek ``XTX 582`` with its sticker read as a ``0``, not a plate of Poland."""
+    assert eu_country(raw) != "PL"
+    assert canonicalize(raw) == (raw, "UNKNOWN")
+
+
 @pytest.mark.parametrize(
     ("raw", "canonical", "country"),
     [

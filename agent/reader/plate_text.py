@@ -87,6 +87,11 @@ shapes with another letter is no Dutch plate: a Bucharest ``B-839-HAR`` read ``B
 (its ``H`` dropped) or the vanity ``GOOGLE`` read ``G006LE`` (models/recogniser.md, "Dutch
 letters")."""
 _NL = f"[{NL_LETTERS}]"
+PL_FIRST_LETTERS: Final = "BCDEFGHKLNOPRSTUWZ"
+"""The first letter of a Polish plate: its voivodeship's (``W`` Masovia, ``K`` Lesser Poland
+...), ``H`` for the uniformed services, ``U`` for the army. A read of the Polish shape that
+starts otherwise is no Polish plate: a Greek ``XTX 582`` whose sticker under the band is read
+as a ``0`` (``XTX0582``) (models/recogniser.md, "Dutch letters")."""
 EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("ES", re.compile(r"^\d{4}[BCDFGHJKLMNPRSTVWXYZ]{3}$")),
     ("BE", re.compile(r"^[12][A-Z]{3}\d{3}$")),
@@ -99,7 +104,7 @@ EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("PT", re.compile(r"^\d{4}[A-Z]{2}$")),
     ("IT", re.compile(r"^[A-Z]{2}\d{3}[A-Z]{2}$")),
     ("DE", re.compile(r"^(?=.{4})[A-Z]{2,5}[1-9]\d{0,3}[EH]?$")),
-    ("PL", re.compile(r"^[A-Z]{2,3}\d{4,5}$")),
+    ("PL", re.compile(rf"^[{PL_FIRST_LETTERS}][A-Z]{{1,2}}\d{{4,5}}$")),
     ("RO", re.compile(r"^B\d{2,3}[A-Z]{3}$")),
     ("GB", re.compile(r"^[A-Z]{2}\d{2}[A-Z]{3}$")),
 )
