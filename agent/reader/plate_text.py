@@ -84,14 +84,14 @@ NL_LETTERS: Final = "BDFGHJKLMNPRSTVWXZ"
 issued since 2005): no vowel (none since 1978, nor ``Y`` since side code 7), no ``C`` or
 ``Q`` (too like a ``0``); ``M`` for motorcycles and ``W`` for trailers. A read of those
 shapes with another letter is no Dutch plate: a Bucharest ``B-839-HAR`` read ``B839AR``
-(its ``H`` dropped) or the vanity ``GOOGLE`` read ``G006LE`` (models/recogniser.md, "Dutch
-letters")."""
+(its ``H`` dropped) or the vanity ``GOOGLE`` read ``G006LE`` (models/recogniser.md, "Dutch and
+Polish letters")."""
 _NL = f"[{NL_LETTERS}]"
 PL_FIRST_LETTERS: Final = "BCDEFGHKLNOPRSTUWZ"
 """The first letter of a Polish plate: its voivodeship's (``W`` Masovia, ``K`` Lesser Poland
 ...), ``H`` for the uniformed services, ``U`` for the army. A read of the Polish shape that
 starts otherwise is no Polish plate: a Greek ``XTX 582`` whose sticker under the band is read
-as a ``0`` (``XTX0582``) (models/recogniser.md, "Dutch letters")."""
+as a ``0`` (``XTX0582``) (models/recogniser.md, "Dutch and Polish letters")."""
 EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("ES", re.compile(r"^\d{4}[BCDFGHJKLMNPRSTVWXYZ]{3}$")),
     ("BE", re.compile(r"^[12][A-Z]{3}\d{3}$")),
