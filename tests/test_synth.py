@@ -145,12 +145,30 @@ def test_field_degradations_keep_shape_and_dtype() -> None:
         augment.edge_occlusion,
         augment.codec,
         augment.field_degrade,
+        augment.cast_shadow,
     ):
         out = fn(img, rng)
         assert out.shape == img.shape, fn.__name__
         assert out.dtype == np.uint8, fn.__name__
     crop = augment.field_crop("12345-B-6", rng, 32, 128)
     assert crop.shape == (32, 128) and crop.dtype == np.uint8
+
+
+def test_a_cast_shadow_darkens_one_side_of_a_line_and_leaves_the_other() -> None:
+    """The shadow falls on one side of its edge: part of the plate keeps its light exactly,
+    part keeps between 30 % and 70 % of it, and grey and colour images both take one."""
+    from agent.synth import augment
+
+    plate = np.full((32, 128), 200, np.uint8)
+    for seed in range(20):
+        out = augment.cast_shadow(plate, np.random.default_rng(seed))
+        assert out.shape == plate.shape and out.dtype == np.uint8
+        assert (out == 200).mean() > 0.05  # the lit side
+        darkest = int(out.min())
+        assert 0.3 * 200 - 1 <= darkest <= 0.7 * 200 + 1  # the shaded side, at its depth
+    colour = render_plate("AB-123-CD", np.random.default_rng(1), height=40)
+    shaded = augment.cast_shadow(colour, np.random.default_rng(2))
+    assert shaded.shape == colour.shape and (shaded <= colour).all()
 
 
 def test_street_scene_boxes_lie_inside_the_frame_and_hold_a_plate() -> None:

@@ -135,6 +135,29 @@ def test_recipe_4_13_is_4_12_with_other_faces_on_the_european_plates_only() -> N
     assert len(changed) < 160 * 0.15 * 2  # the European strips only (15 % drawn, give or take)
 
 
+def test_recipe_4_14_is_4_4_with_cast_shadows_from_their_own_stream() -> None:
+    """The 4.14 candidate changes one thing from the shipped second member's recipe: a share
+    of all the synthetic strips gets a cast shadow, drawn from a stream of its own, so the
+    plates, labels and every unshadowed strip are 4.4's, and a shadowed strip only darker."""
+    import numpy as np
+    import train_recogniser as tr
+
+    four_four, four_fourteen = tr.RECIPES["4.4"], tr.RECIPES["4.14"]
+    assert {k for k in four_fourteen if four_fourteen.get(k) != four_four.get(k)} == {
+        "version",
+        "shadows",
+    }
+    job = (200, [20261128, 4])
+    shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0}
+    before = tr._synthetic_chunk("field", job, **shares)
+    after = tr._synthetic_chunk("field", job, **shares, shadows=0.3)
+    assert before[1] == after[1] and before[2] == after[2]  # same plates, same labels
+    changed = [i for i in range(200) if not np.array_equal(before[0][i], after[0][i])]
+    assert 200 * 0.15 < len(changed) < 200 * 0.45  # about 30 %
+    for i in changed:
+        assert (after[0][i] <= before[0][i]).all()  # a shadow only takes light away
+
+
 def test_recipes_4_7_and_4_8_change_only_the_model_shape() -> None:
     """The 4.7 and 4.8 candidates keep their base recipes' data and budget; only the
     model's blocks, head and context differ, and every other recipe keeps the shipped

@@ -18,6 +18,8 @@ real Moroccan crops). These helpers make synthetic data less flattering:
   perspective, motion blur and defocus, low light with noise, an IR night
   look, glare, dirt, partial occlusion at the edges, and JPEG or H.264-like
   (down-scaled, blocky) compression;
+- :func:`cast_shadow`: the hard-edged shadow of a bumper or a car body across part of
+  the plate (a candidate recipe's extra, not part of :func:`field_degrade`);
 - :func:`random_training_text`: the older one-line MA/FR text mix.
 
 Every function takes a ``numpy.random.Generator``; same seed, same pixels.
@@ -869,6 +871,40 @@ def codec(image: Image, rng: np.random.Generator) -> Image:
         quality = int(rng.integers(20, 95))
     out = jpeg_at(src, quality)
     return image if out is src else out
+
+
+SHADOW_DEPTH: Final = (0.3, 0.7)
+"""A cast shadow keeps this share of the light (a range drawn from) where it falls."""
+SHADOW_EDGE_PX: Final = (0.3, 2.5)
+"""Softness of its edge: the width, in pixels of the strip, of the light's ramp."""
+SHADOW_MAX_TILT: Final = 70.0
+"""Its edge leans up to this many degrees from the vertical."""
+
+
+def cast_shadow(image: Image, rng: np.random.Generator) -> Image:
+    """``image`` (grey or BGR) with the shadow of something in the sun across one side of it.
+
+    Why: on sunny streets the shadow of a bumper, a tow hitch or the car body falls across
+    the plate, its edge sharp; the held-out Moroccan crops lose a digit at such an edge
+    (``59017-A-40`` read ``5901-A-0``: models/recogniser.md, failure kinds), and no
+    degradation above draws one. The edge is a straight line through a point of the
+    middle 70 % of the width, leaning up to :data:`SHADOW_MAX_TILT` degrees; the side it
+    darkens is drawn, then its depth (:data:`SHADOW_DEPTH`) and softness
+    (:data:`SHADOW_EDGE_PX`)."""
+    h, w = image.shape[:2]
+    px, py = rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.0, h)
+    tilt = np.deg2rad(rng.uniform(-SHADOW_MAX_TILT, SHADOW_MAX_TILT))
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    depth = float(rng.uniform(*SHADOW_DEPTH))
+    edge = float(rng.uniform(*SHADOW_EDGE_PX))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    distance = ((xx - px) * np.cos(tilt) + (yy - py) * np.sin(tilt)) * side
+    shaded = 1.0 / (1.0 + np.exp(-np.clip(distance / edge, -30.0, 30.0)))
+    gain = 1.0 - (1.0 - depth) * shaded
+    if image.ndim == 3:
+        gain = gain[:, :, None]
+    out: Image = np.clip(np.rint(image.astype(np.float32) * gain), 0, 255).astype(np.uint8)
+    return out
 
 
 def field_degrade(image: Image, rng: np.random.Generator) -> Image:
