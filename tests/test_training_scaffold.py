@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,24 +92,37 @@ def test_recipe_4_6_is_4_4_with_rare_letters_on_the_european_plates_only() -> No
             assert all(a == b or b in "IOQU" for a, b in pairs)
 
 
+def _changes_one_key(name: str, base: str, key: str) -> None:
+    """Recipe ``name`` is recipe ``base`` with ``key`` (and its version) changed."""
+    import train_recogniser as tr
+
+    recipe, earlier = tr.RECIPES[name], tr.RECIPES[base]
+    assert {k for k in recipe if recipe.get(k) != earlier.get(k)} == {"version", key}
+
+
+def _strips_before_and_after(
+    n: int, shares: dict[str, float], **extra: float
+) -> tuple[Any, Any, list[int]]:
+    """One seeded chunk of ``n`` synthetic strips without and with ``extra``, and the
+    indices of the strips whose pixels differ."""
+    import numpy as np
+    import train_recogniser as tr
+
+    job = (n, [20261128, 4])
+    before = tr._synthetic_chunk("field", job, **shares)
+    after = tr._synthetic_chunk("field", job, **shares, **extra)
+    changed = [i for i in range(n) if not np.array_equal(before[0][i], after[0][i])]
+    return before, after, changed
+
+
 def test_recipe_4_12_is_4_4_with_emblems_on_the_european_plates_only() -> None:
     """The 4.12 candidate changes one thing from the shipped second member's recipe, and its
     draws come from their own stream: every strip but the plates of countries that print
     emblems is 4.4's."""
-    import numpy as np
-    import train_recogniser as tr
-
-    four_four, four_twelve = tr.RECIPES["4.4"], tr.RECIPES["4.12"]
-    assert {k for k in four_twelve if four_twelve.get(k) != four_four.get(k)} == {
-        "version",
-        "emblems",
-    }
-    job = (160, [20261128, 4])
+    _changes_one_key("4.12", "4.4", "emblems")
     shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0}
-    before = tr._synthetic_chunk("field", job, **shares)
-    after = tr._synthetic_chunk("field", job, **shares, emblems=1.0)
+    before, after, changed = _strips_before_and_after(160, shares, emblems=1.0)
     assert before[1] == after[1]  # same plates, same labels
-    changed = [i for i in range(160) if not np.array_equal(before[0][i], after[0][i])]
     assert changed
     assert len(changed) < 160 * 0.15
 
@@ -117,20 +131,10 @@ def test_recipe_4_13_is_4_12_with_other_faces_on_the_european_plates_only() -> N
     """The 4.13 candidate changes one thing from the 4.12 candidate's recipe, and its draws
     come from their own stream: the same plates and labels as 4.12, only some of the
     European strips drawn in other faces."""
-    import numpy as np
-    import train_recogniser as tr
-
-    four_twelve, four_thirteen = tr.RECIPES["4.12"], tr.RECIPES["4.13"]
-    assert {k for k in four_thirteen if four_thirteen.get(k) != four_twelve.get(k)} == {
-        "version",
-        "fonts",
-    }
-    job = (160, [20261128, 4])
+    _changes_one_key("4.13", "4.12", "fonts")
     shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0, "emblems": 0.8}
-    before = tr._synthetic_chunk("field", job, **shares)
-    after = tr._synthetic_chunk("field", job, **shares, fonts=1.0)
+    before, after, changed = _strips_before_and_after(160, shares, fonts=1.0)
     assert before[1] == after[1]  # same plates, same labels
-    changed = [i for i in range(160) if not np.array_equal(before[0][i], after[0][i])]
     assert changed
     assert len(changed) < 160 * 0.15 * 2  # the European strips only (15 % drawn, give or take)
 
@@ -139,20 +143,10 @@ def test_recipe_4_14_is_4_4_with_cast_shadows_from_their_own_stream() -> None:
     """The 4.14 candidate changes one thing from the shipped second member's recipe: a share
     of all the synthetic strips gets a cast shadow, drawn from a stream of its own, so the
     plates, labels and every unshadowed strip are 4.4's, and a shadowed strip only darker."""
-    import numpy as np
-    import train_recogniser as tr
-
-    four_four, four_fourteen = tr.RECIPES["4.4"], tr.RECIPES["4.14"]
-    assert {k for k in four_fourteen if four_fourteen.get(k) != four_four.get(k)} == {
-        "version",
-        "shadows",
-    }
-    job = (200, [20261128, 4])
+    _changes_one_key("4.14", "4.4", "shadows")
     shares = {"wide_share": 0.15, "spread_share": 0.0, "rare_letters": 0.0}
-    before = tr._synthetic_chunk("field", job, **shares)
-    after = tr._synthetic_chunk("field", job, **shares, shadows=0.3)
+    before, after, changed = _strips_before_and_after(200, shares, shadows=0.3)
     assert before[1] == after[1] and before[2] == after[2]  # same plates, same labels
-    changed = [i for i in range(200) if not np.array_equal(before[0][i], after[0][i])]
     assert 200 * 0.15 < len(changed) < 200 * 0.45  # about 30 %
     for i in changed:
         assert (after[0][i] <= before[0][i]).all()  # a shadow only takes light away
