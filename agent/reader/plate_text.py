@@ -90,8 +90,8 @@ _NL = f"[{NL_LETTERS}]"
 PL_FIRST_LETTERS: Final = "BCDEFGHKLNOPRSTUWZ"
 """The first letter of a Polish plate: its voivodeship's (``W`` Masovia, ``K`` Lesser Poland
 ...), ``H`` for the uniformed services, ``U`` for the army. A read of the Polish shape that
-starts otherwise is no Polish plate: a Greek ``XTX 582`` whose sticker under the band is read
-as a ``0`` (``XTX0582``) (models/recogniser.md, "Dutch and Polish letters")."""
+starts otherwise is no Polish plate, such as a Greek ``XTX 582`` whose sticker under the band
+is read as a ``0``, ``XTX0582`` (models/recogniser.md, "Dutch and Polish letters")."""
 EU_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("ES", re.compile(r"^\d{4}[BCDFGHJKLMNPRSTVWXYZ]{3}$")),
     ("BE", re.compile(r"^[12][A-Z]{3}\d{3}$")),

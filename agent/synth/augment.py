@@ -886,7 +886,7 @@ def cast_shadow(image: Image, rng: np.random.Generator) -> Image:
 
     Why: on sunny streets the shadow of a bumper, a tow hitch or the car body falls across
     the plate, its edge sharp; the held-out Moroccan crops lose a digit at such an edge
-    (``59017-A-40`` read ``5901-A-0``: models/recogniser.md, failure kinds), and no
+    (``59017-A-40`` read ``5901A0``: models/recogniser.md, Candidate 4.14), and no
     degradation above draws one. The edge is a straight line through a point of the
     middle 70 % of the width, leaning up to :data:`SHADOW_MAX_TILT` degrees; the side it
     darkens is drawn, then its depth (:data:`SHADOW_DEPTH`) and softness
