@@ -41,7 +41,7 @@ from PIL import ImageDraw
 
 from agent.frames import Image
 from agent.reader.layout import two_line_composite
-from agent.reader.plate_text import LATIN_TO_ARABIC, canonicalize, eu_country
+from agent.reader.plate_text import LATIN_TO_ARABIC, NL_LETTERS, canonicalize, eu_country
 from agent.synth.plates import (
     BASE_H,
     BASE_W,
@@ -220,7 +220,7 @@ _STATE_WORD: Final = "\u0627\u0644\u0645\u063a\u0631\u0628"  # المغرب
 _DIPLOMATIC_WORD: Final = "\u062f\u0628\u0644\u0648\u0645\u0627\u0633\u064a"  # دبلوماسي
 _ES_LETTERS: Final = "BCDFGHJKLMNPRSTVWXYZ"
 _IT_LETTERS: Final = "ABCDEFGHJKLMNPRSTVWXYZ"  # no I, O, Q, U
-_NL_LETTERS: Final = "BDFGHJKLNPRSTVXZ"
+_NL_LETTERS: Final = NL_LETTERS.replace("M", "").replace("W", "")  # a passenger car's
 _LATIN: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MOPED = re.compile(r"^\d{1,2}-\d{6}$")
 _SIV_SHAPE = re.compile(r"^[A-Z]{2}-\d{3}-[A-Z]{2}$")
