@@ -38,7 +38,12 @@ from agent.reader.pipeline import (
     crop_box,
 )
 from agent.reader.plate_text import canonicalize
-from agent.reader.recogniser import Recogniser, _siv_but_one_confusion, choose_read
+from agent.reader.recogniser import (
+    Recogniser,
+    _inner_glyph_dropped,
+    _siv_but_one_confusion,
+    choose_read,
+)
 from agent.reads import Box, PlateFormat, box_inside_share, box_iou
 from agent.synth.plates import FONT_DIR, random_plate_text, render_plate
 from agent.synth.scenes import near_plate_scene, night_drive, street_scene
@@ -644,6 +649,42 @@ def test_the_grammar_does_not_drop_characters_of_a_sure_read_of_an_unknown_layou
     assert (fitted == raw) is kept
     if not kept:
         assert len(fitted) == 5 and canonicalize(fitted)[1] == "EU"
+
+
+def test_the_grammar_does_not_skip_a_glyph_inside_an_unsure_latin_read() -> None:
+    """A French ``FS 371 VQ`` whose ``V`` the model read at 0.6: the grammar's best path
+    skips the ``V`` for a German-shaped plate that looks surer than the read; the read
+    stays as the model gave it."""
+    rec = Recogniser(MODELS / "recogniser.tflite")
+    steps = "__F_S_3_7_1_V_0__"
+    probs = _read_probs(rec, steps, 0.99)
+    probs[steps.index("V")] = _read_probs(rec, steps, 0.6)[steps.index("V")]
+    np.copyto(rec._probs, probs)
+    raw, confidence = greedy_decode(rec._probs, rec.charset, probabilities=True)
+    assert raw == "FS371V0" and confidence < 0.6
+    skipped, skipped_conf = constrained_decode(rec._probs, rec.charset, PlateGrammar(rec.charset))
+    assert (skipped, canonicalize(skipped)[1]) == ("FS3710", "EU")  # the grammar alone
+    assert skipped_conf > confidence
+    assert rec._fitted(raw, confidence) == (raw, confidence)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fitted", "inner"),
+    [
+        ("FS371V0", "FS3710", True),  # the V inside the line
+        ("TR05FRBG", "TR05RBG", True),  # any glyph inside a Latin line
+        ("8CG988FL", "CG988FL", False),  # the first glyph: a sticker before the plate
+        ("FC768JZ8", "FC768JZ", False),  # the last glyph: the region logo's edge after it
+        ("FSS3710", "FS3710", False),  # a doubled glyph
+        ("1231\u06286", "123\u06286", False),  # a Moroccan read: the thin alif read as 1 too
+        ("FS371V0", "FS371VQ", False),  # a look-alike taken, no glyph skipped
+        ("FS371V0", "FS3711", False),  # not the read less one of its glyphs
+    ],
+)
+def test_a_glyph_inside_a_latin_read_is_one_the_fit_may_not_skip(
+    raw: str, fitted: str, inner: bool
+) -> None:
+    assert _inner_glyph_dropped(raw, fitted) is inner
 
 
 @pytest.mark.parametrize(

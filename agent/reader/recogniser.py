@@ -47,6 +47,7 @@ from agent.reader.ctc import (
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
 from agent.reader.plate_text import (
+    ARABIC_TO_LATIN,
     canonicalize,
     is_french_siv,
     is_known_plate,
@@ -141,7 +142,8 @@ class Recogniser:
         would drop characters of a read at least :data:`SURE_UNKNOWN` sure: a path
         that skips a character can be as probable as the read itself, so probability
         alone let the grammar cut a British ``BT63UYN`` (before it knew that layout) down
-        to a Portuguese-shaped ``BT63YN``.
+        to a Portuguese-shaped ``BT63YN``. Nor is a Latin read fitted by a path that skips
+        a character inside it (:func:`_inner_glyph_dropped`), however unsure the read.
 
         An empty read (blank at every step: most boxes that hold no plate) is not fitted.
         The path the grammar forces through the blanks is no read: on every real set, as
@@ -158,7 +160,11 @@ class Recogniser:
         if self._grammar is None or len(raw) + FIT_MAX_ADDED < self._grammar.min_length:
             return raw, confidence
         fitted, fitted_conf = constrained_decode(self._probs, self.charset, self._grammar)
-        if not fitted or len(fitted) > len(raw) + FIT_MAX_ADDED:
+        if (
+            not fitted
+            or len(fitted) > len(raw) + FIT_MAX_ADDED
+            or _inner_glyph_dropped(raw, fitted)
+        ):
             return raw, confidence
         if _siv_but_one_confusion(raw, fitted):
             return fitted, confidence
@@ -581,6 +587,27 @@ def _band_glyph_dropped(raw: str, fitted: str) -> bool:
     ):
         return False
     return is_french_siv(canonicalize(fitted)[0])
+
+
+def _inner_glyph_dropped(raw: str, fitted: str) -> bool:
+    """True when ``fitted`` is ``raw`` less one character inside it (neither its first nor its
+    last, nor a repeat of a neighbour) and ``raw`` has no Arabic letter.
+
+    Why: the grammar's path may skip a glyph the model read by spending its steps on the
+    blank, and its confidence, the product of the slots' peaks, no longer holds that glyph's
+    peak: a path one character shorter can look surer than the read itself. At a line's ends
+    the skipped glyph is often no character (a sticker, the band, the frame's edge); inside
+    a Latin line it is one of the plate's. A French ``FS 371 VQ`` read ``FS371V0`` at 0.67
+    was fitted to a German-shaped ``FS-3710`` at 0.97, its ``V`` skipped, and that known,
+    surer plate won over the other view's ``FS-371-VQ`` (models/recogniser.md, "No glyph
+    skipped inside a Latin read"). A Moroccan read is left to the grammar: its thin alif
+    is often read as a ``1`` beside the letter, which the path rightly skips."""
+    if len(raw) != len(fitted) + 1 or any(ch in ARABIC_TO_LATIN for ch in raw):
+        return False
+    return any(
+        raw[:i] + raw[i + 1 :] == fitted and raw[i] not in (raw[i - 1], raw[i + 1])
+        for i in range(1, len(raw) - 1)
+    )
 
 
 def _siv_but_one_confusion(raw: str, fitted: str) -> bool:
