@@ -672,7 +672,7 @@ def test_the_grammar_does_not_skip_a_glyph_inside_an_unsure_latin_read() -> None
     ("raw", "fitted", "inner"),
     [
         ("FS371V0", "FS3710", True),  # the V inside the line
-        ("TR05FRBG", "TR05RBG", True),  # any glyph inside a Latin line
+        ("TR05FRBG", "TR05RBG", True),  # any glyph inside, even a stray one (`TR 05 RBG`)
         ("8CG988FL", "CG988FL", False),  # the first glyph: a sticker before the plate
         ("FC768JZ8", "FC768JZ", False),  # the last glyph: the region logo's edge after it
         ("FSS3710", "FS3710", False),  # a doubled glyph
