@@ -55,6 +55,15 @@ ARABIC_TO_LATIN: Final[dict[str, str]] = {
 """The fixed transliteration of the Moroccan series letter (see docs/plates.md)."""
 
 LATIN_TO_ARABIC: Final[dict[str, str]] = {v: k for k, v in ARABIC_TO_LATIN.items()}
+_ARABIC_LETTERS: Final = frozenset(ARABIC_TO_LATIN)
+
+
+def has_arabic_letter(raw: str) -> bool:
+    """True when a raw read holds a Moroccan series letter: a read of a Moroccan plate,
+    which the rules for Latin reads (bare strokes, glyphs the grammar may not skip, foreign
+    layouts) leave alone."""
+    return not _ARABIC_LETTERS.isdisjoint(raw)
+
 
 _ARABIC_VARIANTS: Final[dict[str, str]] = {
     "\u0627": "\u0623",  # bare alif -> alif with hamza
@@ -302,7 +311,7 @@ def is_plausible_unknown(raw: str, confidence: float = 0.0) -> bool:
     qualifies; ``AB``, ``ABCDE`` read at 0.5 and ``12345ب`` do not.
     """
     text, fmt = canonicalize(raw)
-    if fmt != "UNKNOWN" or any(ch in raw for ch in ARABIC_TO_LATIN):
+    if fmt != "UNKNOWN" or has_arabic_letter(raw):
         return False
     lo, hi = UNKNOWN_PLATE_LENGTH
     has_digit = any(ch.isdigit() for ch in text)

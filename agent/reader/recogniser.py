@@ -47,8 +47,8 @@ from agent.reader.ctc import (
 )
 from agent.reader.layout import logical_raw, maybe_two_line, split_by_position, two_line_composite
 from agent.reader.plate_text import (
-    ARABIC_TO_LATIN,
     canonicalize,
+    has_arabic_letter,
     is_french_siv,
     is_known_plate,
     is_plausible_unknown,
@@ -602,7 +602,7 @@ def _inner_glyph_dropped(raw: str, fitted: str) -> bool:
     surer plate won over the other view's ``FS-371-VQ`` (models/recogniser.md, "No glyph
     skipped inside a Latin read"). A Moroccan read is left to the grammar: its thin alif
     is often read as a ``1`` beside the letter, which the path rightly skips."""
-    if len(raw) != len(fitted) + 1 or any(ch in ARABIC_TO_LATIN for ch in raw):
+    if len(raw) != len(fitted) + 1 or has_arabic_letter(raw):
         return False
     return any(
         raw[:i] + raw[i + 1 :] == fitted and raw[i] not in (raw[i - 1], raw[i + 1])

@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.reader.layout import GAP_FRACTION
-from agent.reader.plate_text import ARABIC_TO_LATIN, is_known_plate
+from agent.reader.plate_text import has_arabic_letter, is_known_plate
 
 Gray = npt.NDArray[np.uint8]
 
@@ -84,8 +84,6 @@ LINE_END_CLEAR: Final = 0.1
 """A stroke ending its line stands at least this share of the glyph height clear of the
 line's end in the strip (the strip's edge, or a composite's gap)."""
 
-_ARABIC: Final = frozenset(ARABIC_TO_LATIN)
-
 
 def skipped_strokes(
     strip: Gray, tokens: str, steps: list[int], time_steps: int, *, two_line: bool = False
@@ -94,7 +92,7 @@ def skipped_strokes(
     (see the module docstring): none, the one, or a pair side by side (:meth:`_Blobs.pair`).
     ``tokens`` were emitted at ``steps`` of ``time_steps``; ``two_line``: the strip is a
     two-line composite."""
-    if not tokens or len(steps) != len(tokens) or _ARABIC.intersection(tokens):
+    if not tokens or len(steps) != len(tokens) or has_arabic_letter(tokens):
         return ()
     blobs = _Blobs(strip)
     if not blobs.thin.any() or blobs.glyph.sum() < 3:
