@@ -93,10 +93,10 @@ def prepare(args: argparse.Namespace, without_real: str) -> Outputs:
 def tensorflow_settings(environ: MutableMapping[str, str], machine: str) -> None:
     """Set TensorFlow's environment in ``environ`` before it is imported, keeping what the
     user already set: its C++ log quiet, and on x86-64 (``machine``) its oneDNN kernels on.
-    TensorFlow 2.21 turns oneDNN on by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX
-    (the VMs the shipped files were trained on); on an AVX2-only CPU it left it off, and a
-    training step of the recogniser took 1.4x and one of the detector 1.6x as long there
-    (models/README.md, "oneDNN on AVX2-only CPUs")."""
+    TensorFlow 2.21 chooses oneDNN by itself on some CPUs only: it did on the AVX-512 VMs the
+    shipped files were trained on, not on an AVX2-only one, where a training step of the
+    recogniser then took 1.4x and one of the detector 1.6x as long (models/README.md,
+    "oneDNN on AVX2-only CPUs")."""
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if machine in ONEDNN_MACHINES:
         environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
