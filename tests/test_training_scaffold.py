@@ -46,7 +46,7 @@ def test_prepare_makes_the_work_folder_and_says_when_the_real_sets_are_missing(
 
 
 def test_tensorflow_runs_its_onednn_kernels_on_every_x86_cpu_unless_told_otherwise() -> None:
-    """TensorFlow leaves oneDNN off by itself on AVX2-only CPUs, where training is then
+    """TensorFlow left oneDNN off by itself on an AVX2-only CPU, where training was then
     1.4-1.6x slower; the scripts turn it on for x86-64, and a user's own setting stands."""
     fresh: dict[str, str] = {}
     scaffold.tensorflow_settings(fresh, "x86_64")
