@@ -170,8 +170,9 @@ class ReaderConfig(_Section):
     a dark ground, read surely (agent.reader.pipeline, ``DARK_*``); it adds a fifth to a
     third to a photo's time and doubles a dark crop's."""
     dark_boxes: bool = True
-    """Read a box of a video frame again inverted when its read is unsure, the detector is
-    sure of it and its ground is dark (agent.reader.pipeline, ``DARK_*``): the detector
+    """Read a box of a video frame again inverted when the detector is sure of it, its ground
+    is dark, and its read is unsure or its middle mostly dark (a sure read is replaced only
+    by a plate of a known layout; agent.reader.pipeline, ``DARK_*``): the detector
     finds black plates with light characters that the recogniser, which learnt dark
     characters, misreads. On since 2026-12-05 (ninth session): held-out French photos with
     their plates recoloured as classic black plates (``models/realdata.py --recoloured``),

@@ -327,8 +327,13 @@ def _dark_ground(frame: Image, box: Box) -> bool:
     large silver characters and frame fill half its box (of the held-out French photos'
     plates recoloured black, 25 of 47 lie above it); a light plate's dark part is its ink,
     the smaller part of its middle."""
-    if _ground(frame, box) < DARK_GROUND_MAX:
-        return True
+    return _ground(frame, box) < DARK_GROUND_MAX or _dark_middle(frame, box)
+
+
+def _dark_middle(frame: Image, box: Box) -> bool:
+    """Whether the middle of ``box`` (:data:`DARK_MIDDLE`), split in two by Otsu's
+    threshold, is mostly its dark part and that part's mean is below
+    :data:`DARK_GROUND_MAX` (:func:`_dark_ground`)."""
     x, y, w, h = box
     dy, dx = round(DARK_MIDDLE[0] * h), round(DARK_MIDDLE[1] * w)
     middle = frame[max(0, y + dy) : y + h - dy, max(0, x + dx) : x + w - dx]
@@ -1132,11 +1137,14 @@ class ModelPlateReader:
         box of a tilted plate often holds only a part of it. With ``rectified_plates`` a box
         the detector scored :data:`RECTIFY_MIN_SCORE` or more and read unsure is also read
         straightened (:meth:`_rectified_read`). With ``dark_boxes`` a box the detector scored
-        :data:`DARK_BOX_MIN_SCORE` or more, read unsure, on a dark ground
-        (:data:`DARK_GROUND_MAX`) is also read inverted (:meth:`_dark_read`): the detector
-        finds black plates that the recogniser, which learnt dark characters, misreads;
-        not in a frame that is already ``inverted``, where that read is the photo's own
-        (a white plate, dark there, read inverted back). With
+        :data:`DARK_BOX_MIN_SCORE` or more on a dark ground (:data:`DARK_GROUND_MAX`) is
+        also read inverted (:meth:`_dark_read`) when its read is unsure, or when its middle
+        is mostly dark (:func:`_dark_middle`) and then the inverted read replaces a sure
+        plate read of a known layout only when it is one too: the detector finds black
+        plates that the recogniser, which learnt dark characters, misreads, at times surely
+        (``EM-279-BL`` read ``EH-279-BL`` at 0.97); not in a frame that is already
+        ``inverted``, where that read is the photo's own (a white plate, dark there, read
+        inverted back). With
         ``blank_colours`` a read of no known
         layout is read again from the views with their coloured emblems painted over, when
         each has some, and a surer plate read kept (:func:`_surer_plate`). A box the
@@ -1155,10 +1163,12 @@ class ModelPlateReader:
             self.dark_boxes
             and not inverted
             and score >= DARK_BOX_MIN_SCORE
-            and not _sure_known_plate(read)
             and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
         ):
-            read = self._dark_read(views, read)
+            sure = _sure_known_plate(read)
+            if not sure or _dark_middle(crop, (0, 0, crop.shape[1], crop.shape[0])):
+                dark = self._dark_read(views, read)
+                read = dark if dark[1] != "UNKNOWN" or not sure else read
         if self.rectified_plates and score >= RECTIFY_MIN_SCORE:
             read = self._rectified_read(crop, read)
         if self.blank_colours and _may_hold_an_emblem(read):
