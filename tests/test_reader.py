@@ -901,6 +901,9 @@ class _ReadsBySize:
 
     def read_best(self, crop: Image | np.ndarray) -> tuple[str, float]:
         self.crops.append(np.asarray(crop))
+        return self._answer(crop)
+
+    def _answer(self, crop: Image | np.ndarray) -> tuple[str, float]:
         return self.answers.get((crop.shape[0], crop.shape[1]), ("", 0.0))
 
     def alternatives(self, raw: str) -> list[str]:
@@ -1008,22 +1011,16 @@ def test_a_box_is_read_inverted_only_on_a_dark_ground() -> None:
     assert len(double.crops) == 3
 
 
-class _ReadsByGround:
+class _ReadsByGround(_ReadsBySize):
     """A recogniser double that answers by a crop's ground: ``dark`` for a crop darker than
     mid-grey on average (a black plate as it is), ``light`` for the others (inverted)."""
 
-    version = "double"
-
     def __init__(self, dark: tuple[str, float], light: tuple[str, float]) -> None:
+        super().__init__({})
         self.dark, self.light = dark, light
-        self.crops: list[np.ndarray] = []
 
-    def read_best(self, crop: Image | np.ndarray) -> tuple[str, float]:
-        self.crops.append(np.asarray(crop))
+    def _answer(self, crop: Image | np.ndarray) -> tuple[str, float]:
         return self.dark if float(np.mean(crop)) < 128 else self.light
-
-    def alternatives(self, raw: str) -> list[str]:
-        return []
 
 
 def test_a_black_plate_read_surely_but_wrong_is_read_inverted_too() -> None:

@@ -1159,16 +1159,18 @@ class ModelPlateReader:
         )
         if self.extended_boxes and read[2] >= EXTENDED_MIN_CONFIDENCE:
             read = self._extended_read(frame, box, read)
+        whole = (0, 0, crop.shape[1], crop.shape[0])
         if (
             self.dark_boxes
             and not inverted
             and score >= DARK_BOX_MIN_SCORE
-            and _ground(crop, (0, 0, crop.shape[1], crop.shape[0])) < DARK_GROUND_MAX
+            and _ground(crop, whole) < DARK_GROUND_MAX
         ):
             sure = _sure_known_plate(read)
-            if not sure or _dark_middle(crop, (0, 0, crop.shape[1], crop.shape[0])):
+            if not sure or _dark_middle(crop, whole):
                 dark = self._dark_read(views, read)
-                read = dark if dark[1] != "UNKNOWN" or not sure else read
+                if not sure or dark[1] != "UNKNOWN":
+                    read = dark
         if self.rectified_plates and score >= RECTIFY_MIN_SCORE:
             read = self._rectified_read(crop, read)
         if self.blank_colours and _may_hold_an_emblem(read):
